@@ -1,0 +1,37 @@
+# cargo-shim: build, test, demo, chaos, bench, install.
+GO      ?= go
+PREFIX  ?= /usr/local
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X github.com/cargo-shim/cargo-shim/shim.Version=$(VERSION)
+
+.PHONY: build test demo chaos bench install clean
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/cargo ./cmd/cargo
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/cargo-shim ./cmd/cargo-shim
+
+# Unit tests, then the end-to-end suite (real cargo, loopback registry).
+test:
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 20m ./...
+
+demo: build
+	$(GO) run ./integration/cmd/demo
+
+chaos:
+	CARGO_SHIM_CHAOS=long $(GO) test -count=1 -timeout 60m -run 'Chaos' -v ./integration/
+
+bench: build
+	$(GO) run ./integration/cmd/bench
+
+# The drop-in goes into a directory of its own, so that putting it first on
+# PATH shadows cargo and nothing else.
+install: build
+	install -d $(DESTDIR)$(PREFIX)/lib/cargo-shim/bin $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 bin/cargo $(DESTDIR)$(PREFIX)/lib/cargo-shim/bin/cargo
+	install -m 0755 bin/cargo-shim $(DESTDIR)$(PREFIX)/bin/cargo-shim
+	@echo "cargo-shim installed. Put the drop-in first on PATH:"
+	@echo "  export PATH=\"$(PREFIX)/lib/cargo-shim/bin:\$$PATH\""
+
+clean:
+	rm -rf bin

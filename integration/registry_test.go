@@ -1,0 +1,209 @@
+package integration
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// CrateSpec describes a crate the test publishes to its loopback registry.
+type CrateSpec struct {
+	Name, Version string
+	// Files relative to the crate root; Cargo.toml is generated when absent.
+	Files map[string]string
+	// Manifest lines appended to the generated [package] table.
+	Extra string
+	Deps  []string // "name = \"=1.0.0\"" lines
+	Lib   string   // extra [lib] lines, e.g. `proc-macro = true`
+}
+
+func (c CrateSpec) Dir() string { return c.Name + "-" + c.Version }
+
+// tarball builds the .crate: a gzipped tar whose entries all start with
+// <name>-<version>/, with cargo package's fixed mtime.
+func (c CrateSpec) tarball() []byte {
+	files := map[string]string{}
+	for k, v := range c.Files {
+		files[k] = v
+	}
+	if _, ok := files["Cargo.toml"]; !ok {
+		var b strings.Builder
+		fmt.Fprintf(&b, "[package]\nname = %q\nversion = %q\nedition = \"2021\"\n%s\n", c.Name, c.Version, c.Extra)
+		if c.Lib != "" {
+			fmt.Fprintf(&b, "[lib]\n%s\n", c.Lib)
+		}
+		if len(c.Deps) > 0 {
+			b.WriteString("[dependencies]\n" + strings.Join(c.Deps, "\n") + "\n")
+		}
+		files["Cargo.toml"] = b.String()
+	}
+	names := make([]string, 0, len(files))
+	for k := range files {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(zw)
+	mtime := time.Unix(1153704088, 0)
+	dirs := map[string]bool{}
+	for _, n := range names {
+		parts := strings.Split(n, "/")
+		for i := 1; i < len(parts); i++ {
+			d := strings.Join(parts[:i], "/")
+			if !dirs[d] {
+				dirs[d] = true
+				tw.WriteHeader(&tar.Header{Name: c.Dir() + "/" + d + "/", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: mtime})
+			}
+		}
+		body := files[n]
+		tw.WriteHeader(&tar.Header{Name: c.Dir() + "/" + n, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(body)), ModTime: mtime})
+		tw.Write([]byte(body))
+	}
+	tw.Close()
+	zw.Close()
+	return buf.Bytes()
+}
+
+// Registry is a sparse registry served on 127.0.0.1 by the test itself.
+type Registry struct {
+	URL string // sparse+http://127.0.0.1:PORT/
+
+	mu        sync.Mutex
+	index     map[string][]string // lowercase name -> JSON lines
+	crates    map[string][]byte   // name-version -> .crate
+	downloads map[string]int
+	// dlDelay slows each .crate response down (mid-download kills).
+	dlDelay time.Duration
+	srv     *http.Server
+}
+
+func NewRegistry(t testing.TB) *Registry {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Registry{
+		URL:       fmt.Sprintf("sparse+http://%s/", ln.Addr()),
+		index:     map[string][]string{},
+		crates:    map[string][]byte{},
+		downloads: map[string]int{},
+	}
+	r.srv = &http.Server{Handler: r}
+	go r.srv.Serve(ln)
+	t.Cleanup(func() { r.srv.Close() })
+	return r
+}
+
+func (r *Registry) httpBase() string {
+	return strings.TrimPrefix(r.URL, "sparse+")
+}
+
+// Publish adds a crate version; it returns the .crate's sha256.
+func (r *Registry) Publish(c CrateSpec) string {
+	tb := c.tarball()
+	sum := sha256.Sum256(tb)
+	cksum := hex.EncodeToString(sum[:])
+	deps := []map[string]any{}
+	for _, d := range c.Deps {
+		name, req, _ := strings.Cut(d, "=")
+		deps = append(deps, map[string]any{
+			"name": strings.TrimSpace(name), "req": strings.Trim(strings.TrimSpace(req), `"`),
+			"features": []string{}, "optional": false, "default_features": true,
+			"target": nil, "kind": "normal",
+		})
+	}
+	line, _ := json.Marshal(map[string]any{
+		"name": c.Name, "vers": c.Version, "deps": deps, "cksum": cksum,
+		"features": map[string]any{}, "yanked": false,
+	})
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	key := strings.ToLower(c.Name)
+	r.index[key] = append(r.index[key], string(line))
+	r.crates[c.Dir()] = tb
+	return cksum
+}
+
+// Downloads returns how often each .crate was served.
+func (r *Registry) Downloads() map[string]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[string]int{}
+	for k, v := range r.downloads {
+		out[k] = v
+	}
+	return out
+}
+
+func (r *Registry) SetDownloadDelay(d time.Duration) {
+	r.mu.Lock()
+	r.dlDelay = d
+	r.mu.Unlock()
+}
+
+func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	p := strings.TrimPrefix(req.URL.Path, "/")
+	if p == "config.json" {
+		fmt.Fprintf(w, `{"dl": "%scrates/{crate}-{version}.crate"}`, r.httpBase())
+		return
+	}
+	if stem, ok := strings.CutPrefix(p, "crates/"); ok {
+		stem = strings.TrimSuffix(stem, ".crate")
+		r.mu.Lock()
+		tb, ok := r.crates[stem]
+		if ok {
+			r.downloads[stem]++
+		}
+		delay := r.dlDelay
+		r.mu.Unlock()
+		if !ok {
+			http.NotFound(w, req)
+			return
+		}
+		w.Header().Set("Content-Length", fmt.Sprint(len(tb)))
+		if delay > 0 {
+			// Half now, half later: a kill in between leaves a partial file.
+			w.Write(tb[:len(tb)/2])
+			w.(http.Flusher).Flush()
+			time.Sleep(delay)
+			w.Write(tb[len(tb)/2:])
+			return
+		}
+		w.Write(tb)
+		return
+	}
+	name := p[strings.LastIndex(p, "/")+1:]
+	r.mu.Lock()
+	lines := r.index[name]
+	r.mu.Unlock()
+	if len(lines) == 0 || indexPath(name) != p {
+		http.NotFound(w, req)
+		return
+	}
+	fmt.Fprint(w, strings.Join(lines, "\n")+"\n")
+}
+
+// indexPath is the sparse index layout: 1/x, 2/xy, 3/x/xyz, ab/cd/abcd...
+func indexPath(name string) string {
+	switch len(name) {
+	case 1:
+		return "1/" + name
+	case 2:
+		return "2/" + name
+	case 3:
+		return "3/" + name[:1] + "/" + name
+	}
+	return name[:2] + "/" + name[2:4] + "/" + name
+}

@@ -1,0 +1,238 @@
+package lockfile
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// The holder is a small process that owns a build's shared locks. The shim
+// execs cargo in its own process, so the locks must live somewhere that (a)
+// outlives the exec, (b) is not inherited by cargo, rustc, build scripts or a
+// daemon such as sccache they start, and (c) dies with cargo. A child process
+// that takes the locks itself (gofrs/flock keeps its descriptor private, so
+// the locks cannot be handed over) and exits when its parent pid — cargo after
+// the exec — exits, does all three. SIGKILL of the holder releases the locks:
+// a lock can never outlive every process that holds it.
+
+// HolderEnv marks a process started as a holder.
+const HolderEnv = "CARGO_SHIM_HOLDER"
+
+// IsHolder reports whether this process was started as a holder.
+func IsHolder() bool { return os.Getenv(HolderEnv) == "1" }
+
+// Holder is the shim's handle on its holder process.
+type Holder struct {
+	proc *os.Process
+	cmd  *os.File
+	resp *bufio.Reader
+}
+
+// StartHolder starts exe (a binary whose main calls RunHolder when IsHolder)
+// as a holder. It does not wait for the holder to be ready.
+func StartHolder(exe string) (*Holder, error) {
+	cmdR, cmdW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	respR, respW, err := os.Pipe()
+	if err != nil {
+		cmdR.Close()
+		cmdW.Close()
+		return nil, err
+	}
+	devnull, err := os.Open(os.DevNull)
+	if err != nil {
+		return nil, err
+	}
+	defer devnull.Close()
+	defer cmdR.Close()
+	defer respW.Close()
+	proc, err := os.StartProcess(exe, []string{"cargo-shim-holder"}, &os.ProcAttr{
+		Dir:   "/",
+		Env:   []string{HolderEnv + "=1"},
+		Files: []*os.File{cmdR, respW, devnull},
+		// Its own session: a Ctrl-C or a signal to cargo's process group
+		// must not release the locks before cargo itself has exited.
+		Sys: &syscall.SysProcAttr{Setsid: true},
+	})
+	if err != nil {
+		cmdW.Close()
+		respR.Close()
+		return nil, err
+	}
+	return &Holder{proc: proc, cmd: cmdW, resp: bufio.NewReader(respR)}, nil
+}
+
+// Pid of the holder process.
+func (h *Holder) Pid() int { return h.proc.Pid }
+
+// Lock asks the holder to take shared locks on paths (sorted, de-duplicated)
+// and waits until it has them. timeout 0 waits forever. waiting is called
+// with the path the holder is blocked on after about a second.
+func (h *Holder) Lock(paths []string, timeout time.Duration, waiting func(path string)) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "lock %d\n", timeout.Nanoseconds())
+	for _, p := range SortPaths(paths) {
+		if strings.ContainsAny(p, "\n") {
+			return fmt.Errorf("lock path contains a newline: %q", p)
+		}
+		b.WriteString(p)
+		b.WriteByte('\n')
+	}
+	b.WriteByte('\n')
+	if _, err := io.WriteString(h.cmd, b.String()); err != nil {
+		return fmt.Errorf("holder: %w", err)
+	}
+	for {
+		line, err := h.resp.ReadString('\n')
+		if err != nil {
+			return fmt.Errorf("holder exited: %w", err)
+		}
+		line = strings.TrimSuffix(line, "\n")
+		verb, rest, _ := strings.Cut(line, " ")
+		switch verb {
+		case "ok":
+			return nil
+		case "waiting":
+			if waiting != nil {
+				waiting(rest)
+			}
+		case "timeout":
+			return &os.PathError{Op: "lock", Path: rest, Err: context.DeadlineExceeded}
+		default:
+			return errors.New("holder: " + rest)
+		}
+	}
+}
+
+// Release asks the holder to drop every lock it holds, and waits for it.
+func (h *Holder) Release() error {
+	if _, err := io.WriteString(h.cmd, "release\n"); err != nil {
+		return err
+	}
+	line, err := h.resp.ReadString('\n')
+	if err != nil || line != "released\n" {
+		return fmt.Errorf("holder: release: %q %v", line, err)
+	}
+	return nil
+}
+
+// Hold tells the holder to keep its locks until this process — about to be
+// replaced by cargo through exec — exits. Nothing may be asked of it after.
+func (h *Holder) Hold() error {
+	_, err := io.WriteString(h.cmd, "hold\n")
+	h.cmd.Close()
+	return err
+}
+
+// Stop ends the holder, releasing whatever it holds.
+func (h *Holder) Stop() {
+	h.cmd.Close()
+	_ = h.proc.Kill()
+	_, _ = h.proc.Wait()
+}
+
+// RunHolder is the holder's main: it reads commands on stdin and answers on
+// stdout. It returns the exit code.
+func RunHolder() int {
+	parent := os.Getppid()
+	in := bufio.NewReader(os.Stdin)
+	out := os.Stdout
+	var held *Set
+	for {
+		line, err := in.ReadString('\n')
+		if err != nil {
+			// The shim died or gave up on us: dying releases everything.
+			return 0
+		}
+		verb, arg, _ := strings.Cut(strings.TrimSuffix(line, "\n"), " ")
+		switch verb {
+		case "lock":
+			ns, _ := strconv.ParseInt(arg, 10, 64)
+			var paths []string
+			for {
+				p, err := in.ReadString('\n')
+				if err != nil {
+					return 0
+				}
+				if p == "\n" {
+					break
+				}
+				paths = append(paths, strings.TrimSuffix(p, "\n"))
+			}
+			ctx := context.Background()
+			cancel := func() {}
+			if ns > 0 {
+				ctx, cancel = context.WithTimeout(ctx, time.Duration(ns))
+			}
+			s, err := AcquireSet(ctx, paths, Shared, Options{Waiting: func(p string) {
+				fmt.Fprintf(out, "waiting %s\n", p)
+			}})
+			cancel()
+			var pe *os.PathError
+			switch {
+			case err == nil:
+				if held != nil {
+					held.Release()
+				}
+				held = s
+				fmt.Fprintln(out, "ok")
+			case errors.Is(err, context.DeadlineExceeded) && errors.As(err, &pe):
+				fmt.Fprintf(out, "timeout %s\n", pe.Path)
+			default:
+				fmt.Fprintf(out, "error %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
+			}
+		case "release":
+			if held != nil {
+				held.Release()
+				held = nil
+			}
+			fmt.Fprintln(out, "released")
+		case "hold":
+			if held != nil {
+				held.Touch(time.Now(), time.Hour)
+			}
+			waitForExit(parent)
+			return 0
+		default:
+			fmt.Fprintf(out, "error unknown command %q\n", verb)
+		}
+	}
+}
+
+// waitForExit returns when process pid, our parent, has exited. A pidfd
+// wakes us exactly at exit; after opening it, the parent check rules out a
+// recycled pid (had the parent already died we would have been reparented).
+func waitForExit(pid int) {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err == nil {
+		defer unix.Close(fd)
+		if os.Getppid() != pid {
+			return
+		}
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		for {
+			_, err := unix.Poll(fds, -1)
+			if err == nil {
+				return
+			}
+			if !errors.Is(err, unix.EINTR) {
+				break
+			}
+		}
+	}
+	// Kernels without pidfd (< 5.3): poll for reparenting.
+	for os.Getppid() == pid {
+		time.Sleep(100 * time.Millisecond)
+	}
+}

@@ -1,0 +1,286 @@
+package lockfile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"syscall"
+	"time"
+
+	"github.com/gofrs/flock"
+	"golang.org/x/sys/unix"
+)
+
+// Mode is how a lock is held.
+type Mode int
+
+const (
+	// Shared: a build uses the crate. Any number of holders.
+	Shared Mode = iota
+	// Exclusive: the crate is being repaired or removed.
+	Exclusive
+)
+
+func (m Mode) String() string {
+	if m == Exclusive {
+		return "exclusive"
+	}
+	return "shared"
+}
+
+// ErrBusy is returned by Try when another process holds a conflicting lock.
+var ErrBusy = errors.New("lock is held by another process")
+
+// IsBusy reports whether err says the lock was held elsewhere.
+func IsBusy(err error) bool { return errors.Is(err, ErrBusy) }
+
+// Lock is one held lock.
+type Lock struct {
+	f    *flock.Flock
+	mode Mode
+}
+
+// Path is the lock file's path.
+func (l *Lock) Path() string { return l.f.Path() }
+
+// Mode is how it is held.
+func (l *Lock) Mode() Mode { return l.mode }
+
+// Release drops the lock and closes its descriptor.
+func (l *Lock) Release() error {
+	if l == nil || l.f == nil {
+		return nil
+	}
+	return l.f.Unlock()
+}
+
+// Stat describes the locked file (fstat of the held descriptor).
+func (l *Lock) Stat() (fs.FileInfo, error) { return l.f.Stat() }
+
+// openFlags: read-only is enough for flock and lets any uid lock a file another
+// uid created; O_NOFOLLOW so a planted symlink never redirects a lock out of the
+// registry (Go adds O_CLOEXEC itself, so descriptors never leak into cargo).
+const openFlags = os.O_RDONLY | os.O_CREATE | syscall.O_NOFOLLOW
+
+// filePerm lets every runner uid open (and so lock) a lock file; umask is
+// corrected after creation because flock needs only read access but a later
+// utimes by another uid needs write access.
+const filePerm = 0o666
+
+// Options tune a blocking acquisition.
+type Options struct {
+	// Waiting is called once when the lock could not be taken at once and the
+	// caller has waited Patience already (cargo's "Blocking waiting for ...").
+	Waiting func(path string)
+	// Patience before Waiting is called; default 1s.
+	Patience time.Duration
+}
+
+// Try takes the lock without waiting; ErrBusy when it is held elsewhere.
+func Try(path string, mode Mode) (*Lock, error) {
+	return acquire(context.Background(), path, mode, false, Options{})
+}
+
+// Acquire takes the lock, waiting until ctx is done. On a cancelled or
+// expired ctx the error wraps ctx.Err().
+func Acquire(ctx context.Context, path string, mode Mode, opt Options) (*Lock, error) {
+	return acquire(ctx, path, mode, true, opt)
+}
+
+func acquire(ctx context.Context, path string, mode Mode, wait bool, opt Options) (*Lock, error) {
+	if opt.Patience == 0 {
+		opt.Patience = time.Second
+	}
+	start := time.Now()
+	warned := false
+	delay := time.Millisecond
+	for {
+		l, err := tryOnce(path, mode)
+		if err == nil {
+			return l, nil
+		}
+		if !IsBusy(err) || !wait {
+			return nil, err
+		}
+		if !warned && opt.Waiting != nil && time.Since(start) >= opt.Patience {
+			warned = true
+			opt.Waiting(path)
+		}
+		// flock(2) has no timeout and a blocked flock cannot be interrupted
+		// portably from Go, so waiting is a poll with capped backoff.
+		select {
+		case <-ctx.Done():
+			return nil, &fs.PathError{Op: "lock", Path: path, Err: ctx.Err()}
+		case <-time.After(delay):
+		}
+		if delay < 50*time.Millisecond {
+			delay *= 2
+		}
+	}
+}
+
+// tryOnce takes the lock on the file at path, then checks the path still names
+// that file: a lock file replaced or removed between open and flock would let
+// two holders believe they hold "the" lock.
+func tryOnce(path string, mode Mode) (*Lock, error) {
+	for attempt := 0; ; attempt++ {
+		f := flock.New(path, flock.SetFlag(openFlags), flock.SetPermissions(filePerm))
+		var ok bool
+		var err error
+		if mode == Exclusive {
+			ok, err = f.TryLock()
+		} else {
+			ok, err = f.TryRLock()
+		}
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				if mkErr := mkdirShared(filepath.Dir(path)); mkErr != nil {
+					return nil, &fs.PathError{Op: "lock", Path: path, Err: mkErr}
+				}
+				if attempt < 3 {
+					continue
+				}
+			}
+			if errors.Is(err, syscall.ELOOP) {
+				err = fmt.Errorf("lock file is a symlink, refusing to follow it: %w", err)
+			}
+			return nil, &fs.PathError{Op: "lock", Path: path, Err: unwrapPathErr(err)}
+		}
+		if !ok {
+			return nil, &fs.PathError{Op: "lock", Path: path, Err: ErrBusy}
+		}
+		held, err := f.Stat()
+		if err != nil {
+			f.Unlock()
+			return nil, &fs.PathError{Op: "lock", Path: path, Err: err}
+		}
+		now, err := os.Lstat(path)
+		if err != nil || !os.SameFile(held, now) {
+			f.Unlock()
+			if attempt < 10 {
+				continue
+			}
+			return nil, &fs.PathError{Op: "lock", Path: path, Err: errors.New("lock file keeps being replaced")}
+		}
+		if held.Mode().Perm()&filePerm != filePerm {
+			fixPerm(path, held)
+		}
+		return &Lock{f: f, mode: mode}, nil
+	}
+}
+
+func unwrapPathErr(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// fixPerm widens a freshly created lock file to 0666 when we own it (our umask
+// narrowed it). Opened with O_NOFOLLOW and compared to the locked file, so a
+// swapped path is never chmodded.
+func fixPerm(path string, held fs.FileInfo) {
+	st, ok := held.Sys().(*syscall.Stat_t)
+	if !ok || int(st.Uid) != os.Geteuid() {
+		return
+	}
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	defer unix.Close(fd)
+	var cur unix.Stat_t
+	if unix.Fstat(fd, &cur) != nil || cur.Ino != st.Ino || cur.Dev != st.Dev {
+		return
+	}
+	_ = unix.Fchmod(fd, filePerm)
+}
+
+// mkdirShared creates dir (and parents) so that every runner uid can create
+// lock files in it, whatever the umask.
+func mkdirShared(dir string) error {
+	// Stat, not Lstat: the registry itself may be a symlink or a bind mount.
+	if fi, err := os.Stat(dir); err == nil {
+		if !fi.IsDir() {
+			return fmt.Errorf("%s is not a directory", dir)
+		}
+		return nil
+	}
+	if err := mkdirShared(filepath.Dir(dir)); err != nil {
+		return err
+	}
+	if err := os.Mkdir(dir, 0o777); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	} else if err == nil {
+		_ = os.Chmod(dir, 0o777)
+	}
+	return nil
+}
+
+// Set is a group of locks taken in one order.
+type Set struct {
+	locks []*Lock
+}
+
+// SortPaths sorts and de-duplicates lock paths: the one global order every
+// process takes locks in, so that two sets can never wait on each other.
+func SortPaths(paths []string) []string {
+	out := append([]string(nil), paths...)
+	sort.Strings(out)
+	j := 0
+	for i, p := range out {
+		if i == 0 || p != out[j-1] {
+			out[j] = p
+			j++
+		}
+	}
+	return out[:j]
+}
+
+// AcquireSet takes every path in sorted order. On error the locks already
+// taken are released and none is held.
+func AcquireSet(ctx context.Context, paths []string, mode Mode, opt Options) (*Set, error) {
+	s := &Set{}
+	for _, p := range SortPaths(paths) {
+		l, err := Acquire(ctx, p, mode, opt)
+		if err != nil {
+			s.Release()
+			return nil, err
+		}
+		s.locks = append(s.locks, l)
+	}
+	return s, nil
+}
+
+// Locks lists the held locks in acquisition order.
+func (s *Set) Locks() []*Lock { return s.locks }
+
+// Release drops every lock of the set.
+func (s *Set) Release() error {
+	var first error
+	for i := len(s.locks) - 1; i >= 0; i-- {
+		if err := s.locks[i].Release(); err != nil && first == nil {
+			first = err
+		}
+	}
+	s.locks = nil
+	return first
+}
+
+// Touch sets the mtime of each lock file to now when it is older than
+// minAge: the lock file's mtime is a crate's "last used" for gc, and
+// throttling keeps a warm run from writing 400 inodes every time.
+func (s *Set) Touch(now time.Time, minAge time.Duration) {
+	for _, l := range s.locks {
+		fi, err := l.Stat()
+		if err != nil || now.Sub(fi.ModTime()) < minAge {
+			continue
+		}
+		_ = os.Chtimes(l.Path(), now, now)
+	}
+}

@@ -1,0 +1,309 @@
+package shim
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Level is how much a check looks at.
+type Level int
+
+const (
+	// Fast compares recorded directory, marker and tarball stamps (default).
+	Fast Level = iota
+	// Files also lstats every file of the tarball.
+	Files
+	// Deep re-reads the tarball and compares every file's content.
+	Deep
+)
+
+func (l Level) String() string {
+	return [...]string{"fast", "files", "deep"}[l]
+}
+
+// ParseLevel reads a CARGO_SHIM_VERIFY value.
+func ParseLevel(s string) (Level, error) {
+	switch s {
+	case "", "fast":
+		return Fast, nil
+	case "files":
+		return Files, nil
+	case "deep":
+		return Deep, nil
+	}
+	return Fast, fmt.Errorf("unknown verification level %q (want fast, files or deep)", s)
+}
+
+// Verdict is what a check concluded about one instance.
+type Verdict int
+
+const (
+	Healthy Verdict = iota
+	// Cold: neither extracted nor cached; cargo will download it.
+	Cold
+	// Broken: the extraction or the tarball needs repair before cargo runs.
+	Broken
+)
+
+func (v Verdict) String() string {
+	return [...]string{"healthy", "cold", "broken"}[v]
+}
+
+// Finding is the result of checking one instance.
+type Finding struct {
+	Instance
+	Verdict Verdict
+	// Reason says what is wrong, in a few words ("src/lib.rs missing").
+	Reason string
+	// Problem is the path Reason is about.
+	Problem string
+
+	ExtractionOK   bool   // the extraction is complete (whatever the tarball)
+	TarballMissing bool   // no .crate beside a healthy extraction
+	TarballCorrupt error  // the .crate cannot be read to its end
+	TarballUnsafe  error  // the .crate has an entry cargo-shim will not extract
+	Mismatch       string // the .crate's sha256, when it differs from Cargo.lock
+
+	// manifest is a verified description of the extraction to record, or the
+	// trusted tarball's to repair from.
+	manifest *Manifest
+	trusted  bool // manifest came from a tarball whose sha256 matches Cargo.lock
+	fresh    bool // from a full check: worth recording, worth reporting
+}
+
+// Check looks at one instance. It takes no lock; callers decide what the
+// result is worth by what they hold.
+func (r Registry) Check(i Instance, level Level, offline bool) Finding {
+	if level < Deep {
+		if st, err := readState(r.StatePath(i), level >= Files); err == nil {
+			if f, sure := r.fastCheck(i, st, level); sure {
+				return f
+			}
+		}
+	}
+	return r.fullCheck(i, level, offline)
+}
+
+// fastCheck trusts the record while every stamp still matches it. sure is
+// false when something changed and only a full check can tell.
+func (r Registry) fastCheck(i Instance, s *State, level Level) (f Finding, sure bool) {
+	f = Finding{Instance: i}
+	root := r.Extraction(i)
+	var st unix.Stat_t
+	racy := s.Recorded - racyWindow.Nanoseconds()
+	for _, d := range s.Dirs {
+		p := root
+		if d.Rel != "." {
+			p = filepath.Join(root, filepath.FromSlash(d.Rel))
+		}
+		if err := unix.Lstat(p, &st); err != nil {
+			if errors.Is(err, unix.ENOENT) && d.Rel != "." {
+				f.broken(d.Rel+"/ missing", p)
+				return f, true
+			}
+			return f, false
+		}
+		if st.Ino != d.Ino || st.Mtim.Nano() != d.Mtime || st.Ctim.Nano() != d.Ctime || d.Ctime >= racy {
+			return f, false
+		}
+	}
+	mp := filepath.Join(root, markerName)
+	if err := unix.Lstat(mp, &st); err != nil {
+		return f, false
+	}
+	if st.Size != int64(len(marker)) || st.Ino != s.Marker.Ino || st.Mtim.Nano() != s.Marker.Mtime {
+		return f, false
+	}
+	if err := unix.Lstat(r.Tarball(i), &st); err != nil {
+		if !errors.Is(err, unix.ENOENT) {
+			return f, false
+		}
+		f.TarballMissing = true
+	} else if s.Tarball == nil || stampOf(&st) != *s.Tarball {
+		return f, false
+	}
+	if level >= Files {
+		for _, fe := range s.Files {
+			p := filepath.Join(root, filepath.FromSlash(fe.Path))
+			if err := unix.Lstat(p, &st); err != nil {
+				f.broken(fe.Path+" missing", p)
+				return f, true
+			}
+			if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size != fe.Size {
+				f.broken(fmt.Sprintf("%s has %d bytes, want %d", fe.Path, st.Size, fe.Size), p)
+				return f, true
+			}
+		}
+	}
+	f.ExtractionOK = true
+	return f, true
+}
+
+func (f *Finding) broken(reason, p string) {
+	if f.Verdict != Broken {
+		f.Verdict, f.Reason, f.Problem = Broken, reason, p
+	}
+}
+
+// fullCheck verifies the extraction against the tarball (or the recorded
+// file list when the tarball is gone) and reads the whole tarball.
+func (r Registry) fullCheck(i Instance, level Level, offline bool) Finding {
+	f := Finding{Instance: i, fresh: true}
+	root := r.Extraction(i)
+	tb := r.Tarball(i)
+
+	var m *Manifest
+	tbInfo, tbErr := os.Lstat(tb)
+	switch {
+	case tbErr != nil:
+		f.TarballMissing = true
+	case !tbInfo.Mode().IsRegular():
+		f.TarballUnsafe = fmt.Errorf("%s is not a regular file", tb)
+	default:
+		var err error
+		m, err = ReadManifest(tb, i.Crate)
+		switch {
+		case errors.Is(err, ErrCorrupt):
+			f.TarballCorrupt = err
+		case errors.Is(err, ErrUnsafe):
+			f.TarballUnsafe = err
+		case err != nil:
+			f.TarballCorrupt = nil
+			f.broken("tarball unreadable: "+err.Error(), tb)
+		case i.Checksum != "" && m.SHA256 != i.Checksum:
+			f.Mismatch = m.SHA256
+		default:
+			f.trusted = true
+		}
+	}
+	if m == nil || f.Mismatch != "" {
+		if st, err := readState(r.StatePath(i), true); err == nil && st.hasFiles && (m == nil || st.SHA256 == m.SHA256) {
+			m = &Manifest{SHA256: st.SHA256, Files: st.Files, Dirs: dirsOf(st.Files)}
+			f.trusted = i.Checksum == "" || st.SHA256 == i.Checksum
+		}
+	}
+	f.manifest = m
+
+	rootInfo, err := os.Lstat(root)
+	if err != nil {
+		switch {
+		case f.TarballCorrupt != nil:
+			f.broken("tarball truncated or corrupt", tb)
+		case m != nil && !f.TarballMissing:
+			f.broken("not extracted", root)
+		default:
+			f.Verdict = Cold
+		}
+		return f
+	}
+	if !rootInfo.IsDir() {
+		f.broken("extraction is not a directory", root)
+		return f
+	}
+	mp := filepath.Join(root, markerName)
+	got, err := readSmall(mp)
+	switch {
+	case err != nil:
+		f.broken("marker missing", mp)
+	case string(got) != marker:
+		f.broken(fmt.Sprintf("marker is %q, want %q", got, marker), mp)
+	case m != nil:
+		r.compareFiles(&f, root, m, level)
+	}
+	if f.Verdict != Broken {
+		f.ExtractionOK = true
+		// A truncated tarball under a healthy extraction is harmless to
+		// cargo (it unpacks nothing) and needed offline (a missing .crate
+		// fails --offline), so it is repaired only when cargo can download.
+		if f.TarballCorrupt != nil && !offline {
+			f.broken("tarball truncated or corrupt", tb)
+		}
+	}
+	return f
+}
+
+func readSmall(p string) ([]byte, error) {
+	fd, err := os.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer fd.Close()
+	return io.ReadAll(io.LimitReader(fd, 64))
+}
+
+// compareFiles reports the first file of m missing or of another size, naming
+// the highest missing directory rather than each file under it.
+func (r Registry) compareFiles(f *Finding, root string, m *Manifest, level Level) {
+	missingDir := map[string]bool{}
+	var st unix.Stat_t
+	for _, d := range m.Dirs {
+		if d == "." || missingDir[path.Dir(d)] {
+			if d != "." {
+				missingDir[d] = true
+			}
+			continue
+		}
+		p := filepath.Join(root, filepath.FromSlash(d))
+		if err := unix.Lstat(p, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			missingDir[d] = true
+			f.broken(d+"/ missing", p)
+			return
+		}
+	}
+	for _, fe := range m.Files {
+		p := filepath.Join(root, filepath.FromSlash(fe.Path))
+		if err := unix.Lstat(p, &st); err != nil {
+			f.broken(fe.Path+" missing", p)
+			return
+		}
+		if st.Mode&unix.S_IFMT != unix.S_IFREG {
+			f.broken(fe.Path+" is not a regular file", p)
+			return
+		}
+		if st.Size != fe.Size {
+			f.broken(fmt.Sprintf("%s has %d bytes, want %d", fe.Path, st.Size, fe.Size), p)
+			return
+		}
+	}
+	if level == Deep && f.trusted && f.Mismatch == "" && !f.TarballMissing {
+		r.compareContents(f, root)
+	}
+}
+
+// compareContents re-reads the tarball and compares each file byte for byte.
+func (r Registry) compareContents(f *Finding, root string) {
+	tb := r.Tarball(f.Instance)
+	_ = walkTarball(tb, f.Crate, func(e FileEntry, body io.Reader) error {
+		p := filepath.Join(root, filepath.FromSlash(e.Path))
+		have, err := os.ReadFile(p)
+		if err != nil {
+			f.broken(e.Path+" unreadable: "+err.Error(), p)
+			return io.EOF
+		}
+		want, err := io.ReadAll(body)
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(have, want) {
+			f.broken(e.Path+" differs from the tarball", p)
+			return io.EOF
+		}
+		return nil
+	}, func(string) {})
+}
+
+// describe renders a finding for messages: "src/lib.rs missing".
+func (f Finding) describe() string {
+	if f.Reason != "" {
+		return f.Reason
+	}
+	return strings.ToLower(f.Verdict.String())
+}

@@ -1,0 +1,115 @@
+package shim
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// LogMode is CARGO_SHIM_LOG.
+type LogMode int
+
+const (
+	LogInfo LogMode = iota
+	LogQuiet
+	LogDebug
+	LogJSON
+)
+
+func ParseLogMode(s string) (LogMode, error) {
+	switch s {
+	case "", "info":
+		return LogInfo, nil
+	case "quiet":
+		return LogQuiet, nil
+	case "debug":
+		return LogDebug, nil
+	case "json":
+		return LogJSON, nil
+	}
+	return LogInfo, fmt.Errorf("unknown log mode %q (want quiet, info, debug or json)", s)
+}
+
+// Logger writes cargo-style status lines to stderr: a right-aligned verb,
+// green for progress, yellow "warning:" and red "error:" prefixes.
+type Logger struct {
+	W     io.Writer
+	Mode  LogMode
+	Color bool
+}
+
+// NewLogger honours CARGO_TERM_COLOR (always, never, auto) and NO_COLOR.
+func NewLogger(w *os.File, mode LogMode, getenv Getenv) *Logger {
+	l := &Logger{W: w, Mode: mode}
+	switch strings.ToLower(getenv("CARGO_TERM_COLOR")) {
+	case "always":
+		l.Color = true
+	case "never":
+		l.Color = false
+	default:
+		_, err := unix.IoctlGetTermios(int(w.Fd()), unix.TCGETS)
+		l.Color = err == nil && getenv("NO_COLOR") == "" && getenv("TERM") != "dumb"
+	}
+	return l
+}
+
+func (l *Logger) paint(code, s string) string {
+	if !l.Color {
+		return s
+	}
+	return "\x1b[" + code + "m" + s + "\x1b[0m"
+}
+
+func (l *Logger) json(level, verb, msg string) {
+	b, _ := json.Marshal(map[string]string{
+		"time": time.Now().UTC().Format(time.RFC3339Nano), "level": level, "verb": verb, "msg": msg,
+	})
+	fmt.Fprintf(l.W, "%s\n", b)
+}
+
+// Status prints "   Repairing fnv v1.0.7 (src/lib.rs missing)".
+func (l *Logger) Status(verb, msg string) {
+	switch l.Mode {
+	case LogQuiet:
+	case LogJSON:
+		l.json("info", verb, msg)
+	default:
+		fmt.Fprintf(l.W, "%s %s\n", l.paint("1;32", fmt.Sprintf("%12s", verb)), msg)
+	}
+}
+
+// Warn prints "warning: cargo-shim: ..." (also in quiet mode: a warning
+// always means something the user should act on).
+func (l *Logger) Warn(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if l.Mode == LogJSON {
+		l.json("warning", "", msg)
+		return
+	}
+	fmt.Fprintf(l.W, "%s cargo-shim: %s\n", l.paint("1;33", "warning:"), msg)
+}
+
+// Error prints "error: cargo-shim: ...".
+func (l *Logger) Error(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if l.Mode == LogJSON {
+		l.json("error", "", msg)
+		return
+	}
+	fmt.Fprintf(l.W, "%s cargo-shim: %s\n", l.paint("1;31", "error:"), msg)
+}
+
+// Debug prints only with CARGO_SHIM_LOG=debug (or json).
+func (l *Logger) Debug(format string, args ...any) {
+	switch l.Mode {
+	case LogDebug:
+		fmt.Fprintf(l.W, "%s %s\n", l.paint("2", fmt.Sprintf("%12s", "[cargo-shim]")), fmt.Sprintf(format, args...))
+	case LogJSON:
+		l.json("debug", "", fmt.Sprintf(format, args...))
+	}
+}

@@ -1,0 +1,228 @@
+package shim
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Action is what a repair did, for messages: Verb is cargo-style.
+type Action struct {
+	Verb   string // "Repairing", "Extracting", "Removing"
+	Detail string
+	// Left is set when the crate is left broken (no trusted tarball to repair
+	// from and nothing provably broken to remove).
+	Left bool
+}
+
+const tmpPrefix = ".cargo-shim-tmp-"
+
+// Repair brings instance i back to a state cargo handles: complete, or
+// cleanly absent so that cargo downloads it. It must run under i's exclusive
+// lock, on a Finding taken under that lock. It never removes a readable
+// tarball and never removes an extraction not proven broken.
+func (r Registry) Repair(f Finding) (Action, error) {
+	i := f.Instance
+	root := r.Extraction(i)
+	tb := r.Tarball(i)
+	r.removeTemps(i)
+
+	var removedTarball bool
+	if f.TarballCorrupt != nil {
+		// Provably unreadable to its end: cargo would fail on it forever and
+		// never download it again while it is non-empty.
+		if err := os.Remove(tb); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return Action{}, fmt.Errorf("removing corrupt tarball %s of %s: %w", tb, i.Crate, err)
+		}
+		removedTarball = true
+		if f.ExtractionOK {
+			return Action{Verb: "Removing", Detail: fmt.Sprintf("truncated tarball of %s (%s); cargo will download it again", i.Crate, tb)}, nil
+		}
+	}
+
+	if f.ExtractionOK {
+		return Action{}, nil
+	}
+	if f.manifest != nil && f.trusted && !f.TarballMissing && !removedTarball {
+		m, err := r.reextract(i)
+		if err != nil {
+			return Action{}, err
+		}
+		_ = r.recordState(i, m)
+		if f.Reason == "not extracted" {
+			return Action{Verb: "Extracting", Detail: fmt.Sprintf("%s (cached, not extracted)", i.Crate)}, nil
+		}
+		return Action{Verb: "Repairing", Detail: fmt.Sprintf("%s (%s)", i.Crate, f.Reason)}, nil
+	}
+	// No tarball we trust: move the broken extraction aside so that cargo
+	// downloads (or, with a foreign tarball, unpacks) it afresh instead of
+	// trusting a marker over missing files.
+	if _, err := os.Lstat(root); err == nil {
+		if err := r.trash(root, i); err != nil {
+			return Action{}, err
+		}
+		os.Remove(r.StatePath(i))
+		why := f.Reason
+		if removedTarball {
+			why += ", tarball truncated"
+		}
+		return Action{Verb: "Removing", Detail: fmt.Sprintf("broken extraction of %s (%s); cargo will download it again", i.Crate, why)}, nil
+	}
+	if removedTarball {
+		return Action{Verb: "Removing", Detail: fmt.Sprintf("truncated tarball of %s (%s); cargo will download it again", i.Crate, tb)}, nil
+	}
+	return Action{Left: true, Detail: fmt.Sprintf("%s (%s): no trusted tarball to repair from", i.Crate, f.Reason)}, nil
+}
+
+// reextract unpacks the tarball into a temp dir beside the extraction and
+// swaps it in, so that the extraction path always names either the old
+// directory or a complete new one with its marker.
+func (r Registry) reextract(i Instance) (*Manifest, error) {
+	root := r.Extraction(i)
+	parent := filepath.Dir(root)
+	if err := os.MkdirAll(parent, 0o777); err != nil {
+		return nil, err
+	}
+	tmp := filepath.Join(parent, fmt.Sprintf("%s%s-%d", tmpPrefix, i.Dir(), os.Getpid()))
+	os.RemoveAll(tmp)
+	m, err := extract(r.Tarball(i), i.Crate, tmp)
+	if err != nil {
+		os.RemoveAll(tmp)
+		return nil, fmt.Errorf("extracting %s into %s: %w", r.Tarball(i), tmp, err)
+	}
+	if _, err := os.Lstat(root); err != nil {
+		if err := os.Rename(tmp, root); err != nil {
+			os.RemoveAll(tmp)
+			return nil, err
+		}
+		return m, nil
+	}
+	// Atomic exchange: no moment where the path is missing. Rename needs only
+	// the parent directory, so files another uid owns do not stop it.
+	err = unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, root, unix.RENAME_EXCHANGE)
+	if err != nil {
+		// Filesystems without RENAME_EXCHANGE: aside, then in.
+		old := tmp + "-old"
+		if err := os.Rename(root, old); err != nil {
+			os.RemoveAll(tmp)
+			return nil, err
+		}
+		if err := os.Rename(tmp, root); err != nil {
+			os.Rename(old, root)
+			os.RemoveAll(tmp)
+			return nil, err
+		}
+		tmp = old
+	}
+	if err := r.trash(tmp, i); err != nil {
+		return m, err
+	}
+	return m, nil
+}
+
+// trash renames a broken directory into registry/.cargo-shim/trash, to be
+// deleted later (gc, or the next repair), outside any path cargo reads.
+func (r Registry) trash(p string, i Instance) error {
+	dir := r.TrashDir()
+	if err := os.MkdirAll(dir, 0o777); err == nil {
+		dst := filepath.Join(dir, fmt.Sprintf("%s.%s.%d.%d", i.Regdir, i.Dir(), time.Now().UnixNano(), os.Getpid()))
+		if err := os.Rename(p, dst); err == nil {
+			return nil
+		}
+	}
+	// Another filesystem or an unwritable shim dir: it is proven broken and
+	// we hold its exclusive lock, so delete it in place.
+	if err := os.RemoveAll(p); err != nil {
+		return fmt.Errorf("removing broken %s of %s: %w", p, i.Crate, err)
+	}
+	return nil
+}
+
+// removeTemps deletes temp dirs a killed repair of i left. Safe: only a
+// repair creates them, and a repair of i holds i's exclusive lock, as we do.
+func (r Registry) removeTemps(i Instance) {
+	parent := filepath.Join(r.Root, "src", i.Regdir)
+	ents, err := os.ReadDir(parent)
+	if err != nil {
+		return
+	}
+	prefix := tmpPrefix + i.Dir() + "-"
+	for _, e := range ents {
+		if rest, ok := strings.CutPrefix(e.Name(), prefix); ok && isDigits(strings.TrimSuffix(rest, "-old")) {
+			os.RemoveAll(filepath.Join(parent, e.Name()))
+		}
+	}
+}
+
+func isDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// EmptyTrash deletes trash entries older than minAge and returns the bytes
+// freed. Entries it cannot delete (another uid's read-only dirs) stay.
+func (r Registry) EmptyTrash(minAge time.Duration) (freed int64, err error) {
+	ents, err := os.ReadDir(r.TrashDir())
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return 0, nil
+		}
+		return 0, err
+	}
+	for _, e := range ents {
+		p := filepath.Join(r.TrashDir(), e.Name())
+		if time.Since(trashedAt(e.Name(), p)) < minAge {
+			continue
+		}
+		n := DiskUsage(p)
+		if rerr := os.RemoveAll(p); rerr == nil {
+			freed += n
+		} else if err == nil {
+			err = rerr
+		}
+	}
+	return freed, err
+}
+
+// DiskUsage sums the sizes of the regular files under p (no links followed).
+func DiskUsage(p string) int64 {
+	var n int64
+	filepath.WalkDir(p, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+// trashedAt reads the time a trash entry was made from its name (a rename
+// keeps the directory's old mtime), falling back to its mtime.
+func trashedAt(name, p string) time.Time {
+	parts := strings.Split(name, ".")
+	if len(parts) >= 3 {
+		if ns, err := strconv.ParseInt(parts[len(parts)-2], 10, 64); err == nil {
+			return time.Unix(0, ns)
+		}
+	}
+	if fi, err := os.Lstat(p); err == nil {
+		return fi.ModTime()
+	}
+	return time.Time{}
+}

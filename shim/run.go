@@ -1,0 +1,366 @@
+package shim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cargo-shim/cargo-shim/lockfile"
+	"golang.org/x/sys/unix"
+)
+
+// ActiveEnv is set for the cargo a shim execs. A shim that sees it runs
+// under another shim's cargo (a build script calling cargo, cargo clippy
+// calling cargo check), whose holder has shared locks on the crates: such a
+// shim must never block on an exclusive lock, or the two would wait forever.
+const ActiveEnv = "CARGO_SHIM_ACTIVE"
+
+// exitError is cargo's exit code for its own errors.
+const exitError = 101
+
+// Main runs the drop-in `cargo`. It returns an exit code only when cargo
+// could not be exec'd.
+func Main(args []string) int {
+	if lockfile.IsHolder() {
+		return lockfile.RunHolder()
+	}
+	getenv := os.Getenv
+	cwd, _ := os.Getwd()
+	cfg, cfgErr := LoadConfig(getenv, cwd)
+	log := NewLogger(os.Stderr, cfg.Log, getenv)
+	self := resolvedSelf()
+
+	asReal := false
+	after := ""
+	if e := getenv(ExecedEnv); e != "" && sameExecutable(e, self) {
+		// Another shim found us on PATH and exec'd us as the real cargo.
+		asReal, after = true, self
+	}
+	real, err := FindRealCargo(cfg.RealCargo, getenv("PATH"), self, after)
+	if err != nil {
+		log.Error("%v", err)
+		return exitError
+	}
+	cmd := Classify(args)
+	env := cargoEnv(os.Environ(), real)
+	if cfg.Disable || asReal || cmd.Kind == PassThrough || cmd.Kind == Admin {
+		return execCargo(log, real, cmd, env, nil)
+	}
+	r := &Run{
+		Cfg:     cfg,
+		Reg:     Registry{Root: cfg.Registry},
+		Log:     log,
+		Cmd:     cmd,
+		Cwd:     cwd,
+		Self:    self,
+		Nested:  getenv(ActiveEnv) != "",
+		Offline: cmd.Offline || isTrue(getenv("CARGO_NET_OFFLINE")),
+	}
+	if cfgErr != nil {
+		if cfg.Strict {
+			log.Error("%v", cfgErr)
+			return exitError
+		}
+		log.Warn("%v; using defaults for those", cfgErr)
+	}
+	holder, err := r.Prepare()
+	if err != nil {
+		if cfg.Strict {
+			log.Error("%v (CARGO_SHIM_STRICT is set, so cargo was not run)", err)
+			if holder != nil {
+				holder.Stop()
+			}
+			return exitError
+		}
+		log.Warn("%v; running cargo without the shim's protection", err)
+	}
+	return execCargo(log, real, cmd, env, holder)
+}
+
+// cargoEnv is the environment cargo gets: the caller's, plus cargo's
+// automatic GC switched off (with many homes on one registry, a home whose
+// GC database is old deletes what other homes use; `cargo-shim gc` is the
+// lock-aware replacement) unless the user chose a frequency.
+func cargoEnv(environ []string, real string) []string {
+	env := append([]string(nil), environ...)
+	if os.Getenv("CARGO_CACHE_AUTO_CLEAN_FREQUENCY") == "" {
+		env = append(env, "CARGO_CACHE_AUTO_CLEAN_FREQUENCY=never")
+	}
+	env = append(env, ExecedEnv+"="+real, ActiveEnv+"=1")
+	return env
+}
+
+func sameExecutable(p, self string) bool {
+	if r, err := filepath.EvalSymlinks(p); err == nil {
+		p = r
+	}
+	return self != "" && p == self
+}
+
+// execCargo replaces this process with the real cargo. The holder, if any,
+// keeps the shared locks until cargo's process (this pid) exits.
+func execCargo(log *Logger, real string, cmd Command, env []string, holder *lockfile.Holder) int {
+	argv := []string{"cargo"}
+	if cmd.Toolchain != "" {
+		argv = append(argv, cmd.Toolchain)
+	}
+	argv = append(argv, cmd.Args...)
+	if holder != nil {
+		if err := holder.Hold(); err != nil {
+			log.Warn("lock holder: %v", err)
+		}
+	}
+	err := unix.Exec(real, argv, env)
+	if holder != nil {
+		holder.Stop()
+	}
+	log.Error("could not run %s: %v", real, err)
+	return exitError
+}
+
+// Run is one drop-in invocation's plan-lock-check-repair.
+type Run struct {
+	Cfg     Config
+	Reg     Registry
+	Log     *Logger
+	Cmd     Command
+	Cwd     string
+	Self    string
+	Nested  bool
+	Offline bool
+
+	names map[string]string // lock path -> "fnv v1.0.7"
+}
+
+// maxRounds bounds step 5's "something broke in between, go back to 4".
+const maxRounds = 3
+
+// Prepare is steps 2 to 5 of a run: plan, check, repair, pin. It returns the
+// holder that has the planned set locked shared (nil when there is nothing
+// to pin), to be kept through the exec.
+func (r *Run) Prepare() (*lockfile.Holder, error) {
+	if fi, err := os.Stat(r.Reg.Root); err != nil || !fi.IsDir() {
+		// A registry that does not exist yet: nothing to check or pin; cargo
+		// will create it.
+		return nil, nil
+	}
+	lockPath := FindCargoLock(r.Cwd, r.Cmd.ManifestPath)
+	if lockPath == "" {
+		return nil, r.checkAll()
+	}
+	crates, err := ReadCargoLock(lockPath)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the planned crates: %w", err)
+	}
+	if len(crates) == 0 {
+		return nil, nil
+	}
+	instances, lockPaths := r.plan(crates)
+	if len(lockPaths) == 0 {
+		return nil, nil
+	}
+	holder, err := lockfile.StartHolder(r.Self)
+	if err != nil {
+		return nil, fmt.Errorf("cannot start the lock holder: %w", err)
+	}
+	for round := 0; ; round++ {
+		if err := holder.Lock(lockPaths, r.Cfg.LockTimeout, r.waiting); err != nil {
+			holder.Stop()
+			return nil, r.lockError(err)
+		}
+		findings := r.checkAllOf(instances, r.Cfg.Verify)
+		var broken []Finding
+		for _, f := range findings {
+			if f.Verdict == Broken {
+				broken = append(broken, f)
+			}
+		}
+		if len(broken) == 0 || round == maxRounds {
+			if len(broken) > 0 {
+				r.Log.Warn("the registry kept changing while cargo-shim repaired it; %d crates left as they are (first: %s: %s)", len(broken), broken[0].Instance, broken[0].describe())
+			}
+			return holder, nil
+		}
+		// flock cannot upgrade shared to exclusive: release everything,
+		// repair one crate at a time, then pin again and re-check.
+		if err := holder.Release(); err != nil {
+			holder.Stop()
+			return nil, err
+		}
+		for _, f := range broken {
+			if err := r.repairOne(f.Instance); err != nil {
+				holder.Stop()
+				return nil, err
+			}
+		}
+	}
+}
+
+// plan locates each crate in every regdir that holds it. A crate no regdir
+// holds yet (cold) is locked under every regdir with an index, since that is
+// where cargo will put it.
+func (r *Run) plan(crates []Crate) ([]Instance, []string) {
+	regdirs := r.Reg.Regdirs()
+	var indexed []string
+	for _, d := range regdirs {
+		if _, err := os.Lstat(filepath.Join(r.Reg.Root, "index", d)); err == nil {
+			indexed = append(indexed, d)
+		}
+	}
+	r.names = map[string]string{}
+	var instances []Instance
+	var paths []string
+	for _, c := range crates {
+		found := r.Reg.Locate(c, regdirs)
+		instances = append(instances, found...)
+		if len(found) == 0 {
+			for _, d := range indexed {
+				found = append(found, Instance{Crate: c, Regdir: d})
+			}
+		}
+		for _, i := range found {
+			p := r.Reg.LockPath(i)
+			r.names[p] = i.Crate.String()
+			paths = append(paths, p)
+		}
+	}
+	return instances, paths
+}
+
+func (r *Run) waiting(path string) {
+	name := r.names[path]
+	if name == "" {
+		name = path
+	}
+	r.Log.Status("Blocking", fmt.Sprintf("waiting for lock on crate %s (held by another runner)", name))
+}
+
+func (r *Run) lockError(err error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		var pe *os.PathError
+		name := ""
+		if errors.As(err, &pe) {
+			name = r.names[pe.Path]
+		}
+		return fmt.Errorf("timed out after %s waiting for the lock on crate %s (CARGO_SHIM_LOCK_TIMEOUT)", r.Cfg.LockTimeout, name)
+	}
+	return fmt.Errorf("cannot lock the planned crates: %w", err)
+}
+
+// checkAllOf checks instances in parallel and records the state of those
+// whose full check passed. It runs under the holder's shared locks, so no
+// repair can change what it records.
+func (r *Run) checkAllOf(instances []Instance, level Level) []Finding {
+	out := make([]Finding, len(instances))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	workers := runtime.GOMAXPROCS(0)
+	if workers > len(instances) {
+		workers = len(instances)
+	}
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				n := int(next.Add(1) - 1)
+				if n >= len(instances) {
+					return
+				}
+				f := r.Reg.Check(instances[n], level, r.Offline)
+				if f.ExtractionOK && f.manifest != nil && f.fresh {
+					if err := r.Reg.recordState(f.Instance, f.manifest); err != nil {
+						r.Log.Debug("cannot record state of %s: %v", f.Instance, err)
+					}
+				}
+				out[n] = f
+			}
+		}()
+	}
+	wg.Wait()
+	for _, f := range out {
+		if f.Mismatch != "" && f.fresh {
+			r.Log.Warn("%s: sha256 of %s is %s, Cargo.lock says %s; kept (it may come from another registry)", f.Crate, r.Reg.Tarball(f.Instance), f.Mismatch, f.Checksum)
+		}
+		if f.TarballUnsafe != nil && f.fresh {
+			r.Log.Warn("%s: %v", f.Crate, f.TarballUnsafe)
+		}
+		if f.TarballMissing && f.ExtractionOK && r.Offline {
+			r.Log.Warn("%s is extracted but its tarball %s is missing; cargo --offline needs it: run once online, or copy the .crate there", f.Crate, r.Reg.Tarball(f.Instance))
+		}
+	}
+	return out
+}
+
+// repairOne is step 4 for one crate: exclusive lock, check again, repair.
+// It never blocks while holding another lock; a nested shim never blocks.
+func (r *Run) repairOne(i Instance) error {
+	path := r.Reg.LockPath(i)
+	var lk *lockfile.Lock
+	var err error
+	if r.Nested {
+		lk, err = lockfile.Try(path, lockfile.Exclusive)
+		if lockfile.IsBusy(err) {
+			r.Log.Debug("%s is in use by the build that runs us; not repairing it", i)
+			return nil
+		}
+	} else {
+		ctx, cancel := r.lockContext()
+		lk, err = lockfile.Acquire(ctx, path, lockfile.Exclusive, lockfile.Options{Waiting: func(string) {
+			r.Log.Status("Blocking", fmt.Sprintf("waiting for lock on crate %s (in use by another runner)", i.Crate))
+		}})
+		cancel()
+	}
+	if err != nil {
+		return r.lockError(err)
+	}
+	defer lk.Release()
+	f := r.Reg.fullCheck(i, Files, r.Offline)
+	if f.Verdict != Broken {
+		return nil
+	}
+	act, err := r.Reg.Repair(f)
+	if err != nil {
+		return fmt.Errorf("repairing %s: %w", i, err)
+	}
+	switch {
+	case act.Left:
+		r.Log.Warn("cannot repair %s", act.Detail)
+	case act.Verb != "":
+		r.Log.Status(act.Verb, act.Detail)
+	}
+	if _, err := r.Reg.EmptyTrash(time.Minute); err != nil {
+		r.Log.Debug("trash: %v", err)
+	}
+	return nil
+}
+
+func (r *Run) lockContext() (context.Context, context.CancelFunc) {
+	if r.Cfg.LockTimeout == 0 {
+		return context.WithCancel(context.Background())
+	}
+	return context.WithTimeout(context.Background(), r.Cfg.LockTimeout)
+}
+
+// checkAll is the run without a Cargo.lock: every extraction in the registry
+// is checked and repaired, none is pinned (the plan is not known yet).
+func (r *Run) checkAll() error {
+	all := r.Reg.AllInstances()
+	findings := r.checkAllOf(all, r.Cfg.Verify)
+	sort.Slice(findings, func(a, b int) bool { return r.Reg.LockPath(findings[a].Instance) < r.Reg.LockPath(findings[b].Instance) })
+	for _, f := range findings {
+		if f.Verdict == Broken {
+			if err := r.repairOne(f.Instance); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
