@@ -145,10 +145,11 @@ func tryOnce(path string, mode Mode) (*Lock, error) {
 					continue
 				}
 			}
+			err = unwrapPathErr(err)
 			if errors.Is(err, syscall.ELOOP) {
 				err = fmt.Errorf("lock file is a symlink, refusing to follow it: %w", err)
 			}
-			return nil, &fs.PathError{Op: "lock", Path: path, Err: unwrapPathErr(err)}
+			return nil, &fs.PathError{Op: "lock", Path: path, Err: err}
 		}
 		if !ok {
 			return nil, &fs.PathError{Op: "lock", Path: path, Err: ErrBusy}
