@@ -73,7 +73,9 @@ func TestDamageBetweenRuns(t *testing.T) {
 		{name: "marker-empty", plain: plainPasses, wantShim: `Repairing flat v1\.0\.0 \(marker is ""`,
 			damage: func(t *testing.T, w *World) { writeFile(t, filepath.Join(w.Extraction("flat-1.0.0"), ".cargo-ok"), "") }},
 		{name: "marker-ok", plain: plainPasses, wantShim: `Repairing flat v1\.0\.0 \(marker is "ok"`,
-			damage: func(t *testing.T, w *World) { writeFile(t, filepath.Join(w.Extraction("flat-1.0.0"), ".cargo-ok"), "ok") }},
+			damage: func(t *testing.T, w *World) {
+				writeFile(t, filepath.Join(w.Extraction("flat-1.0.0"), ".cargo-ok"), "ok")
+			}},
 		{name: "marker-missing", plain: plainPasses, wantShim: `Repairing flat v1\.0\.0 \(marker missing\)`,
 			damage: func(t *testing.T, w *World) { rm(t, filepath.Join(w.Extraction("flat-1.0.0"), ".cargo-ok")) }},
 		{name: "extraction-removed-offline", plain: plainPasses, offline: true, wantShim: `Extracting pmacro v0\.1\.5 \(cached, not extracted\)`,
@@ -87,7 +89,7 @@ func TestDamageBetweenRuns(t *testing.T) {
 			}},
 		{name: "tarball-garbage-appended", plain: plainPasses, tarballStays: true,
 			wantShim: `warning: cargo-shim: flat v1\.0\.0: sha256 of .*flat-1\.0\.0\.crate is [0-9a-f]{64}, Cargo\.lock says`,
-			damage: func(t *testing.T, w *World) { appendGarbage(t, w.Tarball("flat-1.0.0")) }},
+			damage:   func(t *testing.T, w *World) { appendGarbage(t, w.Tarball("flat-1.0.0")) }},
 		// A tarball whose checksum differs is never used to repair: the broken
 		// extraction is moved aside and cargo unpacks that tarball itself.
 		{name: "tarball-garbage-appended-and-file-removed", plain: plainFails, tarballStays: true,
@@ -100,7 +102,7 @@ func TestDamageBetweenRuns(t *testing.T) {
 			damage: func(t *testing.T, w *World) { rm(t, w.Tarball("namedbuild-0.3.1")) }},
 		{name: "tarball-removed-offline", plain: plainFails, offline: true,
 			wantShim: `namedbuild v0\.3\.1 is extracted but its tarball .*namedbuild-0\.3\.1\.crate is missing`,
-			damage: func(t *testing.T, w *World) { rm(t, w.Tarball("namedbuild-0.3.1")) }},
+			damage:   func(t *testing.T, w *World) { rm(t, w.Tarball("namedbuild-0.3.1")) }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -144,7 +146,7 @@ func TestDamageBetweenRuns(t *testing.T) {
 
 			sh := w.Home()
 			sr := w.Cargo(sh, true, args, tc.env...)
-			if !regexp.MustCompile(`(?m)` + tc.wantShim).MatchString(strings.TrimSpace(sr.Stderr)) && !(tc.wantShim == `^$` && !strings.Contains(sr.Stderr, "cargo-shim")) {
+			if !regexp.MustCompile(`(?m)`+tc.wantShim).MatchString(strings.TrimSpace(sr.Stderr)) && !(tc.wantShim == `^$` && !strings.Contains(sr.Stderr, "cargo-shim")) {
 				t.Errorf("shim stderr does not match %q:\n%s", tc.wantShim, sr.Stderr)
 			}
 			if tc.name == "tarball-removed-offline" {

@@ -91,4 +91,3 @@ func resolvedSelf() string {
 	}
 	return exe
 }
-

@@ -50,7 +50,7 @@ func Main(args []string) int {
 	}
 	cmd := Classify(args)
 	env := cargoEnv(os.Environ(), real)
-	if cfg.Disable || asReal || cmd.Kind == PassThrough || cmd.Kind == Admin {
+	if cfg.Disable || asReal || cmd.Kind == PassThrough || cmd.Kind == Admin || cmd.Kind == Unplanned && !cfg.ShareLock {
 		return execCargo(log, real, cmd, env, nil)
 	}
 	r := &Run{
@@ -146,6 +146,17 @@ const maxRounds = 3
 // holder that has the planned set locked shared (nil when there is nothing
 // to pin), to be kept through the exec.
 func (r *Run) Prepare() (*lockfile.Holder, error) {
+	if r.Cfg.ShareLock {
+		if err := os.MkdirAll(r.Reg.Root, 0o755); err != nil {
+			return nil, fmt.Errorf("cannot create the registry %s: %w", r.Reg.Root, err)
+		}
+		if err := shareCargoLock(r.Cfg.CargoHome, r.Reg); err != nil {
+			return nil, fmt.Errorf("cannot share cargo's package cache lock: %w", err)
+		}
+	}
+	if r.Cmd.Kind != Planned {
+		return nil, nil
+	}
 	if fi, err := os.Stat(r.Reg.Root); err != nil || !fi.IsDir() {
 		// A registry that does not exist yet: nothing to check or pin; cargo
 		// will create it.
@@ -175,11 +186,21 @@ func (r *Run) Prepare() (*lockfile.Holder, error) {
 			holder.Stop()
 			return nil, r.lockError(err)
 		}
-		findings := r.checkAllOf(instances, r.Cfg.Verify)
-		var broken []Finding
-		for _, f := range findings {
-			if f.Verdict == Broken {
-				broken = append(broken, f)
+		broken := brokenOf(r.checkAllOf(instances, r.Cfg.Verify))
+		r.Log.Debug("round %d: %d crates planned from %s, %d pinned, %d broken", round, len(crates), lockPath, len(lockPaths), len(broken))
+		if len(broken) > 0 {
+			// Another runner's cargo may be downloading or unpacking these
+			// very crates: look again once it is done.
+			err := r.quiesce(func() {
+				var again []Instance
+				for _, f := range broken {
+					again = append(again, f.Instance)
+				}
+				broken = brokenOf(r.checkAllOf(again, r.Cfg.Verify))
+			})
+			if err != nil {
+				holder.Stop()
+				return nil, err
 			}
 		}
 		if len(broken) == 0 || round == maxRounds {
@@ -201,6 +222,16 @@ func (r *Run) Prepare() (*lockfile.Holder, error) {
 			}
 		}
 	}
+}
+
+func brokenOf(fs []Finding) []Finding {
+	var out []Finding
+	for _, f := range fs {
+		if f.Verdict == Broken {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // plan locates each crate in every regdir that holds it. A crate no regdir
@@ -275,7 +306,7 @@ func (r *Run) checkAllOf(instances []Instance, level Level) []Finding {
 					return
 				}
 				f := r.Reg.Check(instances[n], level, r.Offline)
-				if f.ExtractionOK && f.manifest != nil && f.fresh {
+				if f.Verdict == Healthy && f.ExtractionOK && f.manifest != nil && f.fresh {
 					if err := r.Reg.recordState(f.Instance, f.manifest); err != nil {
 						r.Log.Debug("cannot record state of %s: %v", f.Instance, err)
 					}
@@ -322,13 +353,19 @@ func (r *Run) repairOne(i Instance) error {
 		return r.lockError(err)
 	}
 	defer lk.Release()
-	f := r.Reg.fullCheck(i, Files, r.Offline)
-	if f.Verdict != Broken {
-		return nil
-	}
-	act, err := r.Reg.Repair(f)
+	var act Action
+	var repairErr error
+	err = r.quiesce(func() {
+		f := r.Reg.fullCheck(i, Files, r.Offline)
+		if f.Verdict == Broken {
+			act, repairErr = r.Reg.Repair(f)
+		}
+	})
 	if err != nil {
-		return fmt.Errorf("repairing %s: %w", i, err)
+		return err
+	}
+	if repairErr != nil {
+		return fmt.Errorf("repairing %s: %w", i, repairErr)
 	}
 	switch {
 	case act.Left:
@@ -354,7 +391,9 @@ func (r *Run) lockContext() (context.Context, context.CancelFunc) {
 func (r *Run) checkAll() error {
 	all := r.Reg.AllInstances()
 	findings := r.checkAllOf(all, r.Cfg.Verify)
-	sort.Slice(findings, func(a, b int) bool { return r.Reg.LockPath(findings[a].Instance) < r.Reg.LockPath(findings[b].Instance) })
+	sort.Slice(findings, func(a, b int) bool {
+		return r.Reg.LockPath(findings[a].Instance) < r.Reg.LockPath(findings[b].Instance)
+	})
 	for _, f := range findings {
 		if f.Verdict == Broken {
 			if err := r.repairOne(f.Instance); err != nil {
