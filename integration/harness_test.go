@@ -7,9 +7,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/cargo-shim/cargo-shim/integration/loopback"
 	"github.com/cargo-shim/cargo-shim/shim"
 )
 
@@ -42,44 +44,13 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// The fixture crates cover the layouts whose damage the issue lists.
-var fixtureCrates = []CrateSpec{
-	{Name: "flat", Version: "1.0.0", Lib: `path = "lib.rs"`, Files: map[string]string{
-		"lib.rs": "pub fn flat() -> u32 { 1 }\n",
-	}},
-	{Name: "autobuild", Version: "0.2.0", Files: map[string]string{
-		// An auto-discovered build.rs: removing it makes plain cargo
-		// silently skip it and compile a different crate.
-		"build.rs":   "fn main() { println!(\"cargo:rustc-cfg=autobuild_ran\"); println!(\"cargo::rustc-check-cfg=cfg(autobuild_ran)\"); }\n",
-		"src/lib.rs": "pub fn built() -> bool { cfg!(autobuild_ran) }\n",
-	}},
-	{Name: "namedbuild", Version: "0.3.1", Extra: `build = "build.rs"`, Files: map[string]string{
-		"build.rs":   "fn main() { println!(\"cargo:rustc-env=NAMEDBUILD=yes\"); }\n",
-		"src/lib.rs": "pub fn named() -> &'static str { env!(\"NAMEDBUILD\") }\n",
-	}},
-	{Name: "pmacro", Version: "0.1.5", Lib: "proc-macro = true", Files: map[string]string{
-		"src/lib.rs": "use proc_macro::TokenStream;\n#[proc_macro]\npub fn answer(_: TokenStream) -> TokenStream { \"42u32\".parse().unwrap() }\n",
-	}},
-	{Name: "deep-mods", Version: "2.1.0", Files: map[string]string{
-		"src/lib.rs":         "pub mod outer;\npub fn deep() -> u32 { outer::inner::leaf::value() }\n",
-		"src/outer/mod.rs":   "pub mod inner;\n",
-		"src/outer/inner.rs": "pub mod leaf;\n",
-		"src/outer/inner/leaf.rs": "pub fn value() -> u32 { 7 }\n" +
-			"// padding so that truncation is visible\n",
-	}},
-}
-
-const appMain = `fn main() {
-    let v = flat::flat() + deep_mods::deep() + pmacro::answer!();
-    println!("built={} named={} sum={}", autobuild::built(), namedbuild::named(), v);
-}
-`
+var fixtureCrates = loopback.Fixture
 
 // World is one test's registry server, shared registry dir and workspace.
 type World struct {
 	t        *testing.T
 	Root     string
-	Reg      *Registry
+	Reg      *loopback.Registry
 	Shared   string // the shared registry directory
 	Work     string // the workspace
 	Regdir   string // the loopback registry's regdir, once known
@@ -89,19 +60,21 @@ type World struct {
 
 func NewWorld(t *testing.T) *World {
 	t.Helper()
-	w := &World{t: t, Root: t.TempDir(), Reg: NewRegistry(t), Checksum: map[string]string{}}
+	reg, err := loopback.NewRegistry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Close() })
+	w := &World{t: t, Root: t.TempDir(), Reg: reg, Checksum: map[string]string{}}
 	w.Shared = filepath.Join(w.Root, "shared-registry")
 	os.MkdirAll(w.Shared, 0o755)
 	for _, c := range fixtureCrates {
 		w.Checksum[c.Dir()] = w.Reg.Publish(c)
 	}
 	w.Work = filepath.Join(w.Root, "work")
-	var deps []string
-	for _, c := range fixtureCrates {
-		deps = append(deps, fmt.Sprintf("%s = \"=%s\"", c.Name, c.Version))
+	if err := loopback.WriteWorkspace(w.Work, fixtureCrates, loopback.AppMain); err != nil {
+		t.Fatal(err)
 	}
-	writeFile(t, filepath.Join(w.Work, "Cargo.toml"), "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\n"+strings.Join(deps, "\n")+"\n")
-	writeFile(t, filepath.Join(w.Work, "src/main.rs"), appMain)
 	return w
 }
 
@@ -120,8 +93,7 @@ func writeFile(t testing.TB, p, s string) {
 func (w *World) Home() string {
 	w.homes++
 	h := filepath.Join(w.Root, fmt.Sprintf("home%d", w.homes))
-	writeFile(w.t, filepath.Join(h, "config.toml"), fmt.Sprintf(
-		"[source.crates-io]\nreplace-with = \"loopback\"\n\n[source.loopback]\nregistry = %q\n\n[net]\nretry = 0\n", w.Reg.URL))
+	writeFile(w.t, filepath.Join(h, "config.toml"), w.Reg.CargoConfig())
 	if err := os.Symlink(w.Shared, filepath.Join(h, "registry")); err != nil {
 		w.t.Fatal(err)
 	}
@@ -164,21 +136,72 @@ func (w *World) Env(home string, viaShim bool, extra ...string) []string {
 // Cargo runs cargo in the workspace: through the shim, or plain.
 func (w *World) Cargo(home string, viaShim bool, args []string, extra ...string) Result {
 	w.t.Helper()
+	return w.Start(w.Work, home, viaShim, args, extra...).Wait()
+}
+
+// Proc is a cargo running in the background, in its own process group (as a
+// CI job is), so that a kill reaches cargo, rustc and build scripts.
+type Proc struct {
+	Cmd       *exec.Cmd
+	out, errb bytes.Buffer
+	startErr  error
+}
+
+// Start runs cargo in dir without waiting for it.
+func (w *World) Start(dir, home string, viaShim bool, args []string, extra ...string) *Proc {
 	bin := realCargo
 	if viaShim {
 		bin = filepath.Join(binDir, "cargo")
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Dir = w.Work
-	cmd.Env = w.Env(home, viaShim, extra...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	res := Result{Stdout: out.String(), Stderr: errb.String(), Err: err}
-	if cmd.ProcessState != nil {
-		res.Code = cmd.ProcessState.ExitCode()
+	p := &Proc{Cmd: exec.Command(bin, args...)}
+	p.Cmd.Dir = dir
+	p.Cmd.Env = w.Env(home, viaShim, extra...)
+	p.Cmd.Stdout, p.Cmd.Stderr = &p.out, &p.errb
+	p.Cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	p.startErr = p.Cmd.Start()
+	return p
+}
+
+// KillGroup SIGKILLs the whole process group: cargo and everything it runs.
+// A holder, in a session of its own, is not in it: it must notice by itself.
+func (p *Proc) KillGroup() {
+	if p.Cmd.Process != nil {
+		syscall.Kill(-p.Cmd.Process.Pid, syscall.SIGKILL)
+	}
+}
+
+func (p *Proc) Wait() Result {
+	if p.startErr != nil {
+		return Result{Code: -1, Err: p.startErr}
+	}
+	err := p.Cmd.Wait()
+	res := Result{Stdout: p.out.String(), Stderr: p.errb.String(), Err: err}
+	if p.Cmd.ProcessState != nil {
+		res.Code = p.Cmd.ProcessState.ExitCode()
 	}
 	return res
+}
+
+// Workspace copies the workspace (with its Cargo.lock) for runner n: each
+// CI job has a checkout of its own.
+func (w *World) Workspace(n int) string {
+	w.t.Helper()
+	dst := filepath.Join(w.Root, fmt.Sprintf("work-%d", n))
+	if out, err := exec.Command("cp", "-a", w.Work, dst).CombinedOutput(); err != nil {
+		w.t.Fatalf("cp: %v %s", err, out)
+	}
+	return dst
+}
+
+// Lock writes Cargo.lock with a scratch registry, leaving the shared one cold.
+func (w *World) Lock() {
+	w.t.Helper()
+	h := filepath.Join(w.Root, "lock-home")
+	writeFile(w.t, filepath.Join(h, "config.toml"), w.Reg.CargoConfig())
+	r := w.Start(w.Work, h, false, []string{"generate-lockfile"}).Wait()
+	if r.Code != 0 {
+		w.t.Fatalf("generate-lockfile: %s", r)
+	}
 }
 
 // MustCargo fails the test unless cargo exits 0.
@@ -242,7 +265,7 @@ func (w *World) RunApp(home string) string {
 	return strings.TrimSpace(string(out))
 }
 
-const wantApp = "built=true named=yes sum=50"
+const wantApp = loopback.WantApp
 
 func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()

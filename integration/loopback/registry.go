@@ -1,4 +1,6 @@
-package integration
+// Package loopback serves a real sparse cargo registry on 127.0.0.1 from
+// crates it builds in memory, for the tests, the demo and the benchmarks.
+package loopback
 
 import (
 	"archive/tar"
@@ -13,7 +15,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 )
 
@@ -32,7 +33,8 @@ func (c CrateSpec) Dir() string { return c.Name + "-" + c.Version }
 
 // tarball builds the .crate: a gzipped tar whose entries all start with
 // <name>-<version>/, with cargo package's fixed mtime.
-func (c CrateSpec) tarball() []byte {
+// Tarball builds the .crate.
+func (c CrateSpec) Tarball() []byte {
 	files := map[string]string{}
 	for k, v := range c.Files {
 		files[k] = v
@@ -89,10 +91,11 @@ type Registry struct {
 	srv     *http.Server
 }
 
-func NewRegistry(t testing.TB) *Registry {
+// NewRegistry listens on a free port of 127.0.0.1. Close stops it.
+func NewRegistry() (*Registry, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	r := &Registry{
 		URL:       fmt.Sprintf("sparse+http://%s/", ln.Addr()),
@@ -102,9 +105,11 @@ func NewRegistry(t testing.TB) *Registry {
 	}
 	r.srv = &http.Server{Handler: r}
 	go r.srv.Serve(ln)
-	t.Cleanup(func() { r.srv.Close() })
-	return r
+	return r, nil
 }
+
+// Close stops the server.
+func (r *Registry) Close() error { return r.srv.Close() }
 
 func (r *Registry) httpBase() string {
 	return strings.TrimPrefix(r.URL, "sparse+")
@@ -112,7 +117,7 @@ func (r *Registry) httpBase() string {
 
 // Publish adds a crate version; it returns the .crate's sha256.
 func (r *Registry) Publish(c CrateSpec) string {
-	tb := c.tarball()
+	tb := c.Tarball()
 	sum := sha256.Sum256(tb)
 	cksum := hex.EncodeToString(sum[:])
 	deps := []map[string]any{}
