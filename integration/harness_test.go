@@ -1,13 +1,11 @@
 package integration
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -93,44 +91,19 @@ func writeFile(t testing.TB, p, s string) {
 func (w *World) Home() string {
 	w.homes++
 	h := filepath.Join(w.Root, fmt.Sprintf("home%d", w.homes))
-	writeFile(w.t, filepath.Join(h, "config.toml"), w.Reg.CargoConfig())
-	if err := os.Symlink(w.Shared, filepath.Join(h, "registry")); err != nil {
+	if err := loopback.NewHome(h, w.Reg, w.Shared); err != nil {
 		w.t.Fatal(err)
 	}
 	return h
 }
 
-// Result of one cargo run.
-type Result struct {
-	Stdout, Stderr string
-	Code           int
-	Err            error
-}
-
-func (r Result) String() string {
-	return fmt.Sprintf("exit %d (%v)\nstdout:\n%s\nstderr:\n%s", r.Code, r.Err, r.Stdout, r.Stderr)
-}
-
-// Env is the environment of a cargo run: the machine's, less anything that
-// would point cargo elsewhere, plus the given overrides.
+// Env is the environment of a cargo run, plain or through the shim.
 func (w *World) Env(home string, viaShim bool, extra ...string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		switch {
-		case strings.HasPrefix(k, "CARGO"), strings.HasPrefix(k, "RUST") && k != "RUSTUP_HOME" && k != "RUSTUP_TOOLCHAIN",
-			strings.EqualFold(k, "http_proxy"), strings.EqualFold(k, "https_proxy"), strings.EqualFold(k, "all_proxy"), k == "PATH":
-			continue
-		}
-		env = append(env, kv)
-	}
-	path := os.Getenv("PATH")
+	dir := ""
 	if viaShim {
-		path = binDir + string(os.PathListSeparator) + path
+		dir = binDir
 	}
-	env = append(env, "PATH="+path, "CARGO_HOME="+home, "CARGO_TERM_COLOR=never",
-		"CARGO_TARGET_DIR="+filepath.Join(home, "target"), "CARGO_INCREMENTAL=0")
-	return append(env, extra...)
+	return loopback.CargoEnv(home, dir, extra...)
 }
 
 // Cargo runs cargo in the workspace: through the shim, or plain.
@@ -139,13 +112,10 @@ func (w *World) Cargo(home string, viaShim bool, args []string, extra ...string)
 	return w.Start(w.Work, home, viaShim, args, extra...).Wait()
 }
 
-// Proc is a cargo running in the background, in its own process group (as a
-// CI job is), so that a kill reaches cargo, rustc and build scripts.
-type Proc struct {
-	Cmd       *exec.Cmd
-	out, errb bytes.Buffer
-	startErr  error
-}
+type (
+	Proc   = loopback.Proc
+	Result = loopback.Result
+)
 
 // Start runs cargo in dir without waiting for it.
 func (w *World) Start(dir, home string, viaShim bool, args []string, extra ...string) *Proc {
@@ -153,33 +123,7 @@ func (w *World) Start(dir, home string, viaShim bool, args []string, extra ...st
 	if viaShim {
 		bin = filepath.Join(binDir, "cargo")
 	}
-	p := &Proc{Cmd: exec.Command(bin, args...)}
-	p.Cmd.Dir = dir
-	p.Cmd.Env = w.Env(home, viaShim, extra...)
-	p.Cmd.Stdout, p.Cmd.Stderr = &p.out, &p.errb
-	p.Cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	p.startErr = p.Cmd.Start()
-	return p
-}
-
-// KillGroup SIGKILLs the whole process group: cargo and everything it runs.
-// A holder, in a session of its own, is not in it: it must notice by itself.
-func (p *Proc) KillGroup() {
-	if p.Cmd.Process != nil {
-		syscall.Kill(-p.Cmd.Process.Pid, syscall.SIGKILL)
-	}
-}
-
-func (p *Proc) Wait() Result {
-	if p.startErr != nil {
-		return Result{Code: -1, Err: p.startErr}
-	}
-	err := p.Cmd.Wait()
-	res := Result{Stdout: p.out.String(), Stderr: p.errb.String(), Err: err}
-	if p.Cmd.ProcessState != nil {
-		res.Code = p.Cmd.ProcessState.ExitCode()
-	}
-	return res
+	return loopback.Start(bin, dir, w.Env(home, viaShim, extra...), args)
 }
 
 // Workspace copies the workspace (with its Cargo.lock) for runner n: each
@@ -187,8 +131,8 @@ func (p *Proc) Wait() Result {
 func (w *World) Workspace(n int) string {
 	w.t.Helper()
 	dst := filepath.Join(w.Root, fmt.Sprintf("work-%d", n))
-	if out, err := exec.Command("cp", "-a", w.Work, dst).CombinedOutput(); err != nil {
-		w.t.Fatalf("cp: %v %s", err, out)
+	if err := loopback.CopyDir(w.Work, dst); err != nil {
+		w.t.Fatal(err)
 	}
 	return dst
 }

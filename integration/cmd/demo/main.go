@@ -1,0 +1,266 @@
+// Command demo shows cargo-shim's main job: K runners, each with its own
+// CARGO_HOME, sharing one registry directory, first with plain cargo and
+// then through the shim, under the same faults. Run it with `make demo`.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/cargo-shim/cargo-shim/integration/loopback"
+)
+
+type phase struct {
+	name         string
+	runs, failed int
+	miscompiled  int
+	killed       int
+	firstError   string
+}
+
+type modeResult struct {
+	phases    []*phase
+	repairs   int
+	downloads map[string]int
+	coldMax   int // most downloads of one crate during the cold start
+	wall      time.Duration
+}
+
+func main() {
+	k := flag.Int("runners", 4, "runners started at once")
+	shimDir := flag.String("shim-dir", "bin", "directory holding the drop-in `cargo`")
+	keep := flag.Bool("keep", false, "keep the demo's temp directory")
+	flag.Parse()
+	if err := run(*k, *shimDir, *keep); err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(1)
+	}
+}
+
+func run(k int, shimDir string, keep bool) error {
+	realCargo, err := exec.LookPath("cargo")
+	if err != nil {
+		return fmt.Errorf("cargo is not on PATH: %w", err)
+	}
+	shimDir, _ = filepath.Abs(shimDir)
+	if _, err := os.Stat(filepath.Join(shimDir, "cargo")); err != nil {
+		return fmt.Errorf("no drop-in at %s/cargo (run make build): %w", shimDir, err)
+	}
+	root, err := os.MkdirTemp("", "cargo-shim-demo-")
+	if err != nil {
+		return err
+	}
+	if !keep {
+		defer os.RemoveAll(root)
+	}
+	fmt.Printf("cargo-shim demo: %d runners with their own CARGO_HOME share one registry directory,\n", k)
+	fmt.Printf("served by a sparse registry on 127.0.0.1 (%d crates: build scripts, a proc-macro, nested modules).\n\n", len(loopback.Fixture))
+	results := map[string]*modeResult{}
+	for _, mode := range []string{"plain", "shim"} {
+		fmt.Printf("== %s ==\n", map[string]string{"plain": "plain cargo", "shim": "cargo through cargo-shim"}[mode])
+		d := ""
+		bin := realCargo
+		if mode == "shim" {
+			d, bin = shimDir, filepath.Join(shimDir, "cargo")
+		}
+		res, err := scenario(filepath.Join(root, mode), k, bin, d)
+		if err != nil {
+			return err
+		}
+		results[mode] = res
+		fmt.Println()
+	}
+	printTable(k, results["plain"], results["shim"])
+	return nil
+}
+
+// scenario: a cold start, kills in the middle of downloads and builds, then
+// damage left between runs, K runners at once each time.
+func scenario(dir string, k int, bin, shimDir string) (*modeResult, error) {
+	reg, err := loopback.NewRegistry()
+	if err != nil {
+		return nil, err
+	}
+	defer reg.Close()
+	for _, c := range loopback.Fixture {
+		reg.Publish(c)
+	}
+	work := filepath.Join(dir, "work")
+	if err := loopback.WriteWorkspace(work, loopback.Fixture, loopback.AppMain); err != nil {
+		return nil, err
+	}
+	scratch := filepath.Join(dir, "scratch-home")
+	if err := loopback.NewHome(scratch, reg, filepath.Join(dir, "scratch-registry")); err != nil {
+		return nil, err
+	}
+	os.MkdirAll(filepath.Join(dir, "scratch-registry"), 0o755)
+	if r := loopback.Start(bin, work, loopback.CargoEnv(scratch, ""), []string{"generate-lockfile"}).Wait(); r.Code != 0 {
+		return nil, fmt.Errorf("generate-lockfile: %s", r)
+	}
+	var works []string
+	for n := 0; n < k; n++ {
+		w := fmt.Sprintf("%s-%d", work, n)
+		if err := loopback.CopyDir(work, w); err != nil {
+			return nil, err
+		}
+		works = append(works, w)
+	}
+	res := &modeResult{}
+	homes := 0
+	round := func(name, shared string, killAfter map[int]time.Duration) *phase {
+		ph := &phase{name: name}
+		procs := make([]*loopback.Proc, k)
+		home := make([]string, k)
+		for n := range procs {
+			homes++
+			home[n] = filepath.Join(dir, fmt.Sprintf("home%d", homes))
+			loopback.NewHome(home[n], reg, shared)
+			procs[n] = loopback.Start(bin, works[n], loopback.CargoEnv(home[n], shimDir), []string{"build"})
+		}
+		start := time.Now()
+		for n, after := range killAfter {
+			time.Sleep(time.Until(start.Add(after)))
+			procs[n].KillGroup()
+		}
+		for n, p := range procs {
+			r := p.Wait()
+			res.repairs += strings.Count(r.Stderr, "   Repairing ") + strings.Count(r.Stderr, "    Removing ") + strings.Count(r.Stderr, "  Extracting ")
+			if _, killed := killAfter[n]; killed {
+				ph.killed++
+				continue
+			}
+			ph.runs++
+			if r.Code != 0 {
+				ph.failed++
+				if ph.firstError == "" {
+					ph.firstError = errorLine(r.Stderr)
+				}
+				continue
+			}
+			out, _ := exec.Command(filepath.Join(home[n], "target", "debug", "app")).Output()
+			if strings.TrimSpace(string(out)) != loopback.WantApp {
+				ph.failed++
+				ph.miscompiled++
+				if ph.firstError == "" {
+					ph.firstError = "miscompiled: app printed " + strings.TrimSpace(string(out))
+				}
+			}
+		}
+		fmt.Printf("  %-34s %d of %d failed", name, ph.failed, ph.runs)
+		if ph.killed > 0 {
+			fmt.Printf(" (%d more killed on purpose)", ph.killed)
+		}
+		if ph.firstError != "" {
+			fmt.Printf("\n      e.g. %s", ph.firstError)
+		}
+		fmt.Println()
+		res.phases = append(res.phases, ph)
+		return ph
+	}
+	t0 := time.Now()
+	cold := filepath.Join(dir, "registry-cold")
+	os.MkdirAll(cold, 0o755)
+	round("cold start", cold, nil)
+	res.coldMax = maxOf(reg.Downloads())
+
+	killed := filepath.Join(dir, "registry-kills")
+	os.MkdirAll(killed, 0o755)
+	reg.SetDownloadDelay(200 * time.Millisecond)
+	kills := map[int]time.Duration{}
+	for n := 0; n < k/2; n++ {
+		kills[n] = time.Duration(150+400*n) * time.Millisecond
+	}
+	round("kills mid-download and mid-build", killed, kills)
+	reg.SetDownloadDelay(0)
+	round("the run after the kills", killed, nil)
+
+	damage(killed)
+	round("damage left between runs", killed, nil)
+	round("the run after that", killed, nil)
+	res.wall = time.Since(t0)
+	res.downloads = reg.Downloads()
+	return res, nil
+}
+
+// damage does what TTL reapers, auto-GC in another container and killed jobs
+// leave behind.
+func damage(shared string) {
+	src, _ := filepath.Glob(filepath.Join(shared, "src", "127.0.0.1-*"))
+	cache, _ := filepath.Glob(filepath.Join(shared, "cache", "127.0.0.1-*"))
+	if len(src) == 0 || len(cache) == 0 {
+		return
+	}
+	os.Remove(filepath.Join(src[0], "deep-mods-2.1.0", "src", "outer", "inner", "leaf.rs"))
+	os.Remove(filepath.Join(src[0], "autobuild-0.2.0", "build.rs"))
+	os.RemoveAll(filepath.Join(src[0], "flat-1.0.0"))
+	tb := filepath.Join(cache[0], "flat-1.0.0.crate")
+	if fi, err := os.Stat(tb); err == nil {
+		os.Truncate(tb, fi.Size()/2)
+	}
+	os.WriteFile(filepath.Join(src[0], "pmacro-0.1.5", ".cargo-ok"), nil, 0o644)
+}
+
+func errorLine(stderr string) string {
+	for _, l := range strings.Split(stderr, "\n") {
+		if strings.Contains(l, "error") {
+			l = strings.TrimSpace(l)
+			if len(l) > 110 {
+				l = l[:110] + "..."
+			}
+			return l
+		}
+	}
+	return "exit status non-zero"
+}
+
+func printTable(k int, plain, shim *modeResult) {
+	fmt.Println("== side by side ==")
+	row := func(label, a, b string) { fmt.Printf("  %-36s %-18s %-18s\n", label, a, b) }
+	row("", "plain cargo", "cargo-shim")
+	for i := range plain.phases {
+		p, s := plain.phases[i], shim.phases[i]
+		row(p.name, fmt.Sprintf("%d/%d failed", p.failed, p.runs), fmt.Sprintf("%d/%d failed", s.failed, s.runs))
+	}
+	total := func(m *modeResult) (runs, failed, mis int) {
+		for _, p := range m.phases {
+			runs += p.runs
+			failed += p.failed
+			mis += p.miscompiled
+		}
+		return
+	}
+	pr, pf, pm := total(plain)
+	sr, sf, sm := total(shim)
+	row("runs (not killed)", fmt.Sprint(pr), fmt.Sprint(sr))
+	row("failed (of which miscompiled)", fmt.Sprintf("%d (%d)", pf, pm), fmt.Sprintf("%d (%d)", sf, sm))
+	row("repairs by the shim", "-", fmt.Sprint(shim.repairs))
+	row("cold start: downloads of one crate", fmt.Sprintf("up to %d", plain.coldMax), fmt.Sprintf("up to %d", shim.coldMax))
+	row(".crate downloads, all phases", fmt.Sprint(sumOf(plain.downloads)), fmt.Sprint(sumOf(shim.downloads)))
+	row("wall time", plain.wall.Round(100*time.Millisecond).String(), shim.wall.Round(100*time.Millisecond).String())
+	fmt.Println()
+	fmt.Printf("%d crates; two shared registry directories (cold start, then kills and damage), so\n", len(loopback.Fixture))
+	fmt.Println("the floor for all phases is two downloads per crate plus one per truncated tarball.")
+}
+
+func sumOf(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+func maxOf(m map[string]int) int {
+	best := 0
+	for _, v := range m {
+		if v > best {
+			best = v
+		}
+	}
+	return best
+}
