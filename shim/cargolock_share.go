@@ -89,23 +89,86 @@ func ensureLockTarget(p string) error {
 	return l.Release()
 }
 
-// quiesce waits until no cargo on the registry is downloading or unpacking
-// (it holds the shared download lock exclusively while it does), and holds
-// that lock shared while fn runs: a half-written .crate or a marker-less
-// extraction seen under it is damage, not work in progress.
-func (r *Run) quiesce(fn func()) error {
-	ctx, cancel := r.lockContext()
-	defer cancel()
-	l, err := lockfile.Acquire(ctx, r.Reg.DownloadLock(), lockfile.Shared, lockfile.Options{Waiting: func(string) {
-		r.Log.Status("Blocking", "waiting for file lock on package cache (another runner is downloading)")
+// Quiesce waits until no cargo on the registry is downloading or unpacking
+// (cargo holds the shared download lock exclusively while it does), and
+// holds that lock shared while fn runs: a half-written .crate or a
+// marker-less extraction seen under it is damage, not work in progress.
+// Cargo never waits for a per-crate lock, so waiting here while holding one
+// cannot deadlock.
+func (r Registry) Quiesce(ctx context.Context, waiting func(), fn func()) error {
+	l, err := lockfile.Acquire(ctx, r.DownloadLock(), lockfile.Shared, lockfile.Options{Waiting: func(string) {
+		if waiting != nil {
+			waiting()
+		}
 	}})
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("timed out after %s waiting for the package cache lock %s (CARGO_SHIM_LOCK_TIMEOUT)", r.Cfg.LockTimeout, r.Reg.DownloadLock())
+			return fmt.Errorf("timed out waiting for the package cache lock %s", r.DownloadLock())
 		}
 		return err
 	}
 	defer l.Release()
 	fn()
 	return nil
+}
+
+// RepairOptions tune RepairCrate.
+type RepairOptions struct {
+	// NoWait skips a crate whose lock is held (a build uses it) instead of
+	// waiting: nested shims and gc-style callers.
+	NoWait  bool
+	Offline bool
+	// Waiting is called once when a lock is not free after about a second;
+	// what is "crate" or "package cache".
+	Waiting func(what string)
+}
+
+// ErrInUse is returned by RepairCrate with NoWait when a build holds the crate.
+var ErrInUse = errors.New("in use by a running build")
+
+// RepairCrate is the one way to change a crate: take its exclusive lock
+// (holding no other lock), wait for downloads to settle, check again in full,
+// repair. The Finding is the check made under the lock.
+func (r Registry) RepairCrate(ctx context.Context, i Instance, o RepairOptions) (Action, Finding, error) {
+	path := r.LockPath(i)
+	var lk *lockfile.Lock
+	var err error
+	if o.NoWait {
+		lk, err = lockfile.Try(path, lockfile.Exclusive)
+		if lockfile.IsBusy(err) {
+			return Action{}, Finding{Instance: i}, ErrInUse
+		}
+	} else {
+		lk, err = lockfile.Acquire(ctx, path, lockfile.Exclusive, lockfile.Options{Waiting: func(string) {
+			if o.Waiting != nil {
+				o.Waiting("crate")
+			}
+		}})
+	}
+	if err != nil {
+		return Action{}, Finding{Instance: i}, err
+	}
+	defer lk.Release()
+	var act Action
+	var f Finding
+	var repairErr error
+	err = r.Quiesce(ctx, func() {
+		if o.Waiting != nil {
+			o.Waiting("package cache")
+		}
+	}, func() {
+		f = r.fullCheck(i, Files, o.Offline)
+		if f.Verdict == Broken {
+			act, repairErr = r.Repair(f)
+			if repairErr == nil {
+				f = r.fullCheck(i, Files, o.Offline)
+			}
+		} else if f.Verdict == Healthy && f.manifest != nil {
+			_ = r.recordState(i, f.manifest)
+		}
+	})
+	if err == nil {
+		err = repairErr
+	}
+	return act, f, err
 }

@@ -330,42 +330,26 @@ func (r *Run) checkAllOf(instances []Instance, level Level) []Finding {
 	return out
 }
 
-// repairOne is step 4 for one crate: exclusive lock, check again, repair.
-// It never blocks while holding another lock; a nested shim never blocks.
+// repairOne is step 4 for one crate. A nested shim never blocks: the build
+// that runs it may hold the very lock.
 func (r *Run) repairOne(i Instance) error {
-	path := r.Reg.LockPath(i)
-	var lk *lockfile.Lock
-	var err error
-	if r.Nested {
-		lk, err = lockfile.Try(path, lockfile.Exclusive)
-		if lockfile.IsBusy(err) {
-			r.Log.Debug("%s is in use by the build that runs us; not repairing it", i)
-			return nil
-		}
-	} else {
-		ctx, cancel := r.lockContext()
-		lk, err = lockfile.Acquire(ctx, path, lockfile.Exclusive, lockfile.Options{Waiting: func(string) {
+	ctx, cancel := r.lockContext()
+	defer cancel()
+	act, _, err := r.Reg.RepairCrate(ctx, i, RepairOptions{NoWait: r.Nested, Offline: r.Offline, Waiting: func(what string) {
+		if what == "crate" {
 			r.Log.Status("Blocking", fmt.Sprintf("waiting for lock on crate %s (in use by another runner)", i.Crate))
-		}})
-		cancel()
-	}
-	if err != nil {
-		return r.lockError(err)
-	}
-	defer lk.Release()
-	var act Action
-	var repairErr error
-	err = r.quiesce(func() {
-		f := r.Reg.fullCheck(i, Files, r.Offline)
-		if f.Verdict == Broken {
-			act, repairErr = r.Reg.Repair(f)
+		} else {
+			r.Log.Status("Blocking", "waiting for file lock on package cache (another runner is downloading)")
 		}
-	})
-	if err != nil {
-		return err
-	}
-	if repairErr != nil {
-		return fmt.Errorf("repairing %s: %w", i, repairErr)
+	}})
+	switch {
+	case errors.Is(err, ErrInUse):
+		r.Log.Debug("%s is in use by the build that runs us; not repairing it", i)
+		return nil
+	case errors.Is(err, context.DeadlineExceeded):
+		return r.lockError(err)
+	case err != nil:
+		return fmt.Errorf("repairing %s: %w", i, err)
 	}
 	switch {
 	case act.Left:
@@ -377,6 +361,15 @@ func (r *Run) repairOne(i Instance) error {
 		r.Log.Debug("trash: %v", err)
 	}
 	return nil
+}
+
+// quiesce is Registry.Quiesce with this run's timeout and message.
+func (r *Run) quiesce(fn func()) error {
+	ctx, cancel := r.lockContext()
+	defer cancel()
+	return r.Reg.Quiesce(ctx, func() {
+		r.Log.Status("Blocking", "waiting for file lock on package cache (another runner is downloading)")
+	}, fn)
 }
 
 func (r *Run) lockContext() (context.Context, context.CancelFunc) {
