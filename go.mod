@@ -5,5 +5,9 @@ go 1.26.8
 require (
 	github.com/BurntSushi/toml v1.6.0
 	github.com/gofrs/flock v0.13.2
+	github.com/hashicorp/go-multierror v1.1.1
+	github.com/spf13/pflag v1.1.0
 	golang.org/x/sys v0.50.0
 )
+
+require github.com/hashicorp/errwrap v1.0.0 // indirect

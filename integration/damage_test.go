@@ -47,64 +47,67 @@ func truncate(t *testing.T, p string, size int64) {
 	}
 }
 
+// damageCases: each way the issue lists in which a registry gets damaged
+// between runs, with what plain cargo does about it.
+var damageCases = []damageCase{
+	{name: "src-dir-removed", plain: plainFails, wantShim: `Repairing deep-mods v2\.1\.0 \(src/ missing\)`,
+		damage: func(t *testing.T, w *World) { rm(t, filepath.Join(w.Extraction("deep-mods-2.1.0"), "src")) }},
+	{name: "flat-lib-removed", plain: plainFails, wantShim: `Repairing flat v1\.0\.0 \(lib\.rs missing\)`,
+		damage: func(t *testing.T, w *World) { rm(t, filepath.Join(w.Extraction("flat-1.0.0"), "lib.rs")) }},
+	{name: "autodiscovered-build-rs-removed", plain: plainMiscompiles, wantShim: `Repairing autobuild v0\.2\.0 \(build\.rs missing\)`,
+		damage: func(t *testing.T, w *World) { rm(t, filepath.Join(w.Extraction("autobuild-0.2.0"), "build.rs")) }},
+	{name: "named-build-rs-removed", plain: plainFails, wantShim: `Repairing namedbuild v0\.3\.1 \(build\.rs missing\)`,
+		damage: func(t *testing.T, w *World) { rm(t, filepath.Join(w.Extraction("namedbuild-0.3.1"), "build.rs")) }},
+	{name: "cargo-toml-removed", plain: plainFails, wantShim: `Repairing pmacro v0\.1\.5 \(Cargo\.toml missing\)`,
+		damage: func(t *testing.T, w *World) { rm(t, filepath.Join(w.Extraction("pmacro-0.1.5"), "Cargo.toml")) }},
+	{name: "deep-module-removed", plain: plainFails, wantShim: `Repairing deep-mods v2\.1\.0 \(src/outer/inner/leaf\.rs missing\)`,
+		damage: func(t *testing.T, w *World) {
+			rm(t, filepath.Join(w.Extraction("deep-mods-2.1.0"), "src/outer/inner/leaf.rs"))
+		}},
+	// An in-place truncation changes no directory: the default per-run
+	// check cannot see it (README: what each level catches), files can.
+	{name: "file-truncated", plain: plainFails, env: []string{"CARGO_SHIM_VERIFY=files"},
+		wantShim: `Repairing deep-mods v2\.1\.0 \(src/outer/inner/leaf\.rs has 10 bytes`,
+		damage: func(t *testing.T, w *World) {
+			truncate(t, filepath.Join(w.Extraction("deep-mods-2.1.0"), "src/outer/inner/leaf.rs"), 10)
+		}},
+	{name: "marker-empty", plain: plainPasses, wantShim: `Repairing flat v1\.0\.0 \(marker is ""`,
+		damage: func(t *testing.T, w *World) { writeFile(t, filepath.Join(w.Extraction("flat-1.0.0"), ".cargo-ok"), "") }},
+	{name: "marker-ok", plain: plainPasses, wantShim: `Repairing flat v1\.0\.0 \(marker is "ok"`,
+		damage: func(t *testing.T, w *World) {
+			writeFile(t, filepath.Join(w.Extraction("flat-1.0.0"), ".cargo-ok"), "ok")
+		}},
+	{name: "marker-missing", plain: plainPasses, wantShim: `Repairing flat v1\.0\.0 \(marker missing\)`,
+		damage: func(t *testing.T, w *World) { rm(t, filepath.Join(w.Extraction("flat-1.0.0"), ".cargo-ok")) }},
+	{name: "extraction-removed-offline", plain: plainPasses, offline: true, wantShim: `Extracting pmacro v0\.1\.5 \(cached, not extracted\)`,
+		damage: func(t *testing.T, w *World) { rm(t, w.Extraction("pmacro-0.1.5")) }},
+	{name: "tarball-truncated-with-extraction", plain: plainPasses, wantShim: `Removing truncated tarball of flat v1\.0\.0`,
+		damage: func(t *testing.T, w *World) { truncate(t, w.Tarball("flat-1.0.0"), 100) }},
+	{name: "tarball-truncated-without-extraction", plain: plainFails, wantShim: `Removing truncated tarball of flat v1\.0\.0`,
+		damage: func(t *testing.T, w *World) {
+			truncate(t, w.Tarball("flat-1.0.0"), 100)
+			rm(t, w.Extraction("flat-1.0.0"))
+		}},
+	{name: "tarball-garbage-appended", plain: plainPasses, tarballStays: true,
+		wantShim: `warning: cargo-shim: flat v1\.0\.0: sha256 of .*flat-1\.0\.0\.crate is [0-9a-f]{64}, Cargo\.lock says`,
+		damage:   func(t *testing.T, w *World) { appendGarbage(t, w.Tarball("flat-1.0.0")) }},
+	// A tarball whose checksum differs is never used to repair: the broken
+	// extraction is moved aside and cargo unpacks that tarball itself.
+	{name: "tarball-garbage-appended-and-file-removed", plain: plainFails, tarballStays: true,
+		wantShim: `Removing broken extraction of flat v1\.0\.0 \(lib\.rs missing\)`,
+		damage: func(t *testing.T, w *World) {
+			appendGarbage(t, w.Tarball("flat-1.0.0"))
+			rm(t, filepath.Join(w.Extraction("flat-1.0.0"), "lib.rs"))
+		}},
+	{name: "tarball-removed-online", plain: plainPasses, wantShim: `^$`,
+		damage: func(t *testing.T, w *World) { rm(t, w.Tarball("namedbuild-0.3.1")) }},
+	{name: "tarball-removed-offline", plain: plainFails, offline: true,
+		wantShim: `namedbuild v0\.3\.1 is extracted but its tarball .*namedbuild-0\.3\.1\.crate is missing`,
+		damage:   func(t *testing.T, w *World) { rm(t, w.Tarball("namedbuild-0.3.1")) }},
+}
+
 func TestDamageBetweenRuns(t *testing.T) {
-	cases := []damageCase{
-		{name: "src-dir-removed", plain: plainFails, wantShim: `Repairing deep-mods v2\.1\.0 \(src/ missing\)`,
-			damage: func(t *testing.T, w *World) { rm(t, filepath.Join(w.Extraction("deep-mods-2.1.0"), "src")) }},
-		{name: "flat-lib-removed", plain: plainFails, wantShim: `Repairing flat v1\.0\.0 \(lib\.rs missing\)`,
-			damage: func(t *testing.T, w *World) { rm(t, filepath.Join(w.Extraction("flat-1.0.0"), "lib.rs")) }},
-		{name: "autodiscovered-build-rs-removed", plain: plainMiscompiles, wantShim: `Repairing autobuild v0\.2\.0 \(build\.rs missing\)`,
-			damage: func(t *testing.T, w *World) { rm(t, filepath.Join(w.Extraction("autobuild-0.2.0"), "build.rs")) }},
-		{name: "named-build-rs-removed", plain: plainFails, wantShim: `Repairing namedbuild v0\.3\.1 \(build\.rs missing\)`,
-			damage: func(t *testing.T, w *World) { rm(t, filepath.Join(w.Extraction("namedbuild-0.3.1"), "build.rs")) }},
-		{name: "cargo-toml-removed", plain: plainFails, wantShim: `Repairing pmacro v0\.1\.5 \(Cargo\.toml missing\)`,
-			damage: func(t *testing.T, w *World) { rm(t, filepath.Join(w.Extraction("pmacro-0.1.5"), "Cargo.toml")) }},
-		{name: "deep-module-removed", plain: plainFails, wantShim: `Repairing deep-mods v2\.1\.0 \(src/outer/inner/leaf\.rs missing\)`,
-			damage: func(t *testing.T, w *World) {
-				rm(t, filepath.Join(w.Extraction("deep-mods-2.1.0"), "src/outer/inner/leaf.rs"))
-			}},
-		// An in-place truncation changes no directory: the default per-run
-		// check cannot see it (README: what each level catches), files can.
-		{name: "file-truncated", plain: plainFails, env: []string{"CARGO_SHIM_VERIFY=files"},
-			wantShim: `Repairing deep-mods v2\.1\.0 \(src/outer/inner/leaf\.rs has 10 bytes`,
-			damage: func(t *testing.T, w *World) {
-				truncate(t, filepath.Join(w.Extraction("deep-mods-2.1.0"), "src/outer/inner/leaf.rs"), 10)
-			}},
-		{name: "marker-empty", plain: plainPasses, wantShim: `Repairing flat v1\.0\.0 \(marker is ""`,
-			damage: func(t *testing.T, w *World) { writeFile(t, filepath.Join(w.Extraction("flat-1.0.0"), ".cargo-ok"), "") }},
-		{name: "marker-ok", plain: plainPasses, wantShim: `Repairing flat v1\.0\.0 \(marker is "ok"`,
-			damage: func(t *testing.T, w *World) {
-				writeFile(t, filepath.Join(w.Extraction("flat-1.0.0"), ".cargo-ok"), "ok")
-			}},
-		{name: "marker-missing", plain: plainPasses, wantShim: `Repairing flat v1\.0\.0 \(marker missing\)`,
-			damage: func(t *testing.T, w *World) { rm(t, filepath.Join(w.Extraction("flat-1.0.0"), ".cargo-ok")) }},
-		{name: "extraction-removed-offline", plain: plainPasses, offline: true, wantShim: `Extracting pmacro v0\.1\.5 \(cached, not extracted\)`,
-			damage: func(t *testing.T, w *World) { rm(t, w.Extraction("pmacro-0.1.5")) }},
-		{name: "tarball-truncated-with-extraction", plain: plainPasses, wantShim: `Removing truncated tarball of flat v1\.0\.0`,
-			damage: func(t *testing.T, w *World) { truncate(t, w.Tarball("flat-1.0.0"), 100) }},
-		{name: "tarball-truncated-without-extraction", plain: plainFails, wantShim: `Removing truncated tarball of flat v1\.0\.0`,
-			damage: func(t *testing.T, w *World) {
-				truncate(t, w.Tarball("flat-1.0.0"), 100)
-				rm(t, w.Extraction("flat-1.0.0"))
-			}},
-		{name: "tarball-garbage-appended", plain: plainPasses, tarballStays: true,
-			wantShim: `warning: cargo-shim: flat v1\.0\.0: sha256 of .*flat-1\.0\.0\.crate is [0-9a-f]{64}, Cargo\.lock says`,
-			damage:   func(t *testing.T, w *World) { appendGarbage(t, w.Tarball("flat-1.0.0")) }},
-		// A tarball whose checksum differs is never used to repair: the broken
-		// extraction is moved aside and cargo unpacks that tarball itself.
-		{name: "tarball-garbage-appended-and-file-removed", plain: plainFails, tarballStays: true,
-			wantShim: `Removing broken extraction of flat v1\.0\.0 \(lib\.rs missing\)`,
-			damage: func(t *testing.T, w *World) {
-				appendGarbage(t, w.Tarball("flat-1.0.0"))
-				rm(t, filepath.Join(w.Extraction("flat-1.0.0"), "lib.rs"))
-			}},
-		{name: "tarball-removed-online", plain: plainPasses, wantShim: `^$`,
-			damage: func(t *testing.T, w *World) { rm(t, w.Tarball("namedbuild-0.3.1")) }},
-		{name: "tarball-removed-offline", plain: plainFails, offline: true,
-			wantShim: `namedbuild v0\.3\.1 is extracted but its tarball .*namedbuild-0\.3\.1\.crate is missing`,
-			damage:   func(t *testing.T, w *World) { rm(t, w.Tarball("namedbuild-0.3.1")) }},
-	}
-	for _, tc := range cases {
+	for _, tc := range damageCases {
 		t.Run(tc.name, func(t *testing.T) {
 			w := NewWorld(t)
 			w.Warm()

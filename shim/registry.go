@@ -168,3 +168,9 @@ func isSemverStart(v string) bool {
 	}
 	return v == "" || v[0] == '-' || v[0] == '+'
 }
+
+// ParseInstance reads "<name>-<version>" in regdir.
+func ParseInstance(regdir, stem string) (Instance, bool) {
+	name, version, ok := splitNameVersion(stem)
+	return Instance{Crate: Crate{Name: name, Version: version}, Regdir: regdir}, ok
+}

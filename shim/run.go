@@ -48,6 +48,11 @@ func Main(args []string) int {
 		log.Error("%v", err)
 		return exitError
 	}
+	if getenv("CARGO_SHIM_PROBE") == "1" {
+		// `cargo-shim status` asks whether `cargo` on PATH is a shim.
+		fmt.Printf("cargo-shim %s\nreal-cargo %s\n", Version, real)
+		return 0
+	}
 	cmd := Classify(args)
 	env := cargoEnv(os.Environ(), real)
 	if cfg.Disable || asReal || cmd.Kind == PassThrough || cmd.Kind == Admin || cmd.Kind == Unplanned && !cfg.ShareLock {

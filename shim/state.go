@@ -224,3 +224,13 @@ func writeFileAtomic(p string, data []byte) error {
 	}
 	return err
 }
+
+// RecordedSHA256 is the tarball checksum recorded when i was last verified
+// from a trusted tarball, or "".
+func (r Registry) RecordedSHA256(i Instance) string {
+	s, err := readState(r.StatePath(i), false)
+	if err != nil {
+		return ""
+	}
+	return s.SHA256
+}

@@ -1,0 +1,270 @@
+package admin
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cargo-shim/cargo-shim/shim"
+)
+
+// LockHolder is one lock held now on a crate's lock file (/proc/locks).
+type LockHolder struct {
+	Crate   string `json:"crate"`
+	Version string `json:"version"`
+	Regdir  string `json:"regdir"`
+	Mode    string `json:"mode"` // "shared" or "exclusive"
+	Pid     int    `json:"pid"`
+	Command string `json:"command"`
+	// For a holder process: the cargo (its parent) it holds the lock for.
+	ForPid     int    `json:"for_pid,omitempty"`
+	ForCommand string `json:"for_command,omitempty"`
+}
+
+// StatusReport is `cargo-shim status --json`.
+type StatusReport struct {
+	Version              string       `json:"version"`
+	PathCargo            string       `json:"path_cargo"`
+	PathCargoIsShim      bool         `json:"path_cargo_is_shim"`
+	RealCargo            string       `json:"real_cargo"`
+	Registry             string       `json:"registry"`
+	Filesystem           string       `json:"filesystem"`
+	MountOptions         string       `json:"mount_options"`
+	LocksReachOtherHosts bool         `json:"locks_reach_other_hosts"`
+	LocksNote            string       `json:"locks_note"`
+	Extractions          int          `json:"extractions"`
+	Tarballs             int          `json:"tarballs"`
+	LockFiles            int          `json:"lock_files"`
+	Locked               []LockHolder `json:"locked"`
+	CargoAutoGC          string       `json:"cargo_auto_gc"`
+	CargoLockShared      bool         `json:"cargo_lock_shared"`
+}
+
+// ProbeEnv makes the drop-in describe itself instead of running cargo.
+const ProbeEnv = "CARGO_SHIM_PROBE"
+
+// Status gathers what an operator needs to see.
+func Status(reg shim.Registry, cargoHome string) *StatusReport {
+	st := &StatusReport{Version: shim.Version, Registry: reg.Root, Locked: []LockHolder{}}
+	if p, err := exec.LookPath("cargo"); err == nil {
+		st.PathCargo = p
+		cmd := exec.Command(p, "--version")
+		cmd.Env = append(os.Environ(), ProbeEnv+"=1")
+		out, _ := cmd.Output()
+		for _, line := range strings.Split(string(out), "\n") {
+			if v, ok := strings.CutPrefix(line, "real-cargo "); ok {
+				st.PathCargoIsShim = true
+				st.RealCargo = v
+			}
+		}
+		if !st.PathCargoIsShim {
+			st.RealCargo = p
+		}
+	}
+	st.Filesystem, st.MountOptions = filesystemOf(reg.Root)
+	st.LocksReachOtherHosts, st.LocksNote = locksReach(st.Filesystem, st.MountOptions)
+	for _, d := range reg.Regdirs() {
+		st.Extractions += countEntries(filepath.Join(reg.Root, "src", d), func(e os.DirEntry) bool {
+			return e.IsDir() && !strings.HasPrefix(e.Name(), ".")
+		})
+		st.Tarballs += countEntries(filepath.Join(reg.Root, "cache", d), func(e os.DirEntry) bool {
+			return strings.HasSuffix(e.Name(), ".crate")
+		})
+		st.LockFiles += countEntries(filepath.Join(reg.ShimDir(), "locks", d), func(e os.DirEntry) bool {
+			return strings.HasSuffix(e.Name(), ".lock")
+		})
+	}
+	st.Locked = lockHolders(reg)
+	if v := os.Getenv("CARGO_CACHE_AUTO_CLEAN_FREQUENCY"); v != "" {
+		st.CargoAutoGC = "as set in CARGO_CACHE_AUTO_CLEAN_FREQUENCY: " + v
+	} else {
+		st.CargoAutoGC = "off for runs through the shim (it sets CARGO_CACHE_AUTO_CLEAN_FREQUENCY=never)"
+	}
+	if cur, err := os.Readlink(filepath.Join(cargoHome, ".package-cache")); err == nil && cur == reg.DownloadLock() {
+		st.CargoLockShared = true
+	}
+	return st
+}
+
+func countEntries(dir string, keep func(os.DirEntry) bool) int {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, e := range ents {
+		if keep(e) {
+			n++
+		}
+	}
+	return n
+}
+
+var fsNames = map[int64]string{
+	0xEF53: "ext4", 0x58465342: "xfs", 0x9123683E: "btrfs", 0x01021994: "tmpfs",
+	0x794C7630: "overlay", 0x6969: "nfs", 0x00C36400: "ceph", 0x65735546: "fuse",
+	0x2FC12FC1: "zfs", 0xFE534D42: "smb2", 0xFF534D42: "cifs", 0x5346544E: "ntfs",
+	0x47504653: "gpfs", 0x0BD00BD0: "lustre",
+}
+
+// filesystemOf names the filesystem holding p and its mount's options (from
+// /proc/self/mountinfo, longest mount point containing p).
+func filesystemOf(p string) (string, string) {
+	var sfs unix.Statfs_t
+	name := "unknown"
+	if err := unix.Statfs(p, &sfs); err == nil {
+		if n, ok := fsNames[int64(sfs.Type)]; ok {
+			name = n
+		} else {
+			name = fmt.Sprintf("0x%x", sfs.Type)
+		}
+	}
+	real, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		real = p
+	}
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return name, ""
+	}
+	defer f.Close()
+	best, opts := "", ""
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		sep := -1
+		for k, x := range fields {
+			if x == "-" {
+				sep = k
+				break
+			}
+		}
+		if len(fields) < 6 || sep < 0 || sep+3 >= len(fields) {
+			continue
+		}
+		mp := fields[4]
+		if (real == mp || strings.HasPrefix(real, strings.TrimSuffix(mp, "/")+"/")) && len(mp) > len(best) {
+			best = mp
+			opts = fields[5] + "," + fields[sep+3]
+			if fields[sep+1] != "" && name == "unknown" {
+				name = fields[sep+1]
+			}
+		}
+	}
+	return name, opts
+}
+
+func locksReach(fs, opts string) (bool, string) {
+	switch {
+	case strings.HasPrefix(fs, "nfs"):
+		for _, o := range strings.Split(opts, ",") {
+			if v, ok := strings.CutPrefix(o, "local_lock="); ok {
+				if v == "flock" || v == "all" {
+					return false, "NFS with local_lock=" + v + ": flock stays on this host; runners on other hosts are not coordinated (mount with local_lock=none)"
+				}
+				return true, "NFS with local_lock=" + v + ": flock is forwarded to the server. Cargo itself skips locking on NFS"
+			}
+		}
+		return true, "NFS (local_lock not shown, default none): flock is forwarded to the server. Cargo itself skips locking on NFS"
+	case fs == "ceph":
+		return true, "CephFS: flock is coordinated by the MDS across clients"
+	case fs == "fuse" || fs == "smb2" || fs == "cifs":
+		return false, fs + ": whether flock reaches other hosts depends on the server; do not rely on it"
+	}
+	return false, fs + " is local: locks coordinate every container of this host (bind mounts share inodes), not other hosts"
+}
+
+// lockHolders reads /proc/locks and names the crate of each lock on a lock
+// file of this registry.
+func lockHolders(reg shim.Registry) []LockHolder {
+	type key struct {
+		maj, min uint32
+		ino      uint64
+	}
+	files := map[key]shim.Instance{}
+	for _, d := range reg.Regdirs() {
+		dir := filepath.Join(reg.ShimDir(), "locks", d)
+		ents, _ := os.ReadDir(dir)
+		for _, e := range ents {
+			stem, ok := strings.CutSuffix(e.Name(), ".lock")
+			if !ok {
+				continue
+			}
+			var st unix.Stat_t
+			if unix.Lstat(filepath.Join(dir, e.Name()), &st) != nil {
+				continue
+			}
+			i, ok := shim.ParseInstance(d, stem)
+			if !ok {
+				continue
+			}
+			files[key{unix.Major(st.Dev), unix.Minor(st.Dev), st.Ino}] = i
+		}
+	}
+	out := []LockHolder{}
+	f, err := os.Open("/proc/locks")
+	if err != nil {
+		return out
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 6 || fields[1] == "->" || fields[1] != "FLOCK" {
+			continue
+		}
+		dev := strings.Split(fields[5], ":")
+		if len(dev) != 3 {
+			continue
+		}
+		maj, _ := strconv.ParseUint(dev[0], 16, 32)
+		min, _ := strconv.ParseUint(dev[1], 16, 32)
+		ino, _ := strconv.ParseUint(dev[2], 10, 64)
+		i, ok := files[key{uint32(maj), uint32(min), ino}]
+		if !ok {
+			continue
+		}
+		pid, _ := strconv.Atoi(fields[4])
+		mode := "shared"
+		if fields[3] == "WRITE" {
+			mode = "exclusive"
+		}
+		h := LockHolder{Crate: i.Name, Version: i.Version, Regdir: i.Regdir, Mode: mode, Pid: pid, Command: cmdline(pid)}
+		if h.Command == "cargo-shim-holder" {
+			h.ForPid = parentOf(pid)
+			h.ForCommand = cmdline(h.ForPid)
+		}
+		out = append(out, h)
+	}
+	return out
+}
+
+func cmdline(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(strings.ReplaceAll(string(b), "\x00", " "))
+}
+
+func parentOf(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	if k := strings.LastIndexByte(s, ')'); k >= 0 {
+		f := strings.Fields(s[k+1:])
+		if len(f) > 1 {
+			n, _ := strconv.Atoi(f[1])
+			return n
+		}
+	}
+	return 0
+}

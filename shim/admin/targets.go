@@ -1,0 +1,79 @@
+// Package admin is the work behind the cargo-shim admin command: verify,
+// repair, gc and status of a shared registry, under the same per-crate locks
+// as the drop-in. cmd/cargo-shim only wires flags to it.
+package admin
+
+import (
+	"runtime"
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cargo-shim/cargo-shim/shim"
+)
+
+// Targets lists the instances to look at: those the Cargo.lock files name
+// (with their checksums), or every extraction and tarball in the registry.
+func Targets(reg shim.Registry, lockfiles []string) ([]shim.Instance, error) {
+	if len(lockfiles) == 0 {
+		all := reg.AllInstances()
+		for n := range all {
+			// No Cargo.lock: the checksum recorded when the crate was last
+			// verified from a trusted tarball is the known one.
+			all[n].Checksum = reg.RecordedSHA256(all[n])
+		}
+		return all, nil
+	}
+	regdirs := reg.Regdirs()
+	seen := map[shim.Instance]bool{}
+	var out []shim.Instance
+	for _, lf := range lockfiles {
+		crates, err := shim.ReadCargoLock(lf)
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range crates {
+			for _, i := range reg.Locate(c, regdirs) {
+				if !seen[i] {
+					seen[i] = true
+					out = append(out, i)
+				}
+			}
+		}
+	}
+	sort.Slice(out, func(a, b int) bool {
+		if out[a].Regdir != out[b].Regdir {
+			return out[a].Regdir < out[b].Regdir
+		}
+		return out[a].Dir() < out[b].Dir()
+	})
+	return out, nil
+}
+
+// parallel runs fn for each index with a bounded number of workers; done is
+// called after each (for progress), from any worker.
+func parallel(n int, fn func(i int), done func()) {
+	workers := runtime.GOMAXPROCS(0) * 2
+	if workers > n {
+		workers = n
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				fn(i)
+				if done != nil {
+					done()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}

@@ -1,0 +1,139 @@
+package admin
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/hashicorp/go-multierror"
+
+	"github.com/cargo-shim/cargo-shim/shim"
+)
+
+// Problem is one thing wrong with one crate instance. The JSON field names
+// are a stable interface (README: JSON output).
+type Problem struct {
+	Crate   string `json:"crate"`
+	Version string `json:"version"`
+	Regdir  string `json:"regdir"`
+	// Kind is "extraction", "tarball" or "checksum".
+	Kind    string `json:"kind"`
+	Path    string `json:"path"`
+	Problem string `json:"problem"`
+
+	instance shim.Instance
+}
+
+func (p Problem) String() string {
+	return fmt.Sprintf("%s v%s (%s): %s: %s", p.Crate, p.Version, p.Regdir, p.Path, p.Problem)
+}
+
+// VerifyReport is `cargo-shim verify --json`.
+type VerifyReport struct {
+	Registry string    `json:"registry"`
+	Deep     bool      `json:"deep"`
+	Checked  int       `json:"checked"`
+	Problems []Problem `json:"problems"`
+}
+
+// Verify checks every target. Without deep, a crate whose recorded state
+// still matches is checked by lstat of each of its files; deep re-reads every
+// tarball, compares its sha256 with the known checksum and every file's bytes.
+func Verify(reg shim.Registry, targets []shim.Instance, deep bool, progress func(done, total int)) *VerifyReport {
+	level := shim.Files
+	if deep {
+		level = shim.Deep
+	}
+	rep := &VerifyReport{Registry: reg.Root, Deep: deep, Checked: len(targets), Problems: []Problem{}}
+	per := make([][]Problem, len(targets))
+	var mu sync.Mutex
+	done := 0
+	parallel(len(targets), func(n int) {
+		per[n] = problemsOf(reg, reg.Check(targets[n], level, false))
+	}, func() {
+		if progress != nil {
+			mu.Lock()
+			done++
+			progress(done, len(targets))
+			mu.Unlock()
+		}
+	})
+	for _, ps := range per {
+		rep.Problems = append(rep.Problems, ps...)
+	}
+	return rep
+}
+
+func problemsOf(reg shim.Registry, f shim.Finding) []Problem {
+	mk := func(kind, path, what string) Problem {
+		return Problem{Crate: f.Name, Version: f.Version, Regdir: f.Regdir, Kind: kind, Path: path, Problem: what, instance: f.Instance}
+	}
+	var out []Problem
+	tb := reg.Tarball(f.Instance)
+	switch {
+	case f.TarballCorrupt != nil:
+		out = append(out, mk("tarball", tb, "cannot be read to its end (truncated or corrupt)"))
+	case f.TarballUnsafe != nil:
+		out = append(out, mk("tarball", tb, f.TarballUnsafe.Error()))
+	case f.Mismatch != "":
+		out = append(out, mk("checksum", tb, fmt.Sprintf("sha256 %s, expected %s", f.Mismatch, f.Checksum)))
+	}
+	if f.Verdict == shim.Broken && f.TarballCorrupt == nil && f.Reason != "not extracted" {
+		out = append(out, mk("extraction", f.Problem, f.Reason))
+	}
+	return out
+}
+
+// RepairReport is `cargo-shim repair --json`.
+type RepairReport struct {
+	Registry string    `json:"registry"`
+	Checked  int       `json:"checked"`
+	Repaired []Fixed   `json:"repaired"`
+	Left     []Problem `json:"left"`
+}
+
+// Fixed is one repair done.
+type Fixed struct {
+	Crate   string `json:"crate"`
+	Version string `json:"version"`
+	Regdir  string `json:"regdir"`
+	Action  string `json:"action"`
+}
+
+// Repair repairs what Verify finds, each crate under its exclusive lock
+// (waiting for builds that use it, up to ctx), and goes on past a crate it
+// cannot repair; those errors are gathered in the returned error.
+func Repair(ctx context.Context, reg shim.Registry, targets []shim.Instance, waiting func(shim.Instance, string), progress func(done, total int)) (*RepairReport, error) {
+	found := Verify(reg, targets, false, progress)
+	rep := &RepairReport{Registry: reg.Root, Checked: found.Checked, Repaired: []Fixed{}, Left: []Problem{}}
+	var errs *multierror.Error
+	seen := map[shim.Instance]bool{}
+	for _, p := range found.Problems {
+		i := p.instance
+		if seen[i] {
+			continue
+		}
+		seen[i] = true
+		if p.Kind == "checksum" {
+			// A readable tarball with another checksum may belong to
+			// another registry: reported, never removed.
+			rep.Left = append(rep.Left, p)
+			continue
+		}
+		act, after, err := reg.RepairCrate(ctx, i, shim.RepairOptions{Waiting: func(what string) {
+			if waiting != nil {
+				waiting(i, what)
+			}
+		}})
+		if err != nil {
+			errs = multierror.Append(errs, fmt.Errorf("%s: %w", i, err))
+			rep.Left = append(rep.Left, p)
+			continue
+		}
+		if act.Verb != "" {
+			rep.Repaired = append(rep.Repaired, Fixed{Crate: i.Name, Version: i.Version, Regdir: i.Regdir, Action: act.Verb + " " + act.Detail})
+		}
+		rep.Left = append(rep.Left, problemsOf(reg, after)...)
+	}
+	return rep, errs.ErrorOrNil()
+}

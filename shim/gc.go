@@ -1,0 +1,150 @@
+package shim
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/cargo-shim/cargo-shim/lockfile"
+)
+
+// LastUse is when a crate was last used: its lock file's mtime (every run
+// that pins it touches it, at most once an hour), else the newest of its
+// marker's and tarball's mtimes (when it was extracted or downloaded).
+func (r Registry) LastUse(i Instance) time.Time {
+	if fi, err := os.Lstat(r.LockPath(i)); err == nil {
+		return fi.ModTime()
+	}
+	var t time.Time
+	for _, p := range []string{filepath.Join(r.Extraction(i), markerName), r.Extraction(i), r.Tarball(i)} {
+		if fi, err := os.Lstat(p); err == nil && fi.ModTime().After(t) {
+			t = fi.ModTime()
+		}
+	}
+	return t
+}
+
+// Removal is what Remove deleted (or, dry, would delete).
+type Removal struct {
+	Extraction bool
+	Tarball    bool
+	Bytes      int64
+}
+
+// Remove deletes i's extraction and, if tarballToo, its tarball, but only if
+// no build holds i (exclusive try-lock: never waits) and only if still
+// eligible(lastUse) once the lock is held. It returns ErrInUse when busy.
+func (r Registry) Remove(i Instance, tarballToo bool, eligible func(lastUse time.Time) (extraction, tarball bool)) (Removal, error) {
+	var rm Removal
+	_, statErr := os.Lstat(r.LockPath(i))
+	before := r.LastUse(i)
+	lk, err := lockfile.Try(r.LockPath(i), lockfile.Exclusive)
+	if lockfile.IsBusy(err) {
+		return rm, ErrInUse
+	}
+	if err != nil {
+		return rm, err
+	}
+	defer lk.Release()
+	if statErr != nil {
+		// We just created the lock file: its mtime says "now", but the crate
+		// was last used when the scan said.
+		_ = os.Chtimes(r.LockPath(i), before, before)
+	}
+	// The lock file's mtime may have been touched between the scan and the
+	// lock: decide again now that no build can start using it.
+	ext, tb := eligible(r.LastUse(i))
+	tb = tb && tarballToo
+	if ext {
+		root := r.Extraction(i)
+		if _, err := os.Lstat(root); err == nil {
+			n := DiskUsage(root)
+			if err := r.trash(root, i); err != nil {
+				return rm, err
+			}
+			os.Remove(r.StatePath(i))
+			rm.Extraction, rm.Bytes = true, rm.Bytes+n
+		}
+	}
+	if tb {
+		p := r.Tarball(i)
+		if fi, err := os.Lstat(p); err == nil {
+			if err := os.Remove(p); err != nil {
+				return rm, err
+			}
+			rm.Tarball, rm.Bytes = true, rm.Bytes+fi.Size()
+		}
+	}
+	_, errExt := os.Lstat(r.Extraction(i))
+	_, errTb := os.Lstat(r.Tarball(i))
+	if errors.Is(errExt, fs.ErrNotExist) && errors.Is(errTb, fs.ErrNotExist) {
+		// Nothing left to guard. Removing a lock file we hold is safe: a
+		// process that opened the old file finds, after locking, that the
+		// path no longer names it, and locks the new one.
+		os.Remove(r.LockPath(i))
+		os.Remove(r.StatePath(i))
+	}
+	return rm, nil
+}
+
+// StaleTemps lists temp dirs of killed repairs older than minAge, with the
+// instance each belongs to.
+func (r Registry) StaleTemps(minAge time.Duration) map[string]Instance {
+	out := map[string]Instance{}
+	for _, d := range r.Regdirs() {
+		parent := filepath.Join(r.Root, "src", d)
+		ents, err := os.ReadDir(parent)
+		if err != nil {
+			continue
+		}
+		for _, e := range ents {
+			rest, ok := strings.CutPrefix(e.Name(), tmpPrefix)
+			if !ok {
+				continue
+			}
+			rest = strings.TrimSuffix(rest, "-old")
+			k := strings.LastIndexByte(rest, '-')
+			if k < 0 {
+				continue
+			}
+			name, version, ok := splitNameVersion(rest[:k])
+			if !ok {
+				continue
+			}
+			if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) >= minAge {
+				out[filepath.Join(parent, e.Name())] = Instance{Crate: Crate{Name: name, Version: version}, Regdir: d}
+			}
+		}
+	}
+	return out
+}
+
+// RemoveTemp deletes one stale temp dir under its crate's exclusive lock.
+func (r Registry) RemoveTemp(p string, i Instance) (int64, error) {
+	lk, err := lockfile.Try(r.LockPath(i), lockfile.Exclusive)
+	if lockfile.IsBusy(err) {
+		return 0, ErrInUse
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer lk.Release()
+	n := DiskUsage(p)
+	return n, os.RemoveAll(p)
+}
+
+// InUse reports whether a build holds i now (an exclusive try-lock fails).
+func (r Registry) InUse(i Instance) bool {
+	if _, err := os.Lstat(r.LockPath(i)); err != nil {
+		return false // no lock file: no build through a shim has it
+	}
+	lk, err := lockfile.Try(r.LockPath(i), lockfile.Exclusive)
+	if err != nil {
+		return lockfile.IsBusy(err)
+	}
+	lk.Release()
+	return false
+}
