@@ -121,6 +121,8 @@ type RepairOptions struct {
 	// Waiting is called once when a lock is not free after about a second;
 	// what is "crate" or "package cache".
 	Waiting func(what string)
+	// Deep also compares file contents with the tarball (verify --deep).
+	Deep bool
 }
 
 // ErrInUse is returned by RepairCrate with NoWait when a build holds the crate.
@@ -157,11 +159,15 @@ func (r Registry) RepairCrate(ctx context.Context, i Instance, o RepairOptions) 
 			o.Waiting("package cache")
 		}
 	}, func() {
-		f = r.fullCheck(i, Files, o.Offline)
+		level := Files
+		if o.Deep {
+			level = Deep
+		}
+		f = r.fullCheck(i, level, o.Offline)
 		if f.Verdict == Broken {
 			act, repairErr = r.Repair(f)
 			if repairErr == nil {
-				f = r.fullCheck(i, Files, o.Offline)
+				f = r.fullCheck(i, level, o.Offline)
 			}
 		} else if f.Verdict == Healthy && f.manifest != nil {
 			_ = r.recordState(i, f.manifest)

@@ -20,7 +20,7 @@ const usage = `cargo-shim: look after a cargo registry shared by many runners
 
 Usage:
   cargo-shim verify [--registry DIR] [--lockfile FILE]... [--deep] [--json]
-  cargo-shim repair [--registry DIR] [--lockfile FILE]... [--json]
+  cargo-shim repair [--registry DIR] [--lockfile FILE]... [--deep] [--json]
   cargo-shim gc     [--registry DIR] --max-age DURATION [--crate-max-age DURATION] [--dry-run] [--json]
   cargo-shim status [--registry DIR] [--json]
   cargo-shim --version
@@ -161,8 +161,9 @@ func verify(args []string) error {
 }
 
 func repair(args []string) error {
-	c := newCommon("repair", "repair [--registry DIR] [--lockfile FILE]... [--json]")
+	c := newCommon("repair", "repair [--registry DIR] [--lockfile FILE]... [--deep] [--json]")
 	lockfiles := c.fs.StringArray("lockfile", nil, "repair only the crates this Cargo.lock names (repeatable)")
+	deep := c.fs.Bool("deep", false, "also repair files whose content differs from the tarball")
 	reg, cfg, err := c.parse(args)
 	if err != nil {
 		return err
@@ -177,7 +178,7 @@ func repair(args []string) error {
 		ctx, cancel = context.WithTimeout(ctx, cfg.LockTimeout)
 		defer cancel()
 	}
-	rep, err := admin.Repair(ctx, reg, targets, func(i shim.Instance, what string) {
+	rep, err := admin.Repair(ctx, reg, targets, *deep, func(i shim.Instance, what string) {
 		c.log.Status("Blocking", fmt.Sprintf("waiting for lock on %s %s (in use by a running build)", what, i.Crate))
 	}, progress("Checking"))
 	if c.json {

@@ -103,8 +103,8 @@ type Fixed struct {
 // Repair repairs what Verify finds, each crate under its exclusive lock
 // (waiting for builds that use it, up to ctx), and goes on past a crate it
 // cannot repair; those errors are gathered in the returned error.
-func Repair(ctx context.Context, reg shim.Registry, targets []shim.Instance, waiting func(shim.Instance, string), progress func(done, total int)) (*RepairReport, error) {
-	found := Verify(reg, targets, false, progress)
+func Repair(ctx context.Context, reg shim.Registry, targets []shim.Instance, deep bool, waiting func(shim.Instance, string), progress func(done, total int)) (*RepairReport, error) {
+	found := Verify(reg, targets, deep, progress)
 	rep := &RepairReport{Registry: reg.Root, Checked: found.Checked, Repaired: []Fixed{}, Left: []Problem{}}
 	var errs *multierror.Error
 	seen := map[shim.Instance]bool{}
@@ -120,7 +120,7 @@ func Repair(ctx context.Context, reg shim.Registry, targets []shim.Instance, wai
 			rep.Left = append(rep.Left, p)
 			continue
 		}
-		act, after, err := reg.RepairCrate(ctx, i, shim.RepairOptions{Waiting: func(what string) {
+		act, after, err := reg.RepairCrate(ctx, i, shim.RepairOptions{Deep: deep, Waiting: func(what string) {
 			if waiting != nil {
 				waiting(i, what)
 			}
