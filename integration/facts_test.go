@@ -1,0 +1,103 @@
+package integration
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// These tests pin the facts of CARGO-FACTS.md that cargo-shim relies on,
+// against the cargo on this machine: if cargo changes, they fail here first.
+
+func listing(t *testing.T, root string) string {
+	t.Helper()
+	var lines []string
+	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			t.Fatal(err)
+		}
+		rel, _ := filepath.Rel(root, p)
+		fi, _ := d.Info()
+		switch {
+		case d.Type().IsRegular() && rel == ".cargo-ok":
+			data, _ := os.ReadFile(p)
+			lines = append(lines, fmt.Sprintf("%s %q", rel, data))
+		case d.Type().IsRegular():
+			lines = append(lines, fmt.Sprintf("%s %04o %d %d", rel, fi.Mode().Perm(), fi.Size(), fi.ModTime().Unix()))
+		case d.IsDir():
+			lines = append(lines, fmt.Sprintf("%s/ %04o", rel, fi.Mode().Perm()))
+		default:
+			lines = append(lines, rel+" "+fi.Mode().String())
+		}
+		return nil
+	})
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
+}
+
+// Section 1: the marker is exactly {"v":1}, modes are tar mode & ~umask,
+// tar mtimes are kept. The shim's own extraction must be indistinguishable.
+func TestFactShimExtractsLikeCargo(t *testing.T) {
+	old := syscall.Umask(0o022)
+	defer syscall.Umask(old)
+	w := NewWorld(t)
+	w.Warm()
+	byCargo := map[string]string{}
+	for _, c := range fixtureCrates {
+		byCargo[c.Dir()] = listing(t, w.Extraction(c.Dir()))
+		if !strings.Contains(byCargo[c.Dir()], `.cargo-ok "{\"v\":1}"`) {
+			t.Fatalf("cargo's marker for %s is not {\"v\":1}:\n%s", c.Dir(), byCargo[c.Dir()])
+		}
+		rm(t, w.Extraction(c.Dir()))
+	}
+	r := w.MustCargo(w.Home(), true, "build", "--offline")
+	if n := strings.Count(r.Stderr, "Extracting"); n != len(fixtureCrates) {
+		t.Fatalf("the shim extracted %d crates, want %d:\n%s", n, len(fixtureCrates), r.Stderr)
+	}
+	for _, c := range fixtureCrates {
+		if got := listing(t, w.Extraction(c.Dir())); got != byCargo[c.Dir()] {
+			t.Errorf("%s: the shim's extraction differs from cargo's:\ncargo:\n%s\nshim:\n%s", c.Dir(), byCargo[c.Dir()], got)
+		}
+	}
+}
+
+// Section 1: rebuild detection ignores mtimes under the registry, so a
+// re-extraction does not force dependents to recompile.
+func TestFactRepairDoesNotForceRebuild(t *testing.T) {
+	w := NewWorld(t)
+	w.Warm()
+	home := w.Home()
+	w.MustCargo(home, true, "build")
+	rm(t, filepath.Join(w.Extraction("flat-1.0.0"), "lib.rs"))
+	r := w.MustCargo(home, true, "build")
+	if !strings.Contains(r.Stderr, "Repairing flat v1.0.0") {
+		t.Fatalf("no repair:\n%s", r.Stderr)
+	}
+	if strings.Contains(r.Stderr, "Compiling") {
+		t.Fatalf("a repair forced a rebuild:\n%s", r.Stderr)
+	}
+}
+
+// Section 4: cargo's locks are $CARGO_HOME/.package-cache{,-mutate}; the
+// shim points them into the shared registry, and cargo follows the links.
+func TestFactCargoLockFilesAreShared(t *testing.T) {
+	w := NewWorld(t)
+	w.Warm()
+	home := w.Home()
+	w.MustCargo(home, true, "build")
+	for _, name := range []string{".package-cache", ".package-cache-mutate"} {
+		if _, err := os.Readlink(filepath.Join(home, name)); err != nil {
+			t.Fatalf("%s is not a link: %v", name, err)
+		}
+		got, err1 := filepath.EvalSymlinks(filepath.Join(home, name))
+		want, err2 := filepath.EvalSymlinks(filepath.Join(w.Shared, ".cargo-shim", "cargo", name))
+		if err1 != nil || err2 != nil || got != want {
+			t.Errorf("%s resolves to %q (%v), want %q (%v)", name, got, err1, want, err2)
+		}
+	}
+}
