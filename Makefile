@@ -7,8 +7,8 @@ LDFLAGS := -s -w -X github.com/cargo-shim/cargo-shim/shim.Version=$(VERSION)
 .PHONY: build test demo chaos bench install clean
 
 build:
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/cargo ./cmd/cargo
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/cargo-shim ./cmd/cargo-shim
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/cargo ./cmd/cargo
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/cargo-shim ./cmd/cargo-shim
 
 # Unit tests, then the end-to-end suite (real cargo, loopback registry).
 test:

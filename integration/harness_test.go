@@ -31,7 +31,9 @@ func TestMain(m *testing.M) {
 	}
 	binDir = filepath.Join(dir, "bin")
 	for _, c := range []string{"cargo", "cargo-shim"} {
-		out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, c), "../cmd/"+c).CombinedOutput()
+		build := exec.Command("go", "build", "-o", filepath.Join(binDir, c), "../cmd/"+c)
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		out, err := build.CombinedOutput()
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "go build %s: %v\n%s", c, err, out)
 			os.Exit(1)

@@ -7,7 +7,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -38,28 +41,60 @@ var ErrBusy = errors.New("lock is held by another process")
 // IsBusy reports whether err says the lock was held elsewhere.
 func IsBusy(err error) bool { return errors.Is(err, ErrBusy) }
 
-// Lock is one held lock.
+// Lock is one held lock: through gofrs/flock (single locks), or a raw
+// descriptor (the bulk shared pins of AcquireSet, see pin.go).
 type Lock struct {
 	f    *flock.Flock
+	fd   int
+	path string
 	mode Mode
 }
 
 // Path is the lock file's path.
-func (l *Lock) Path() string { return l.f.Path() }
+func (l *Lock) Path() string { return l.path }
 
 // Mode is how it is held.
 func (l *Lock) Mode() Mode { return l.mode }
 
 // Release drops the lock and closes its descriptor.
 func (l *Lock) Release() error {
-	if l == nil || l.f == nil {
+	switch {
+	case l == nil:
 		return nil
+	case l.f != nil:
+		return l.f.Unlock()
+	case l.fd > 0:
+		err := unix.Close(l.fd) // closing the only descriptor releases the flock
+		l.fd = -1
+		return err
 	}
-	return l.f.Unlock()
+	return nil
 }
 
 // Stat describes the locked file (fstat of the held descriptor).
-func (l *Lock) Stat() (fs.FileInfo, error) { return l.f.Stat() }
+func (l *Lock) Stat() (fs.FileInfo, error) {
+	if l.f != nil {
+		return l.f.Stat()
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(l.fd, &st); err != nil {
+		return nil, &fs.PathError{Op: "fstat", Path: l.path, Err: err}
+	}
+	return statInfo{name: filepath.Base(l.path), st: st}, nil
+}
+
+// statInfo is an fs.FileInfo over a raw fstat.
+type statInfo struct {
+	name string
+	st   unix.Stat_t
+}
+
+func (s statInfo) Name() string       { return s.name }
+func (s statInfo) Size() int64        { return s.st.Size }
+func (s statInfo) Mode() fs.FileMode  { return fs.FileMode(s.st.Mode & 0o777) }
+func (s statInfo) ModTime() time.Time { return time.Unix(s.st.Mtim.Unix()) }
+func (s statInfo) IsDir() bool        { return s.st.Mode&unix.S_IFMT == unix.S_IFDIR }
+func (s statInfo) Sys() any           { return &s.st }
 
 // openFlags: read-only is enough for flock and lets any uid lock a file another
 // uid created; O_NOFOLLOW so a planted symlink never redirects a lock out of the
@@ -170,7 +205,7 @@ func tryOnce(path string, mode Mode) (*Lock, error) {
 		if held.Mode().Perm()&filePerm != filePerm {
 			fixPerm(path, held)
 		}
-		return &Lock{f: f, mode: mode}, nil
+		return &Lock{f: f, path: path, mode: mode}, nil
 	}
 }
 
@@ -243,19 +278,63 @@ func SortPaths(paths []string) []string {
 	return out[:j]
 }
 
-// AcquireSet takes every path in sorted order. On error the locks already
-// taken are released and none is held.
+// AcquireSet takes every path in mode. The locks that are free are taken
+// at once, several in parallel (a warm run pins hundreds); the busy ones are
+// then waited for one at a time in sorted order. Waiting while holding other
+// locks is safe only for shared sets: an exclusive holder never waits for a
+// per-crate lock while it holds one, so no cycle can form. Exclusive sets
+// must therefore be taken one lock at a time by their callers. On error the
+// locks already taken are released and none is held.
 func AcquireSet(ctx context.Context, paths []string, mode Mode, opt Options) (*Set, error) {
-	s := &Set{}
-	for _, p := range SortPaths(paths) {
-		l, err := Acquire(ctx, p, mode, opt)
-		if err != nil {
-			s.Release()
-			return nil, err
-		}
-		s.locks = append(s.locks, l)
+	sorted := SortPaths(paths)
+	got := make([]*Lock, len(sorted))
+	errs := make([]error, len(sorted))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	workers := min(runtime.GOMAXPROCS(0), len(sorted))
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				n := int(next.Add(1) - 1)
+				if n >= len(sorted) {
+					return
+				}
+				got[n], errs[n] = tryFD(sorted[n], mode)
+			}
+		}()
 	}
+	wg.Wait()
+	s := &Set{}
+	for n, p := range sorted {
+		if errs[n] != nil && !IsBusy(errs[n]) {
+			s.locks = nonNil(got)
+			s.Release()
+			return nil, errs[n]
+		}
+		if got[n] == nil {
+			l, err := Acquire(ctx, p, mode, opt)
+			if err != nil {
+				s.locks = nonNil(got)
+				s.Release()
+				return nil, err
+			}
+			got[n] = l
+		}
+	}
+	s.locks = got
 	return s, nil
+}
+
+func nonNil(ls []*Lock) []*Lock {
+	var out []*Lock
+	for _, l := range ls {
+		if l != nil {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // Locks lists the held locks in acquisition order.

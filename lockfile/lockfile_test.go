@@ -62,7 +62,7 @@ func helperLock() {
 // then exec a shell that lists its descriptors and waits on stdin.
 func helperHoldExec() {
 	exe, _ := os.Executable()
-	h, err := StartHolder(exe)
+	h, err := StartHolder(exe, 1)
 	if err != nil {
 		fmt.Println("error", err)
 		os.Exit(1)
@@ -303,7 +303,7 @@ func TestHolderKeepsLocksThroughExecUntilExit(t *testing.T) {
 func TestHolderDiesWithShimBeforeHold(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "x.lock")
 	exe, _ := os.Executable()
-	h, err := StartHolder(exe)
+	h, err := StartHolder(exe, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -322,4 +322,12 @@ func TestHolderDiesWithShimBeforeHold(t *testing.T) {
 	}
 	l.Release()
 	h.Stop()
+}
+
+func testExe(tb testing.TB) string {
+	exe, err := os.Executable()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return exe
 }

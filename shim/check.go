@@ -84,7 +84,7 @@ type Finding struct {
 func (r Registry) Check(i Instance, level Level, offline bool) Finding {
 	if level < Deep {
 		if st, err := readState(r.StatePath(i), level >= Files); err == nil {
-			if f, sure := r.fastCheck(i, st, level); sure {
+			if f, sure := r.fastCheck(i, st, level, nil); sure {
 				return f
 			}
 		}
@@ -92,21 +92,64 @@ func (r Registry) Check(i Instance, level Level, offline bool) Finding {
 	return r.fullCheck(i, level, offline)
 }
 
+const (
+	srcTree   = "src"
+	cacheTree = "cache"
+)
+
+// stater lstats paths below src/<regdir> and cache/<regdir> relative to
+// descriptors of those directories, so the kernel walks three components
+// instead of ten (about 25% of a warm check). A nil stater uses full paths.
+type stater struct {
+	fds map[[2]string]int
+}
+
+func (r Registry) openStater(regdirs []string) *stater {
+	s := &stater{fds: map[[2]string]int{}}
+	for _, d := range regdirs {
+		for _, tree := range []string{srcTree, cacheTree} {
+			fd, err := unix.Open(filepath.Join(r.Root, tree, d), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+			if err == nil {
+				s.fds[[2]string{tree, d}] = fd
+			}
+		}
+	}
+	return s
+}
+
+func (s *stater) close() {
+	if s == nil {
+		return
+	}
+	for _, fd := range s.fds {
+		unix.Close(fd)
+	}
+}
+
+func (s *stater) lstat(r Registry, tree, regdir, rel string, st *unix.Stat_t) error {
+	if s != nil {
+		if fd, ok := s.fds[[2]string{tree, regdir}]; ok {
+			return unix.Fstatat(fd, rel, st, unix.AT_SYMLINK_NOFOLLOW)
+		}
+	}
+	return unix.Lstat(filepath.Join(r.Root, tree, regdir, rel), st)
+}
+
 // fastCheck trusts the record while every stamp still matches it. sure is
 // false when something changed and only a full check can tell.
-func (r Registry) fastCheck(i Instance, s *State, level Level) (f Finding, sure bool) {
+func (r Registry) fastCheck(i Instance, s *State, level Level, at *stater) (f Finding, sure bool) {
 	f = Finding{Instance: i}
 	root := r.Extraction(i)
 	var st unix.Stat_t
 	racy := s.Recorded - racyWindow.Nanoseconds()
 	for _, d := range s.Dirs {
-		p := root
+		rel := i.Dir()
 		if d.Rel != "." {
-			p = filepath.Join(root, filepath.FromSlash(d.Rel))
+			rel += "/" + d.Rel
 		}
-		if err := unix.Lstat(p, &st); err != nil {
+		if err := at.lstat(r, srcTree, i.Regdir, rel, &st); err != nil {
 			if errors.Is(err, unix.ENOENT) && d.Rel != "." {
-				f.broken(d.Rel+"/ missing", p)
+				f.broken(d.Rel+"/ missing", filepath.Join(root, filepath.FromSlash(d.Rel)))
 				return f, true
 			}
 			return f, false
@@ -115,14 +158,13 @@ func (r Registry) fastCheck(i Instance, s *State, level Level) (f Finding, sure 
 			return f, false
 		}
 	}
-	mp := filepath.Join(root, markerName)
-	if err := unix.Lstat(mp, &st); err != nil {
+	if err := at.lstat(r, srcTree, i.Regdir, i.Dir()+"/"+markerName, &st); err != nil {
 		return f, false
 	}
 	if st.Size != int64(len(marker)) || st.Ino != s.Marker.Ino || st.Mtim.Nano() != s.Marker.Mtime {
 		return f, false
 	}
-	if err := unix.Lstat(r.Tarball(i), &st); err != nil {
+	if err := at.lstat(r, cacheTree, i.Regdir, i.Dir()+".crate", &st); err != nil {
 		if !errors.Is(err, unix.ENOENT) {
 			return f, false
 		}

@@ -1,6 +1,7 @@
 package shim
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -24,6 +25,10 @@ const ActiveEnv = "CARGO_SHIM_ACTIVE"
 
 // exitError is cargo's exit code for its own errors.
 const exitError = 101
+
+// processStart is when this process began running Go code, for the debug
+// log's timings.
+var processStart = time.Now()
 
 // Main runs the drop-in `cargo`. It returns an exit code only when cargo
 // could not be exec'd.
@@ -75,7 +80,9 @@ func Main(args []string) int {
 		}
 		log.Warn("%v; using defaults for those", cfgErr)
 	}
+	r.Log.Debug("starting (%s since process start)", time.Since(processStart))
 	holder, err := r.Prepare()
+	r.Log.Debug("exec %s (%s since process start)", real, time.Since(processStart))
 	if err != nil {
 		if cfg.Strict {
 			log.Error("%v (CARGO_SHIM_STRICT is set, so cargo was not run)", err)
@@ -142,6 +149,7 @@ type Run struct {
 	Offline bool
 
 	names map[string]string // lock path -> "fnv v1.0.7"
+	start time.Time
 }
 
 // maxRounds bounds step 5's "something broke in between, go back to 4".
@@ -167,32 +175,65 @@ func (r *Run) Prepare() (*lockfile.Holder, error) {
 		// will create it.
 		return nil, nil
 	}
+	r.start = time.Now()
 	lockPath := FindCargoLock(r.Cwd, r.Cmd.ManifestPath)
 	if lockPath == "" {
 		return nil, r.checkAll()
 	}
-	crates, err := ReadCargoLock(lockPath)
+	lockData, err := os.ReadFile(lockPath)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read the planned crates: %w", err)
 	}
-	if len(crates) == 0 {
-		return nil, nil
-	}
-	instances, lockPaths := r.plan(crates)
-	if len(lockPaths) == 0 {
-		return nil, nil
-	}
-	holder, err := lockfile.StartHolder(r.Self)
+	// The holder starts while we plan: its start-up overlaps our work.
+	holder, err := lockfile.StartHolder(r.Self, bytes.Count(lockData, []byte("[[package]]")))
 	if err != nil {
 		return nil, fmt.Errorf("cannot start the lock holder: %w", err)
 	}
-	for round := 0; ; round++ {
-		if err := holder.Lock(lockPaths, r.Cfg.LockTimeout, r.waiting); err != nil {
+	p, cached := r.Reg.loadPlan(lockData)
+	if !cached {
+		if p, err = r.Reg.buildPlan(lockData, lockPath); err != nil {
 			holder.Stop()
-			return nil, r.lockError(err)
+			return nil, fmt.Errorf("cannot read the planned crates: %w", err)
 		}
-		broken := brokenOf(r.checkAllOf(instances, r.Cfg.Verify))
-		r.Log.Debug("round %d: %d crates planned from %s, %d pinned, %d broken", round, len(crates), lockPath, len(lockPaths), len(broken))
+	}
+	lockPaths := r.Reg.lockPaths(p)
+	r.names = map[string]string{}
+	for _, i := range p.instances {
+		r.names[r.Reg.LockPath(i)] = i.Crate.String()
+	}
+	for _, c := range p.cold {
+		for _, d := range p.indexed {
+			r.names[r.Reg.LockPath(Instance{Crate: c, Regdir: d})] = c.String()
+		}
+	}
+	r.Log.Debug("planned %d crates from %s (plan record: %v), %d locks (%s)", len(p.crates), lockPath, cached, len(lockPaths), time.Since(r.start))
+	if len(lockPaths) == 0 {
+		holder.Stop()
+		return nil, nil
+	}
+	// Round 0 checks while the holder takes the shared locks: every change
+	// cargo-shim makes to a crate is one atomic rename under its exclusive
+	// lock, so what this check sees is either what the locks then pin, or a
+	// crate removed meanwhile, which cargo downloads or extracts as usual.
+	locked := holder.LockAsync(lockPaths, r.Cfg.LockTimeout, r.waiting)
+	for round := 0; ; round++ {
+		if round > 0 {
+			locked = holder.LockAsync(lockPaths, r.Cfg.LockTimeout, r.waiting)
+			if err := <-locked; err != nil {
+				holder.Stop()
+				return nil, r.lockError(err)
+			}
+		}
+		findings, fresh := r.checkPlan(p)
+		r.Log.Debug("round %d: checked (%s)", round, time.Since(r.start))
+		if round == 0 {
+			if err := <-locked; err != nil {
+				holder.Stop()
+				return nil, r.lockError(err)
+			}
+			r.Log.Debug("locked (%s)", time.Since(r.start))
+		}
+		broken := brokenOf(findings)
 		if len(broken) > 0 {
 			// Another runner's cargo may be downloading or unpacking these
 			// very crates: look again once it is done.
@@ -208,10 +249,16 @@ func (r *Run) Prepare() (*lockfile.Holder, error) {
 				return nil, err
 			}
 		}
-		if len(broken) == 0 || round == maxRounds {
-			if len(broken) > 0 {
-				r.Log.Warn("the registry kept changing while cargo-shim repaired it; %d crates left as they are (first: %s: %s)", len(broken), broken[0].Instance, broken[0].describe())
+		if len(broken) == 0 {
+			if fresh {
+				if err := r.Reg.savePlanFromStates(p); err != nil {
+					r.Log.Debug("cannot record the plan: %v", err)
+				}
 			}
+			return holder, nil
+		}
+		if round == maxRounds {
+			r.Log.Warn("the registry kept changing while cargo-shim repaired it; %d crates left as they are (first: %s: %s)", len(broken), broken[0].Instance, broken[0].describe())
 			return holder, nil
 		}
 		// flock cannot upgrade shared to exclusive: release everything,
@@ -226,7 +273,31 @@ func (r *Run) Prepare() (*lockfile.Holder, error) {
 				return nil, err
 			}
 		}
+		p.cached = false
 	}
+}
+
+// checkPlan checks every planned instance; the recorded stamps of the plan
+// make the warm case a few lstats per crate. fresh is true when anything was
+// looked at beyond the plan record, which should then be written again.
+func (r *Run) checkPlan(p *plan) (findings []Finding, fresh bool) {
+	out := make([]Finding, len(p.instances))
+	var unsure atomic.Bool
+	at := r.Reg.openStater(p.regdirs)
+	defer at.close()
+	parallelEach(len(p.instances), func(n int) {
+		i := p.instances[n]
+		if s := p.stamps[i]; s != nil && p.cached && r.Cfg.Verify == Fast {
+			if f, sure := r.Reg.fastCheck(i, s, Fast, at); sure {
+				out[n] = f
+				return
+			}
+		}
+		unsure.Store(true)
+		out[n] = r.checkOne(i, r.Cfg.Verify)
+	})
+	r.reportFindings(out)
+	return out, unsure.Load() || !p.cached
 }
 
 func brokenOf(fs []Finding) []Finding {
@@ -237,37 +308,6 @@ func brokenOf(fs []Finding) []Finding {
 		}
 	}
 	return out
-}
-
-// plan locates each crate in every regdir that holds it. A crate no regdir
-// holds yet (cold) is locked under every regdir with an index, since that is
-// where cargo will put it.
-func (r *Run) plan(crates []Crate) ([]Instance, []string) {
-	regdirs := r.Reg.Regdirs()
-	var indexed []string
-	for _, d := range regdirs {
-		if _, err := os.Lstat(filepath.Join(r.Reg.Root, "index", d)); err == nil {
-			indexed = append(indexed, d)
-		}
-	}
-	r.names = map[string]string{}
-	var instances []Instance
-	var paths []string
-	for _, c := range crates {
-		found := r.Reg.Locate(c, regdirs)
-		instances = append(instances, found...)
-		if len(found) == 0 {
-			for _, d := range indexed {
-				found = append(found, Instance{Crate: c, Regdir: d})
-			}
-		}
-		for _, i := range found {
-			p := r.Reg.LockPath(i)
-			r.names[p] = i.Crate.String()
-			paths = append(paths, p)
-		}
-	}
-	return instances, paths
 }
 
 func (r *Run) waiting(path string) {
@@ -291,36 +331,25 @@ func (r *Run) lockError(err error) error {
 }
 
 // checkAllOf checks instances in parallel and records the state of those
-// whose full check passed. It runs under the holder's shared locks, so no
-// repair can change what it records.
+// whose full check passed.
 func (r *Run) checkAllOf(instances []Instance, level Level) []Finding {
 	out := make([]Finding, len(instances))
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	workers := runtime.GOMAXPROCS(0)
-	if workers > len(instances) {
-		workers = len(instances)
+	parallelEach(len(instances), func(n int) { out[n] = r.checkOne(instances[n], level) })
+	r.reportFindings(out)
+	return out
+}
+
+// checkOne checks one instance and records its state when a full check
+// found it healthy. Under the shared lock, no repair can change it meanwhile.
+func (r *Run) checkOne(i Instance, level Level) Finding {
+	f := r.Reg.Check(i, level, r.Offline)
+	if err := r.Reg.RecordIfVerified(f); err != nil {
+		r.Log.Debug("cannot record state of %s: %v", f.Instance, err)
 	}
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				n := int(next.Add(1) - 1)
-				if n >= len(instances) {
-					return
-				}
-				f := r.Reg.Check(instances[n], level, r.Offline)
-				if f.Verdict == Healthy && f.ExtractionOK && f.manifest != nil && f.fresh {
-					if err := r.Reg.recordState(f.Instance, f.manifest); err != nil {
-						r.Log.Debug("cannot record state of %s: %v", f.Instance, err)
-					}
-				}
-				out[n] = f
-			}
-		}()
-	}
-	wg.Wait()
+	return f
+}
+
+func (r *Run) reportFindings(out []Finding) {
 	for _, f := range out {
 		if f.Mismatch != "" && f.fresh {
 			r.Log.Warn("%s: sha256 of %s is %s, Cargo.lock says %s; kept (it may come from another registry)", f.Crate, r.Reg.Tarball(f.Instance), f.Mismatch, f.Checksum)
@@ -332,7 +361,27 @@ func (r *Run) checkAllOf(instances []Instance, level Level) []Finding {
 			r.Log.Warn("%s is extracted but its tarball %s is missing; cargo --offline needs it: run once online, or copy the .crate there", f.Crate, r.Reg.Tarball(f.Instance))
 		}
 	}
-	return out
+}
+
+// parallelEach runs fn for 0..n-1 on GOMAXPROCS workers.
+func parallelEach(n int, fn func(int)) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	workers := min(runtime.GOMAXPROCS(0), n)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				k := int(next.Add(1) - 1)
+				if k >= n {
+					return
+				}
+				fn(k)
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // repairOne is step 4 for one crate. A nested shim never blocks: the build

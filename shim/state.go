@@ -234,3 +234,17 @@ func (r Registry) RecordedSHA256(i Instance) string {
 	}
 	return s.SHA256
 }
+
+// RecordIfVerified records the state of an instance a full check found
+// healthy against a trusted manifest, so that later checks are cheap. Safe
+// without the crate's lock: a concurrent repair swaps in a complete
+// directory, whose stamps differ from the ones recorded here, so the record
+// is simply not trusted.
+func (r Registry) RecordIfVerified(f Finding) error {
+	// Only from a trusted manifest: recording the sha256 of a tarball whose
+	// checksum differs would launder it into "the known checksum".
+	if f.Verdict != Healthy || !f.ExtractionOK || f.manifest == nil || !f.fresh || !f.trusted || f.Mismatch != "" {
+		return nil
+	}
+	return r.recordState(f.Instance, f.manifest)
+}

@@ -1,0 +1,448 @@
+// Command bench measures what the drop-in costs per run, against a floor and
+// a baseline measured in the same run, and writes BENCHMARKS.md. Run it with
+// `make bench`. These machines are noisy: every figure is a median over
+// interleaved runs, and the budget is judged on those.
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/cargo-shim/cargo-shim/integration/loopback"
+)
+
+const regdir = "127.0.0.1-00bench00bench00"
+
+var keep *string
+
+type crateInfo struct {
+	name, version, sum string
+}
+
+func main() {
+	runs := flag.Int("runs", 31, "interleaved runs per measurement")
+	out := flag.String("out", "BENCHMARKS.md", "report file")
+	binDir := flag.String("bin", "bin", "directory with cargo and cargo-shim")
+	keep = flag.String("keep", "", "generate the registries into this directory and keep them")
+	flag.Parse()
+	if err := run(*runs, *out, *binDir); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// genRegistry writes n crates (tarball, extraction, index dir) under
+// root/registry and returns them. Crate k has 10-59 files in up to seven
+// directories: 400 crates give about 13,700 files in 2,800 directories, the
+// shape of a real 400-crate registry.
+func genRegistry(root string, n int) ([]crateInfo, error) {
+	reg := filepath.Join(root, "registry")
+	for _, sub := range []string{"index", "cache", "src"} {
+		if err := os.MkdirAll(filepath.Join(reg, sub, regdir), 0o755); err != nil {
+			return nil, err
+		}
+	}
+	dirs := []string{"src", "src/a", "src/a/b", "src/c", "tests", "benches", "examples"}
+	var out []crateInfo
+	body := bytes.Repeat([]byte("// generated\npub fn f() -> u32 { 1 }\n"), 40)
+	for k := 0; k < n; k++ {
+		c := crateInfo{name: fmt.Sprintf("bench-crate-%05d", k), version: "1.0.0"}
+		stem := c.name + "-" + c.version
+		nfiles := 10 + (k*7919)%50
+		ndirs := 1 + (k*31)%len(dirs)
+		files := map[string][]byte{"Cargo.toml": []byte(fmt.Sprintf("[package]\nname = %q\nversion = \"1.0.0\"\n", c.name))}
+		for f := 0; f < nfiles-1; f++ {
+			files[fmt.Sprintf("%s/f%02d.rs", dirs[f%ndirs], f)] = body[:200+(f*37)%(len(body)-200)]
+		}
+		names := make([]string, 0, len(files))
+		for p := range files {
+			names = append(names, p)
+		}
+		sort.Strings(names)
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		tw := tar.NewWriter(zw)
+		mtime := time.Unix(1153704088, 0)
+		ext := filepath.Join(reg, "src", regdir, stem)
+		for _, p := range names {
+			tw.WriteHeader(&tar.Header{Name: stem + "/" + p, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(files[p])), ModTime: mtime})
+			tw.Write(files[p])
+			dst := filepath.Join(ext, p)
+			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+				return nil, err
+			}
+			if err := os.WriteFile(dst, files[p], 0o644); err != nil {
+				return nil, err
+			}
+			os.Chtimes(dst, mtime, mtime)
+		}
+		tw.Close()
+		zw.Close()
+		sum := sha256.Sum256(buf.Bytes())
+		c.sum = hex.EncodeToString(sum[:])
+		if err := os.WriteFile(filepath.Join(reg, "cache", regdir, stem+".crate"), buf.Bytes(), 0o644); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(filepath.Join(ext, ".cargo-ok"), []byte(`{"v":1}`), 0o644); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// workspace writes a Cargo.lock naming crates (version 4, with checksums).
+func workspace(dir string, crates []crateInfo) error {
+	var b strings.Builder
+	b.WriteString("version = 4\n\n[[package]]\nname = \"app\"\nversion = \"0.1.0\"\n")
+	for _, c := range crates {
+		fmt.Fprintf(&b, "\n[[package]]\nname = %q\nversion = %q\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\nchecksum = %q\n", c.name, c.version, c.sum)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	os.WriteFile(filepath.Join(dir, "Cargo.toml"), []byte("[package]\nname = \"app\"\nversion = \"0.1.0\"\n"), 0o644)
+	return os.WriteFile(filepath.Join(dir, "Cargo.lock"), []byte(b.String()), 0o644)
+}
+
+// timed runs a command and returns its wall time and peak RSS (KiB).
+func timed(name string, args []string, dir string, env []string) (time.Duration, int64, error) {
+	cmd := exec.Command(name, args...)
+	cmd.Dir, cmd.Env = dir, env
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	start := time.Now()
+	err := cmd.Run()
+	d := time.Since(start)
+	if err != nil {
+		return d, 0, fmt.Errorf("%s %v: %v: %s", name, args, err, errb.String())
+	}
+	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	return d, ru.Maxrss, nil
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(a, b int) bool { return s[a] < s[b] })
+	return s[len(s)/2]
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/1e6) }
+
+type scenario struct {
+	label   string
+	root    string // holds registry/
+	work    string
+	crates  int
+	samples []time.Duration
+	rss     int64
+}
+
+func (s *scenario) env(binDir string) []string {
+	return append(loopback.CargoEnv(filepath.Join(s.root, "home"), binDir),
+		"CARGO_SHIM_REGISTRY="+filepath.Join(s.root, "registry"), "CARGO_SHIM_REAL_CARGO=/bin/true")
+}
+
+func run(runs int, out, binDir string) error {
+	binDir, _ = filepath.Abs(binDir)
+	shimBin := filepath.Join(binDir, "cargo")
+	adminBin := filepath.Join(binDir, "cargo-shim")
+	for _, b := range []string{shimBin, adminBin} {
+		if _, err := os.Stat(b); err != nil {
+			return fmt.Errorf("%s missing (make build): %w", b, err)
+		}
+	}
+	tmp, err := os.MkdirTemp("", "cargo-shim-bench-")
+	if err != nil {
+		return err
+	}
+	if *keep != "" {
+		tmp = *keep
+		os.MkdirAll(tmp, 0o755)
+	} else {
+		defer os.RemoveAll(tmp)
+	}
+
+	fmt.Println("generating registries (400 and 4,000 crates)...")
+	small := filepath.Join(tmp, "r400")
+	big := filepath.Join(tmp, "r4000")
+	smallCrates, err := genRegistry(small, 400)
+	if err != nil {
+		return err
+	}
+	bigCrates, err := genRegistry(big, 4000)
+	if err != nil {
+		return err
+	}
+	files, dirs := countTree(filepath.Join(small, "registry", "src"))
+
+	scen := []*scenario{
+		{label: "100 crates (4,000-crate registry)", root: big, crates: 100},
+		{label: "400 crates (400-crate registry)", root: small, crates: 400},
+		{label: "400 crates (4,000-crate registry)", root: big, crates: 400},
+		{label: "1,500 crates (4,000-crate registry)", root: big, crates: 1500},
+	}
+	for n, s := range scen {
+		s.work = filepath.Join(tmp, fmt.Sprintf("ws%d", n))
+		cr := bigCrates
+		if s.root == small {
+			cr = smallCrates
+		}
+		if err := workspace(s.work, cr[:s.crates]); err != nil {
+			return err
+		}
+		os.MkdirAll(filepath.Join(s.root, "home"), 0o755)
+		// The first run records state; its cost is measured separately.
+		if _, _, err := timed(shimBin, []string{"build"}, s.work, s.env(binDir)); err != nil {
+			return err
+		}
+	}
+
+	fmt.Printf("measuring %d interleaved runs...\n", runs)
+	var trueRuns []time.Duration
+	for r := 0; r < runs; r++ {
+		d, _, err := timed("/bin/true", nil, tmp, os.Environ())
+		if err != nil {
+			return err
+		}
+		trueRuns = append(trueRuns, d)
+		for _, s := range scen {
+			d, rss, err := timed(shimBin, []string{"build"}, s.work, s.env(binDir))
+			if err != nil {
+				return err
+			}
+			s.samples = append(s.samples, d)
+			if rss > s.rss {
+				s.rss = rss
+			}
+		}
+	}
+	base := median(trueRuns)
+
+	// The floor, in this process, on the 400-crate registry.
+	floorFiles, floorDirs, floorLock := floors(filepath.Join(small, "registry"), smallCrates, runs)
+
+	// First run: state not yet recorded (400 crates).
+	var first []time.Duration
+	s400 := scen[1]
+	for r := 0; r < 7; r++ {
+		os.RemoveAll(filepath.Join(small, "registry", ".cargo-shim", "state"))
+		d, _, err := timed(shimBin, []string{"build"}, s400.work, s400.env(binDir))
+		if err != nil {
+			return err
+		}
+		first = append(first, d)
+	}
+
+	// cargo-shim verify of the 4,000-crate registry, warm (state recorded).
+	venv := append(os.Environ(), "CARGO_SHIM_REGISTRY="+filepath.Join(big, "registry"))
+	timed(adminBin, []string{"verify"}, tmp, venv)
+	var verify []time.Duration
+	var verifyRSS int64
+	for r := 0; r < 11; r++ {
+		d, rss, err := timed(adminBin, []string{"verify"}, tmp, venv)
+		if err != nil {
+			return err
+		}
+		verify = append(verify, d)
+		if rss > verifyRSS {
+			verifyRSS = rss
+		}
+	}
+
+	noop, err := noopBuild(tmp, shimBin, runs)
+	if err != nil {
+		fmt.Println("no-op cargo build baseline skipped:", err)
+	}
+
+	var b strings.Builder
+	host, _ := os.Hostname()
+	fmt.Fprintf(&b, "# Benchmarks\n\nWritten by `make bench` on %s (%s; %d CPUs, %s; kernel %s; %s; registry on %s).\n",
+		time.Now().UTC().Format("2006-01-02 15:04 UTC"), host, runtime.NumCPU(), cpuModel(), kernel(), runtime.Version(), fsOf(tmp))
+	fmt.Fprintf(&b, "Medians of %d interleaved runs; the machine is shared and noisy, so compare ratios and medians, not single runs.\n\n", runs)
+	fmt.Fprintf(&b, "## Drop-in overhead per run (real cargo replaced by /bin/true)\n\n")
+	fmt.Fprintf(&b, "`/bin/true` alone: %s (median). Overhead = drop-in run minus that.\n\n", ms(base))
+	fmt.Fprintf(&b, "| planned crates (registry) | drop-in run | overhead | per crate | peak RSS | budget |\n|---|---|---|---|---|---|\n")
+	for _, s := range scen {
+		m := median(s.samples)
+		ov := m - base
+		budget := ""
+		switch s.crates {
+		case 400:
+			budget = verdict(ov <= 6*time.Millisecond, "<= 6 ms")
+		case 1500:
+			budget = verdict(ov <= 20*time.Millisecond, "<= 20 ms")
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %.1f µs | %.1f MB | %s |\n", s.label, ms(m), ms(ov), float64(ov)/float64(s.crates)/1e3, float64(s.rss)/1024, budget+" "+verdict(float64(s.rss)/1024 <= 30, "RSS <= 30 MB"))
+	}
+	ov400 := median(scen[1].samples) - base
+	ov400big := median(scen[2].samples) - base
+	fmt.Fprintf(&b, "\nIndependent of the registry's size: 400 planned crates cost %s in a 400-crate registry and %s in a 4,000-crate one (ratio %.2f).\n",
+		ms(ov400), ms(ov400big), float64(ov400big)/float64(ov400))
+	fmt.Fprintf(&b, "\n## Floor on this machine (400 crates, %d files in %d directories, measured in-process)\n\n", files, dirs)
+	fmt.Fprintf(&b, "| what | median |\n|---|---|\n| lstat of every file | %s |\n| lstat of every directory | %s |\n| open + shared flock of one file per crate | %s |\n| directories + locks (what a warm run must do) | %s |\n",
+		ms(floorFiles), ms(floorDirs), ms(floorLock), ms(floorDirs+floorLock))
+	fmt.Fprintf(&b, "\nWarm overhead at 400 crates is %.2fx the directories + locks floor and %.2fx one lstat of every file.\n",
+		float64(ov400)/float64(floorDirs+floorLock), float64(ov400)/float64(floorFiles))
+	if noop > 0 {
+		fmt.Fprintf(&b, "\n## Against a real no-op build\n\nA no-op `cargo build` (real cargo, a warm 5-crate workspace) takes %s; the drop-in's overhead at 400 crates is %.1f%% of that.\n", ms(noop), 100*float64(ov400)/float64(noop))
+	}
+	fmt.Fprintf(&b, "\n## First run (state not yet recorded, 400 crates)\n\nMedian %s: every tarball is read and hashed once, every file lstat'ed, and the state recorded.\n", ms(median(first)))
+	fmt.Fprintf(&b, "\n## `cargo-shim verify`, 4,000 crates, warm\n\nMedian %s (%s), peak RSS %.1f MB. It lstats every file of every crate (136k files), in parallel.\n",
+		ms(median(verify)), verdict(median(verify) <= 150*time.Millisecond, "budget <= 150 ms"), float64(verifyRSS)/1024)
+	if err := os.WriteFile(out, []byte(b.String()), 0o644); err != nil {
+		return err
+	}
+	fmt.Print(b.String())
+	return nil
+}
+
+func verdict(ok bool, what string) string {
+	if ok {
+		return "met (" + what + ")"
+	}
+	return "**missed** (" + what + ")"
+}
+
+func countTree(root string) (files, dirs int) {
+	filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err == nil {
+			if d.IsDir() {
+				dirs++
+			} else {
+				files++
+			}
+		}
+		return nil
+	})
+	return
+}
+
+// floors times, in this process, the syscalls a check cannot avoid.
+func floors(reg string, crates []crateInfo, runs int) (files, dirs, locks time.Duration) {
+	var filePaths, dirPaths []string
+	filepath.WalkDir(filepath.Join(reg, "src"), func(p string, d os.DirEntry, err error) error {
+		if err == nil {
+			if d.IsDir() {
+				dirPaths = append(dirPaths, p)
+			} else {
+				filePaths = append(filePaths, p)
+			}
+		}
+		return nil
+	})
+	lockDir := filepath.Join(reg, "floor-locks")
+	os.MkdirAll(lockDir, 0o777)
+	var fs, ds, ls []time.Duration
+	for r := 0; r < runs; r++ {
+		var st syscall.Stat_t
+		t := time.Now()
+		for _, p := range filePaths {
+			syscall.Lstat(p, &st)
+		}
+		fs = append(fs, time.Since(t))
+		t = time.Now()
+		for _, p := range dirPaths {
+			syscall.Lstat(p, &st)
+		}
+		ds = append(ds, time.Since(t))
+		t = time.Now()
+		fds := make([]int, 0, len(crates))
+		for _, c := range crates {
+			fd, err := syscall.Open(filepath.Join(lockDir, c.name), syscall.O_RDONLY|syscall.O_CREAT|syscall.O_CLOEXEC, 0o666)
+			if err == nil {
+				syscall.Flock(fd, syscall.LOCK_SH)
+				fds = append(fds, fd)
+			}
+		}
+		ls = append(ls, time.Since(t))
+		for _, fd := range fds {
+			syscall.Close(fd)
+		}
+	}
+	return median(fs), median(ds), median(ls)
+}
+
+// noopBuild times a no-op `cargo build` of the loopback fixture workspace,
+// built once, with real cargo.
+func noopBuild(tmp, shimBin string, runs int) (time.Duration, error) {
+	reg, err := loopback.NewRegistry()
+	if err != nil {
+		return 0, err
+	}
+	defer reg.Close()
+	for _, c := range loopback.Fixture {
+		reg.Publish(c)
+	}
+	work := filepath.Join(tmp, "noop-work")
+	if err := loopback.WriteWorkspace(work, loopback.Fixture, loopback.AppMain); err != nil {
+		return 0, err
+	}
+	home := filepath.Join(tmp, "noop-home")
+	shared := filepath.Join(tmp, "noop-registry")
+	os.MkdirAll(shared, 0o755)
+	if err := loopback.NewHome(home, reg, shared); err != nil {
+		return 0, err
+	}
+	cargo, err := exec.LookPath("cargo")
+	if err != nil {
+		return 0, err
+	}
+	env := loopback.CargoEnv(home, "")
+	if _, _, err := timed(cargo, []string{"build"}, work, env); err != nil {
+		return 0, err
+	}
+	var ds []time.Duration
+	for r := 0; r < runs; r++ {
+		d, _, err := timed(cargo, []string{"build", "--offline"}, work, env)
+		if err != nil {
+			return 0, err
+		}
+		ds = append(ds, d)
+	}
+	return median(ds), nil
+}
+
+func cpuModel() string {
+	data, _ := os.ReadFile("/proc/cpuinfo")
+	for _, l := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(l, "model name"); ok {
+			return strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+		}
+	}
+	return "unknown CPU"
+}
+
+func kernel() string {
+	var u syscall.Utsname
+	syscall.Uname(&u)
+	var b []byte
+	for _, c := range u.Release {
+		if c == 0 {
+			break
+		}
+		b = append(b, byte(c))
+	}
+	return string(b)
+}
+
+func fsOf(p string) string {
+	out, err := exec.Command("stat", "-f", "-c", "%T", p).Output()
+	if err != nil {
+		return "unknown"
+	}
+	return strings.TrimSpace(string(out))
+}
