@@ -112,7 +112,7 @@ func BenchmarkFastCheckOneCrate(b *testing.B) {
 	s := p.stamps[i]
 	b.ResetTimer()
 	for b.Loop() {
-		if _, sure := reg.fastCheck(i, s, Fast, nil); !sure {
+		if _, sure := reg.fastCheck(i, s, Fast); !sure {
 			b.Fatal("not sure")
 		}
 	}
@@ -124,7 +124,7 @@ func BenchmarkCheckPlanWarm400Serial(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		for _, i := range p.instances {
-			if _, sure := reg.fastCheck(i, p.stamps[i], Fast, nil); !sure {
+			if _, sure := reg.fastCheck(i, p.stamps[i], Fast); !sure {
 				b.Fatal("not sure")
 			}
 		}

@@ -84,7 +84,7 @@ type Finding struct {
 func (r Registry) Check(i Instance, level Level, offline bool) Finding {
 	if level < Deep {
 		if st, err := readState(r.StatePath(i), level >= Files); err == nil {
-			if f, sure := r.fastCheck(i, st, level, nil); sure {
+			if f, sure := r.fastCheck(i, st, level); sure {
 				return f
 			}
 		}
@@ -103,6 +103,16 @@ const (
 type stater struct {
 	fds map[[2]string]int
 }
+
+// WithStater returns a copy of r whose checks stat relative to descriptors
+// of its regdirs; Close releases them.
+func (r Registry) WithStater() Registry {
+	r.at = r.openStater(r.Regdirs())
+	return r
+}
+
+// Close releases what WithStater opened.
+func (r Registry) Close() { r.at.close() }
 
 func (r Registry) openStater(regdirs []string) *stater {
 	s := &stater{fds: map[[2]string]int{}}
@@ -137,7 +147,8 @@ func (s *stater) lstat(r Registry, tree, regdir, rel string, st *unix.Stat_t) er
 
 // fastCheck trusts the record while every stamp still matches it. sure is
 // false when something changed and only a full check can tell.
-func (r Registry) fastCheck(i Instance, s *State, level Level, at *stater) (f Finding, sure bool) {
+func (r Registry) fastCheck(i Instance, s *State, level Level) (f Finding, sure bool) {
+	at := r.at
 	f = Finding{Instance: i}
 	root := r.Extraction(i)
 	var st unix.Stat_t
@@ -173,14 +184,14 @@ func (r Registry) fastCheck(i Instance, s *State, level Level, at *stater) (f Fi
 		return f, false
 	}
 	if level >= Files {
+		prefix := i.Dir() + "/"
 		for _, fe := range s.Files {
-			p := filepath.Join(root, filepath.FromSlash(fe.Path))
-			if err := unix.Lstat(p, &st); err != nil {
-				f.broken(fe.Path+" missing", p)
+			if err := at.lstat(r, srcTree, i.Regdir, prefix+fe.Path, &st); err != nil {
+				f.broken(fe.Path+" missing", filepath.Join(root, filepath.FromSlash(fe.Path)))
 				return f, true
 			}
 			if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size != fe.Size {
-				f.broken(fmt.Sprintf("%s has %d bytes, want %d", fe.Path, st.Size, fe.Size), p)
+				f.broken(fmt.Sprintf("%s has %d bytes, want %d", fe.Path, st.Size, fe.Size), filepath.Join(root, filepath.FromSlash(fe.Path)))
 				return f, true
 			}
 		}
@@ -198,6 +209,11 @@ func (f *Finding) broken(reason, p string) {
 // fullCheck verifies the extraction against the tarball (or the recorded
 // file list when the tarball is gone) and reads the whole tarball.
 func (r Registry) fullCheck(i Instance, level Level, offline bool) Finding {
+	if i.Checksum == "" {
+		// Not from a Cargo.lock: the known checksum is the one recorded
+		// when it was last verified from a trusted tarball.
+		i.Checksum = r.RecordedSHA256(i)
+	}
 	f := Finding{Instance: i, fresh: true}
 	root := r.Extraction(i)
 	tb := r.Tarball(i)

@@ -10,6 +10,7 @@ import (
 // Registry is a shared $CARGO_HOME/registry directory.
 type Registry struct {
 	Root string
+	at   *stater // optional: see WithStater
 }
 
 // Crate is one registry package of a Cargo.lock: a lock entry.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -33,6 +34,10 @@ var processStart = time.Now()
 // Main runs the drop-in `cargo`. It returns an exit code only when cargo
 // could not be exec'd.
 func Main(args []string) int {
+	// A run lives a few milliseconds and then execs: collecting garbage is
+	// wasted work. The limit brings the collector back for a huge plan.
+	debug.SetGCPercent(-1)
+	debug.SetMemoryLimit(16 << 20)
 	if lockfile.IsHolder() {
 		return lockfile.RunHolder()
 	}
@@ -148,7 +153,7 @@ type Run struct {
 	Nested  bool
 	Offline bool
 
-	names map[string]string // lock path -> "fnv v1.0.7"
+	plan  *plan
 	start time.Time
 }
 
@@ -197,15 +202,7 @@ func (r *Run) Prepare() (*lockfile.Holder, error) {
 		}
 	}
 	lockPaths := r.Reg.lockPaths(p)
-	r.names = map[string]string{}
-	for _, i := range p.instances {
-		r.names[r.Reg.LockPath(i)] = i.Crate.String()
-	}
-	for _, c := range p.cold {
-		for _, d := range p.indexed {
-			r.names[r.Reg.LockPath(Instance{Crate: c, Regdir: d})] = c.String()
-		}
-	}
+	r.plan = p
 	r.Log.Debug("planned %d crates from %s (plan record: %v), %d locks (%s)", len(p.crates), lockPath, cached, len(lockPaths), time.Since(r.start))
 	if len(lockPaths) == 0 {
 		holder.Stop()
@@ -283,12 +280,13 @@ func (r *Run) Prepare() (*lockfile.Holder, error) {
 func (r *Run) checkPlan(p *plan) (findings []Finding, fresh bool) {
 	out := make([]Finding, len(p.instances))
 	var unsure atomic.Bool
-	at := r.Reg.openStater(p.regdirs)
-	defer at.close()
+	reg := r.Reg
+	reg.at = reg.openStater(p.regdirs)
+	defer reg.at.close()
 	parallelEach(len(p.instances), func(n int) {
 		i := p.instances[n]
 		if s := p.stamps[i]; s != nil && p.cached && r.Cfg.Verify == Fast {
-			if f, sure := r.Reg.fastCheck(i, s, Fast, at); sure {
+			if f, sure := reg.fastCheck(i, s, Fast); sure {
 				out[n] = f
 				return
 			}
@@ -310,11 +308,28 @@ func brokenOf(fs []Finding) []Finding {
 	return out
 }
 
-func (r *Run) waiting(path string) {
-	name := r.names[path]
-	if name == "" {
-		name = path
+// crateOfLock names the crate a lock path belongs to, for messages (only
+// built when a message needs it: most runs never wait).
+func (r *Run) crateOfLock(path string) string {
+	if r.plan != nil {
+		for _, i := range r.plan.instances {
+			if r.Reg.LockPath(i) == path {
+				return i.Crate.String()
+			}
+		}
+		for _, c := range r.plan.cold {
+			for _, d := range r.plan.indexed {
+				if r.Reg.LockPath(Instance{Crate: c, Regdir: d}) == path {
+					return c.String()
+				}
+			}
+		}
 	}
+	return path
+}
+
+func (r *Run) waiting(path string) {
+	name := r.crateOfLock(path)
 	r.Log.Status("Blocking", fmt.Sprintf("waiting for lock on crate %s (held by another runner)", name))
 }
 
@@ -323,7 +338,7 @@ func (r *Run) lockError(err error) error {
 		var pe *os.PathError
 		name := ""
 		if errors.As(err, &pe) {
-			name = r.names[pe.Path]
+			name = r.crateOfLock(pe.Path)
 		}
 		return fmt.Errorf("timed out after %s waiting for the lock on crate %s (CARGO_SHIM_LOCK_TIMEOUT)", r.Cfg.LockTimeout, name)
 	}

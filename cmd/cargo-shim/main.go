@@ -19,7 +19,7 @@ import (
 const usage = `cargo-shim: look after a cargo registry shared by many runners
 
 Usage:
-  cargo-shim verify [--registry DIR] [--lockfile FILE]... [--deep] [--json]
+  cargo-shim verify [--registry DIR] [--lockfile FILE]... [--fast|--deep] [--json]
   cargo-shim repair [--registry DIR] [--lockfile FILE]... [--deep] [--json]
   cargo-shim gc     [--registry DIR] --max-age DURATION [--crate-max-age DURATION] [--dry-run] [--json]
   cargo-shim status [--registry DIR] [--json]
@@ -137,9 +137,10 @@ func progress(verb string) func(done, total int) {
 }
 
 func verify(args []string) error {
-	c := newCommon("verify", "verify [--registry DIR] [--lockfile FILE]... [--deep] [--json]")
+	c := newCommon("verify", "verify [--registry DIR] [--lockfile FILE]... [--fast|--deep] [--json]")
 	lockfiles := c.fs.StringArray("lockfile", nil, "check only the crates this Cargo.lock names, against its checksums (repeatable)")
 	deep := c.fs.Bool("deep", false, "also check each tarball's sha256 and every file's content against its tarball")
+	fast := c.fs.Bool("fast", false, "trust directories whose recorded stamps are unchanged, as every drop-in run does (misses files rewritten in place)")
 	reg, _, err := c.parse(args)
 	if err != nil {
 		return err
@@ -148,7 +149,16 @@ func verify(args []string) error {
 	if err != nil {
 		return err
 	}
-	rep := admin.Verify(reg, targets, *deep, progress("Checking"))
+	level := shim.Files
+	switch {
+	case *deep && *fast:
+		return usageError{errors.New("--fast and --deep exclude each other")}
+	case *deep:
+		level = shim.Deep
+	case *fast:
+		level = shim.Fast
+	}
+	rep := admin.Verify(reg, targets, level, progress("Checking"))
 	if c.json {
 		admin.WriteJSON(os.Stdout, rep)
 	} else {

@@ -36,15 +36,15 @@ type VerifyReport struct {
 	Problems []Problem `json:"problems"`
 }
 
-// Verify checks every target. Without deep, a crate whose recorded state
-// still matches is checked by lstat of each of its files; deep re-reads every
-// tarball, compares its sha256 with the known checksum and every file's bytes.
-func Verify(reg shim.Registry, targets []shim.Instance, deep bool, progress func(done, total int)) *VerifyReport {
-	level := shim.Files
-	if deep {
-		level = shim.Deep
-	}
+// Verify checks every target at level: Fast trusts unchanged directory
+// stamps (what every drop-in run checks), Files also lstats every file of a
+// crate whose recorded state still matches, Deep re-reads every tarball,
+// compares its sha256 with the known checksum and every file's bytes.
+func Verify(reg shim.Registry, targets []shim.Instance, level shim.Level, progress func(done, total int)) *VerifyReport {
+	deep := level == shim.Deep
 	rep := &VerifyReport{Registry: reg.Root, Deep: deep, Checked: len(targets), Problems: []Problem{}}
+	reg = reg.WithStater()
+	defer reg.Close()
 	per := make([][]Problem, len(targets))
 	var mu sync.Mutex
 	done := 0
@@ -106,7 +106,11 @@ type Fixed struct {
 // (waiting for builds that use it, up to ctx), and goes on past a crate it
 // cannot repair; those errors are gathered in the returned error.
 func Repair(ctx context.Context, reg shim.Registry, targets []shim.Instance, deep bool, waiting func(shim.Instance, string), progress func(done, total int)) (*RepairReport, error) {
-	found := Verify(reg, targets, deep, progress)
+	level := shim.Files
+	if deep {
+		level = shim.Deep
+	}
+	found := Verify(reg, targets, level, progress)
 	rep := &RepairReport{Registry: reg.Root, Checked: found.Checked, Repaired: []Fixed{}, Left: []Problem{}}
 	var errs *multierror.Error
 	seen := map[shim.Instance]bool{}
