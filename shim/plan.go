@@ -8,6 +8,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -82,9 +83,15 @@ func (r Registry) buildPlan(lockData []byte, lockPath string) (*plan, error) {
 // still has the shape it describes. ok is false when it must be rebuilt.
 func (r Registry) loadPlan(lockData []byte) (*plan, bool) {
 	key := planKey(lockData)
-	data, err := os.ReadFile(filepath.Join(r.PlanDir(), key))
+	path := filepath.Join(r.PlanDir(), key)
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, false
+	}
+	// The record's mtime is its last use, for gc; touched at most hourly.
+	if fi, err := os.Stat(path); err == nil && time.Since(fi.ModTime()) > time.Hour {
+		now := time.Now()
+		_ = os.Chtimes(path, now, now)
 	}
 	p, err := parsePlan(data)
 	if err != nil || p.key != key || p.top != r.topStamps() {
@@ -361,4 +368,24 @@ func (r Registry) savePlanFromStates(p *plan) error {
 		}
 	}
 	return r.savePlan(p)
+}
+
+// RemoveStalePlans deletes plan records unused for longer than maxAge (a
+// record in use is touched hourly; a removed one is rebuilt by the next run).
+func (r Registry) RemoveStalePlans(maxAge time.Duration, dry bool) (n int, freed int64) {
+	ents, err := os.ReadDir(r.PlanDir())
+	if err != nil {
+		return 0, 0
+	}
+	for _, e := range ents {
+		fi, err := e.Info()
+		if err != nil || !fi.Mode().IsRegular() || time.Since(fi.ModTime()) <= maxAge {
+			continue
+		}
+		if dry || os.Remove(filepath.Join(r.PlanDir(), e.Name())) == nil {
+			n++
+			freed += fi.Size()
+		}
+	}
+	return n, freed
 }

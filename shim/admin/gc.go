@@ -38,6 +38,7 @@ type GCReport struct {
 	DryRun          bool      `json:"dry_run"`
 	Removed         []GCEntry `json:"removed"`
 	Busy            []GCEntry `json:"busy"`
+	PlanRecords     int       `json:"plan_records_removed"`
 	FreedBytes      int64     `json:"freed_bytes"`
 	TrashFreedBytes int64     `json:"trash_freed_bytes"`
 }
@@ -127,6 +128,9 @@ func GC(reg shim.Registry, o GCOptions, now time.Time) (*GCReport, error) {
 			rep.FreedBytes += n
 		}
 	}
+	plans, planBytes := reg.RemoveStalePlans(max(o.MaxAge, time.Hour), o.DryRun)
+	rep.PlanRecords = plans
+	rep.FreedBytes += planBytes
 	if !o.DryRun {
 		n, err := reg.EmptyTrash(0)
 		rep.TrashFreedBytes = n
