@@ -1,9 +1,11 @@
 package integration
 
 import (
+	"bufio"
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -267,4 +269,71 @@ func assertNoFakeExtractions(t *testing.T, w *World) {
 	}
 	sort.Strings(names)
 	t.Logf("src/%s: %s", w.Regdir, strings.Join(names, " "))
+}
+
+// A build waits for a repair of a crate it uses (an exclusive lock held by
+// another runner), says so in cargo's style, and goes on when it is done.
+func TestBuildWaitsForRepairOfItsCrate(t *testing.T) {
+	w := NewWorld(t)
+	w.Warm()
+	w.MustCargo(w.Home(), true, "build")
+	lock := filepath.Join(w.Shared, ".cargo-shim", "locks", w.Regdir, "flat-1.0.0.lock")
+	l := exclusiveOnceFree(t, lock)
+	cmd := exec.Command(filepath.Join(binDir, "cargo"), "build")
+	cmd.Dir = w.Work
+	cmd.Env = w.Env(w.Home(), true)
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stderr)
+	var lines []string
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+		if sc.Text() == "    Blocking waiting for lock on crate flat v1.0.0 (held by another runner)" {
+			break
+		}
+	}
+	l.Release()
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("build after the repair lock was released: %v\n%s", err, strings.Join(lines, "\n"))
+	}
+	if !strings.Contains(strings.Join(lines, "\n"), "Blocking waiting for lock on crate flat v1.0.0") {
+		t.Fatalf("no waiting message:\n%s", strings.Join(lines, "\n"))
+	}
+}
+
+// A lock that is not released in time: one warning and cargo runs anyway;
+// strict mode makes it an error.
+func TestLockTimeoutFailsOpen(t *testing.T) {
+	w := NewWorld(t)
+	w.Warm()
+	w.MustCargo(w.Home(), true, "build")
+	lock := filepath.Join(w.Shared, ".cargo-shim", "locks", w.Regdir, "pmacro-0.1.5.lock")
+	l := exclusiveOnceFree(t, lock)
+	defer l.Release()
+	r := w.Cargo(w.Home(), true, []string{"build"}, "CARGO_SHIM_LOCK_TIMEOUT=300ms")
+	if r.Code != 0 || !strings.Contains(r.Stderr, "warning: cargo-shim: timed out after 300ms waiting for the lock on crate pmacro v0.1.5") {
+		t.Fatalf("timeout must warn and run cargo: %s", r)
+	}
+	r = w.Cargo(w.Home(), true, []string{"build"}, "CARGO_SHIM_LOCK_TIMEOUT=300ms", "CARGO_SHIM_STRICT=1")
+	if r.Code != 101 || !strings.Contains(r.Stderr, "error: cargo-shim: timed out") {
+		t.Fatalf("strict timeout: %s", r)
+	}
+}
+
+// exclusiveOnceFree takes lock exclusively once the holder of the previous
+// build has seen its cargo exit and let go.
+func exclusiveOnceFree(t *testing.T, lock string) *lockfile.Lock {
+	t.Helper()
+	var l *lockfile.Lock
+	waitFor(t, "the previous build's holder to let go of "+lock, 10*time.Second, func() bool {
+		var err error
+		l, err = lockfile.Try(lock, lockfile.Exclusive)
+		return err == nil
+	})
+	return l
 }
