@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/cargo-shim/cargo-shim/shim/admin"
 )
@@ -135,14 +134,7 @@ func TestVerifyUsageErrors(t *testing.T) {
 func TestGCKeepsCratesOfRunningBuilds(t *testing.T) {
 	w := NewWorld(t)
 	w.Warm()
-	writeFile(t, filepath.Join(w.Work, "build.rs"), gateBuildRS)
-	gate := filepath.Join(w.Root, "gate")
-	os.MkdirAll(gate, 0o755)
-	held := w.Start(w.Work, w.Home(), true, []string{"build"}, "SHIM_TEST_GATE="+gate)
-	waitFor(t, "the build script to start", 2*time.Minute, func() bool {
-		_, err := os.Stat(filepath.Join(gate, "started"))
-		return err == nil
-	})
+	held, open := w.StartHeldBuild()
 	st := decode[admin.StatusReport](t, w.Admin("status", "--json"))
 	if len(st.Locked) != len(fixtureCrates) || !st.PathCargoIsShim || st.Filesystem == "" {
 		t.Errorf("status during the build: %+v", st)
@@ -162,7 +154,7 @@ func TestGCKeepsCratesOfRunningBuilds(t *testing.T) {
 			t.Fatalf("gc removed %+v from under a running build", e)
 		}
 	}
-	os.WriteFile(filepath.Join(gate, "go"), nil, 0o644)
+	open()
 	if r := held.Wait(); r.Code != 0 {
 		t.Fatalf("the build gc raced: %s", r)
 	}

@@ -90,20 +90,29 @@ const gateBuildRS = `fn main() {
 }
 `
 
+// StartHeldBuild starts a build through the shim whose own build script
+// waits (the build is held mid-compile, its crates pinned) until open is
+// called.
+func (w *World) StartHeldBuild() (held *Proc, open func()) {
+	w.t.Helper()
+	writeFile(w.t, filepath.Join(w.Work, "build.rs"), gateBuildRS)
+	gate := filepath.Join(w.Root, "gate")
+	os.MkdirAll(gate, 0o755)
+	held = w.Start(w.Work, w.Home(), true, []string{"build"}, "SHIM_TEST_GATE="+gate)
+	waitFor(w.t, "the build script to start", 2*time.Minute, func() bool {
+		_, err := os.Stat(filepath.Join(gate, "started"))
+		return err == nil
+	})
+	return held, func() { os.WriteFile(filepath.Join(gate, "go"), nil, 0o644) }
+}
+
 // While a build runs, every crate it uses is locked shared: an exclusive
 // try-lock (what a repair or gc takes) fails until that cargo exits. Another
 // build of the same crates does not wait for it.
 func TestRunningBuildIsUntouchable(t *testing.T) {
 	w := NewWorld(t)
 	w.Warm()
-	writeFile(t, filepath.Join(w.Work, "build.rs"), gateBuildRS)
-	gate := filepath.Join(w.Root, "gate")
-	os.MkdirAll(gate, 0o755)
-	held := w.Start(w.Work, w.Home(), true, []string{"build"}, "SHIM_TEST_GATE="+gate)
-	waitFor(t, "the build script to start", 2*time.Minute, func() bool {
-		_, err := os.Stat(filepath.Join(gate, "started"))
-		return err == nil
-	})
+	held, open := w.StartHeldBuild()
 	locks := filepath.Join(w.Shared, ".cargo-shim", "locks", w.Regdir)
 	for _, c := range fixtureCrates {
 		if _, err := lockfile.Try(filepath.Join(locks, c.Dir()+".lock"), lockfile.Exclusive); !lockfile.IsBusy(err) {
@@ -115,10 +124,7 @@ func TestRunningBuildIsUntouchable(t *testing.T) {
 	if r := other.Wait(); r.Code != 0 {
 		t.Fatalf("second runner: %s", r)
 	}
-	if _, err := os.Stat(filepath.Join(gate, "go")); err == nil {
-		t.Fatal("gate opened early")
-	}
-	os.WriteFile(filepath.Join(gate, "go"), nil, 0o644)
+	open()
 	if r := held.Wait(); r.Code != 0 {
 		t.Fatalf("held build: %s", r)
 	}

@@ -378,11 +378,15 @@ func (r *Run) reportFindings(out []Finding) {
 	}
 }
 
-// parallelEach runs fn for 0..n-1 on GOMAXPROCS workers.
-func parallelEach(n int, fn func(int)) {
+// parallelEach runs fn for 0..n-1 on GOMAXPROCS workers: the checks are
+// syscall-bound, one per core is what pays.
+func parallelEach(n int, fn func(int)) { ParallelEach(runtime.GOMAXPROCS(0), n, fn) }
+
+// ParallelEach runs fn for 0..n-1 on at most workers goroutines.
+func ParallelEach(workers, n int, fn func(int)) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	workers := min(runtime.GOMAXPROCS(0), n)
+	workers = min(workers, n)
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func() {

@@ -6,8 +6,6 @@ package admin
 import (
 	"runtime"
 	"sort"
-	"sync"
-	"sync/atomic"
 
 	"github.com/cargo-shim/cargo-shim/shim"
 )
@@ -46,30 +44,14 @@ func Targets(reg shim.Registry, lockfiles []string) ([]shim.Instance, error) {
 	return out, nil
 }
 
-// parallel runs fn for each index with a bounded number of workers; done is
-// called after each (for progress), from any worker.
+// parallel runs fn for each index on two workers per core (the admin
+// command's checks wait on the disk more than a warm run's); done is called
+// after each, from any worker, for progress.
 func parallel(n int, fn func(i int), done func()) {
-	workers := runtime.GOMAXPROCS(0) * 2
-	if workers > n {
-		workers = n
-	}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				fn(i)
-				if done != nil {
-					done()
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	shim.ParallelEach(runtime.GOMAXPROCS(0)*2, n, func(i int) {
+		fn(i)
+		if done != nil {
+			done()
+		}
+	})
 }

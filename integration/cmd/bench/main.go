@@ -5,9 +5,7 @@
 package main
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"flag"
@@ -63,37 +61,29 @@ func genRegistry(root string, n int) ([]crateInfo, error) {
 		stem := c.name + "-" + c.version
 		nfiles := 10 + (k*7919)%50
 		ndirs := 1 + (k*31)%len(dirs)
-		files := map[string][]byte{"Cargo.toml": []byte(fmt.Sprintf("[package]\nname = %q\nversion = \"1.0.0\"\n", c.name))}
+		spec := loopback.CrateSpec{Name: c.name, Version: c.version, Files: map[string]string{
+			"Cargo.toml": fmt.Sprintf("[package]\nname = %q\nversion = \"1.0.0\"\n", c.name),
+		}}
 		for f := 0; f < nfiles-1; f++ {
-			files[fmt.Sprintf("%s/f%02d.rs", dirs[f%ndirs], f)] = body[:200+(f*37)%(len(body)-200)]
+			spec.Files[fmt.Sprintf("%s/f%02d.rs", dirs[f%ndirs], f)] = string(body[:200+(f*37)%(len(body)-200)])
 		}
-		names := make([]string, 0, len(files))
-		for p := range files {
-			names = append(names, p)
-		}
-		sort.Strings(names)
-		var buf bytes.Buffer
-		zw := gzip.NewWriter(&buf)
-		tw := tar.NewWriter(zw)
+		// The extraction as cargo leaves it: the tarball's files, its mtimes.
 		mtime := time.Unix(1153704088, 0)
 		ext := filepath.Join(reg, "src", regdir, stem)
-		for _, p := range names {
-			tw.WriteHeader(&tar.Header{Name: stem + "/" + p, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(files[p])), ModTime: mtime})
-			tw.Write(files[p])
+		for p, data := range spec.Files {
 			dst := filepath.Join(ext, p)
 			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 				return nil, err
 			}
-			if err := os.WriteFile(dst, files[p], 0o644); err != nil {
+			if err := os.WriteFile(dst, []byte(data), 0o644); err != nil {
 				return nil, err
 			}
 			os.Chtimes(dst, mtime, mtime)
 		}
-		tw.Close()
-		zw.Close()
-		sum := sha256.Sum256(buf.Bytes())
+		tb := spec.Tarball()
+		sum := sha256.Sum256(tb)
 		c.sum = hex.EncodeToString(sum[:])
-		if err := os.WriteFile(filepath.Join(reg, "cache", regdir, stem+".crate"), buf.Bytes(), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(reg, "cache", regdir, stem+".crate"), tb, 0o644); err != nil {
 			return nil, err
 		}
 		if err := os.WriteFile(filepath.Join(ext, ".cargo-ok"), []byte(`{"v":1}`), 0o644); err != nil {
