@@ -64,8 +64,13 @@ func Main(args []string) int {
 		return 0
 	}
 	cmd := Classify(args)
+	if cfg.Disable {
+		// Pure pass-through: the caller's environment, plus only the
+		// recursion guard (a second shim further on PATH must not loop).
+		return execCargo(log, real, cmd, setEnv(os.Environ(), ExecedEnv, real), nil)
+	}
 	env := cargoEnv(os.Environ(), real)
-	if cfg.Disable || asReal || cmd.Kind == PassThrough || cmd.Kind == Admin || cmd.Kind == Unplanned && !cfg.ShareLock {
+	if asReal || cmd.Kind == PassThrough || cmd.Kind == Admin || cmd.Kind == Unplanned && !cfg.ShareLock {
 		return execCargo(log, real, cmd, env, nil)
 	}
 	r := &Run{
@@ -106,12 +111,25 @@ func Main(args []string) int {
 // GC database is old deletes what other homes use; `cargo-shim gc` is the
 // lock-aware replacement) unless the user chose a frequency.
 func cargoEnv(environ []string, real string) []string {
-	env := append([]string(nil), environ...)
+	env := environ
 	if os.Getenv("CARGO_CACHE_AUTO_CLEAN_FREQUENCY") == "" {
-		env = append(env, "CARGO_CACHE_AUTO_CLEAN_FREQUENCY=never")
+		env = setEnv(env, "CARGO_CACHE_AUTO_CLEAN_FREQUENCY", "never")
 	}
-	env = append(env, ExecedEnv+"="+real, ActiveEnv+"=1")
-	return env
+	return setEnv(setEnv(env, ExecedEnv, real), ActiveEnv, "1")
+}
+
+// setEnv returns env with key set to value, replacing any earlier value (a
+// shim under a shim inherits these; duplicates would be read differently by
+// different programs).
+func setEnv(env []string, key, value string) []string {
+	out := make([]string, 0, len(env)+1)
+	for _, kv := range env {
+		if len(kv) > len(key) && kv[len(key)] == '=' && kv[:len(key)] == key {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return append(out, key+"="+value)
 }
 
 func sameExecutable(p, self string) bool {

@@ -1,0 +1,80 @@
+package shim
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestSplitNameVersion(t *testing.T) {
+	cases := map[string]string{
+		"fnv-1.0.7":               "fnv|1.0.7",
+		"foo-2-bar-1.0.0":         "foo-2-bar|1.0.0",
+		"a-b-0.2.0-alpha.1":       "a-b|0.2.0-alpha.1",
+		"x-1.0.0+build.5":         "x|1.0.0+build.5",
+		"windows-sys-0.59.0":      "windows-sys|0.59.0",
+		"no-version":              "",
+		"v-1.2":                   "",
+		".cargo-shim-tmp-x-1.0.0": ".cargo-shim-tmp-x|1.0.0",
+	}
+	for in, want := range cases {
+		n, v, ok := splitNameVersion(in)
+		got := ""
+		if ok {
+			got = n + "|" + v
+		}
+		if got != want {
+			t.Errorf("%s: got %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestClassify(t *testing.T) {
+	cases := []struct {
+		args    string
+		kind    Kind
+		tc, mp  string
+		offline bool
+	}{
+		{"--version", PassThrough, "", "", false},
+		{"-V", PassThrough, "", "", false},
+		{"", PassThrough, "", "", false},
+		{"help build", PassThrough, "", "", false},
+		{"new foo", PassThrough, "", "", false},
+		{"init", PassThrough, "", "", false},
+		{"clean", PassThrough, "", "", false},
+		{"clean -p fnv", Planned, "", "", false},
+		{"clean --package=fnv", Planned, "", "", false},
+		{"locate-project", PassThrough, "", "", false},
+		{"pkgid", PassThrough, "", "", false},
+		{"build --help", PassThrough, "", "", false},
+		{"metadata --no-deps", PassThrough, "", "", false},
+		{"metadata", Planned, "", "", false},
+		{"build", Planned, "", "", false},
+		{"+nightly build --offline", Planned, "+nightly", "", true},
+		{"+stable --version", PassThrough, "+stable", "", false},
+		{"--frozen test", Planned, "", "", true},
+		{"--color never -Z unstable-options check --manifest-path a/Cargo.toml", Planned, "", "a/Cargo.toml", false},
+		{"run --manifest-path=b/Cargo.toml -- --offline", Planned, "", "b/Cargo.toml", false},
+		{"install ripgrep", Unplanned, "", "", false},
+		{"update", Unplanned, "", "", false},
+		{"shim verify", Admin, "", "", false},
+		{"nextest run", Planned, "", "", false},
+		{"--config net.offline=true build", Planned, "", "", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.args, func(t *testing.T) {
+			c := Classify(strings.Fields(tc.args))
+			if c.Kind != tc.kind || c.Toolchain != tc.tc || c.ManifestPath != tc.mp || c.Offline != tc.offline {
+				t.Fatalf("got kind %v toolchain %q manifest %q offline %v", c.Kind, c.Toolchain, c.ManifestPath, c.Offline)
+			}
+		})
+	}
+}
+
+func TestCargoEnvReplacesInherited(t *testing.T) {
+	env := cargoEnv([]string{"A=1", ExecedEnv + "=/old/cargo", ActiveEnv + "=1", "CARGO_SHIM_EXECEDX=keep"}, "/new/cargo")
+	got := strings.Join(env, " ")
+	if strings.Count(got, ExecedEnv+"=") != 1 || !strings.Contains(got, ExecedEnv+"=/new/cargo") || strings.Count(got, ActiveEnv+"=") != 1 || !strings.Contains(got, "CARGO_SHIM_EXECEDX=keep") {
+		t.Fatalf("env: %v", env)
+	}
+}
