@@ -102,4 +102,3 @@ func TestFindCargoLock(t *testing.T) {
 		t.Errorf("no lock above %s: got %q", root, got)
 	}
 }
-
