@@ -131,7 +131,7 @@ func (r Registry) reextract(i Instance) (*Manifest, error) {
 // deleted later (gc, or the next repair), outside any path cargo reads.
 func (r Registry) trash(p string, i Instance) error {
 	dir := r.TrashDir()
-	if err := os.MkdirAll(dir, 0o777); err == nil {
+	if err := os.MkdirAll(dir, 0o777); err == nil && r.realDir(dir) {
 		dst := filepath.Join(dir, fmt.Sprintf("%s.%s.%d.%d", i.Regdir, i.Dir(), time.Now().UnixNano(), os.Getpid()))
 		if err := os.Rename(p, dst); err == nil {
 			return nil
@@ -176,6 +176,14 @@ func isDigits(s string) bool {
 // EmptyTrash deletes trash entries older than minAge and returns the bytes
 // freed. Entries it cannot delete (another uid's read-only dirs) stay.
 func (r Registry) EmptyTrash(minAge time.Duration) (freed int64, err error) {
+	if _, err := os.Lstat(r.TrashDir()); errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if !r.realDir(r.TrashDir()) {
+		// Deleting "everything in the trash" through a planted symlink would
+		// delete outside the registry.
+		return 0, fmt.Errorf("%s is not a plain directory inside the registry; not emptying it", r.TrashDir())
+	}
 	ents, err := os.ReadDir(r.TrashDir())
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -185,6 +193,9 @@ func (r Registry) EmptyTrash(minAge time.Duration) (freed int64, err error) {
 	}
 	for _, e := range ents {
 		p := filepath.Join(r.TrashDir(), e.Name())
+		if !isTrashName(e.Name()) {
+			continue // not ours
+		}
 		if time.Since(trashedAt(e.Name(), p)) < minAge {
 			continue
 		}
@@ -210,6 +221,30 @@ func DiskUsage(p string) int64 {
 		return nil
 	})
 	return n
+}
+
+// realDir reports whether p and every directory between the registry root
+// and p are directories, not symlinks.
+func (r Registry) realDir(p string) bool {
+	rel, err := filepath.Rel(r.Root, p)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return false
+	}
+	cur := r.Root
+	for _, part := range strings.Split(rel, string(filepath.Separator)) {
+		cur = filepath.Join(cur, part)
+		fi, err := os.Lstat(cur)
+		if err != nil || !fi.IsDir() {
+			return false
+		}
+	}
+	return true
+}
+
+// isTrashName matches the names trash gives: <regdir>.<name>-<version>.<ns>.<pid>.
+func isTrashName(name string) bool {
+	parts := strings.Split(name, ".")
+	return len(parts) >= 4 && isDigits(parts[len(parts)-1]) && isDigits(parts[len(parts)-2])
 }
 
 // trashedAt reads the time a trash entry was made from its name (a rename

@@ -200,3 +200,77 @@ func TestStateFastCheckSeesDeepRemoval(t *testing.T) {
 		t.Fatalf("deep removal: got %v %q", f.Verdict, f.Reason)
 	}
 }
+
+// A trash dir that is a symlink out of the registry is never emptied.
+func TestEmptyTrashRefusesSymlink(t *testing.T) {
+	root := t.TempDir()
+	outside := t.TempDir()
+	victim := filepath.Join(outside, "r.fnv-1.0.7.1.2")
+	os.MkdirAll(victim, 0o755)
+	os.WriteFile(filepath.Join(victim, "precious"), []byte("x"), 0o644)
+	reg := Registry{Root: root}
+	os.MkdirAll(reg.ShimDir(), 0o755)
+	if err := os.Symlink(outside, reg.TrashDir()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.EmptyTrash(0); err == nil {
+		t.Fatal("emptied a trash that is a symlink")
+	}
+	if _, err := os.Stat(filepath.Join(victim, "precious")); err != nil {
+		t.Fatalf("a file outside the registry was deleted: %v", err)
+	}
+	os.Remove(reg.TrashDir())
+	os.MkdirAll(reg.TrashDir(), 0o755)
+	os.WriteFile(filepath.Join(reg.TrashDir(), "not-ours"), nil, 0o644)
+	os.MkdirAll(filepath.Join(reg.TrashDir(), "r.fnv-1.0.7.1.2"), 0o755)
+	if _, err := reg.EmptyTrash(0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(reg.TrashDir(), "not-ours")); err != nil {
+		t.Fatal("emptying the trash deleted a file it did not put there")
+	}
+	if _, err := os.Stat(filepath.Join(reg.TrashDir(), "r.fnv-1.0.7.1.2")); err == nil {
+		t.Fatal("trash entry not deleted")
+	}
+}
+
+// An extraction that is a symlink out of the registry is replaced by a real
+// one; nothing is written or deleted where it pointed.
+func TestRepairNeverFollowsExtractionSymlink(t *testing.T) {
+	root := t.TempDir()
+	reg := Registry{Root: root}
+	i := Instance{Crate: fnv, Regdir: "r"}
+	os.MkdirAll(filepath.Join(root, "cache", "r"), 0o755)
+	os.MkdirAll(filepath.Join(root, "src", "r"), 0o755)
+	p := writeTarball(t, filepath.Join(root, "cache", "r"), fnv, []entry{{name: "fnv-1.0.7/src/lib.rs", body: "pub fn f() {}"}})
+	m, _ := ReadManifest(p, fnv)
+	i.Checksum = m.SHA256
+	outside := t.TempDir()
+	os.WriteFile(filepath.Join(outside, ".cargo-ok"), []byte(`{"v":1}`), 0o644)
+	os.WriteFile(filepath.Join(outside, "precious"), []byte("x"), 0o644)
+	if err := os.Symlink(outside, reg.Extraction(i)); err != nil {
+		t.Fatal(err)
+	}
+	f := reg.Check(i, Fast, false)
+	if f.Verdict != Broken {
+		t.Fatalf("a symlinked extraction: got %v, want broken", f.Verdict)
+	}
+	if _, err := reg.Repair(f); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(reg.Extraction(i)); err != nil || !fi.IsDir() {
+		t.Fatalf("extraction after repair: %v %v", fi, err)
+	}
+	if ents, _ := os.ReadDir(outside); len(ents) != 2 {
+		t.Fatalf("the symlink's target changed: %d entries", len(ents))
+	}
+	if g := reg.Check(i, Files, false); g.Verdict != Healthy {
+		t.Fatalf("after repair: %v %s", g.Verdict, g.Reason)
+	}
+	if _, err := reg.EmptyTrash(0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(outside, "precious")); err != nil {
+		t.Fatal("emptying the trash deleted through the symlink")
+	}
+}
