@@ -29,6 +29,7 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
+	os.Chmod(dir, 0o755) // other runner uids run these binaries too
 	binDir = filepath.Join(dir, "bin")
 	for _, c := range []string{"cargo", "cargo-shim"} {
 		build := exec.Command("go", "build", "-o", filepath.Join(binDir, c), "../cmd/"+c)

@@ -229,3 +229,50 @@ func TestFailOpenReadOnlyRegistry(t *testing.T) {
 		t.Fatalf("strict: %s", strict)
 	}
 }
+
+// Root-owned leftovers: a runner with another uid repairs a crate whose
+// directories it cannot write (rename needs only the parent), and does not
+// fail on them.
+func TestRootOwnedLeftovers(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to make root-owned leftovers and run as another uid")
+	}
+	w := NewWorld(t)
+	w.Warm()
+	w.MustCargo(w.Home(), true, "build") // as root: lock files, state, plan
+	rm(t, filepath.Join(w.Extraction("flat-1.0.0"), "lib.rs"))
+	rm(t, filepath.Join(w.Extraction("deep-mods-2.1.0"), "src", "outer", "inner", "leaf.rs"))
+	// A shared registry as fleets set it up: its directories writable by
+	// every runner uid; the crates inside are root's, read-only to others.
+	for _, d := range []string{w.Shared, filepath.Join(w.Shared, "src"), filepath.Join(w.Shared, "src", w.Regdir),
+		filepath.Join(w.Shared, "cache"), filepath.Join(w.Shared, "cache", w.Regdir)} {
+		os.Chmod(d, 0o777)
+	}
+	for d := w.Root; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
+		os.Chmod(d, 0o755)
+	}
+	os.Chmod(filepath.Join(w.Extraction("deep-mods-2.1.0"), "src", "outer", "inner"), 0o555)
+	const nobody = 65534
+	home := filepath.Join(w.Root, "nobody-home")
+	os.MkdirAll(home, 0o755)
+	os.Symlink(w.Shared, filepath.Join(home, "registry"))
+	os.Chown(home, nobody, nobody)
+	cmd := exec.Command(filepath.Join(binDir, "cargo"), "build")
+	cmd.Dir = w.Work
+	cmd.Env = append(w.Env(home, true), "CARGO_SHIM_REAL_CARGO=/bin/true", "HOME="+home)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("shim as uid %d: %v\n%s", nobody, err, out)
+	}
+	for _, want := range []string{"Repairing flat v1.0.0 (lib.rs missing)", "Repairing deep-mods v2.1.0 (src/outer/inner/leaf.rs missing)"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("missing %q in:\n%s", want, out)
+		}
+	}
+	w.AssertHealthy()
+	// Root's gc later deletes what the runner could only set aside.
+	if r := w.Admin("gc", "--max-age", "1000h"); r.Code != 0 {
+		t.Fatalf("gc: %s", r)
+	}
+}

@@ -129,21 +129,30 @@ func (r Registry) reextract(i Instance) (*Manifest, error) {
 
 // trash renames a broken directory into registry/.cargo-shim/trash, to be
 // deleted later (gc, or the next repair), outside any path cargo reads.
+// Moving a directory to another parent needs write access to the directory
+// itself (its ".." changes): a root-owned leftover cannot be moved there by a
+// runner's uid. It is then renamed aside in its own parent (needs only the
+// parent) under a name cargo never reads, for gc to delete.
 func (r Registry) trash(p string, i Instance) error {
 	dir := r.TrashDir()
+	stamp := fmt.Sprintf("%d.%d", time.Now().UnixNano(), os.Getpid())
 	if err := os.MkdirAll(dir, 0o777); err == nil && r.realDir(dir) {
-		dst := filepath.Join(dir, fmt.Sprintf("%s.%s.%d.%d", i.Regdir, i.Dir(), time.Now().UnixNano(), os.Getpid()))
-		if err := os.Rename(p, dst); err == nil {
+		if err := os.Rename(p, filepath.Join(dir, i.Regdir+"."+i.Dir()+"."+stamp)); err == nil {
 			return nil
 		}
 	}
-	// Another filesystem or an unwritable shim dir: it is proven broken and
-	// we hold its exclusive lock, so delete it in place.
+	if err := os.Rename(p, filepath.Join(filepath.Dir(p), asidePrefix+i.Dir()+"."+stamp)); err == nil {
+		return nil
+	}
+	// It is proven broken and we hold its exclusive lock: delete in place.
 	if err := os.RemoveAll(p); err != nil {
 		return fmt.Errorf("removing broken %s of %s: %w", p, i.Crate, err)
 	}
 	return nil
 }
+
+// asidePrefix names broken directories trash could not move out of src/.
+const asidePrefix = ".cargo-shim-trash-"
 
 // removeTemps deletes temp dirs a killed repair of i left. Safe: only a
 // repair creates them, and a repair of i holds i's exclusive lock, as we do.
