@@ -237,8 +237,10 @@ func fixPerm(path string, held fs.FileInfo) {
 	_ = unix.Fchmod(fd, filePerm)
 }
 
-// mkdirShared creates dir (and parents) so that every runner uid can create
-// lock files in it, whatever the umask.
+// MkdirShared creates dir (and parents) so that every runner uid can create
+// files in it, whatever the umask: lock files, state records, the trash.
+func MkdirShared(dir string) error { return mkdirShared(dir) }
+
 func mkdirShared(dir string) error {
 	// Stat, not Lstat: the registry itself may be a symlink or a bind mount.
 	if fi, err := os.Stat(dir); err == nil {

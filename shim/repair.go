@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cargo-shim/cargo-shim/lockfile"
 )
 
 // Action is what a repair did, for messages: Verb is cargo-style.
@@ -136,7 +138,7 @@ func (r Registry) reextract(i Instance) (*Manifest, error) {
 func (r Registry) trash(p string, i Instance) error {
 	dir := r.TrashDir()
 	stamp := fmt.Sprintf("%d.%d", time.Now().UnixNano(), os.Getpid())
-	if err := os.MkdirAll(dir, 0o777); err == nil && r.realDir(dir) {
+	if err := lockfile.MkdirShared(dir); err == nil && r.realDir(dir) {
 		if err := os.Rename(p, filepath.Join(dir, i.Regdir+"."+i.Dir()+"."+stamp)); err == nil {
 			return nil
 		}

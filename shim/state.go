@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cargo-shim/cargo-shim/lockfile"
 )
 
 // A state record says what a verified extraction contained when it was last
@@ -204,7 +206,8 @@ func writeFileAtomic(p string, data []byte) error {
 	dir := filepath.Dir(p)
 	f, err := os.CreateTemp(dir, ".tmp-*")
 	if errors.Is(err, fs.ErrNotExist) {
-		if err = os.MkdirAll(dir, 0o777); err == nil {
+		// Every runner uid must be able to replace a record.
+		if err = lockfile.MkdirShared(dir); err == nil {
 			f, err = os.CreateTemp(dir, ".tmp-*")
 		}
 	}
