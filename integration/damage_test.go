@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"github.com/cargo-shim/cargo-shim/integration/loopback"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -126,8 +127,9 @@ func TestDamageBetweenRuns(t *testing.T) {
 			}
 			// Plain cargo on an identical copy of the damaged registry.
 			ph := w.Home()
-			os.Remove(filepath.Join(ph, "registry"))
-			os.Symlink(plainReg, filepath.Join(ph, "registry"))
+			if err := loopback.SetShared(ph, plainReg); err != nil {
+				t.Fatal(err)
+			}
 			pr := w.Cargo(ph, false, args)
 			switch tc.plain {
 			case plainFails:

@@ -91,13 +91,14 @@ func TestFactCargoLockFilesAreShared(t *testing.T) {
 	home := w.Home()
 	w.MustCargo(home, true, "build")
 	for _, name := range []string{".package-cache", ".package-cache-mutate"} {
-		if _, err := os.Readlink(filepath.Join(home, name)); err != nil {
-			t.Fatalf("%s is not a link: %v", name, err)
+		// The link names the file as the runner sees it, inside its
+		// registry mount; the file itself is in the shared directory.
+		target, err := os.Readlink(filepath.Join(home, name))
+		if err != nil || target != filepath.Join(home, "registry", ".cargo-shim", "cargo", name) {
+			t.Errorf("%s -> %q (%v), want a link into the registry", name, target, err)
 		}
-		got, err1 := filepath.EvalSymlinks(filepath.Join(home, name))
-		want, err2 := filepath.EvalSymlinks(filepath.Join(w.Shared, ".cargo-shim", "cargo", name))
-		if err1 != nil || err2 != nil || got != want {
-			t.Errorf("%s resolves to %q (%v), want %q (%v)", name, got, err1, want, err2)
+		if _, err := os.Stat(filepath.Join(w.Shared, ".cargo-shim", "cargo", name)); err != nil {
+			t.Errorf("shared %s: %v", name, err)
 		}
 	}
 }

@@ -3,9 +3,9 @@ package integration
 import (
 	"bufio"
 	"fmt"
+	"github.com/cargo-shim/cargo-shim/integration/loopback"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -25,6 +25,7 @@ func runnerCount() int {
 
 func TestColdStartManyRunners(t *testing.T) {
 	k := runnerCount()
+	t.Logf("runners reach the shared registry through a bind mount: %v (else a symlink)", loopback.BindMounts)
 	w := NewWorld(t)
 	w.Lock()
 	procs := make([]*Proc, k)
@@ -152,7 +153,7 @@ type chaosStats struct {
 func TestChaosKilledRunners(t *testing.T) {
 	rounds, seed := 3, uint64(1)
 	if os.Getenv("CARGO_SHIM_CHAOS") == "long" {
-		rounds = 12
+		rounds = 30
 	}
 	if s := os.Getenv("CARGO_SHIM_CHAOS_SEED"); s != "" {
 		fmt.Sscan(s, &seed)
@@ -285,9 +286,7 @@ func TestBuildWaitsForRepairOfItsCrate(t *testing.T) {
 	w.MustCargo(w.Home(), true, "build")
 	lock := filepath.Join(w.Shared, ".cargo-shim", "locks", w.Regdir, "flat-1.0.0.lock")
 	l := exclusiveOnceFree(t, lock)
-	cmd := exec.Command(filepath.Join(binDir, "cargo"), "build")
-	cmd.Dir = w.Work
-	cmd.Env = w.Env(w.Home(), true)
+	cmd := loopback.Command(filepath.Join(binDir, "cargo"), w.Work, w.Env(w.Home(), true), []string{"build"})
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

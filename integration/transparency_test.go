@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bytes"
+	"github.com/cargo-shim/cargo-shim/integration/loopback"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,9 +35,7 @@ func TestSignalReachesCargo(t *testing.T) {
 	home := w.Home()
 	w.MustCargo(home, true, "build", "--bin", "wait")
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
-		cmd := exec.Command(filepath.Join(binDir, "cargo"), "run", "-q", "--bin", "wait")
-		cmd.Dir = w.Work
-		cmd.Env = w.Env(home, true)
+		cmd := loopback.Command(filepath.Join(binDir, "cargo"), w.Work, w.Env(home, true), []string{"run", "-q", "--bin", "wait"})
 		stdin, _ := cmd.StdinPipe()
 		out, _ := cmd.StdoutPipe()
 		if err := cmd.Start(); err != nil {
@@ -60,9 +59,7 @@ func TestStdinStdoutPassThrough(t *testing.T) {
 	w := NewWorld(t)
 	w.Warm()
 	writeFile(t, filepath.Join(w.Work, "src/bin/echo.rs"), "use std::io::Read;\nfn main() { let mut s = String::new(); std::io::stdin().read_to_string(&mut s).unwrap(); print!(\"got:{}\", s.to_uppercase()); }\n")
-	cmd := exec.Command(filepath.Join(binDir, "cargo"), "run", "-q", "--bin", "echo")
-	cmd.Dir = w.Work
-	cmd.Env = w.Env(w.Home(), true)
+	cmd := loopback.Command(filepath.Join(binDir, "cargo"), w.Work, w.Env(w.Home(), true), []string{"run", "-q", "--bin", "echo"})
 	cmd.Stdin = strings.NewReader("hello\nworld\n")
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -194,8 +191,8 @@ func TestFailOpenReadOnlyRegistry(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for a read-only bind mount in a private mount namespace")
 	}
-	if err := exec.Command("unshare", "-m", "true").Run(); err != nil {
-		t.Skip("unshare -m not permitted here:", err)
+	if !loopback.BindMounts {
+		t.Skip("unshare -m not permitted here")
 	}
 	w := NewWorld(t)
 	w.Warm()
@@ -205,7 +202,10 @@ func TestFailOpenReadOnlyRegistry(t *testing.T) {
 		if viaShim {
 			bin = filepath.Join(binDir, "cargo")
 		}
-		cmd := exec.Command("unshare", "-m", "sh", "-c", `mount --bind -o ro "$1" "$1" && shift && exec "$@"`, "sh", w.Shared, bin, "build", "--offline")
+		// The shared registry, mounted read-only where the runner's cargo
+		// looks for it.
+		cmd := exec.Command("unshare", "-m", "sh", "-c", `mount --bind "$1" "$2" && mount -o remount,bind,ro "$2" && shift 2 && exec "$@"`,
+			"sh", w.Shared, filepath.Join(home, "registry"), bin, "build", "--offline")
 		cmd.Dir = w.Work
 		cmd.Env = w.Env(home, viaShim, extra...)
 		var out, errb bytes.Buffer

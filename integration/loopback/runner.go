@@ -44,8 +44,17 @@ func CargoEnv(home, shimDir string, extra ...string) []string {
 	return append(env, extra...)
 }
 
-// NewHome makes a CARGO_HOME whose registry/ is the shared directory (a
-// symlink standing in for a bind mount), configured for registry r.
+// BindMounts is true when runners reach the shared registry through a bind
+// mount, as containers do: as root, where a private mount namespace can be
+// made. Elsewhere a symlink stands in for it.
+var BindMounts = os.Geteuid() == 0 && exec.Command("unshare", "-m", "true").Run() == nil
+
+// sharedMarker, in a home, names the shared registry to bind-mount at
+// $CARGO_HOME/registry when a runner starts.
+const sharedMarker = ".loopback-shared-registry"
+
+// NewHome makes a CARGO_HOME configured for registry r whose registry/ is the
+// shared directory.
 func NewHome(dir string, r *Registry, shared string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -53,7 +62,40 @@ func NewHome(dir string, r *Registry, shared string) error {
 	if err := os.WriteFile(filepath.Join(dir, "config.toml"), []byte(r.CargoConfig()), 0o644); err != nil {
 		return err
 	}
-	return os.Symlink(shared, filepath.Join(dir, "registry"))
+	return SetShared(dir, shared)
+}
+
+// SetShared points a home's registry/ at shared.
+func SetShared(home, shared string) error {
+	reg := filepath.Join(home, "registry")
+	os.Remove(reg)
+	if !BindMounts {
+		return os.Symlink(shared, reg)
+	}
+	if err := os.MkdirAll(reg, 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(home, sharedMarker), []byte(shared), 0o644)
+}
+
+// wrap makes a command run with the shared registry bind-mounted into its
+// home, in a mount namespace of its own (unshare execs: same pid).
+func wrap(bin string, env, args []string) (string, []string) {
+	if !BindMounts {
+		return bin, args
+	}
+	home := ""
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "CARGO_HOME="); ok {
+			home = v
+		}
+	}
+	shared, err := os.ReadFile(filepath.Join(home, sharedMarker))
+	if home == "" || err != nil {
+		return bin, args
+	}
+	script := `mount --bind "$1" "$2" && shift 2 && exec "$@"`
+	return "unshare", append([]string{"-m", "sh", "-c", script, "sh", string(shared), filepath.Join(home, "registry"), bin}, args...)
 }
 
 // Proc is a cargo running in the background, in its own process group (as a
@@ -66,13 +108,20 @@ type Proc struct {
 
 // Start runs bin with args in dir.
 func Start(bin, dir string, env, args []string) *Proc {
-	p := &Proc{Cmd: exec.Command(bin, args...)}
-	p.Cmd.Dir = dir
-	p.Cmd.Env = env
+	p := &Proc{Cmd: Command(bin, dir, env, args)}
 	p.Cmd.Stdout, p.Cmd.Stderr = &p.out, &p.errb
 	p.Cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	p.startErr = p.Cmd.Start()
 	return p
+}
+
+// Command is exec.Command for a runner: in dir, with env, and with the
+// shared registry mounted into its CARGO_HOME.
+func Command(bin, dir string, env, args []string) *exec.Cmd {
+	bin, args = wrap(bin, env, args)
+	cmd := exec.Command(bin, args...)
+	cmd.Dir, cmd.Env = dir, env
+	return cmd
 }
 
 // KillGroup SIGKILLs the whole process group: cargo and everything it runs.
