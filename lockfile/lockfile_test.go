@@ -35,6 +35,13 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 		l.Release()
+		// The raw-descriptor path of sets, too.
+		s, err := AcquireSet(context.Background(), []string{os.Getenv("LOCK_PATH") + ".set"}, Shared, Options{})
+		if err != nil {
+			fmt.Println("error", err)
+			os.Exit(1)
+		}
+		s.Release()
 		os.Exit(0)
 	}
 	os.Exit(3)
@@ -248,12 +255,14 @@ func TestLockFileWorldLockableDespiteUmask(t *testing.T) {
 	if err := h.cmd.Wait(); err != nil {
 		t.Fatalf("helper: %v", err)
 	}
-	fi, err := os.Stat(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := fi.Mode().Perm(); got != 0o666 {
-		t.Fatalf("lock file mode: got %04o, want 0666", got)
+	for _, lp := range []string{p, p + ".set"} {
+		fi, err := os.Stat(lp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fi.Mode().Perm(); got != 0o666 {
+			t.Fatalf("%s mode: got %04o, want 0666", filepath.Base(lp), got)
+		}
 	}
 	di, _ := os.Stat(filepath.Dir(p))
 	if got := di.Mode().Perm(); got != 0o777 {
@@ -330,4 +339,34 @@ func testExe(tb testing.TB) string {
 		tb.Fatal(err)
 	}
 	return exe
+}
+
+// A killed holder releases its locks by dying, while cargo goes on.
+func TestKilledHolderReleases(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "x.lock")
+	h := startHelper(t, "hold-exec", "LOCK_PATH="+p)
+	var pid int
+	if _, err := fmt.Sscanf(h.expect(t, "holder"), "holder %d", &pid); err != nil {
+		t.Fatal(err)
+	}
+	h.expect(t, "listed")
+	if _, err := Try(p, Exclusive); !IsBusy(err) {
+		t.Fatalf("before the kill: %v", err)
+	}
+	syscall.Kill(pid, syscall.SIGKILL)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		l, err := Try(p, Exclusive)
+		if err == nil {
+			l.Release()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("lock still held 10s after its holder was killed: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := h.cmd.Process.Signal(syscall.Signal(0)); err != nil {
+		t.Fatalf("the exec'd program died with its holder: %v", err)
+	}
 }
