@@ -1,6 +1,7 @@
 package shim
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -271,4 +272,71 @@ func trashedAt(name, p string) time.Time {
 		return fi.ModTime()
 	}
 	return time.Time{}
+}
+
+// RepairOptions tune RepairCrate.
+type RepairOptions struct {
+	// NoWait skips a crate whose lock is held (a build uses it) instead of
+	// waiting: nested shims and gc-style callers.
+	NoWait  bool
+	Offline bool
+	// Waiting is called once when a lock is not free after about a second;
+	// what is "crate" or "package cache".
+	Waiting func(what string)
+	// Deep also compares file contents with the tarball (verify --deep).
+	Deep bool
+}
+
+// ErrInUse is returned by RepairCrate with NoWait when a build holds the crate.
+var ErrInUse = errors.New("in use by a running build")
+
+// RepairCrate is the one way to change a crate: take its exclusive lock
+// (holding no other lock), wait for downloads to settle, check again in full,
+// repair. The Finding is the check made under the lock.
+func (r Registry) RepairCrate(ctx context.Context, i Instance, o RepairOptions) (Action, Finding, error) {
+	path := r.LockPath(i)
+	var lk *lockfile.Lock
+	var err error
+	if o.NoWait {
+		lk, err = lockfile.Try(path, lockfile.Exclusive)
+		if lockfile.IsBusy(err) {
+			return Action{}, Finding{Instance: i}, ErrInUse
+		}
+	} else {
+		lk, err = lockfile.Acquire(ctx, path, lockfile.Exclusive, lockfile.Options{Waiting: func(string) {
+			if o.Waiting != nil {
+				o.Waiting("crate")
+			}
+		}})
+	}
+	if err != nil {
+		return Action{}, Finding{Instance: i}, err
+	}
+	defer lk.Release()
+	var act Action
+	var f Finding
+	var repairErr error
+	err = r.Quiesce(ctx, func() {
+		if o.Waiting != nil {
+			o.Waiting("package cache")
+		}
+	}, func() {
+		level := Files
+		if o.Deep {
+			level = Deep
+		}
+		f = r.fullCheck(i, level, o.Offline)
+		if f.Verdict == Broken {
+			act, repairErr = r.Repair(f)
+			if repairErr == nil {
+				f = r.fullCheck(i, level, o.Offline)
+			}
+		} else if f.Verdict == Healthy && f.manifest != nil {
+			_ = r.recordState(i, f.manifest)
+		}
+	})
+	if err == nil {
+		err = repairErr
+	}
+	return act, f, err
 }
