@@ -111,4 +111,3 @@ func (r Registry) Quiesce(ctx context.Context, waiting func(), fn func()) error 
 	fn()
 	return nil
 }
-
