@@ -81,7 +81,8 @@ func Status(reg shim.Registry, cargoHome string) *StatusReport {
 		})
 	}
 	st.Locked = lockHolders(reg)
-	if v := os.Getenv("CARGO_CACHE_AUTO_CLEAN_FREQUENCY"); v != "" {
+	// Run as `cargo shim status`, the drop-in has set the variable itself.
+	if v := os.Getenv("CARGO_CACHE_AUTO_CLEAN_FREQUENCY"); v != "" && !(v == "never" && os.Getenv(shim.ActiveEnv) != "") {
 		st.CargoAutoGC = "as set in CARGO_CACHE_AUTO_CLEAN_FREQUENCY: " + v
 	} else {
 		st.CargoAutoGC = "off for runs through the shim (it sets CARGO_CACHE_AUTO_CLEAN_FREQUENCY=never)"
