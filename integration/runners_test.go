@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cargo-shim/cargo-shim/lockfile"
+	"github.com/cargo-shim/cargo-shim/shim"
 )
 
 // runnerCount is K, the number of runners started at once.
@@ -341,4 +342,90 @@ func exclusiveOnceFree(t *testing.T, lock string) *lockfile.Lock {
 		return err == nil
 	})
 	return l
+}
+
+// No Cargo.lock yet: every extraction in the registry is checked and the
+// broken ones repaired before cargo resolves.
+func TestNoCargoLockChecksTheRegistry(t *testing.T) {
+	w := NewWorld(t)
+	w.Warm()
+	w.MustCargo(w.Home(), true, "build")
+	rm(t, filepath.Join(w.Extraction("flat-1.0.0"), "lib.rs"))
+	rm(t, filepath.Join(w.Work, "Cargo.lock"))
+	r := w.MustCargo(w.Home(), true, "build")
+	if !strings.Contains(r.Stderr, "Repairing flat v1.0.0 (lib.rs missing)") {
+		t.Fatalf("no repair without a Cargo.lock:\n%s", r.Stderr)
+	}
+	w.AssertHealthy()
+}
+
+// A shim SIGKILLed in the middle of a repair leaves a temp dir that cargo
+// never takes for an extraction; the next run repairs and cleans up.
+func TestKilledMidRepair(t *testing.T) {
+	w := NewWorld(t)
+	big := loopback.CrateSpec{Name: "bigcrate", Version: "1.0.0", Files: map[string]string{
+		"Cargo.toml": "[package]\nname = \"bigcrate\"\nversion = \"1.0.0\"\nedition = \"2021\"\n",
+		"src/lib.rs": "pub fn big() {}\n",
+	}}
+	for n := 0; n < 4000; n++ {
+		big.Files[fmt.Sprintf("data/d%02d/f%04d.txt", n%50, n)] = strings.Repeat("x", 1000+n%500)
+	}
+	w.Checksum[big.Dir()] = w.Reg.Publish(big)
+	manifest, _ := os.ReadFile(filepath.Join(w.Work, "Cargo.toml"))
+	writeFile(t, filepath.Join(w.Work, "Cargo.toml"), string(manifest)+"bigcrate = \"=1.0.0\"\n")
+	w.Warm()
+	w.MustCargo(w.Home(), true, "build")
+	src := filepath.Join(w.Shared, "src", w.Regdir)
+	hit := false
+	for attempt := 0; attempt < 5 && !hit; attempt++ {
+		rm(t, filepath.Join(w.Extraction(big.Dir()), "src", "lib.rs"))
+		p := w.Start(w.Work, w.Home(), true, []string{"build"})
+		deadline := time.Now().Add(time.Minute)
+		for time.Now().Before(deadline) {
+			ents, _ := os.ReadDir(src)
+			for _, e := range ents {
+				if strings.HasPrefix(e.Name(), ".cargo-shim-tmp-bigcrate-1.0.0-") {
+					p.KillGroup()
+					hit = true
+				}
+			}
+			if hit || p.Cmd.ProcessState != nil {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		r := p.Wait()
+		if !hit && r.Code == 0 {
+			continue // the repair finished before we saw it; damage again
+		}
+	}
+	if !hit {
+		t.Skip("could not catch a repair in progress on this machine")
+	}
+	_, err := os.Stat(filepath.Join(w.Extraction(big.Dir()), "src", "lib.rs"))
+	swapped := err == nil // the kill came after the atomic swap
+	r := w.MustCargo(w.Home(), true, "build")
+	leftovers := 0
+	ents, _ := os.ReadDir(src)
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".cargo-shim-tmp-bigcrate") {
+			leftovers++
+		}
+	}
+	if !swapped {
+		if !strings.Contains(r.Stderr, "Repairing bigcrate v1.0.0 (src/lib.rs missing)") {
+			t.Fatalf("the run after the kill did not repair:\n%s", r.Stderr)
+		}
+		if leftovers != 0 {
+			t.Fatalf("%d temp dirs of the killed repair left after the next repair", leftovers)
+		}
+	} else {
+		t.Logf("the kill came after the swap; %d temp dirs wait for gc", leftovers)
+	}
+	assertNoFakeExtractions(t, w)
+	w.AssertHealthy()
+	i := shim.Instance{Crate: shim.Crate{Name: big.Name, Version: big.Version, Checksum: w.Checksum[big.Dir()]}, Regdir: w.Regdir}
+	if f := (shim.Registry{Root: w.Shared}).Check(i, shim.Deep, false); f.Verdict != shim.Healthy {
+		t.Fatalf("bigcrate after the kill and the next run: %v %s", f.Verdict, f.Reason)
+	}
 }
