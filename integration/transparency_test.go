@@ -276,3 +276,38 @@ func TestRootOwnedLeftovers(t *testing.T) {
 		t.Fatalf("gc: %s", r)
 	}
 }
+
+// A build script that runs `cargo` from PATH reaches a second shim under the
+// first one's cargo: it must neither recurse nor wait for the outer build's
+// locks, and it does not repair what the outer build holds.
+func TestNestedShimUnderABuild(t *testing.T) {
+	w := NewWorld(t)
+	w.Warm()
+	writeFile(t, filepath.Join(w.Work, "build.rs"), `fn main() {
+    let out = std::process::Command::new("cargo")
+        .args(["metadata", "--format-version", "1", "--offline"])
+        .env_remove("CARGO_TARGET_DIR")
+        .output()
+        .expect("running cargo from a build script");
+    if !out.status.success() {
+        panic!("nested cargo failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    println!("cargo:warning=nested cargo metadata: {} bytes", out.stdout.len());
+    let through_shim = String::from_utf8_lossy(&out.stderr).contains("[cargo-shim]");
+    println!("cargo:warning=nested through the shim: {}", through_shim);
+}
+`)
+	done := make(chan Result, 1)
+	go func() { done <- w.Cargo(w.Home(), true, []string{"build"}, "CARGO_SHIM_LOG=debug") }()
+	select {
+	case r := <-done:
+		if r.Code != 0 {
+			t.Fatalf("build with a nested cargo: %s", r)
+		}
+		if !strings.Contains(r.Stderr, "nested cargo metadata:") || !strings.Contains(r.Stderr, "nested through the shim: true") {
+			t.Fatalf("the build script did not run cargo through the shim:\n%s", r.Stderr)
+		}
+	case <-time.After(3 * time.Minute):
+		t.Fatal("a nested shim deadlocked with the outer build")
+	}
+}
