@@ -69,7 +69,7 @@ type Finding struct {
 	ExtractionOK   bool   // the extraction is complete (whatever the tarball)
 	TarballMissing bool   // no .crate beside a healthy extraction
 	TarballCorrupt error  // the .crate cannot be read to its end
-	TarballUnsafe  error  // the .crate has an entry cargo-shim will not extract
+	TarballUnsafe  error  // the .crate cannot be used: an entry cargo-shim will not extract, or unreadable
 	Mismatch       string // the .crate's sha256, when it differs from Cargo.lock
 
 	// manifest is a verified description of the extraction to record, or the
@@ -234,8 +234,9 @@ func (r Registry) fullCheck(i Instance, level Level, offline bool) Finding {
 		case errors.Is(err, ErrUnsafe):
 			f.TarballUnsafe = err
 		case err != nil:
-			f.TarballCorrupt = nil
-			f.broken("tarball unreadable: "+err.Error(), tb)
+			// Unreadable (permissions, I/O) is not proof of anything: it is
+			// reported and not used, and the extraction is judged alone.
+			f.TarballUnsafe = fmt.Errorf("cannot read %s: %w", tb, err)
 		case i.Checksum != "" && m.SHA256 != i.Checksum:
 			f.Mismatch = m.SHA256
 		default:
