@@ -75,7 +75,10 @@ type Finding struct {
 	// manifest is a verified description of the extraction to record, or the
 	// trusted tarball's to repair from.
 	manifest *Manifest
-	trusted  bool // manifest came from a tarball whose sha256 matches Cargo.lock
+	trusted  bool // manifest is known good: from a verified tarball or a state recorded from one
+	// tarballOK: the .crate on disk was read to its end and its sha256 is the
+	// known checksum (or none is known): the only source a repair uses.
+	tarballOK bool
 	fresh    bool // from a full check: worth recording, worth reporting
 }
 
@@ -240,13 +243,15 @@ func (r Registry) fullCheck(i Instance, level Level, offline bool) Finding {
 		case i.Checksum != "" && m.SHA256 != i.Checksum:
 			f.Mismatch = m.SHA256
 		default:
-			f.trusted = true
+			f.trusted, f.tarballOK = true, true
 		}
 	}
 	if m == nil || f.Mismatch != "" {
-		if st, err := readState(r.StatePath(i), true); err == nil && st.hasFiles && (m == nil || st.SHA256 == m.SHA256) {
+		// What the extraction was verified to contain, when the tarball
+		// cannot say: gone, corrupt, or other bytes than Cargo.lock's.
+		if st, err := readState(r.StatePath(i), true); err == nil && st.hasFiles && (i.Checksum == "" || st.SHA256 == i.Checksum) {
 			m = &Manifest{SHA256: st.SHA256, Files: st.Files, Dirs: dirsOf(st.Files)}
-			f.trusted = i.Checksum == "" || st.SHA256 == i.Checksum
+			f.trusted = true
 		}
 	}
 	f.manifest = m
@@ -256,7 +261,8 @@ func (r Registry) fullCheck(i Instance, level Level, offline bool) Finding {
 		switch {
 		case f.TarballCorrupt != nil:
 			f.broken("tarball truncated or corrupt", tb)
-		case m != nil && !f.TarballMissing:
+		case f.tarballOK:
+			// Cached but not extracted: the shim extracts it under the lock.
 			f.broken("not extracted", root)
 		default:
 			f.Verdict = Cold
@@ -274,7 +280,9 @@ func (r Registry) fullCheck(i Instance, level Level, offline bool) Finding {
 		f.broken("marker missing", mp)
 	case string(got) != marker:
 		f.broken(fmt.Sprintf("marker is %q, want %q", got, marker), mp)
-	case m != nil:
+	case m != nil && f.trusted:
+		// Only a known-good list proves files missing: a tarball with other
+		// bytes may list other files than the extraction legitimately has.
 		r.compareFiles(&f, root, m, level)
 	}
 	if f.Verdict != Broken {
@@ -332,7 +340,7 @@ func (r Registry) compareFiles(f *Finding, root string, m *Manifest, level Level
 			return
 		}
 	}
-	if level == Deep && f.trusted && f.Mismatch == "" && !f.TarballMissing {
+	if level == Deep && f.tarballOK {
 		r.compareContents(f, root)
 	}
 }

@@ -53,7 +53,7 @@ func (r Registry) Repair(f Finding) (Action, error) {
 	if f.ExtractionOK {
 		return Action{}, nil
 	}
-	if f.manifest != nil && f.trusted && !f.TarballMissing && !removedTarball {
+	if f.tarballOK && !removedTarball {
 		m, err := r.reextract(i)
 		if err != nil {
 			return Action{}, err

@@ -274,3 +274,35 @@ func TestRepairNeverFollowsExtractionSymlink(t *testing.T) {
 		t.Fatal("emptying the trash deleted through the symlink")
 	}
 }
+
+// A tarball with other bytes than Cargo.lock says (another registry's) lists
+// other files: that proves nothing about the extraction, which is kept.
+func TestMismatchedTarballProvesNothing(t *testing.T) {
+	root := t.TempDir()
+	reg := Registry{Root: root}
+	os.MkdirAll(filepath.Join(root, "cache", "r"), 0o755)
+	os.MkdirAll(filepath.Join(root, "src", "r"), 0o755)
+	i := Instance{Crate: fnv, Regdir: "r"}
+	// The extraction as its own registry shipped it.
+	ours := writeTarball(t, t.TempDir(), fnv, []entry{{name: "fnv-1.0.7/src/lib.rs", body: "pub fn ours() {}"}})
+	m, err := extract(ours, fnv, reg.Extraction(i))
+	if err != nil {
+		t.Fatal(err)
+	}
+	i.Checksum = m.SHA256
+	// The cache holds another registry's bytes for the same name.
+	writeTarball(t, filepath.Join(root, "cache", "r"), fnv, []entry{{name: "fnv-1.0.7/lib.rs", body: "pub fn theirs() {}"}})
+	f := reg.Check(i, Files, false)
+	if f.Verdict != Healthy || f.Mismatch == "" {
+		t.Fatalf("got %v %q mismatch=%q, want healthy with the mismatch reported", f.Verdict, f.Reason, f.Mismatch)
+	}
+	if err := reg.RecordIfVerified(f); err != nil {
+		t.Fatal(err)
+	}
+	if got := reg.RecordedSHA256(i); got != "" {
+		t.Fatalf("recorded %q from a tarball with another checksum", got)
+	}
+	if _, err := os.Stat(filepath.Join(reg.Extraction(i), "src", "lib.rs")); err != nil {
+		t.Fatal("the extraction was touched")
+	}
+}
