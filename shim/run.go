@@ -24,6 +24,10 @@ import (
 // shim must never block on an exclusive lock, or the two would wait forever.
 const ActiveEnv = "CARGO_SHIM_ACTIVE"
 
+// ProbeEnv makes the drop-in describe itself instead of running cargo
+// (`cargo-shim status` asks whether `cargo` on PATH is a shim).
+const ProbeEnv = "CARGO_SHIM_PROBE"
+
 // exitError is cargo's exit code for its own errors.
 const exitError = 101
 
@@ -58,7 +62,7 @@ func Main(args []string) int {
 		log.Error("%v", err)
 		return exitError
 	}
-	if getenv("CARGO_SHIM_PROBE") == "1" {
+	if getenv(ProbeEnv) == "1" {
 		// `cargo-shim status` asks whether `cargo` on PATH is a shim.
 		fmt.Printf("cargo-shim %s\nreal-cargo %s\n", Version, real)
 		return 0

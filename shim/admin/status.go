@@ -46,16 +46,13 @@ type StatusReport struct {
 	CargoLockShared      bool         `json:"cargo_lock_shared"`
 }
 
-// ProbeEnv makes the drop-in describe itself instead of running cargo.
-const ProbeEnv = "CARGO_SHIM_PROBE"
-
 // Status gathers what an operator needs to see.
 func Status(reg shim.Registry, cargoHome string) *StatusReport {
 	st := &StatusReport{Version: shim.Version, Registry: reg.Root, Locked: []LockHolder{}}
 	if p, err := exec.LookPath("cargo"); err == nil {
 		st.PathCargo = p
 		cmd := exec.Command(p, "--version")
-		cmd.Env = append(os.Environ(), ProbeEnv+"=1")
+		cmd.Env = append(os.Environ(), shim.ProbeEnv+"=1")
 		out, _ := cmd.Output()
 		for _, line := range strings.Split(string(out), "\n") {
 			if v, ok := strings.CutPrefix(line, "real-cargo "); ok {
