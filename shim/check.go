@@ -79,7 +79,7 @@ type Finding struct {
 	// tarballOK: the .crate on disk was read to its end and its sha256 is the
 	// known checksum (or none is known): the only source a repair uses.
 	tarballOK bool
-	fresh    bool // from a full check: worth recording, worth reporting
+	fresh     bool // from a full check: worth recording, worth reporting
 }
 
 // Check looks at one instance. It takes no lock; callers decide what the
