@@ -311,3 +311,19 @@ func TestNestedShimUnderABuild(t *testing.T) {
 		t.Fatal("a nested shim deadlocked with the outer build")
 	}
 }
+
+// A CARGO_HOME the shim cannot write (cargo's lock cannot be shared): one
+// warning, and the per-crate checks and repairs still happen.
+func TestUnwritableCargoHomeStillRepairs(t *testing.T) {
+	w := NewWorld(t)
+	w.Warm()
+	home := w.Home()
+	w.MustCargo(home, true, "build")
+	rm(t, filepath.Join(home, ".package-cache"))
+	writeFile(t, filepath.Join(home, ".package-cache", "in-the-way"), "a directory where a lock file should be")
+	rm(t, filepath.Join(w.Extraction("flat-1.0.0"), "lib.rs"))
+	r := w.Cargo(home, true, []string{"build"})
+	if !strings.Contains(r.Stderr, "Repairing flat v1.0.0 (lib.rs missing)") || strings.Count(r.Stderr, "warning: cargo-shim:") != 1 {
+		t.Fatalf("want one warning and the repair: %s", r)
+	}
+}

@@ -106,6 +106,8 @@ func Main(args []string) int {
 			return exitError
 		}
 		log.Warn("%v; running cargo without the shim's protection", err)
+	} else if r.shareErr != nil {
+		log.Warn("%v", r.shareErr)
 	}
 	return execCargo(log, real, cmd, env, holder)
 }
@@ -177,6 +179,9 @@ type Run struct {
 
 	plan  *plan
 	start time.Time
+	// shareErr is reported after Prepare, unless a failure that stopped the
+	// run is reported instead: one warning line per run, not two.
+	shareErr error
 }
 
 // maxRounds bounds step 5's "something broke in between, go back to 4".
@@ -187,11 +192,17 @@ const maxRounds = 3
 // to pin), to be kept through the exec.
 func (r *Run) Prepare() (*lockfile.Holder, error) {
 	if r.Cfg.ShareLock {
-		if err := os.MkdirAll(r.Reg.Root, 0o755); err != nil {
-			return nil, fmt.Errorf("cannot create the registry %s: %w", r.Reg.Root, err)
+		err := os.MkdirAll(r.Reg.Root, 0o755)
+		if err == nil {
+			err = shareCargoLock(r.Cfg.CargoHome, r.Reg)
 		}
-		if err := shareCargoLock(r.Cfg.CargoHome, r.Reg); err != nil {
-			return nil, fmt.Errorf("cannot share cargo's package cache lock: %w", err)
+		if err != nil {
+			// The per-crate protection below does not depend on it: go on.
+			err = fmt.Errorf("cannot share cargo's package cache lock, so cold starts are not deduplicated (CARGO_SHIM_SHARE_CARGO_LOCK=0 turns this off): %w", err)
+			if r.Cfg.Strict {
+				return nil, err
+			}
+			r.shareErr = err
 		}
 	}
 	if r.Cmd.Kind != Planned {
