@@ -1,10 +1,17 @@
 // Package lockfile provides the per-crate advisory locks of cargo-shim.
 //
-// Locks are flock(2) locks (through github.com/gofrs/flock) on small files that
-// live beside, never inside, what they guard. Shared = "a build uses this crate",
-// exclusive = "repairing or deleting it". flock has no deadlock detection and no
-// atomic upgrade, so callers follow two rules: sets are locked in sorted order,
-// and nobody blocks on an exclusive lock while holding any other lock.
+// Locks are flock(2) locks on small files that live beside, never inside,
+// what they guard. Shared = "a build uses this crate", exclusive = "repairing
+// or deleting it". flock has no deadlock detection and no atomic upgrade, so
+// callers follow two rules: sets are taken in sorted order, and nobody blocks
+// on an exclusive lock while holding any other per-crate lock.
+//
+// Single locks (Try, Acquire) go through github.com/gofrs/flock. Sets
+// (AcquireSet, the drop-in's pin of hundreds of crates) use raw descriptors:
+// an *os.File costs ten syscalls per lock, a raw descriptor four (pin.go).
+// Either way a lock file is opened read-only with O_NOFOLLOW and O_CLOEXEC,
+// made world-lockable whatever the umask, and checked after locking to still
+// be the file at its path. The Holder keeps a set across the exec of cargo.
 //
 // Caveats: flock reaches other hosts only on NFSv4/CephFS mounts configured to
 // forward it (NFS: local_lock=none). On a local filesystem shared through bind
