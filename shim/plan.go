@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -84,12 +85,22 @@ func (r Registry) buildPlan(lockData []byte, lockPath string) (*plan, error) {
 func (r Registry) loadPlan(lockData []byte) (*plan, bool) {
 	key := planKey(lockData)
 	path := filepath.Join(r.PlanDir(), key)
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, false
+	}
+	fi, err := f.Stat()
+	var data []byte
+	if err == nil {
+		data = make([]byte, fi.Size())
+		_, err = io.ReadFull(f, data)
+	}
+	f.Close()
 	if err != nil {
 		return nil, false
 	}
 	// The record's mtime is its last use, for gc; touched at most hourly.
-	if fi, err := os.Stat(path); err == nil && time.Since(fi.ModTime()) > time.Hour {
+	if time.Since(fi.ModTime()) > time.Hour {
 		now := time.Now()
 		_ = os.Chtimes(path, now, now)
 	}

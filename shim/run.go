@@ -208,10 +208,12 @@ func (r *Run) Prepare() (*lockfile.Holder, error) {
 	if r.Cmd.Kind != Planned {
 		return nil, nil
 	}
-	if fi, err := os.Stat(r.Reg.Root); err != nil || !fi.IsDir() {
-		// A registry that does not exist yet: nothing to check or pin; cargo
-		// will create it.
-		return nil, nil
+	if r.shareErr != nil || !r.Cfg.ShareLock {
+		if fi, err := os.Stat(r.Reg.Root); err != nil || !fi.IsDir() {
+			// A registry that does not exist yet: nothing to check or pin;
+			// cargo will create it.
+			return nil, nil
+		}
 	}
 	r.start = time.Now()
 	lockPath := FindCargoLock(r.Cwd, r.Cmd.ManifestPath)
