@@ -30,8 +30,13 @@ func BenchmarkAcquireSetShared400(b *testing.B) {
 }
 
 // The same through the holder process, as the drop-in does it.
-func BenchmarkHolderLock400(b *testing.B) {
-	paths := lockPaths(b, 400)
+func BenchmarkHolderLock400(b *testing.B) { benchHolder(b, 400) }
+
+// A holder's start-up alone, with one lock.
+func BenchmarkHolderStartLock1(b *testing.B) { benchHolder(b, 1) }
+
+func benchHolder(b *testing.B, n int) {
+	paths := lockPaths(b, n)
 	exe := testExe(b)
 	for b.Loop() {
 		h, err := StartHolder(exe, len(paths))
@@ -53,20 +58,5 @@ func BenchmarkTryExclusive(b *testing.B) {
 			b.Fatal(err)
 		}
 		l.Release()
-	}
-}
-
-func BenchmarkHolderStartLock1(b *testing.B) {
-	paths := lockPaths(b, 1)
-	exe := testExe(b)
-	for b.Loop() {
-		h, err := StartHolder(exe, len(paths))
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := h.Lock(paths, time.Minute, nil); err != nil {
-			b.Fatal(err)
-		}
-		h.Stop()
 	}
 }

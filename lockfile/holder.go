@@ -101,13 +101,13 @@ func StartHolder(exe string, n int) (*Holder, error) {
 // Pid of the holder process.
 func (h *Holder) Pid() int { return h.proc.Pid }
 
-// Lock asks the holder to take shared locks on paths (sorted, de-duplicated)
-// and waits until it has them. timeout 0 waits forever. waiting is called
+// Lock asks the holder to take shared locks on paths (it sorts and
+// de-duplicates them, in AcquireSet) and waits until it has them. timeout 0 waits forever. waiting is called
 // with the path the holder is blocked on after about a second.
 func (h *Holder) Lock(paths []string, timeout time.Duration, waiting func(path string)) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "lock %d\n", timeout.Nanoseconds())
-	for _, p := range SortPaths(paths) {
+	for _, p := range paths {
 		if strings.ContainsAny(p, "\n") {
 			return fmt.Errorf("lock path contains a newline: %q", p)
 		}
