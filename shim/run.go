@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cargo-shim/cargo-shim/lockfile"
+	"github.com/cargo-shim/cargo-shim/shim/groupshare"
 	"golang.org/x/sys/unix"
 )
 
@@ -77,6 +78,9 @@ func Main(args []string) int {
 	if asReal || cmd.Kind == PassThrough || cmd.Kind == Admin || cmd.Kind == Unplanned && !cfg.ShareLock {
 		return execCargo(log, real, cmd, env, nil)
 	}
+	// Before any repair and before cargo: what both create must be
+	// writable by the group on a group-shared registry.
+	groupshare.ApplyUmask(cfg.Registry)
 	r := &Run{
 		Cfg:     cfg,
 		Reg:     Registry{Root: cfg.Registry},
@@ -105,11 +109,20 @@ func Main(args []string) int {
 			}
 			return exitError
 		}
-		log.Warn("%v; running cargo without the shim's protection", err)
+		log.Warn("%v; running cargo without the shim's protection%s", err, hint(cfg.Registry, err))
 	} else if r.shareErr != nil {
-		log.Warn("%v", r.shareErr)
+		log.Warn("%v%s", r.shareErr, hint(cfg.Registry, r.shareErr))
 	}
 	return execCargo(log, real, cmd, env, holder)
+}
+
+// hint is the fix for a permission failure, appended to the run's one
+// warning.
+func hint(registry string, err error) string {
+	if h := groupshare.Hint(registry, err); h != "" {
+		return ": " + h
+	}
+	return ""
 }
 
 // cargoEnv is the environment cargo gets: the caller's, plus cargo's
