@@ -118,14 +118,14 @@ func reachable(dir string) {
 	}
 }
 
-// memberHome is a CARGO_HOME owned by m whose registry/ is a symlink to the
-// shared registry (a non-root runner cannot bind-mount it).
-func (w *World) memberHome(m *member) string {
+// memberHome is a CARGO_HOME owned by m whose registry/ is a symlink to
+// shared (a non-root runner cannot bind-mount it).
+func (w *World) memberHome(m *member, shared string) string {
 	w.t.Helper()
 	w.homes++
 	h := filepath.Join(w.Root, fmt.Sprintf("member-home%d", w.homes))
 	writeFile(w.t, filepath.Join(h, "config.toml"), w.Reg.CargoConfig())
-	if err := os.Symlink(w.Shared, filepath.Join(h, "registry")); err != nil {
+	if err := os.Symlink(shared, filepath.Join(h, "registry")); err != nil {
 		w.t.Fatal(err)
 	}
 	w.chownTree(h, m)
