@@ -5,10 +5,13 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/cargo-shim/cargo-shim/integration/loopback"
+	"github.com/cargo-shim/cargo-shim/shim/admin"
 )
 
 // Root CI containers and a non-root host runner share one registry. These
@@ -47,6 +50,16 @@ func newMixed(t *testing.T, initGroup bool) *mixed {
 		x.initGroup(w.Shared)
 	}
 	return x
+}
+
+// assertGroupWritable: every run left what it made writable by the group
+// where a member needs it (status audits the whole registry).
+func (x *mixed) assertGroupWritable() {
+	x.t.Helper()
+	st := decode[admin.StatusReport](x.t, x.Admin("status", "--json"))
+	if !st.GroupStatus.Shared || len(st.Unwritable) > 0 {
+		x.t.Errorf("after the runs the group cannot write (shared: %v, %s):\n%s", st.GroupStatus.Shared, st.Note, strings.Join(st.Unwritable, "\n"))
+	}
 }
 
 func (x *mixed) initGroup(reg string) {
@@ -134,6 +147,7 @@ func TestMixedUidsMemberRepairsRootsDamage(t *testing.T) {
 			plainRootFailed++
 		}
 	}
+	x.assertGroupWritable()
 	t.Logf("damage then the member first, %d kinds: through the shim %d of %d runs failed; plain cargo: member %d of %d, root after it %d of %d",
 		runs, shimFailed, 2*runs, plainFailed, runs, plainRootFailed, runs)
 }
@@ -184,6 +198,7 @@ func TestMixedUidsColdStart(t *testing.T) {
 			}
 			x.Regdir = x.findRegdir()
 			x.AssertHealthy()
+			x.assertGroupWritable()
 			plain := results[false]
 			t.Logf("plain cargo: first run exit %d, second exit %d %s", plain[0].Code, plain[1].Code, firstLine(plain[1].Stderr, "error"))
 			if !memberFirst && (plain[1].Code == 0 || !strings.Contains(plain[1].Stderr, "Permission denied")) {
@@ -261,4 +276,57 @@ func TestMixedUidsWithoutInit(t *testing.T) {
 	if n := strings.Count(r.Stderr, "warning: cargo-shim:"); n != 1 || !strings.Contains(r.Stderr, fmt.Sprintf("--group-add %d", x.gid)) {
 		t.Fatalf("a uid outside the group: want one warning naming --group-add: %s", r)
 	}
+}
+
+// init: refuses a caller that is neither root nor the owner, never follows
+// a symlink planted in the registry, is idempotent, and runs beside builds.
+func TestInitGroup(t *testing.T) {
+	x := newMixed(t, false)
+	x.Warm()
+	outside := filepath.Join(x.Root, "outside")
+	writeFile(t, filepath.Join(outside, "secret"), "root's")
+	os.Chmod(filepath.Join(outside, "secret"), 0o600)
+	os.Chmod(outside, 0o700)
+	regdir := filepath.Join(x.Shared, "src", x.Regdir)
+	for name, target := range map[string]string{"evil-file": filepath.Join(outside, "secret"), "evil-dir": outside} {
+		if err := os.Symlink(target, filepath.Join(regdir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(outside, filepath.Join(x.Shared, "cache", x.Regdir, "evil-0.1.0.crate")); err != nil {
+		t.Fatal(err)
+	}
+
+	mHome := x.memberHome(x.m, x.Shared)
+	if r := x.AdminAs(x.m, mHome, "init", "--group", x.group); r.Code != 2 || !strings.Contains(r.Stderr, "run it as root") {
+		t.Fatalf("init as a uid that is neither root nor the owner: %s", r)
+	}
+	if r := x.Admin("init", "--group", "csi10-no-such-group"); r.Code != 2 || !strings.Contains(r.Stderr, "no group") {
+		t.Fatalf("init with an unknown group: %s", r)
+	}
+
+	build := x.Start(x.Work, x.Home(), true, []string{"build"})
+	first := x.Admin("init", "--group", x.group)
+	if r := build.Wait(); r.Code != 0 {
+		t.Fatalf("a build beside init: %s", r)
+	}
+	if first.Code != 0 || strings.Contains(first.Stdout, " 0 changed") {
+		t.Fatalf("init: %s", first)
+	}
+	for _, p := range []string{outside, filepath.Join(outside, "secret")} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if gid := fi.Sys().(*syscall.Stat_t).Gid; gid != 0 || fi.Mode().Perm()&0o070 != 0 {
+			t.Errorf("init followed a symlink to %s: now %v group %d", p, fi.Mode(), gid)
+		}
+	}
+	// What the build made meanwhile may have needed a second pass; the
+	// third changes nothing.
+	x.Admin("init", "--group", x.group)
+	if r := x.Admin("init", "--group", strconv.Itoa(x.gid)); r.Code != 0 || !strings.Contains(r.Stdout, " 0 changed") {
+		t.Fatalf("init again: %s", r)
+	}
+	x.assertGroupWritable()
 }
