@@ -57,7 +57,9 @@ func Init(root string, gid int) (*InitReport, error) {
 			}
 		case n.isReg():
 			rep.Files++
-			fd, err := unix.Openat(n.Parent, n.Name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+			// O_PATH: the file is never opened for reading, so a device or
+			// FIFO swapped in meanwhile has no effect.
+			fd, err := unix.Openat(n.Parent, n.Name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 			if errors.Is(err, unix.ENOENT) {
 				return nil
 			}
@@ -69,7 +71,7 @@ func Init(root string, gid int) (*InitReport, error) {
 			// The path may name another file than the one listed: change
 			// what was opened, and only if it is a regular file.
 			if unix.Fstat(fd, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG {
-				n.Fd, n.Stat = fd, st
+				n.Fd, n.Stat, n.opath = fd, st, true
 				rep.fix(n, gid)
 			}
 			unix.Close(fd)
@@ -110,7 +112,7 @@ func allowed(root string, gid int) error {
 func (rep *InitReport) fix(n *node, gid int) {
 	changed := false
 	if int(n.Stat.Gid) != gid {
-		if err := unix.Fchown(n.Fd, -1, gid); err != nil {
+		if err := n.chgrp(gid); err != nil {
 			rep.fail(n.Path, ownerErr(err, n))
 			return
 		}
@@ -124,7 +126,7 @@ func (rep *InitReport) fix(n *node, gid int) {
 	mode := n.Stat.Mode & 0o7777
 	want := wantMode(mode, n.isDir())
 	if want != mode {
-		if err := unix.Fchmod(n.Fd, want); err != nil {
+		if err := n.chmod(want); err != nil {
 			rep.fail(n.Path, ownerErr(err, n))
 			return
 		}
@@ -133,6 +135,23 @@ func (rep *InitReport) fix(n *node, gid int) {
 	if changed {
 		rep.Changed++
 	}
+}
+
+// chgrp changes the group of the opened entry.
+func (n *node) chgrp(gid int) error {
+	if n.opath {
+		return unix.Fchownat(n.Fd, "", -1, gid, unix.AT_EMPTY_PATH)
+	}
+	return unix.Fchown(n.Fd, -1, gid)
+}
+
+// chmod changes the mode of the opened entry. An O_PATH descriptor takes no
+// fchmod; its /proc/self/fd link names the very inode it holds.
+func (n *node) chmod(mode uint32) error {
+	if n.opath {
+		return unix.Chmod("/proc/self/fd/"+strconv.Itoa(n.Fd), mode)
+	}
+	return unix.Fchmod(n.Fd, mode)
 }
 
 // wantMode: directories group rwx and setgid; files their owner's bits

@@ -19,6 +19,7 @@ type node struct {
 	Parent int // the parent directory's descriptor (-1 for the root)
 	Name   string
 	Err    error // a directory that could not be opened or listed
+	opath  bool  // Fd is an O_PATH descriptor
 }
 
 func (n *node) isDir() bool { return n.Stat.Mode&unix.S_IFMT == unix.S_IFDIR }
