@@ -222,6 +222,7 @@ func TestMixedUidsAdminAsMember(t *testing.T) {
 		t.Fatalf("repair as the member: %s", r)
 	}
 	x.AssertHealthy()
+	x.assertGroupWritable() // what the member's repair made, too
 	r := x.AdminAs(x.m, mHome, "gc", "--max-age", "0s", "--crate-max-age", "0s")
 	if r.Code != 0 {
 		t.Fatalf("gc as the member: %s", r)

@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/go-multierror"
 
 	"github.com/cargo-shim/cargo-shim/shim"
+	"github.com/cargo-shim/cargo-shim/shim/groupshare"
 )
 
 // GCOptions: crates unused for longer than MaxAge lose their extraction;
@@ -47,6 +48,7 @@ type GCReport struct {
 // each crate is removed only under its exclusive lock, taken without
 // waiting, so a crate any running build holds is kept, whatever the age.
 func GC(reg shim.Registry, o GCOptions, now time.Time) (*GCReport, error) {
+	groupshare.ApplyUmask(reg.Root) // the trash it may create, as the drop-in makes it
 	rep := &GCReport{Registry: reg.Root, DryRun: o.DryRun, Removed: []GCEntry{}, Busy: []GCEntry{}}
 	var errs *multierror.Error
 	eligible := func(lastUse time.Time) (bool, bool) {

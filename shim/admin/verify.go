@@ -8,6 +8,7 @@ import (
 	"github.com/hashicorp/go-multierror"
 
 	"github.com/cargo-shim/cargo-shim/shim"
+	"github.com/cargo-shim/cargo-shim/shim/groupshare"
 )
 
 // Problem is one thing wrong with one crate instance. The JSON field names
@@ -106,6 +107,8 @@ type Fixed struct {
 // (waiting for builds that use it, up to ctx), and goes on past a crate it
 // cannot repair; those errors are gathered in the returned error.
 func Repair(ctx context.Context, reg shim.Registry, targets []shim.Instance, deep bool, waiting func(shim.Instance, string), progress func(done, total int)) (*RepairReport, error) {
+	// Re-extractions must be as writable by the group as the drop-in's.
+	groupshare.ApplyUmask(reg.Root)
 	level := shim.Files
 	if deep {
 		level = shim.Deep
