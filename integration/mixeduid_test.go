@@ -40,10 +40,15 @@ type mixed struct {
 
 func newMixed(t *testing.T, initGroup bool) *mixed {
 	t.Helper()
+	return newMixedOf(t, initGroup, packagedFixture())
+}
+
+func newMixedOf(t *testing.T, initGroup bool, crates []loopback.CrateSpec) *mixed {
+	t.Helper()
 	group, gid := sharedGroup(t)
 	m := newMember(t, gid, true)
 	memberToolchain(t)
-	w := newWorldOf(t, packagedFixture())
+	w := newWorldOf(t, crates)
 	reachable(w.Root)
 	x := &mixed{World: w, group: group, gid: gid, m: m}
 	if initGroup {
@@ -238,6 +243,26 @@ func TestMixedUidsAdminAsMember(t *testing.T) {
 		t.Fatalf("member build after gc: %s", r)
 	}
 	x.MustCargo(rootHome, true, "build")
+}
+
+// Tarballs with directory entries (the fixture's; `cargo package` writes
+// none): cargo chmods those directories to their tar mode, dropping group
+// write and setgid. Root's next run through the shim, the first to verify
+// them, gives them back, and then the member can gc what root's cargo made.
+func TestMixedUidsTarDirectoryEntries(t *testing.T) {
+	x := newMixedOf(t, true, fixtureCrates)
+	rootHome := x.Home()
+	x.MustCargo(rootHome, true, "build")
+	x.Regdir = x.findRegdir()
+	x.MustCargo(rootHome, true, "build")
+	x.assertGroupWritable()
+	mHome := x.memberHome(x.m, x.Shared)
+	if r := x.AdminAs(x.m, mHome, "gc", "--max-age", "0s", "--crate-max-age", "0s"); r.Code != 0 {
+		t.Fatalf("gc as the member: %s", r)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(x.Shared, "src", x.Regdir)); len(ents) > 0 {
+		t.Fatalf("gc as the member left %d entries, first %s", len(ents), ents[0].Name())
+	}
 }
 
 // Without init, a member that cannot repair what root made says so once and

@@ -80,8 +80,9 @@ func Main(args []string) int {
 	}
 	// Before any repair and before cargo: what both create must be
 	// writable by the group on a group-shared registry.
-	groupshare.ApplyUmask(cfg.Registry)
+	group := groupshare.ApplyUmask(cfg.Registry)
 	r := &Run{
+		Group:   group,
 		Cfg:     cfg,
 		Reg:     Registry{Root: cfg.Registry},
 		Log:     log,
@@ -189,6 +190,7 @@ type Run struct {
 	Self    string
 	Nested  bool
 	Offline bool
+	Group   groupshare.State // whether the registry is group-shared
 
 	plan  *plan
 	start time.Time
@@ -406,6 +408,10 @@ func (r *Run) checkAllOf(instances []Instance, level Level) []Finding {
 // found it healthy. Under the shared lock, no repair can change it meanwhile.
 func (r *Run) checkOne(i Instance, level Level) Finding {
 	f := r.Reg.Check(i, level, r.Offline)
+	if r.Group.Shared && f.fresh && f.Verdict == Healthy && f.ExtractionOK {
+		// Before its stamps are recorded: this changes directory ctimes.
+		groupshare.FixDirs(r.Reg.Extraction(i), r.Group.Gid)
+	}
 	if err := r.Reg.RecordIfVerified(f); err != nil {
 		r.Log.Debug("cannot record state of %s: %v", f.Instance, err)
 	}

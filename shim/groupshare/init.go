@@ -230,3 +230,19 @@ func readAt(dfd int, name string) (string, error) {
 	}
 	return string(buf[:n]), nil
 }
+
+// FixDirs gives the directories under dir that this uid may change (its
+// own, or any as root) what Init gives them. Cargo chmods a directory that
+// is a tarball entry to its tar mode, dropping group write and setgid; a
+// run calls this on an extraction the first time it verifies it. Other
+// uids' directories stay as they are, for status to list.
+func FixDirs(dir string, gid int) {
+	euid := os.Geteuid()
+	rep := &InitReport{}
+	walk(dir, func(n *node) error {
+		if n.Err == nil && n.isDir() && (euid == 0 || int(n.Stat.Uid) == euid) {
+			rep.fix(n, gid)
+		}
+		return nil
+	})
+}
