@@ -57,6 +57,18 @@ func newMixedOf(t *testing.T, initGroup bool, crates []loopback.CrateSpec) *mixe
 	return x
 }
 
+// rootBuilds is a root container's cold start through the shim, then a
+// second run, which verifies and records what cargo extracted. It returns
+// root's CARGO_HOME.
+func (x *mixed) rootBuilds() string {
+	x.t.Helper()
+	home := x.Home()
+	x.MustCargo(home, true, "build")
+	x.Regdir = x.findRegdir()
+	x.MustCargo(home, true, "build")
+	return home
+}
+
 // assertGroupWritable: every run left what it made writable by the group
 // where a member needs it (status audits the whole registry).
 func (x *mixed) assertGroupWritable() {
@@ -89,10 +101,7 @@ func (x *mixed) rootHomeOn(reg string) string {
 // plain cargo on a registry prepared the same way is the baseline.
 func TestMixedUidsMemberRepairsRootsDamage(t *testing.T) {
 	x := newMixed(t, true)
-	rootHome := x.Home()
-	x.MustCargo(rootHome, true, "build") // root container, cold start
-	x.Regdir = x.findRegdir()
-	x.MustCargo(rootHome, true, "build") // records the state
+	rootHome := x.rootBuilds()
 	mHome, mWork := x.memberHome(x.m, x.Shared), x.memberWorkspace(x.m)
 
 	plainReg := filepath.Join(x.Root, "plain-registry")
@@ -216,10 +225,7 @@ func TestMixedUidsColdStart(t *testing.T) {
 // The admin command as the member: repair and gc of what root made.
 func TestMixedUidsAdminAsMember(t *testing.T) {
 	x := newMixed(t, true)
-	rootHome := x.Home()
-	x.MustCargo(rootHome, true, "build")
-	x.Regdir = x.findRegdir()
-	x.MustCargo(rootHome, true, "build")
+	rootHome := x.rootBuilds()
 	mHome := x.memberHome(x.m, x.Shared)
 	rm(t, filepath.Join(x.Extraction("flat-1.0.0"), "lib.rs"))
 	rm(t, filepath.Join(x.Extraction("deep-mods-2.1.0"), "src", "outer", "inner", "leaf.rs"))
@@ -251,10 +257,7 @@ func TestMixedUidsAdminAsMember(t *testing.T) {
 // them, gives them back, and then the member can gc what root's cargo made.
 func TestMixedUidsTarDirectoryEntries(t *testing.T) {
 	x := newMixedOf(t, true, fixtureCrates)
-	rootHome := x.Home()
-	x.MustCargo(rootHome, true, "build")
-	x.Regdir = x.findRegdir()
-	x.MustCargo(rootHome, true, "build")
+	x.rootBuilds()
 	x.assertGroupWritable()
 	mHome := x.memberHome(x.m, x.Shared)
 	if r := x.AdminAs(x.m, mHome, "gc", "--max-age", "0s", "--crate-max-age", "0s"); r.Code != 0 {
@@ -270,10 +273,7 @@ func TestMixedUidsTarDirectoryEntries(t *testing.T) {
 // what the group cannot write. After init it is all clear.
 func TestMixedUidsWithoutInit(t *testing.T) {
 	x := newMixed(t, false)
-	rootHome := x.Home()
-	x.MustCargo(rootHome, true, "build")
-	x.Regdir = x.findRegdir()
-	x.MustCargo(rootHome, true, "build")
+	x.rootBuilds()
 	rm(t, filepath.Join(x.Extraction("flat-1.0.0"), "lib.rs"))
 	mHome := x.memberHome(x.m, x.Shared)
 	r := x.CargoAs(x.m, x.memberWorkspace(x.m), mHome, true, []string{"build"})
