@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/cargo-shim/cargo-shim/lockfile"
-	"github.com/cargo-shim/cargo-shim/shim/groupshare"
 	"github.com/cargo-shim/cargo-shim/shim/store"
+	"github.com/cargo-shim/cargo-shim/shim/store/groupshare"
 	"golang.org/x/sys/unix"
 )
 

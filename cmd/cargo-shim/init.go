@@ -6,7 +6,7 @@ import (
 	"os"
 
 	"github.com/cargo-shim/cargo-shim/shim/admin"
-	"github.com/cargo-shim/cargo-shim/shim/groupshare"
+	"github.com/cargo-shim/cargo-shim/shim/store/groupshare"
 )
 
 func initCmd(args []string) error {

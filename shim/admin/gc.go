@@ -9,8 +9,8 @@ import (
 
 	"github.com/hashicorp/go-multierror"
 
-	"github.com/cargo-shim/cargo-shim/shim/groupshare"
 	"github.com/cargo-shim/cargo-shim/shim/store"
+	"github.com/cargo-shim/cargo-shim/shim/store/groupshare"
 )
 
 // GCOptions: crates unused for longer than MaxAge lose their extraction;

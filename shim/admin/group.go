@@ -6,7 +6,7 @@ import (
 	"os"
 	"syscall"
 
-	"github.com/cargo-shim/cargo-shim/shim/groupshare"
+	"github.com/cargo-shim/cargo-shim/shim/store/groupshare"
 )
 
 // GroupStatus is the group-sharing part of `cargo-shim status`.
