@@ -5,7 +5,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/cargo-shim/cargo-shim/lockfile"
@@ -101,11 +100,11 @@ func (r Registry) StaleTemps(minAge time.Duration) map[string]Instance {
 			continue
 		}
 		for _, e := range ents {
-			stem, ok := tempStem(e.Name())
-			if !ok {
+			l, ok := parseLeftover(e.Name())
+			if !ok || l.kind == trashed {
 				continue
 			}
-			name, version, ok := splitNameVersion(stem)
+			name, version, ok := splitNameVersion(l.stem)
 			if !ok {
 				continue
 			}
@@ -115,26 +114,6 @@ func (r Registry) StaleTemps(minAge time.Duration) map[string]Instance {
 		}
 	}
 	return out
-}
-
-// tempStem reads "<name>-<version>" from the name of a repair's temp dir
-// (.cargo-shim-tmp-<name>-<version>-<pid>[-old]) or of a directory set aside
-// (.cargo-shim-trash-<name>-<version>.<ns>.<pid>).
-func tempStem(entry string) (string, bool) {
-	if rest, ok := strings.CutPrefix(entry, tmpPrefix); ok {
-		rest = strings.TrimSuffix(rest, "-old")
-		if k := strings.LastIndexByte(rest, '-'); k > 0 && isDigits(rest[k+1:]) {
-			return rest[:k], true
-		}
-		return "", false
-	}
-	if rest, ok := strings.CutPrefix(entry, asidePrefix); ok {
-		parts := strings.Split(rest, ".")
-		if len(parts) >= 3 && isDigits(parts[len(parts)-1]) && isDigits(parts[len(parts)-2]) {
-			return strings.Join(parts[:len(parts)-2], "."), true
-		}
-	}
-	return "", false
 }
 
 // RemoveTemp deletes one stale temp dir under its crate's exclusive lock.
