@@ -61,6 +61,13 @@ type World struct {
 
 func NewWorld(t *testing.T) *World {
 	t.Helper()
+	return newWorldOf(t, fixtureCrates)
+}
+
+// newWorldOf is NewWorld publishing crates (the fixture's names and
+// versions, built another way) instead of the fixture.
+func newWorldOf(t *testing.T, crates []loopback.CrateSpec) *World {
+	t.Helper()
 	reg, err := loopback.NewRegistry()
 	if err != nil {
 		t.Fatal(err)
@@ -69,11 +76,11 @@ func NewWorld(t *testing.T) *World {
 	w := &World{t: t, Root: t.TempDir(), Reg: reg, Checksum: map[string]string{}}
 	w.Shared = filepath.Join(w.Root, "shared-registry")
 	os.MkdirAll(w.Shared, 0o755)
-	for _, c := range fixtureCrates {
+	for _, c := range crates {
 		w.Checksum[c.Dir()] = w.Reg.Publish(c)
 	}
 	w.Work = filepath.Join(w.Root, "work")
-	if err := loopback.WriteWorkspace(w.Work, fixtureCrates, loopback.AppMain); err != nil {
+	if err := loopback.WriteWorkspace(w.Work, crates, loopback.AppMain); err != nil {
 		t.Fatal(err)
 	}
 	return w

@@ -255,7 +255,13 @@ func mkdirShared(dir string) error {
 	if err := os.Mkdir(dir, 0o777); err != nil && !errors.Is(err, fs.ErrExist) {
 		return err
 	} else if err == nil {
-		_ = os.Chmod(dir, 0o777)
+		// Keep a setgid bit inherited from the parent (a group-shared
+		// registry): it gives what is created inside the registry's group.
+		mode := os.FileMode(0o777)
+		if fi, err := os.Lstat(dir); err == nil {
+			mode |= fi.Mode() & os.ModeSetgid
+		}
+		_ = os.Chmod(dir, mode)
 	}
 	return nil
 }

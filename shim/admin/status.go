@@ -45,6 +45,7 @@ type StatusReport struct {
 	Locked               []LockHolder `json:"locked"`
 	CargoAutoGC          string       `json:"cargo_auto_gc"`
 	CargoLockShared      bool         `json:"cargo_lock_shared"`
+	GroupStatus
 }
 
 // Status gathers what an operator needs to see.
@@ -79,6 +80,7 @@ func Status(reg store.Registry, cargoHome string) *StatusReport {
 		})
 	}
 	st.Locked = lockHolders(reg)
+	st.GroupStatus = groupStatus(reg.Root)
 	// Run as `cargo shim status`, the drop-in has set the variable itself.
 	if v := os.Getenv("CARGO_CACHE_AUTO_CLEAN_FREQUENCY"); v != "" && !(v == "never" && os.Getenv(shim.ActiveEnv) != "") {
 		st.CargoAutoGC = "as set in CARGO_CACHE_AUTO_CLEAN_FREQUENCY: " + v

@@ -66,6 +66,10 @@ type CheckOptions struct {
 	RecordFailed func(Instance, error)
 	// Done is called after each instance, from any worker, for progress.
 	Done func()
+	// Verified is called for each instance a full check found healthy,
+	// before its state is recorded: a run on a group-shared registry gives
+	// back the group bits cargo took from tar directory entries.
+	Verified func(Instance)
 }
 
 // CheckPlan checks every planned instance; the recorded stamps of a cached
@@ -115,6 +119,9 @@ func (r Registry) CheckAll(instances []Instance, o CheckOptions) []Finding {
 // meanwhile; without it, a repair swaps in a directory whose stamps differ.
 func (r Registry) checkOne(i Instance, o CheckOptions) Finding {
 	f := r.Check(i, o.Level, o.Offline)
+	if o.Verified != nil && f.fresh && f.Verdict == Healthy && f.ExtractionOK {
+		o.Verified(f.Instance)
+	}
 	if err := r.RecordIfVerified(f); err != nil && o.RecordFailed != nil {
 		o.RecordFailed(f.Instance, err)
 	}
