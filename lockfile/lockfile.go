@@ -252,13 +252,39 @@ func mkdirShared(dir string) error {
 	if err := mkdirShared(filepath.Dir(dir)); err != nil {
 		return err
 	}
-	if err := os.Mkdir(dir, 0o777); err != nil && !errors.Is(err, fs.ErrExist) {
-		return err
-	} else if err == nil {
-		_ = os.Chmod(dir, 0o777)
+	// On a filesystem shared by several hosts (GlusterFS, NFS), the parent
+	// another client has just created can still be missing here: mkdir then
+	// fails with ENOENT although the parent's mkdir said EEXIST. Look the
+	// parent up again and retry, briefly; a lock taken in a directory we
+	// could not make would not be the one other hosts take.
+	delay := time.Millisecond
+	for attempt := 0; ; attempt++ {
+		err := os.Mkdir(dir, 0o777)
+		if err == nil {
+			_ = os.Chmod(dir, 0o777)
+		}
+		if err == nil || errors.Is(err, fs.ErrExist) {
+			fi, serr := os.Stat(dir)
+			if serr == nil && fi.IsDir() {
+				return nil
+			}
+			if serr == nil {
+				return fmt.Errorf("%s is not a directory", dir)
+			}
+			err = serr
+		}
+		if !errors.Is(err, fs.ErrNotExist) || attempt == mkdirRetries {
+			return err
+		}
+		time.Sleep(delay)
+		delay = min(2*delay, 100*time.Millisecond)
+		_, _ = os.Stat(filepath.Dir(dir)) // a fresh lookup of the parent
 	}
-	return nil
 }
+
+// mkdirRetries bounds mkdirShared's retries of a directory whose parent
+// another host has just made: about two seconds in all.
+const mkdirRetries = 25
 
 // Set is a group of locks taken in one order.
 type Set struct {
