@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -319,7 +318,10 @@ func AcquireSet(ctx context.Context, paths []string, mode Mode, opt Options) (*S
 	errs := make([]error, len(sorted))
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	workers := min(runtime.GOMAXPROCS(0), len(sorted))
+	workers := 0
+	if len(sorted) > 0 {
+		workers = min(Workers(dirOf(sorted[0])), len(sorted))
+	}
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func() {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"runtime/debug"
 	"sort"
 	"sync"
@@ -177,8 +176,9 @@ type Run struct {
 	Nested  bool
 	Offline bool
 
-	plan  *plan
-	start time.Time
+	plan     *plan
+	start    time.Time
+	nworkers int
 	// shareErr is reported after Prepare, unless a failure that stopped the
 	// run is reported instead: one warning line per run, not two.
 	shareErr error
@@ -318,7 +318,7 @@ func (r *Run) checkPlan(p *plan) (findings []Finding, fresh bool) {
 	reg := r.Reg
 	reg.at = reg.openStater(p.regdirs)
 	defer reg.at.close()
-	parallelEach(len(p.instances), func(n int) {
+	ParallelEach(r.workers(), len(p.instances), func(n int) {
 		i := p.instances[n]
 		if s := p.stamps[i]; s != nil && p.cached && r.Cfg.Verify == Fast {
 			if f, sure := reg.fastCheck(i, s, Fast); sure {
@@ -384,7 +384,7 @@ func (r *Run) lockError(err error) error {
 // whose full check passed.
 func (r *Run) checkAllOf(instances []Instance, level Level) []Finding {
 	out := make([]Finding, len(instances))
-	parallelEach(len(instances), func(n int) { out[n] = r.checkOne(instances[n], level) })
+	ParallelEach(r.workers(), len(instances), func(n int) { out[n] = r.checkOne(instances[n], level) })
 	r.reportFindings(out)
 	return out
 }
@@ -413,9 +413,14 @@ func (r *Run) reportFindings(out []Finding) {
 	}
 }
 
-// parallelEach runs fn for 0..n-1 on GOMAXPROCS workers: the checks are
-// syscall-bound, one per core is what pays.
-func parallelEach(n int, fn func(int)) { ParallelEach(runtime.GOMAXPROCS(0), n, fn) }
+// workers is how many checks run at once: one per core where the checks
+// are syscall-bound, more where each syscall waits on a server.
+func (r *Run) workers() int {
+	if r.nworkers == 0 {
+		r.nworkers = lockfile.Workers(r.Reg.Root)
+	}
+	return r.nworkers
+}
 
 // ParallelEach runs fn for 0..n-1 on at most workers goroutines.
 func ParallelEach(workers, n int, fn func(int)) {
