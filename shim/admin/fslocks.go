@@ -22,18 +22,24 @@ const (
 	noDedup      = "not deduplicated, even on one host (cargo takes no lock); the shim's checks repair what racing downloads leave before the next build uses it"
 )
 
+// fuseUnlisted: the kernel hands a FUSE filesystem's flocks to its server
+// and keeps no record of them in /proc/locks.
+const fuseUnlisted = "; the crates locked right now are not listed (FUSE keeps flocks out of /proc/locks)"
+
 // LocksOn judges a filesystem by its mount type (as /proc/self/mountinfo
 // names it: ext4, nfs4, fuse.glusterfs, ceph) and mount options.
 func LocksOn(fs, opts string) LockReach {
 	switch {
 	case fs == "fuse.glusterfs" || fs == "glusterfs":
-		return LockReach{true, "GlusterFS: flock is arbitrated by the bricks' locks translator for every client (tested: two clients; a killed holder's locks go within milliseconds)", cargoLocks, dedupAll}
-	case fs == "ceph" || fs == "fuse.ceph-fuse" || fs == "fuse.ceph":
+		return LockReach{true, "GlusterFS: flock is arbitrated by the bricks' locks translator for every client (tested: two clients)" + fuseUnlisted, cargoLocks, dedupAll}
+	case fs == "ceph":
 		return LockReach{true, "CephFS: flock is arbitrated by the MDS for every client (not tested here)", cargoLocks, dedupAll}
+	case fs == "fuse.ceph-fuse" || fs == "fuse.ceph":
+		return LockReach{true, "CephFS through ceph-fuse: flock is arbitrated by the MDS for every client (not tested here)" + fuseUnlisted, cargoLocks, dedupAll}
 	case fs == "nfs" || fs == "nfs4":
 		return nfsLocks(fs, opts)
 	case strings.HasPrefix(fs, "fuse"):
-		return LockReach{false, fs + ": whether flock reaches other hosts depends on the FUSE server; do not rely on it", cargoLocks, dedupHost + " at most"}
+		return LockReach{false, fs + ": whether flock reaches other hosts depends on the FUSE server; do not rely on it" + fuseUnlisted, cargoLocks, dedupHost + " at most"}
 	case fs == "cifs" || fs == "smb2" || fs == "smb3":
 		return LockReach{false, fs + ": flock is not reliably forwarded to the server; do not rely on it across hosts", cargoLocks, dedupHost + " at most"}
 	}
