@@ -46,8 +46,8 @@ type StatusReport struct {
 	CargoAutoGC          string       `json:"cargo_auto_gc"`
 	CargoLockShared      bool         `json:"cargo_lock_shared"`
 	GroupStatus
-	CargoLocks           string       `json:"cargo_locks"`
-	ColdStarts           string       `json:"cold_starts"`
+	CargoLocks string `json:"cargo_locks"`
+	ColdStarts string `json:"cold_starts"`
 }
 
 // Status gathers what an operator needs to see.
