@@ -57,6 +57,9 @@ type World struct {
 	Regdir   string // the loopback registry's regdir, once known
 	homes    int
 	Checksum map[string]string
+	// hosts, under `make multihost`, is the shared registry as each "host"
+	// mounts it; home n reaches it through hosts[n%len(hosts)].
+	hosts []string
 }
 
 func NewWorld(t *testing.T) *World {
@@ -75,6 +78,7 @@ func newWorldOf(t *testing.T, crates []loopback.CrateSpec) *World {
 	t.Cleanup(func() { reg.Close() })
 	w := &World{t: t, Root: t.TempDir(), Reg: reg, Checksum: map[string]string{}}
 	w.Shared = filepath.Join(w.Root, "shared-registry")
+	w.onHosts()
 	os.MkdirAll(w.Shared, 0o755)
 	for _, c := range crates {
 		w.Checksum[c.Dir()] = w.Reg.Publish(c)
@@ -101,7 +105,11 @@ func writeFile(t testing.TB, p, s string) {
 func (w *World) Home() string {
 	w.homes++
 	h := filepath.Join(w.Root, fmt.Sprintf("home%d", w.homes))
-	if err := loopback.NewHome(h, w.Reg, w.Shared); err != nil {
+	shared := w.Shared
+	if len(w.hosts) > 0 {
+		shared = w.hosts[w.homes%len(w.hosts)]
+	}
+	if err := loopback.NewHome(h, w.Reg, shared); err != nil {
 		w.t.Fatal(err)
 	}
 	return h

@@ -395,8 +395,8 @@ func (r *Run) reportFindings(out []store.Finding) {
 func (r *Run) repairOne(i store.Instance) error {
 	ctx, cancel := r.lockContext()
 	defer cancel()
-	act, _, err := r.Reg.RepairCrate(ctx, i, store.RepairOptions{NoWait: r.Nested, Offline: r.Offline, Waiting: func(what string) {
-		if what == "crate" {
+	act, _, err := r.Reg.RepairCrate(ctx, i, store.RepairOptions{NoWait: r.Nested, Offline: r.Offline, Waiting: func(what store.WaitFor) {
+		if what == store.WaitCrate {
 			r.Log.Status("Blocking", fmt.Sprintf("waiting for lock on crate %s (in use by another runner)", i.Crate))
 		} else {
 			r.Log.Status("Blocking", "waiting for file lock on package cache (another runner is downloading)")

@@ -194,7 +194,7 @@ func repair(args []string) error {
 		ctx, cancel = context.WithTimeout(ctx, cfg.LockTimeout)
 		defer cancel()
 	}
-	rep, err := admin.Repair(ctx, reg, targets, *deep, func(i store.Instance, what string) {
+	rep, err := admin.Repair(ctx, reg, targets, *deep, func(i store.Instance, what store.WaitFor) {
 		c.log.Status("Blocking", fmt.Sprintf("waiting for lock on %s %s (in use by a running build)", what, i.Crate))
 	}, progress("Checking"))
 	if c.json {
