@@ -112,7 +112,11 @@ func (c *common) parse(args []string) (store.Registry, shim.Config, error) {
 		return store.Registry{}, shim.Config{}, usageError{fmt.Errorf("unexpected argument %q", c.fs.Arg(0))}
 	}
 	cwd, _ := os.Getwd()
-	cfg, _ := shim.LoadConfig(os.Getenv, cwd)
+	cfg, err := shim.LoadConfig(os.Getenv, cwd)
+	if err != nil {
+		// A bad CARGO_SHIM_LOCK_TIMEOUT must not become the default silently.
+		return store.Registry{}, cfg, err
+	}
 	if c.registry != "" {
 		cfg.Registry = c.registry
 	}
