@@ -2,6 +2,8 @@ package store
 
 import (
 	"sync/atomic"
+
+	"github.com/cargo-shim/cargo-shim/lockfile"
 )
 
 // This file is what the drop-in's run asks of the store: the plan for a
@@ -77,7 +79,7 @@ func (r Registry) CheckPlan(p *Plan, o CheckOptions) (findings []Finding, fresh 
 	var unsure atomic.Bool
 	r.at = r.openStater(p.regdirs)
 	defer r.at.close()
-	parallelEach(o.Workers, len(p.instances), func(n int) {
+	lockfile.Parallel(o.Workers, len(p.instances), func(n int) {
 		i := p.instances[n]
 		if s := p.stamps[i]; s != nil && p.cached && o.Level == Fast {
 			if f, sure := r.fastCheck(i, s, Fast); sure {
@@ -106,7 +108,7 @@ func (r Registry) CheckAll(instances []Instance, o CheckOptions) []Finding {
 	r.at = r.openStater(regdirs)
 	defer r.at.close()
 	out := make([]Finding, len(instances))
-	parallelEach(o.Workers, len(instances), func(n int) { out[n] = r.checkOne(instances[n], o) })
+	lockfile.Parallel(o.Workers, len(instances), func(n int) { out[n] = r.checkOne(instances[n], o) })
 	return out
 }
 
