@@ -76,7 +76,7 @@ func helperHoldExec() {
 		os.Exit(1)
 	}
 	fmt.Printf("holder %d\n", h.Pid())
-	err = syscall.Exec("/bin/sh", []string{"sh", "-c", `ls -l /proc/$$/fd; echo listed; read x`}, os.Environ())
+	err := syscall.Exec("/bin/sh", []string{"sh", "-c", `ls -l /proc/$$/fd; echo listed; read x`}, os.Environ())
 	fmt.Println("error", err)
 	os.Exit(1)
 }
