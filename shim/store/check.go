@@ -228,31 +228,7 @@ func (r Registry) fullCheck(i Instance, level Level, offline bool) Finding {
 	root := r.Extraction(i)
 	tb := r.Tarball(i)
 
-	var m *Manifest
-	tbInfo, tbErr := os.Lstat(tb)
-	switch {
-	case tbErr != nil:
-		f.TarballMissing = true
-	case !tbInfo.Mode().IsRegular():
-		f.TarballUnsafe = fmt.Errorf("%s is not a regular file", tb)
-	default:
-		var err error
-		m, err = ReadManifest(tb, i.Crate)
-		switch {
-		case errors.Is(err, ErrCorrupt):
-			f.TarballCorrupt = err
-		case errors.Is(err, ErrUnsafe):
-			f.TarballUnsafe = err
-		case err != nil:
-			// Unreadable (permissions, I/O) is not proof of anything: it is
-			// reported and not used, and the extraction is judged alone.
-			f.TarballUnsafe = fmt.Errorf("cannot read %s: %w", tb, err)
-		case i.Checksum != "" && m.SHA256 != i.Checksum:
-			f.Mismatch = m.SHA256
-		default:
-			f.trusted, f.tarballOK = true, true
-		}
-	}
+	m := r.readTarball(&f)
 	if m == nil || f.Mismatch != "" {
 		// What the extraction was verified to contain, when the tarball
 		// cannot say: gone, corrupt, or other bytes than Cargo.lock's.
@@ -302,6 +278,37 @@ func (r Registry) fullCheck(i Instance, level Level, offline bool) Finding {
 		}
 	}
 	return f
+}
+
+// readTarball reads i's tarball to its end and files what it found in f:
+// missing, unusable, corrupt, of another checksum, or trusted.
+func (r Registry) readTarball(f *Finding) *Manifest {
+	i, tb := f.Instance, r.Tarball(f.Instance)
+	tbInfo, tbErr := os.Lstat(tb)
+	switch {
+	case tbErr != nil:
+		f.TarballMissing = true
+		return nil
+	case !tbInfo.Mode().IsRegular():
+		f.TarballUnsafe = fmt.Errorf("%s is not a regular file", tb)
+		return nil
+	}
+	m, err := ReadManifest(tb, i.Crate)
+	switch {
+	case errors.Is(err, ErrCorrupt):
+		f.TarballCorrupt = err
+	case errors.Is(err, ErrUnsafe):
+		f.TarballUnsafe = err
+	case err != nil:
+		// Unreadable (permissions, I/O) is not proof of anything: it is
+		// reported and not used, and the extraction is judged alone.
+		f.TarballUnsafe = fmt.Errorf("cannot read %s: %w", tb, err)
+	case i.Checksum != "" && m.SHA256 != i.Checksum:
+		f.Mismatch = m.SHA256
+	default:
+		f.trusted, f.tarballOK = true, true
+	}
+	return m
 }
 
 func readSmall(p string) ([]byte, error) {

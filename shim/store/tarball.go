@@ -121,28 +121,12 @@ func walkTarball(p string, c Crate, fn func(FileEntry, io.Reader) error, sum fun
 		if err != nil {
 			return fmt.Errorf("%s: %v: %w", p, err, ErrCorrupt)
 		}
-		name := hdr.Name
-		rel, ok := strings.CutPrefix(name, prefix)
-		if !ok && name+"/" != prefix {
-			return fmt.Errorf("%s: entry %q is outside %s: %w", p, name, prefix, ErrUnsafe)
+		rel, isFile, err := entryPath(p, prefix, hdr)
+		if err != nil {
+			return err
 		}
-		rel = strings.TrimSuffix(rel, "/")
-		if rel == "" && hdr.Typeflag == tar.TypeDir {
+		if !isFile {
 			continue
-		}
-		for _, part := range strings.Split(rel, "/") {
-			if part == ".." || part == "." || part == "" {
-				return fmt.Errorf("%s: entry %q has a %q component: %w", p, name, part, ErrUnsafe)
-			}
-		}
-		switch hdr.Typeflag {
-		case tar.TypeDir:
-			continue
-		case tar.TypeReg, tar.TypeRegA:
-		case tar.TypeXGlobalHeader:
-			continue
-		default:
-			return fmt.Errorf("%s: entry %q is not a regular file or directory (type %q): %w", p, name, hdr.Typeflag, ErrUnsafe)
 		}
 		if rel == markerName {
 			// cargo skips a packaged marker; so must we, or a crate could
@@ -173,6 +157,33 @@ func walkTarball(p string, c Crate, fn func(FileEntry, io.Reader) error, sum fun
 	}
 	sum(hex.EncodeToString(h.Sum(nil)))
 	return nil
+}
+
+// entryPath checks one tar entry the way an extraction would: its path
+// relative to <name>-<version>/ ("/"-separated), and whether it is a
+// regular file (directories and global headers are skipped, as cargo does).
+func entryPath(p, prefix string, hdr *tar.Header) (rel string, isFile bool, err error) {
+	name := hdr.Name
+	rel, ok := strings.CutPrefix(name, prefix)
+	if !ok && name+"/" != prefix {
+		return "", false, fmt.Errorf("%s: entry %q is outside %s: %w", p, name, prefix, ErrUnsafe)
+	}
+	rel = strings.TrimSuffix(rel, "/")
+	if rel == "" && hdr.Typeflag == tar.TypeDir {
+		return "", false, nil
+	}
+	for _, part := range strings.Split(rel, "/") {
+		if part == ".." || part == "." || part == "" {
+			return "", false, fmt.Errorf("%s: entry %q has a %q component: %w", p, name, part, ErrUnsafe)
+		}
+	}
+	switch hdr.Typeflag {
+	case tar.TypeDir, tar.TypeXGlobalHeader:
+		return "", false, nil
+	case tar.TypeReg, tar.TypeRegA:
+		return rel, true, nil
+	}
+	return "", false, fmt.Errorf("%s: entry %q is not a regular file or directory (type %q): %w", p, name, hdr.Typeflag, ErrUnsafe)
 }
 
 // extract unpacks tarball p into dir (which must not exist) with cargo's
