@@ -57,11 +57,14 @@ type installForm struct {
 	args []string
 	// fromRegistry: the tool's own crate comes from the registry.
 	fromRegistry bool
+	// inCheckout: run in the tool's checkout (else in a directory with no
+	// Cargo.lock at or above it).
+	inCheckout bool
 }
 
 var installForms = []installForm{
 	{name: "registry", args: []string{"install", loopback.ToolName, "--locked"}, fromRegistry: true},
-	{name: "path", args: []string{"install", "--path", ".", "--locked"}},
+	{name: "path", args: []string{"install", "--path", ".", "--locked"}, inCheckout: true},
 }
 
 // StartInstall starts `cargo install` of the tool as a fresh runner: a home
@@ -79,7 +82,7 @@ func (w *ToolWorld) StartInstall(f installForm, viaShim bool, cred *syscall.Cred
 		}
 	}
 	dir := w.Root
-	if !f.fromRegistry {
+	if f.inCheckout {
 		dir = w.ToolSrc
 	}
 	bin := realCargo
@@ -139,16 +142,16 @@ var installDamages = []installDamage{
 		damage: func(t *testing.T, w *ToolWorld) { rm(t, filepath.Join(w.Extraction("deep-mods-2.1.0"), "src")) }},
 	{name: "build-rs-removed", wantShim: `Repairing autobuild v0\.2\.0 \(build\.rs missing\)`,
 		damage: func(t *testing.T, w *ToolWorld) { rm(t, filepath.Join(w.Extraction("autobuild-0.2.0"), "build.rs")) }},
-	{name: "crate-truncated-extraction-gone", wantShim: `leaf-03 v0\.1\.0.*tarball truncated or corrupt`,
+	{name: "crate-truncated-extraction-gone", wantShim: `Removing truncated tarball of leaf-03 v0\.1\.0`,
 		damage: func(t *testing.T, w *ToolWorld) {
 			rm(t, w.Extraction("leaf-03-0.1.0"))
 			truncate(t, w.Tarball("leaf-03-0.1.0"), 60)
 		}},
 	{name: "tool-extraction-damaged", tool: true, wantShim: `Repairing eval-tool v1\.0\.0 \(src/main\.rs missing\)`,
 		damage: func(t *testing.T, w *ToolWorld) { rm(t, filepath.Join(w.Extraction(toolDir), "src", "main.rs")) }},
-	{name: "tool-tarball-truncated", tool: true, wantShim: `eval-tool v1\.0\.0.*tarball truncated or corrupt`,
+	{name: "tool-tarball-truncated", tool: true, wantShim: `Removing truncated tarball of eval-tool v1\.0\.0`,
 		damage: func(t *testing.T, w *ToolWorld) { truncate(t, w.Tarball(toolDir), 100) }},
-	{name: "tool-tarball-truncated-extraction-gone", tool: true, wantShim: `eval-tool v1\.0\.0.*tarball truncated or corrupt`,
+	{name: "tool-tarball-truncated-extraction-gone", tool: true, wantShim: `Removing truncated tarball of eval-tool v1\.0\.0`,
 		damage: func(t *testing.T, w *ToolWorld) {
 			rm(t, w.Extraction(toolDir))
 			truncate(t, w.Tarball(toolDir), 100)
@@ -203,7 +206,9 @@ func TestInstallPlan(t *testing.T) {
 		"registry": fmt.Sprintf(`cargo install eval-tool: eval-tool v1\.0\.0 \(127\.0\.0\.1-[0-9a-f]+\), %d crates from its packaged Cargo\.lock`, n-1),
 		"path":     fmt.Sprintf(`planned %d crates from %s`, n-1, regexp.QuoteMeta(filepath.Join(w.ToolSrc, "Cargo.lock"))),
 	}
-	for _, f := range installForms {
+	wants["path-elsewhere"] = wants["path"]
+	elsewhere := installForm{name: "path-elsewhere", args: []string{"install", "--path", w.ToolSrc, "--locked"}}
+	for _, f := range append(installForms, elsewhere) {
 		r, ok, why := w.Install(f, true, "CARGO_SHIM_LOG=debug")
 		if !ok {
 			t.Fatalf("%s: %s\n%s", f.name, why, r)

@@ -2,6 +2,7 @@ package shim
 
 import (
 	"bytes"
+	"errors"
 	"encoding/binary"
 	"encoding/json"
 	"os"
@@ -129,5 +130,41 @@ func TestReadIndexCache(t *testing.T) {
 	os.WriteFile(p, data, 0o644)
 	if _, err := reg.ReadIndexCache("r-1", "eval-tool"); err == nil {
 		t.Error("a cache of another version was read")
+	}
+}
+
+// TestPackagedLock: the packaged Cargo.lock is taken from a tarball whose
+// sha256 is the index's checksum, and from nothing else.
+func TestPackagedLock(t *testing.T) {
+	reg := Registry{Root: t.TempDir()}
+	tool := Crate{Name: "eval-tool", Version: "1.0.0"}
+	i := Instance{Crate: tool, Regdir: "r-1"}
+	dir := filepath.Dir(reg.Tarball(i))
+	os.MkdirAll(dir, 0o755)
+	lock := "version = 4\n[[package]]\nname = \"fnv\"\nversion = \"1.0.7\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\n"
+	p := writeTarball(t, dir, tool, []entry{{name: "eval-tool-1.0.0/Cargo.toml", body: "[package]\n"}, {name: "eval-tool-1.0.0/Cargo.lock", body: lock}})
+	m, err := ReadManifest(p, tool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i.Checksum = m.SHA256
+	if got, err := reg.PackagedLock(i); err != nil || string(got) != lock {
+		t.Fatalf("got %q, %v", got, err)
+	}
+	other := i
+	other.Checksum = strings.Repeat("0", 64)
+	if _, err := reg.PackagedLock(other); err == nil {
+		t.Error("a tarball whose sha256 is not the index's was trusted")
+	}
+	data, _ := os.ReadFile(p)
+	os.WriteFile(p, data[:len(data)/2], 0o644)
+	if _, err := reg.PackagedLock(i); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("truncated tarball: %v", err)
+	}
+	writeTarball(t, dir, tool, []entry{{name: "eval-tool-1.0.0/Cargo.toml", body: "[package]\n"}})
+	m, _ = ReadManifest(p, tool)
+	i.Checksum = m.SHA256
+	if _, err := reg.PackagedLock(i); err == nil {
+		t.Error("a tarball without Cargo.lock gave one")
 	}
 }
