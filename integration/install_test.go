@@ -48,6 +48,15 @@ func NewToolWorld(t *testing.T) *ToolWorld {
 		t.Fatal(err)
 	}
 	w.Checksum[tool.Dir()] = sum
+	// Versions cargo install does not pick: older, yanked, a pre-release.
+	for _, v := range []struct {
+		vers   string
+		yanked bool
+	}{{"0.9.0", false}, {"1.1.0", true}, {"2.0.0-beta.1", false}} {
+		other := loopback.ToolSpec()
+		other.Version, other.Yanked = v.vers, v.yanked
+		w.Reg.Publish(other)
+	}
 	return w
 }
 
@@ -167,7 +176,7 @@ func TestInstallDamage(t *testing.T) {
 		t.Fatalf("warming the registry with plain cargo install: %s", why)
 	}
 	w.Regdir = w.findRegdir()
-	plainFailed, runs := 0, 0
+	plainFailed, shimFailed, runs := 0, 0, 0
 	for _, d := range installDamages {
 		for _, f := range installForms {
 			if d.tool && !f.fromRegistry {
@@ -183,6 +192,7 @@ func TestInstallDamage(t *testing.T) {
 				d.damage(t, w)
 				r, ok, why := w.Install(f, true)
 				if !ok {
+					shimFailed++
 					t.Fatalf("through the shim: %s\n%s", why, r)
 				}
 				if !regexp.MustCompile(d.wantShim).MatchString(r.Stderr) {
@@ -192,7 +202,7 @@ func TestInstallDamage(t *testing.T) {
 			})
 		}
 	}
-	t.Logf("cargo install on a damaged registry: plain cargo failed %d of %d runs; through the shim 0 (else failed above)", plainFailed, runs)
+	t.Logf("cargo install on a damaged registry: plain cargo failed %d of %d runs, the shim %d", plainFailed, runs, shimFailed)
 }
 
 // TestInstallPlan: what the shim plans for each form, from its debug log.
@@ -208,7 +218,10 @@ func TestInstallPlan(t *testing.T) {
 	}
 	wants["path-elsewhere"] = wants["path"]
 	elsewhere := installForm{name: "path-elsewhere", args: []string{"install", "--path", w.ToolSrc, "--locked"}}
-	for _, f := range append(installForms, elsewhere) {
+	// An explicit older version, published without a Cargo.lock.
+	wants["explicit"] = `only eval-tool v0\.9\.0 itself is planned`
+	explicit := installForm{name: "explicit", args: []string{"install", "eval-tool@0.9.0"}, fromRegistry: true}
+	for _, f := range append(installForms, elsewhere, explicit) {
 		r, ok, why := w.Install(f, true, "CARGO_SHIM_LOG=debug")
 		if !ok {
 			t.Fatalf("%s: %s\n%s", f.name, why, r)
@@ -251,7 +264,7 @@ func TestInstallColdManyRunners(t *testing.T) {
 		return w, failed
 	}
 	_, plainFailed := run(false)
-	w, _ := run(true)
+	w, shimFailed := run(true)
 	w.Regdir = w.findRegdir()
 	most := 0
 	for _, c := range toolCrates() {
@@ -262,7 +275,7 @@ func TestInstallColdManyRunners(t *testing.T) {
 		}
 	}
 	w.AssertToolHealthy()
-	t.Logf("%d cold runners installing at once: plain cargo %d failed; through the shim 0 failed (else reported), at most %d download per crate", k, plainFailed, most)
+	t.Logf("%d cold runners installing at once: plain cargo %d failed, the shim %d; at most %d download per crate through the shim", k, plainFailed, shimFailed, most)
 }
 
 // TestPackageVerifyIsPlanned: `cargo package` verifies by building the

@@ -27,6 +27,8 @@ type CrateSpec struct {
 	Extra string
 	Deps  []string // "name = \"=1.0.0\"" lines
 	Lib   string   // extra [lib] lines, e.g. `proc-macro = true`
+	// Yanked is published as yanked in the index.
+	Yanked bool
 }
 
 func (c CrateSpec) Dir() string { return c.Name + "-" + c.Version }
@@ -135,7 +137,7 @@ func (r *Registry) Publish(c CrateSpec) string {
 	}
 	line, _ := json.Marshal(map[string]any{
 		"name": c.Name, "vers": c.Version, "deps": deps, "cksum": cksum,
-		"features": map[string]any{}, "yanked": false,
+		"features": map[string]any{}, "yanked": c.Yanked,
 	})
 	r.mu.Lock()
 	defer r.mu.Unlock()
