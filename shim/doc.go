@@ -3,7 +3,9 @@
 //
 //  1. Classify the command: Classify. Registry-free commands are exec'd at
 //     once by Main.
-//  2. Plan from Cargo.lock: FindCargoLock, then Registry.loadPlan (the plan
+//  2. Plan from Cargo.lock: Run.planSource (FindCargoLock; for cargo
+//     install, install.go: the tool's version from the cached index and the
+//     Cargo.lock packaged in its tarball), then Registry.loadPlan (the plan
 //     record of a warm run) or Registry.buildPlan (ParseCargoLock,
 //     Registry.Locate in every regdir).
 //  3. Check every planned crate while the holder pins them: Run.checkPlan,

@@ -50,6 +50,19 @@ func TestVersionReq(t *testing.T) {
 	}
 }
 
+func TestParseSemverRefusesPaths(t *testing.T) {
+	for _, v := range []string{"1.0.0-../../x", "1.0.0+a/b", "1.0.0-", "1.0.0-a..b", "1.0", "01.0.0", "1.0.0-a\x00"} {
+		if _, err := parseSemver(v); err == nil {
+			t.Errorf("%q accepted as a version", v)
+		}
+	}
+	for _, v := range []string{"1.0.0", "1.0.0-rc.1", "1.0.0+build.5", "110.0.0+1.1.0f", "1.0.0-x-y"} {
+		if _, err := parseSemver(v); err != nil {
+			t.Errorf("%q refused", v)
+		}
+	}
+}
+
 func TestChooseVersion(t *testing.T) {
 	entries := []IndexEntry{
 		{Vers: "1.0.0"}, {Vers: "1.10.0"}, {Vers: "1.9.0"}, {Vers: "2.0.0", Yanked: true},

@@ -18,8 +18,14 @@ var errSemver = errors.New("not a semver version")
 
 func parseSemver(s string) (semver, error) {
 	v := semver{text: s}
-	core, _, _ := strings.Cut(s, "+")
-	core, v.Pre, _ = strings.Cut(core, "-")
+	core, build, hasBuild := strings.Cut(s, "+")
+	core, pre, hasPre := strings.Cut(core, "-")
+	v.Pre = pre
+	// Identifiers are [0-9A-Za-z-], dot-separated: a version from a shared
+	// index names a directory, and must not name any other path.
+	if hasPre && !validIdents(pre) || hasBuild && !validIdents(build) {
+		return v, errSemver
+	}
 	parts := strings.Split(core, ".")
 	if len(parts) != 3 {
 		return v, errSemver
@@ -34,6 +40,20 @@ func parseSemver(s string) (semver, error) {
 	}
 	v.Major, v.Minor, v.Patch = nums[0], nums[1], nums[2]
 	return v, nil
+}
+
+func validIdents(s string) bool {
+	for _, id := range strings.Split(s, ".") {
+		if id == "" {
+			return false
+		}
+		for _, c := range id {
+			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // compare orders versions by semver precedence.
