@@ -304,3 +304,34 @@ func TestPackageVerifyIsPlanned(t *testing.T) {
 	crates := toolCrates()
 	w.assertHealthy(crates[:len(crates)-1])
 }
+
+// TestInstallToolTarballUnreadable: a tool whose tarball cannot be read is
+// planned alone (its dependencies are unknown) and nothing of that run is
+// remembered; once cargo has downloaded it again, the next run plans its
+// dependencies; from then on they are planned even when the tarball breaks
+// again, from what was read while it was whole.
+func TestInstallToolTarballUnreadable(t *testing.T) {
+	w := NewToolWorld(t)
+	reg := installForms[0]
+	if _, ok, why := w.Install(reg, false); !ok {
+		t.Fatalf("warming the registry with plain cargo install: %s", why)
+	}
+	w.Regdir = w.findRegdir()
+	rm(t, w.Extraction(toolDir))
+	truncate(t, w.Tarball(toolDir), 100)
+	r, ok, why := w.Install(reg, true, "CARGO_SHIM_LOG=debug")
+	if !ok || !strings.Contains(r.Stderr, "only eval-tool v1.0.0 itself is planned") {
+		t.Fatalf("tool tarball truncated: %s\n%s", why, r)
+	}
+	flat := filepath.Join(w.Extraction("flat-1.0.0"), "lib.rs")
+	rm(t, flat)
+	if r, ok, why := w.Install(reg, true); !ok || !strings.Contains(r.Stderr, "Repairing flat v1.0.0 (lib.rs missing)") {
+		t.Fatalf("after cargo downloaded the tool again: %s\n%s", why, r)
+	}
+	rm(t, flat)
+	truncate(t, w.Tarball(toolDir), 100)
+	if r, ok, why := w.Install(reg, true); !ok || !strings.Contains(r.Stderr, "Repairing flat v1.0.0 (lib.rs missing)") {
+		t.Fatalf("tool tarball truncated again and a dependency damaged: %s\n%s", why, r)
+	}
+	w.AssertToolHealthy()
+}

@@ -2,12 +2,15 @@ package shim
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -156,4 +159,24 @@ func (r Registry) PackagedLock(i Instance) ([]byte, error) {
 		return nil, fmt.Errorf("%s has no Cargo.lock", tb)
 	}
 	return lock, nil
+}
+
+// installMemoPath memoizes the plan input of an install of tools: the
+// packaged Cargo.lock is a function of the tarball's bytes, which the
+// index's checksum names, so a warm run need not read the tarball again.
+// It lives with the plan records, and gc ages it out with them.
+func (r Registry) installMemoPath(tools []Instance) string {
+	h := sha256.New()
+	for _, t := range tools {
+		fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00", t.Regdir, t.Name, t.Version, t.Checksum)
+	}
+	return filepath.Join(r.PlanDir(), "install-"+hex.EncodeToString(h.Sum(nil)[:16]))
+}
+
+// touchHourly marks a record as used, for gc, at most once an hour.
+func touchHourly(p string) {
+	if fi, err := os.Stat(p); err == nil && time.Since(fi.ModTime()) > time.Hour {
+		now := time.Now()
+		_ = os.Chtimes(p, now, now)
+	}
 }

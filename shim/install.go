@@ -113,31 +113,44 @@ func (r *Run) installSource(a installArgs) (name string, data []byte) {
 	case len(a.crates) == 0:
 		return "", nil
 	}
-	var crates []Crate
+	var tools []Instance
 	for _, spec := range a.crates {
 		name, version, _ := strings.Cut(spec, "@")
 		if version == "" {
 			version = a.version
 		}
-		crates = append(crates, r.installCrates(name, version)...)
+		tools = append(tools, r.chooseTools(name, version)...)
 	}
-	if len(crates) == 0 {
+	if len(tools) == 0 {
 		return "", nil
 	}
-	sort.Slice(crates, func(x, y int) bool { return crates[x].Dir() < crates[y].Dir() })
-	return "the crates of cargo install " + strings.Join(a.crates, " "), synthesizeLock(crates)
+	name = "the crates of cargo install " + strings.Join(a.crates, " ")
+	memo := r.Reg.installMemoPath(tools)
+	if data, err := readRegular(memo, maxPackagedLock); err == nil {
+		touchHourly(memo)
+		return name, data
+	}
+	crates, complete := r.packagedCrates(tools)
+	data = synthesizeLock(crates)
+	if complete {
+		// Only what came from verified tarballs is memoized: a plan that
+		// lacks a tool's dependencies must be rebuilt once cargo has it.
+		if err := writeFileAtomic(memo, data); err != nil {
+			r.Log.Debug("cannot record the crates of %s: %v", name, err)
+		}
+	}
+	return name, data
 }
 
-// installCrates plans one crate of an install: the version cargo will pick
-// in each registry whose cached index lists it, and the crates of the
-// Cargo.lock packaged in its tarball.
-func (r *Run) installCrates(name, version string) []Crate {
+// chooseTools is one crate of an install: the version cargo will pick in
+// each registry whose cached index lists it.
+func (r *Run) chooseTools(name, version string) []Instance {
 	req, err := installReq(version)
 	if err != nil {
 		r.Log.Debug("cargo install %s: cannot read version %q (%v); not planned", name, version, err)
 		return nil
 	}
-	var out []Crate
+	var out []Instance
 	for _, d := range r.Reg.Regdirs() {
 		entries, err := r.Reg.ReadIndexCache(d, name)
 		if err != nil {
@@ -154,25 +167,35 @@ func (r *Run) installCrates(name, version string) []Crate {
 		if e.RustVersion != "" && req == nil {
 			r.Log.Debug("cargo install %s: %s needs rust %s; an older cargo picks an older version, which is not planned", name, e.Vers, e.RustVersion)
 		}
-		tool := Crate{Name: e.Name, Version: e.Vers, Checksum: e.Cksum}
-		out = append(out, tool)
-		lock, err := r.Reg.PackagedLock(Instance{Crate: tool, Regdir: d})
-		if err != nil {
-			r.Log.Debug("cargo install %s: cannot read the Cargo.lock packaged in it (%v); only %s itself is planned", name, err, tool)
-			continue
-		}
-		deps, err := ParseCargoLock(lock, "Cargo.lock of "+tool.String())
-		if err != nil {
-			r.Log.Debug("cargo install %s: %v; only %s itself is planned", name, err, tool)
-			continue
-		}
-		out = append(out, deps...)
-		r.Log.Debug("cargo install %s: %s (%s), %d crates from its packaged Cargo.lock", name, tool, d, len(deps))
+		out = append(out, Instance{Crate: Crate{Name: e.Name, Version: e.Vers, Checksum: e.Cksum}, Regdir: d})
 	}
 	if len(out) == 0 {
 		r.Log.Debug("cargo install %s: cannot tell which version cargo will install (no cached index lists it); not planned", name)
 	}
 	return out
+}
+
+// packagedCrates are the tools and the crates of the Cargo.lock packaged in
+// each one's tarball; complete is false when a tarball could not say.
+func (r *Run) packagedCrates(tools []Instance) (out []Crate, complete bool) {
+	complete = true
+	for _, tool := range tools {
+		out = append(out, tool.Crate)
+		lock, err := r.Reg.PackagedLock(tool)
+		var deps []Crate
+		if err == nil {
+			deps, err = ParseCargoLock(lock, "Cargo.lock of "+tool.Crate.String())
+		}
+		if err != nil {
+			r.Log.Debug("cargo install %s: cannot read the Cargo.lock packaged in it (%v); only %s itself is planned", tool.Name, err, tool.Crate)
+			complete = false
+			continue
+		}
+		out = append(out, deps...)
+		r.Log.Debug("cargo install %s: %s (%s), %d crates from its packaged Cargo.lock", tool.Name, tool.Crate, tool.Regdir, len(deps))
+	}
+	sort.Slice(out, func(x, y int) bool { return out[x].Dir() < out[y].Dir() })
+	return out, complete
 }
 
 // synthesizeLock writes crates as a Cargo.lock, the input a plan is built

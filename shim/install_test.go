@@ -104,7 +104,7 @@ func TestParseInstallArgs(t *testing.T) {
 }
 
 // writeIndexCache writes an index cache file as cargo 1.95 does.
-func writeIndexCache(t *testing.T, reg Registry, regdir, name string, entries []IndexEntry) {
+func writeIndexCache(t testing.TB, reg Registry, regdir, name string, entries []IndexEntry) {
 	t.Helper()
 	var b bytes.Buffer
 	b.WriteByte(indexCacheVersion)
