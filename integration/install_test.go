@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/cargo-shim/cargo-shim/integration/loopback"
-	"github.com/cargo-shim/cargo-shim/shim"
+	"github.com/cargo-shim/cargo-shim/shim/store"
 )
 
 // toolCrates are the tool and every crate of its packaged Cargo.lock.
@@ -122,11 +122,11 @@ func (w *ToolWorld) AssertToolHealthy() { w.t.Helper(); w.assertHealthy(toolCrat
 
 func (w *ToolWorld) assertHealthy(crates []loopback.CrateSpec) {
 	w.t.Helper()
-	reg := shim.Registry{Root: w.Shared}
+	reg := store.Registry{Root: w.Shared}
 	for _, c := range crates {
-		i := shim.Instance{Crate: shim.Crate{Name: c.Name, Version: c.Version, Checksum: w.Checksum[c.Dir()]}, Regdir: w.Regdir}
-		f := reg.Check(i, shim.Deep, false)
-		if f.Verdict != shim.Healthy || f.TarballMissing || f.Mismatch != "" || f.TarballCorrupt != nil {
+		i := store.Instance{Crate: store.Crate{Name: c.Name, Version: c.Version, Checksum: w.Checksum[c.Dir()]}, Regdir: w.Regdir}
+		f := reg.Check(i, store.Deep, false)
+		if f.Verdict != store.Healthy || f.TarballMissing || f.Mismatch != "" || f.TarballCorrupt != nil {
 			w.t.Errorf("registry not healthy afterwards: %s: %s %s (tarball missing=%v corrupt=%v)",
 				i, f.Verdict, f.Reason, f.TarballMissing, f.TarballCorrupt)
 		}

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/cargo-shim/cargo-shim/shim/store"
 )
 
 // installArgs is what a `cargo install` command line asks for.
@@ -81,8 +83,8 @@ func installReq(spec string) (versionReq, error) {
 // the highest non-yanked one req allows (no pre-release unless req names
 // one). An exact requirement also names a yanked version: pinning one cargo
 // then refuses costs nothing.
-func chooseVersion(entries []IndexEntry, req versionReq) (IndexEntry, bool) {
-	var best IndexEntry
+func chooseVersion(entries []store.IndexEntry, req versionReq) (store.IndexEntry, bool) {
+	var best store.IndexEntry
 	var bestV semver
 	found := false
 	exact := len(req) == 1 && req[0].op == "=" && req[0].patch >= 0
@@ -113,7 +115,7 @@ func (r *Run) installSource(a installArgs) (name string, data []byte) {
 	case len(a.crates) == 0:
 		return "", nil
 	}
-	var tools []Instance
+	var tools []store.Instance
 	for _, spec := range a.crates {
 		name, version, _ := strings.Cut(spec, "@")
 		if version == "" {
@@ -125,17 +127,13 @@ func (r *Run) installSource(a installArgs) (name string, data []byte) {
 		return "", nil
 	}
 	name = "the crates of cargo install " + strings.Join(a.crates, " ")
-	memo := r.Reg.installMemoPath(tools)
-	if data, err := readRegular(memo, maxPackagedLock); err == nil {
-		touchHourly(memo)
+	if data, err := r.Reg.InstallMemo(tools); err == nil {
 		return name, data
 	}
 	crates, complete := r.packagedCrates(tools)
 	data = synthesizeLock(crates)
 	if complete {
-		// Only what came from verified tarballs is memoized: a plan that
-		// lacks a tool's dependencies must be rebuilt once cargo has it.
-		if err := writeFileAtomic(memo, data); err != nil {
+		if err := r.Reg.RecordInstallMemo(tools, data); err != nil {
 			r.Log.Debug("cannot record the crates of %s: %v", name, err)
 		}
 	}
@@ -144,13 +142,13 @@ func (r *Run) installSource(a installArgs) (name string, data []byte) {
 
 // chooseTools is one crate of an install: the version cargo will pick in
 // each registry whose cached index lists it.
-func (r *Run) chooseTools(name, version string) []Instance {
+func (r *Run) chooseTools(name, version string) []store.Instance {
 	req, err := installReq(version)
 	if err != nil {
 		r.Log.Debug("cargo install %s: cannot read version %q (%v); not planned", name, version, err)
 		return nil
 	}
-	var out []Instance
+	var out []store.Instance
 	for _, d := range r.Reg.Regdirs() {
 		entries, err := r.Reg.ReadIndexCache(d, name)
 		if err != nil {
@@ -167,7 +165,7 @@ func (r *Run) chooseTools(name, version string) []Instance {
 		if e.RustVersion != "" && req == nil {
 			r.Log.Debug("cargo install %s: %s needs rust %s; an older cargo picks an older version, which is not planned", name, e.Vers, e.RustVersion)
 		}
-		out = append(out, Instance{Crate: Crate{Name: e.Name, Version: e.Vers, Checksum: e.Cksum}, Regdir: d})
+		out = append(out, store.Instance{Crate: store.Crate{Name: e.Name, Version: e.Vers, Checksum: e.Cksum}, Regdir: d})
 	}
 	if len(out) == 0 {
 		r.Log.Debug("cargo install %s: cannot tell which version cargo will install (no cached index lists it); not planned", name)
@@ -177,14 +175,14 @@ func (r *Run) chooseTools(name, version string) []Instance {
 
 // packagedCrates are the tools and the crates of the Cargo.lock packaged in
 // each one's tarball; complete is false when a tarball could not say.
-func (r *Run) packagedCrates(tools []Instance) (out []Crate, complete bool) {
+func (r *Run) packagedCrates(tools []store.Instance) (out []store.Crate, complete bool) {
 	complete = true
 	for _, tool := range tools {
 		out = append(out, tool.Crate)
 		lock, err := r.Reg.PackagedLock(tool)
-		var deps []Crate
+		var deps []store.Crate
 		if err == nil {
-			deps, err = ParseCargoLock(lock, "Cargo.lock of "+tool.Crate.String())
+			deps, err = store.ParseCargoLock(lock, "Cargo.lock of "+tool.Crate.String())
 		}
 		if err != nil {
 			r.Log.Debug("cargo install %s: cannot read the Cargo.lock packaged in it (%v); only %s itself is planned", tool.Name, err, tool.Crate)
@@ -201,10 +199,10 @@ func (r *Run) packagedCrates(tools []Instance) (out []Crate, complete bool) {
 // synthesizeLock writes crates as a Cargo.lock, the input a plan is built
 // from and keyed by: the same install plans from the same bytes, so a warm
 // run finds its plan record.
-func synthesizeLock(crates []Crate) []byte {
+func synthesizeLock(crates []store.Crate) []byte {
 	var b strings.Builder
 	b.WriteString("# cargo install, as planned by cargo-shim\nversion = 3\n")
-	seen := map[Crate]bool{}
+	seen := map[store.Crate]bool{}
 	for _, c := range crates {
 		if seen[c] {
 			continue
@@ -232,9 +230,9 @@ func (r *Run) planSource() (name string, data []byte, err error) {
 		// --path P builds P's package with its workspace's Cargo.lock.
 		manifest = filepath.Join(a.path, "Cargo.toml")
 	}
-	lockPath := FindCargoLock(r.Cwd, manifest)
+	lockPath := store.FindCargoLock(r.Cwd, manifest)
 	if lockPath == "" {
-		return "", nil, r.checkAll()
+		return "", nil, r.checkRegistry()
 	}
 	data, err = os.ReadFile(lockPath)
 	if err != nil {

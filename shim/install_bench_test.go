@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cargo-shim/cargo-shim/shim/store"
 )
 
 // BenchmarkInstallSource250 is what planning `cargo install NAME` adds to a
@@ -18,9 +20,9 @@ import (
 // tarball (200 source files and a Cargo.lock of 250 crates, the size of
 // cargo-audit's); warm, the memoized plan input instead of the tarball.
 func BenchmarkInstallSource250(b *testing.B) {
-	reg := Registry{Root: b.TempDir()}
+	reg := store.Registry{Root: b.TempDir()}
 	const regdir = "127.0.0.1-0123456789abcdef"
-	tool := Crate{Name: "eval-tool", Version: "1.59.0"}
+	tool := store.Crate{Name: "eval-tool", Version: "1.59.0"}
 	var lock strings.Builder
 	lock.WriteString("version = 4\n")
 	for k := 0; k < 250; k++ {
@@ -40,31 +42,32 @@ func BenchmarkInstallSource250(b *testing.B) {
 	tw.Close()
 	zw.Close()
 	sum := sha256.Sum256(buf.Bytes())
-	i := Instance{Crate: tool, Regdir: regdir}
+	i := store.Instance{Crate: tool, Regdir: regdir}
 	os.MkdirAll(filepath.Dir(reg.Tarball(i)), 0o755)
 	os.WriteFile(reg.Tarball(i), buf.Bytes(), 0o644)
-	var entries []IndexEntry
+	var entries []store.IndexEntry
 	for v := 0; v < 60; v++ {
-		entries = append(entries, IndexEntry{Name: tool.Name, Vers: fmt.Sprintf("1.%d.0", v), Cksum: hex.EncodeToString(sum[:])})
+		entries = append(entries, store.IndexEntry{Name: tool.Name, Vers: fmt.Sprintf("1.%d.0", v), Cksum: hex.EncodeToString(sum[:])})
 	}
-	writeIndexCache(b, reg, regdir, tool.Name, entries)
+	p := reg.IndexCachePath(regdir, tool.Name)
+	os.MkdirAll(filepath.Dir(p), 0o755)
+	os.WriteFile(p, store.EncodeIndexCache(entries), 0o644)
 	devnull, _ := os.Open(os.DevNull)
 	defer devnull.Close()
 	r := &Run{Reg: reg, Log: NewLogger(devnull, LogQuiet, os.Getenv)}
 	a := parseInstallArgs([]string{tool.Name, "--locked"})
-	memo := reg.installMemoPath([]Instance{{Crate: Crate{Name: tool.Name, Version: "1.59.0", Checksum: hex.EncodeToString(sum[:])}, Regdir: regdir}})
 	for _, warm := range []bool{false, true} {
 		b.Run(map[bool]string{false: "cold", true: "warm"}[warm], func(b *testing.B) {
 			for n := 0; n < b.N; n++ {
 				if !warm {
-					os.Remove(memo)
+					os.RemoveAll(reg.PlanDir())
 				}
 				if _, data := r.installSource(a); data == nil || bytes.Count(data, []byte("[[package]]")) != 251 {
 					b.Fatalf("planned %q", data)
 				}
 			}
-			if _, err := os.Stat(memo); err != nil {
-				b.Fatal("no memo recorded:", err)
+			if ents, _ := os.ReadDir(reg.PlanDir()); len(ents) != 1 {
+				b.Fatalf("%d plan records, want the install's", len(ents))
 			}
 		})
 	}

@@ -1,4 +1,4 @@
-package shim
+package store
 
 import (
 	"bytes"
@@ -161,10 +161,10 @@ func (r Registry) PackagedLock(i Instance) ([]byte, error) {
 	return lock, nil
 }
 
-// installMemoPath memoizes the plan input of an install of tools: the
-// packaged Cargo.lock is a function of the tarball's bytes, which the
-// index's checksum names, so a warm run need not read the tarball again.
-// It lives with the plan records, and gc ages it out with them.
+// installMemoPath is where the plan input of an install of tools is
+// remembered. The packaged Cargo.lock is a function of the tarball's bytes,
+// which the index's checksum names, so a warm run need not read the tarball
+// again. It lives with the plan records, and gc ages it out with them.
 func (r Registry) installMemoPath(tools []Instance) string {
 	h := sha256.New()
 	for _, t := range tools {
@@ -173,10 +173,42 @@ func (r Registry) installMemoPath(tools []Instance) string {
 	return filepath.Join(r.PlanDir(), "install-"+hex.EncodeToString(h.Sum(nil)[:16]))
 }
 
+// InstallMemo returns what RecordInstallMemo recorded for tools.
+func (r Registry) InstallMemo(tools []Instance) ([]byte, error) {
+	p := r.installMemoPath(tools)
+	data, err := readRegular(p, maxPackagedLock)
+	if err == nil {
+		touchHourly(p)
+	}
+	return data, err
+}
+
+// RecordInstallMemo remembers the plan input of an install of tools. Only
+// what came from verified tarballs may be recorded: a plan that lacks a
+// tool's dependencies must be rebuilt once cargo has the tool.
+func (r Registry) RecordInstallMemo(tools []Instance, data []byte) error {
+	return writeFileAtomic(r.installMemoPath(tools), data)
+}
+
 // touchHourly marks a record as used, for gc, at most once an hour.
 func touchHourly(p string) {
 	if fi, err := os.Stat(p); err == nil && time.Since(fi.ModTime()) > time.Hour {
 		now := time.Now()
 		_ = os.Chtimes(p, now, now)
 	}
+}
+
+// EncodeIndexCache writes entries in cargo's index cache format, as cargo
+// 1.95 does (index schema version 2): the inverse of ReadIndexCache, for
+// tests and benchmarks that stand in for cargo.
+func EncodeIndexCache(entries []IndexEntry) []byte {
+	var b bytes.Buffer
+	b.WriteByte(indexCacheVersion)
+	b.Write([]byte{2, 0, 0, 0})
+	b.WriteString("etag: \"x\"\x00")
+	for _, e := range entries {
+		line, _ := json.Marshal(e)
+		b.WriteString(e.Vers + "\x00" + string(line) + "\x00")
+	}
+	return b.Bytes()
 }
