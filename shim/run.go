@@ -229,13 +229,9 @@ func (r *Run) Prepare() (*lockfile.Holder, error) {
 		}
 	}
 	r.start = time.Now()
-	lockPath := store.FindCargoLock(r.Cwd, r.Cmd.ManifestPath)
-	if lockPath == "" {
-		return nil, r.checkRegistry()
-	}
-	lockData, err := os.ReadFile(lockPath)
-	if err != nil {
-		return nil, fmt.Errorf("cannot read the planned crates: %w", err)
+	lockPath, lockData, err := r.planSource()
+	if err != nil || lockData == nil {
+		return nil, err
 	}
 	// The holder starts while we plan: its start-up overlaps our work.
 	holder, err := lockfile.StartHolder(r.Self, bytes.Count(lockData, []byte("[[package]]")))
