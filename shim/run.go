@@ -13,6 +13,7 @@ import (
 
 	"github.com/cargo-shim/cargo-shim/lockfile"
 	"github.com/cargo-shim/cargo-shim/shim/store"
+	"github.com/cargo-shim/cargo-shim/shim/store/groupshare"
 	"golang.org/x/sys/unix"
 )
 
@@ -85,7 +86,10 @@ func Main(args []string) int {
 		}
 		log.Warn("%v; using defaults for those", cfgErr)
 	}
-	r := &Run{Cfg: cfg, Reg: store.Registry{Root: cfg.Registry}, Log: log, Cmd: cmd, Cwd: cwd, Self: self,
+	// Before any repair and before cargo: what both create must be
+	// writable by the group on a group-shared registry.
+	group := groupshare.ApplyUmask(cfg.Registry)
+	r := &Run{Group: group, Cfg: cfg, Reg: store.Registry{Root: cfg.Registry}, Log: log, Cmd: cmd, Cwd: cwd, Self: self,
 		Nested: cfg.Nested, Offline: cmd.Offline || cfg.NetOffline}
 	return r.exec(real, env)
 }
@@ -101,11 +105,20 @@ func (r *Run) exec(real string, env []string) int {
 		r.Log.Error("%v (CARGO_SHIM_STRICT is set, so cargo was not run)", err)
 		return exitError
 	case err != nil:
-		r.Log.Warn("%v; running cargo without the shim's protection", err)
+		r.Log.Warn("%v; running cargo without the shim's protection%s", err, hint(r.Cfg.Registry, err))
 	case r.shareErr != nil:
-		r.Log.Warn("%v", r.shareErr)
+		r.Log.Warn("%v%s", r.shareErr, hint(r.Cfg.Registry, r.shareErr))
 	}
 	return execCargo(r.Log, real, r.Cmd, env, holder)
+}
+
+// hint is the fix for a permission failure, appended to the run's one
+// warning.
+func hint(registry string, err error) string {
+	if h := groupshare.Hint(registry, err); h != "" {
+		return ": " + h
+	}
+	return ""
 }
 
 // cargoEnv is the environment cargo gets: the caller's, plus cargo's
@@ -172,6 +185,7 @@ type Run struct {
 	Self    string
 	Nested  bool
 	Offline bool
+	Group   groupshare.State // whether the registry is group-shared
 
 	plan  *store.Plan
 	start time.Time
@@ -194,13 +208,9 @@ func (r *Run) Prepare() (pinned *lockfile.Holder, err error) {
 		return nil, nil
 	}
 	r.start = time.Now()
-	lockPath := store.FindCargoLock(r.Cwd, r.Cmd.ManifestPath)
-	if lockPath == "" {
-		return nil, r.checkRegistry()
-	}
-	lockData, err := os.ReadFile(lockPath)
-	if err != nil {
-		return nil, fmt.Errorf("cannot read the planned crates: %w", err)
+	lockPath, lockData, err := r.planSource()
+	if err != nil || lockData == nil {
+		return nil, err
 	}
 	// The holder starts while we plan: its start-up overlaps our work.
 	holder, err := lockfile.StartHolder(r.Self, bytes.Count(lockData, []byte("[[package]]")))
@@ -340,9 +350,13 @@ func (r *Run) pinAndCheck(holder *lockfile.Holder, lockPaths []string, round int
 // checkOptions are this run's: its level, and a debug line for a state
 // that could not be recorded.
 func (r *Run) checkOptions() store.CheckOptions {
-	return store.CheckOptions{Level: r.Cfg.Verify, Offline: r.Offline, RecordFailed: func(i store.Instance, err error) {
+	o := store.CheckOptions{Level: r.Cfg.Verify, Offline: r.Offline, RecordFailed: func(i store.Instance, err error) {
 		r.Log.Debug("cannot record state of %s: %v", i, err)
 	}}
+	if r.Group.Shared {
+		o.Verified = func(i store.Instance) { groupshare.FixDirs(r.Reg.Extraction(i), r.Group.Gid) }
+	}
+	return o
 }
 
 // checkPlan is step 3: every planned instance, reported.

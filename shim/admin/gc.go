@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/go-multierror"
 
 	"github.com/cargo-shim/cargo-shim/shim/store"
+	"github.com/cargo-shim/cargo-shim/shim/store/groupshare"
 )
 
 // GCOptions: crates unused for longer than MaxAge lose their extraction;
@@ -47,6 +48,7 @@ type GCReport struct {
 // without waiting, so a crate any running build holds is kept, whatever the
 // age. A dry run takes the same steps and removes nothing.
 func GC(reg store.Registry, o GCOptions, now time.Time) (*GCReport, error) {
+	groupshare.ApplyUmask(reg.Root) // the trash it may create, as the drop-in makes it
 	rep := &GCReport{Registry: reg.Root, DryRun: o.DryRun, Removed: []GCEntry{}, Busy: []GCEntry{}}
 	pol := store.GCPolicy{MaxAge: o.MaxAge, CrateMaxAge: o.CrateMaxAge, Tarballs: o.Tarballs, DryRun: o.DryRun, Now: now}
 	var errs *multierror.Error

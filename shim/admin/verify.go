@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/go-multierror"
 
 	"github.com/cargo-shim/cargo-shim/shim/store"
+	"github.com/cargo-shim/cargo-shim/shim/store/groupshare"
 )
 
 // Problem is one thing wrong with one crate instance. The JSON field names
@@ -103,6 +104,8 @@ type Fixed struct {
 // (waiting for builds that use it, up to ctx), and goes on past a crate it
 // cannot repair; those errors are gathered in the returned error.
 func Repair(ctx context.Context, reg store.Registry, targets []store.Instance, deep bool, waiting func(store.Instance, store.WaitFor), progress func(done, total int)) (*RepairReport, error) {
+	// Re-extractions must be as writable by the group as the drop-in's.
+	groupshare.ApplyUmask(reg.Root)
 	level := store.Files
 	if deep {
 		level = store.Deep
