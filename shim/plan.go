@@ -33,6 +33,10 @@ type plan struct {
 	// or the per-crate state; nil when the instance has none yet.
 	stamps map[Instance]*State
 	cached bool // came from a plan record whose stamps still matched
+	// skipped describes Cargo.lock entries whose name or version cargo
+	// would not accept; a plan with any is never recorded, so that every
+	// run warns about them.
+	skipped []string
 }
 
 var topDirs = [3]string{"src", "cache", "index"}
@@ -59,11 +63,11 @@ func (r Registry) topStamps() [3]stamp {
 
 // buildPlan is the slow way: parse Cargo.lock and look at the registry.
 func (r Registry) buildPlan(lockData []byte, lockPath string) (*plan, error) {
-	crates, err := ParseCargoLock(lockData, lockPath)
+	crates, skipped, err := ParseCargoLockEntries(lockData, lockPath)
 	if err != nil {
 		return nil, err
 	}
-	p := &plan{key: planKey(lockData), crates: crates, top: r.topStamps(), stamps: map[Instance]*State{}}
+	p := &plan{key: planKey(lockData), crates: crates, top: r.topStamps(), stamps: map[Instance]*State{}, skipped: skipped}
 	p.regdirs = r.Regdirs()
 	for _, d := range p.regdirs {
 		if _, err := os.Lstat(filepath.Join(r.Root, "index", d)); err == nil {

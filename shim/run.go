@@ -236,6 +236,9 @@ func (r *Run) Prepare() (*lockfile.Holder, error) {
 			return nil, fmt.Errorf("cannot read the planned crates: %w", err)
 		}
 	}
+	for _, e := range p.skipped {
+		r.Log.Warn("%s: skipping package %s: not a name and version cargo accepts", lockPath, e)
+	}
 	lockPaths := r.Reg.lockPaths(p)
 	r.plan = p
 	r.Log.Debug("planned %d crates from %s (plan record: %v), %d locks (%s)", len(p.crates), lockPath, cached, len(lockPaths), time.Since(r.start))
@@ -282,7 +285,7 @@ func (r *Run) Prepare() (*lockfile.Holder, error) {
 			}
 		}
 		if len(broken) == 0 {
-			if fresh {
+			if fresh && len(p.skipped) == 0 {
 				if err := r.Reg.savePlanFromStates(p); err != nil {
 					r.Log.Debug("cannot record the plan: %v", err)
 				}
