@@ -96,11 +96,11 @@ func (r Registry) loadPlan(lockData []byte) (*plan, bool) {
 	fi, err := f.Stat()
 	var data []byte
 	if err == nil {
-		data = make([]byte, fi.Size())
-		_, err = io.ReadFull(f, data)
+		// The size is another uid's to choose: never allocate by it.
+		data, err = io.ReadAll(io.LimitReader(f, maxRecordSize+1))
 	}
 	f.Close()
-	if err != nil {
+	if err != nil || len(data) > maxRecordSize {
 		return nil, false
 	}
 	// The record's mtime is its last use, for gc; touched at most hourly.
@@ -305,20 +305,32 @@ func parsePlan(data []byte) (*plan, error) {
 	nreg := r.uv()
 	for k := 0; k < nreg && !r.bad; k++ {
 		d := r.str()
+		if !ValidRegdir(d) {
+			return nil, errBadPlan
+		}
 		p.regdirs = append(p.regdirs, d)
 		if r.byte1() == 1 {
 			p.indexed = append(p.indexed, d)
 		}
 	}
+	// Each count is checked against the bytes left, at the smallest
+	// encoding of one item, before anything is allocated for it.
 	ncrates := r.uv()
-	if r.bad || ncrates > len(r.s) {
+	if r.bad || ncrates > len(r.s)/3 {
 		return nil, errBadPlan
 	}
 	p.crates = make([]Crate, 0, ncrates)
 	for k := 0; k < ncrates && !r.bad; k++ {
-		p.crates = append(p.crates, Crate{Name: r.str(), Version: r.str(), Checksum: r.str()})
+		c := Crate{Name: r.str(), Version: r.str(), Checksum: r.str()}
+		if !r.bad && (!validCrate(c) || !validSHA256(c.Checksum)) {
+			return nil, errBadPlan
+		}
+		p.crates = append(p.crates, c)
 	}
 	ncold := r.uv()
+	if ncold > len(p.crates) {
+		return nil, errBadPlan
+	}
 	for k := 0; k < ncold && !r.bad; k++ {
 		c := r.uv()
 		if c >= len(p.crates) {
@@ -326,16 +338,26 @@ func parsePlan(data []byte) (*plan, error) {
 		}
 		p.cold = append(p.cold, p.crates[c])
 	}
-	ninst := r.uv()
-	if r.bad || ninst > len(r.s) {
+	if err := parsePlanInstances(r, p); err != nil {
+		return nil, err
+	}
+	if r.bad || len(r.s) != 0 {
 		return nil, errBadPlan
 	}
+	return p, nil
+}
+
+// parsePlanInstances reads the instances and their recorded stamps.
+func parsePlanInstances(r *planReader, p *plan) error {
+	ninst := r.uv()
+	if r.bad || ninst > len(r.s)/10 {
+		return errBadPlan
+	}
 	p.instances = make([]Instance, 0, ninst)
-	states := make([]State, ninst)
 	for k := 0; k < ninst && !r.bad; k++ {
 		d, c := r.uv(), r.uv()
 		if d >= len(p.regdirs) || c >= len(p.crates) {
-			return nil, errBadPlan
+			return errBadPlan
 		}
 		i := Instance{Crate: p.crates[c], Regdir: p.regdirs[d]}
 		p.instances = append(p.instances, i)
@@ -343,31 +365,27 @@ func parsePlan(data []byte) (*plan, error) {
 		if rec < 0 {
 			continue
 		}
-		s := &states[k]
-		s.Recorded = rec
+		s := &State{Recorded: rec}
 		s.Marker = r.stamp()
 		if r.byte1() == 1 {
 			t := r.stamp()
 			s.Tarball = &t
 		}
 		nd := r.uv()
-		if r.bad || nd == 0 || nd > len(r.s) {
-			return nil, errBadPlan
+		if r.bad || nd == 0 || nd > len(r.s)/33 {
+			return errBadPlan
 		}
 		s.Dirs = make([]dirStamp, nd)
 		for j := range s.Dirs {
 			s.Dirs[j].Rel = r.str()
 			s.Dirs[j].stamp = r.stamp()
-		}
-		if s.Dirs[0].Rel != "." {
-			return nil, errBadPlan
+			if !r.bad && !validRecordedDir(s.Dirs[j].Rel, j == 0) {
+				return errBadPlan
+			}
 		}
 		p.stamps[i] = s
 	}
-	if r.bad || len(r.s) != 0 {
-		return nil, errBadPlan
-	}
-	return p, nil
+	return nil
 }
 
 // savePlanFromStates fills the plan's stamps from the per-crate states (all

@@ -371,6 +371,12 @@ func (r *Run) waiting(path string) {
 	r.Log.Status("Blocking", fmt.Sprintf("waiting for lock on crate %s (held by another runner)", name))
 }
 
+// lockTimeout ends a run's repairs: waiting on for the next crate would run
+// past the timeout.
+type lockTimeout string
+
+func (e lockTimeout) Error() string { return string(e) }
+
 func (r *Run) lockError(err error) error {
 	if errors.Is(err, context.DeadlineExceeded) {
 		var pe *os.PathError
@@ -378,7 +384,7 @@ func (r *Run) lockError(err error) error {
 		if errors.As(err, &pe) {
 			name = r.crateOfLock(pe.Path)
 		}
-		return fmt.Errorf("timed out after %s waiting for the lock on crate %s (CARGO_SHIM_LOCK_TIMEOUT)", r.Cfg.LockTimeout, name)
+		return lockTimeout(fmt.Sprintf("timed out after %s waiting for the lock on crate %s (CARGO_SHIM_LOCK_TIMEOUT)", r.Cfg.LockTimeout, name))
 	}
 	return fmt.Errorf("cannot lock the planned crates: %w", err)
 }
@@ -498,11 +504,18 @@ func (r *Run) checkAll() error {
 	sort.Slice(findings, func(a, b int) bool {
 		return r.Reg.LockPath(findings[a].Instance) < r.Reg.LockPath(findings[b].Instance)
 	})
+	// One crate that cannot be repaired (its tarball, its directory) is
+	// that crate's warning, not the end of the others' repairs.
 	for _, f := range findings {
-		if f.Verdict == Broken {
-			if err := r.repairOne(f.Instance); err != nil {
-				return err
-			}
+		if f.Verdict != Broken {
+			continue
+		}
+		err := r.repairOne(f.Instance)
+		if errors.As(err, new(lockTimeout)) {
+			return err
+		}
+		if err != nil {
+			r.Log.Warn("%v; left as it is", err)
 		}
 	}
 	return nil
