@@ -60,7 +60,7 @@ func ParseCargoLockEntries(data []byte, name string) (crates []Crate, skipped []
 			continue
 		}
 		if !ValidName(p.Name) || !ValidVersion(p.Version) {
-			skipped = append(skipped, fmt.Sprintf("%q %q", p.Name, p.Version))
+			skipped = append(skipped, p.Name+" v"+p.Version)
 			continue
 		}
 		sum := p.Checksum

@@ -8,68 +8,17 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cargo-shim/cargo-shim/integration/loopback"
 )
-
-// rawHeader builds one tar header block by hand, for the kinds Go's writer
-// will not write (GNU sparse) and for names it would fix up.
-func rawHeader(name string, typ byte, size int64, gnu bool) []byte {
-	b := make([]byte, 512)
-	copy(b[0:100], name)
-	copy(b[100:108], "0000644\x00")
-	copy(b[108:116], "0000000\x00")
-	copy(b[116:124], "0000000\x00")
-	copy(b[124:136], fmt.Sprintf("%011o\x00", size))
-	copy(b[136:148], fmt.Sprintf("%011o\x00", 1153704088))
-	b[156] = typ
-	if gnu {
-		copy(b[257:265], "ustar  \x00")
-	} else {
-		copy(b[257:265], "ustar\x0000")
-	}
-	copy(b[148:156], "        ")
-	var sum int64
-	for _, c := range b {
-		sum += int64(c)
-	}
-	copy(b[148:156], fmt.Sprintf("%06o\x00 ", sum))
-	return b
-}
-
-func pad(body []byte) []byte {
-	if n := len(body) % 512; n != 0 {
-		body = append(body, make([]byte, 512-n)...)
-	}
-	return body
-}
-
-func paxRecords(recs ...string) []byte {
-	var out []byte
-	for i := 0; i < len(recs); i += 2 {
-		kv := " " + recs[i] + "=" + recs[i+1] + "\n"
-		n := len(kv) + 1
-		for len(kv)+len(strconv.Itoa(n)) != n {
-			n++
-		}
-		out = append(out, strconv.Itoa(n)+kv...)
-	}
-	return out
-}
 
 func writeRaw(t *testing.T, dir string, c Crate, blocks ...[]byte) string {
 	t.Helper()
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	for _, b := range blocks {
-		zw.Write(b)
-	}
-	zw.Write(make([]byte, 1024))
-	zw.Close()
 	p := filepath.Join(dir, c.Dir()+".crate")
-	if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(p, loopback.Gzip(blocks...), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return p
@@ -139,7 +88,7 @@ func TestTarballDirFileClashRefused(t *testing.T) {
 // A GNU header (what cargo package writes) for a regular file whose name
 // ends in '/' is a directory to cargo's reader, a file to Go's: refused.
 func TestTarballFileWithDirectoryNameRefused(t *testing.T) {
-	p := writeRaw(t, t.TempDir(), fnv, rawHeader("fnv-1.0.7/src/", '0', 1, true), pad([]byte("x")))
+	p := writeRaw(t, t.TempDir(), fnv, loopback.TarHeader("fnv-1.0.7/src/", '0', 1, true), loopback.Pad([]byte("x")))
 	if _, err := ReadManifest(p, fnv); !errors.Is(err, ErrUnsafe) {
 		t.Fatalf("got %v, want ErrUnsafe", err)
 	}
@@ -178,13 +127,9 @@ func TestTarballPathsAsCargoReadsThem(t *testing.T) {
 // file); cargo's writes GNU ones expanded and PAX ones raw. Both refused.
 func TestTarballSparseRefused(t *testing.T) {
 	dir := t.TempDir()
-	sparseMap := pad([]byte("1\n0\n1\n"))
-	pax := paxRecords("GNU.sparse.major", "1", "GNU.sparse.minor", "0",
-		"GNU.sparse.name", "fnv-1.0.7/big", "GNU.sparse.realsize", "536870912")
 	cases := map[string][][]byte{
-		"pax 1.0": {rawHeader("fnv-1.0.7/PaxHeaders/big", 'x', int64(len(pax)), false), pad(pax),
-			rawHeader("fnv-1.0.7/GNUSparseFile.0/big", '0', int64(len(sparseMap)+1), false), pad(append(sparseMap, 'x'))},
-		"gnu old": {gnuSparseHeader("fnv-1.0.7/big", 536870912), pad([]byte("x"))},
+		"pax 1.0": {loopback.PAXSparseEntry("fnv-1.0.7/GNUSparseFile.0/big", "fnv-1.0.7/big", 512<<20)},
+		"gnu old": {loopback.GNUSparseHeader("fnv-1.0.7/big", 512<<20), loopback.Pad([]byte("x"))},
 	}
 	for name, blocks := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -203,26 +148,10 @@ func TestTarballSparseRefused(t *testing.T) {
 	}
 }
 
-// gnuSparseHeader is a GNU 'S' entry of one 1-byte chunk at 0 and the given
-// logical size.
-func gnuSparseHeader(name string, real int64) []byte {
-	b := rawHeader(name, 'S', 1, true)
-	copy(b[386:398], fmt.Sprintf("%011o\x00", 0))
-	copy(b[398:410], fmt.Sprintf("%011o\x00", 1))
-	copy(b[483:495], fmt.Sprintf("%011o\x00", real))
-	copy(b[148:156], "        ")
-	var sum int64
-	for _, c := range b {
-		sum += int64(c)
-	}
-	copy(b[148:156], fmt.Sprintf("%06o\x00 ", sum))
-	return b
-}
-
 // cargo stops at the first zero block; what follows is never read.
 func TestTarballEndsAtFirstZeroBlock(t *testing.T) {
 	dir := t.TempDir()
-	p := writeRaw(t, dir, fnv, rawHeader("fnv-1.0.7/lib.rs", '0', 2, true), pad([]byte("ok")),
+	p := writeRaw(t, dir, fnv, loopback.TarHeader("fnv-1.0.7/lib.rs", '0', 2, true), loopback.Pad([]byte("ok")),
 		make([]byte, 512), []byte(strings.Repeat("garbage!", 64)))
 	m, err := ReadManifest(p, fnv)
 	if err != nil || fileList(m) != "lib.rs:2:644" {

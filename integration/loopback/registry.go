@@ -27,14 +27,19 @@ type CrateSpec struct {
 	Extra string
 	Deps  []string // "name = \"=1.0.0\"" lines
 	Lib   string   // extra [lib] lines, e.g. `proc-macro = true`
+	// Raw, when set, is served as the .crate instead of one built from
+	// Files: a crafted tarball.
+	Raw []byte
 }
 
 func (c CrateSpec) Dir() string { return c.Name + "-" + c.Version }
 
-// tarball builds the .crate: a gzipped tar whose entries all start with
+// Tarball builds the .crate: a gzipped tar whose entries all start with
 // <name>-<version>/, with cargo package's fixed mtime.
-// Tarball builds the .crate.
 func (c CrateSpec) Tarball() []byte {
+	if c.Raw != nil {
+		return c.Raw
+	}
 	files := map[string]string{}
 	for k, v := range c.Files {
 		files[k] = v
