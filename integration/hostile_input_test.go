@@ -130,6 +130,11 @@ func TestHostileDuplicateEntries(t *testing.T) {
 			t.Errorf("repaired lib.rs is %q, want the last entry", got)
 		}
 		w.assertSameInodes(before)
+		// What the repair made is what the check expects: the next run
+		// has nothing to say.
+		if again := w.MustCargo(w.Home(), true, "build"); len(shimLines(again.Stderr)) > 0 || strings.Contains(again.Stderr, "Repairing") {
+			t.Errorf("no Cargo.lock=%v: the run after the repair was not quiet:\n%s", noLock, again.Stderr)
+		}
 	}
 	w.AssertHealthy()
 }
