@@ -1,0 +1,126 @@
+package shim
+
+import (
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// A forged state record names paths the check would lstat: only paths
+// below the extraction are accepted, and the whole record is void otherwise.
+func TestStateRecordRefusesForgedPaths(t *testing.T) {
+	head := stateHeader + "\nmarker 1 7 2 3\nd 4 0 5 6 .\n"
+	for name, line := range map[string]string{
+		"dir escapes":        "d 7 0 8 9 ../../etc",
+		"absolute dir":       "d 7 0 8 9 /etc",
+		"second root":        "d 7 0 8 9 .",
+		"file escapes":       "f 3 ../x",
+		"negative size":      "f -1 src/lib.rs",
+		"control character":  "f 3 src/\x1b[2Jlib.rs",
+		"marker as a dir":    "d 7 0 8 9 .cargo-ok",
+		"bad checksum":       "sha256 ../../../etc/passwd",
+		"overflowing number": "d 99999999999999999999 0 8 9 src",
+	} {
+		if _, err := parseState([]byte(head+line+"\n"), true); err == nil {
+			t.Errorf("%s: accepted %q", name, line)
+		}
+	}
+	if _, err := parseState([]byte(head+"d 7 0 8 9 src/a\nf 3 src/a/lib.rs\n"), true); err != nil {
+		t.Errorf("a valid record refused: %v", err)
+	}
+}
+
+// The record's size is another uid's to choose: a 64 GiB sparse file is
+// refused after reading 8 MiB, not allocated.
+func TestRecordSizeIsBounded(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "state")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(stateHeader + "\n")
+	f.Truncate(64 << 30)
+	f.Close()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if _, err := readState(p, true); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Fatalf("got %v, want the size bound", err)
+	}
+	runtime.ReadMemStats(&after)
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 4*maxRecordSize {
+		t.Errorf("allocated %d bytes for a record bounded at %d", grew, maxRecordSize)
+	}
+}
+
+// A plan record's counts are checked against the bytes that follow before
+// anything is allocated, and its names must be valid crates and regdirs.
+func TestPlanRecordRefusesForgedCounts(t *testing.T) {
+	var w planWriter
+	w.b.WriteString(planMagic)
+	w.str(strings.Repeat("0", 32))
+	for range 3 {
+		w.stamp(stamp{})
+	}
+	w.uv(1)
+	w.str("127.0.0.1-0123456789abcdef")
+	w.b.WriteByte(1)
+	good := w.b.Len()
+	huge := func(build func(*planWriter)) []byte {
+		var x planWriter
+		x.b.Write(w.b.Bytes()[:good])
+		build(&x)
+		return x.b.Bytes()
+	}
+	cases := map[string][]byte{
+		"crate count": huge(func(x *planWriter) { x.uv(1 << 30) }),
+		"instance count": huge(func(x *planWriter) {
+			x.uv(0)
+			x.uv(0)
+			x.uv(1 << 30)
+		}),
+		"path in a name": huge(func(x *planWriter) {
+			x.uv(1)
+			x.str("../../x")
+			x.str("1.0.0")
+			x.str("")
+			x.uv(0)
+			x.uv(0)
+		}),
+		"bad checksum": huge(func(x *planWriter) {
+			x.uv(1)
+			x.str("fnv")
+			x.str("1.0.7")
+			x.str("zz")
+			x.uv(0)
+			x.uv(0)
+		}),
+	}
+	for name, data := range cases {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		if _, err := parsePlan(data); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+		runtime.ReadMemStats(&after)
+		if grew := after.TotalAlloc - before.TotalAlloc; grew > 1<<20 {
+			t.Errorf("%s: allocated %d bytes for a %d-byte record", name, grew, len(data))
+		}
+	}
+	var regdir planWriter
+	regdir.b.Write(w.b.Bytes()[:len(planMagic)])
+	regdir.str(strings.Repeat("0", 32))
+	for range 3 {
+		regdir.stamp(stamp{})
+	}
+	regdir.uv(1)
+	regdir.str("..")
+	regdir.b.WriteByte(0)
+	regdir.uv(0)
+	regdir.uv(0)
+	regdir.uv(0)
+	if _, err := parsePlan(regdir.b.Bytes()); err == nil {
+		t.Error(`regdir ".." accepted`)
+	}
+}
