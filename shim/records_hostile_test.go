@@ -57,15 +57,7 @@ func TestRecordSizeIsBounded(t *testing.T) {
 // A plan record's counts are checked against the bytes that follow before
 // anything is allocated, and its names must be valid crates and regdirs.
 func TestPlanRecordRefusesForgedCounts(t *testing.T) {
-	var w planWriter
-	w.b.WriteString(planMagic)
-	w.str(strings.Repeat("0", 32))
-	for range 3 {
-		w.stamp(stamp{})
-	}
-	w.uv(1)
-	w.str("127.0.0.1-0123456789abcdef")
-	w.b.WriteByte(1)
+	w := planHead("127.0.0.1-0123456789abcdef")
 	good := w.b.Len()
 	huge := func(build func(*planWriter)) []byte {
 		var x planWriter
@@ -108,19 +100,25 @@ func TestPlanRecordRefusesForgedCounts(t *testing.T) {
 			t.Errorf("%s: allocated %d bytes for a %d-byte record", name, grew, len(data))
 		}
 	}
-	var regdir planWriter
-	regdir.b.Write(w.b.Bytes()[:len(planMagic)])
-	regdir.str(strings.Repeat("0", 32))
-	for range 3 {
-		regdir.stamp(stamp{})
-	}
-	regdir.uv(1)
-	regdir.str("..")
-	regdir.b.WriteByte(0)
+	regdir := planHead("..")
 	regdir.uv(0)
 	regdir.uv(0)
 	regdir.uv(0)
 	if _, err := parsePlan(regdir.b.Bytes()); err == nil {
 		t.Error(`regdir ".." accepted`)
 	}
+}
+
+// planHead is a plan record up to its one regdir.
+func planHead(regdir string) *planWriter {
+	w := &planWriter{}
+	w.b.WriteString(planMagic)
+	w.str(strings.Repeat("0", 32))
+	for range 3 {
+		w.stamp(stamp{})
+	}
+	w.uv(1)
+	w.str(regdir)
+	w.b.WriteByte(1)
+	return w
 }
