@@ -122,3 +122,21 @@ func planHead(regdir string) *planWriter {
 	w.b.WriteByte(1)
 	return w
 }
+
+// Directory names another uid made are listed only when cargo could have
+// made them: never a lock path with a newline, never a name printed raw.
+func TestAllInstancesSkipsNamesCargoNeverMakes(t *testing.T) {
+	reg := Registry{Root: t.TempDir()}
+	for _, d := range []string{"src/r-0123456789abcdef/fnv-1.0.7", "src/r-0123456789abcdef/a\nb-1.0.0",
+		"src/r-0123456789abcdef/\x1b[2J-1.0.0", "src/\x1b[2J-0123/fnv-1.0.7", "cache/r-0123456789abcdef"} {
+		os.MkdirAll(filepath.Join(reg.Root, d), 0o755)
+	}
+	os.WriteFile(filepath.Join(reg.Root, "cache/r-0123456789abcdef/x\ty-1.0.0.crate"), nil, 0o644)
+	var got []string
+	for _, i := range reg.AllInstances() {
+		got = append(got, i.String())
+	}
+	if strings.Join(got, ";") != "fnv v1.0.7 (r-0123456789abcdef)" {
+		t.Errorf("listed %q", got)
+	}
+}
