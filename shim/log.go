@@ -7,9 +7,10 @@ import (
 	"os"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cargo-shim/cargo-shim/shim/store"
 )
 
 // LogMode is CARGO_SHIM_LOG.
@@ -73,59 +74,20 @@ func (l *Logger) json(level, verb, msg string) {
 	fmt.Fprintf(l.W, "%s\n", b)
 }
 
-// Printable escapes what a terminal would act on instead of show: C0 and C1
-// control characters (NUL, ESC, newlines), Unicode bidi overrides and bytes
-// that are not UTF-8. Crate names, file names and record contents come from
-// other uids and tarballs: printed raw, one could forge lines or rewrite a
-// terminal. Every line the shim and the admin command print goes through it.
-func Printable(s string) string {
-	clean := true
-	for _, r := range s {
-		if needsEscape(r) {
-			clean = false
-			break
-		}
-	}
-	if clean {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		r, n := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && n == 1:
-			fmt.Fprintf(&b, "\\x%02x", s[i])
-		case needsEscape(r) && r < 0x100:
-			fmt.Fprintf(&b, "\\x%02x", r)
-		case needsEscape(r):
-			fmt.Fprintf(&b, "\\u%04x", r)
-		default:
-			b.WriteString(s[i : i+n])
-		}
-		i += n
-	}
-	return b.String()
-}
-
 // Fprintf is fmt.Fprintf with every string, error and Stringer argument
-// made Printable: for lines written outside the Logger.
+// made store.Printable: for lines written outside the Logger.
 func Fprintf(w io.Writer, format string, args ...any) {
 	for n, a := range args {
 		switch v := a.(type) {
 		case string:
-			args[n] = Printable(v)
+			args[n] = store.Printable(v)
 		case error:
-			args[n] = Printable(v.Error())
+			args[n] = store.Printable(v.Error())
 		case fmt.Stringer:
-			args[n] = Printable(v.String())
+			args[n] = store.Printable(v.String())
 		}
 	}
 	fmt.Fprintf(w, format, args...)
-}
-
-func needsEscape(r rune) bool {
-	return r < 0x20 || r >= 0x7f && r < 0xa0 || r == utf8.RuneError ||
-		r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069 || r == 0x200e || r == 0x200f || r == 0x061c
 }
 
 // Status prints "   Repairing fnv v1.0.7 (src/lib.rs missing)".
@@ -135,7 +97,7 @@ func (l *Logger) Status(verb, msg string) {
 	case LogJSON:
 		l.json("info", verb, msg)
 	default:
-		fmt.Fprintf(l.W, "%s %s\n", l.paint("1;32", fmt.Sprintf("%12s", verb)), Printable(msg))
+		fmt.Fprintf(l.W, "%s %s\n", l.paint("1;32", fmt.Sprintf("%12s", verb)), store.Printable(msg))
 	}
 }
 
@@ -147,7 +109,7 @@ func (l *Logger) Warn(format string, args ...any) {
 		l.json("warning", "", msg)
 		return
 	}
-	fmt.Fprintf(l.W, "%s cargo-shim: %s\n", l.paint("1;33", "warning:"), Printable(msg))
+	fmt.Fprintf(l.W, "%s cargo-shim: %s\n", l.paint("1;33", "warning:"), store.Printable(msg))
 }
 
 // Error prints "error: cargo-shim: ...".
@@ -157,14 +119,14 @@ func (l *Logger) Error(format string, args ...any) {
 		l.json("error", "", msg)
 		return
 	}
-	fmt.Fprintf(l.W, "%s cargo-shim: %s\n", l.paint("1;31", "error:"), Printable(msg))
+	fmt.Fprintf(l.W, "%s cargo-shim: %s\n", l.paint("1;31", "error:"), store.Printable(msg))
 }
 
 // Debug prints only with CARGO_SHIM_LOG=debug (or json).
 func (l *Logger) Debug(format string, args ...any) {
 	switch l.Mode {
 	case LogDebug:
-		fmt.Fprintf(l.W, "%s %s\n", l.paint("2", fmt.Sprintf("%12s", "[cargo-shim]")), Printable(fmt.Sprintf(format, args...)))
+		fmt.Fprintf(l.W, "%s %s\n", l.paint("2", fmt.Sprintf("%12s", "[cargo-shim]")), store.Printable(fmt.Sprintf(format, args...)))
 	case LogJSON:
 		l.json("debug", "", fmt.Sprintf(format, args...))
 	}

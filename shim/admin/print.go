@@ -63,9 +63,12 @@ func PrintStatus(w io.Writer, st *StatusReport) {
 	shim.Fprintf(w, "registry:           %s\n", st.Registry)
 	shim.Fprintf(w, "filesystem:         %s (%s)\n", st.Filesystem, st.MountOptions)
 	shim.Fprintf(w, "locks reach hosts:  %v: %s\n", st.LocksReachOtherHosts, st.LocksNote)
+	shim.Fprintf(w, "cargo's own locks:  %s\n", st.CargoLocks)
+	shim.Fprintf(w, "cold starts:        %s\n", st.ColdStarts)
 	shim.Fprintf(w, "crates:             %d extracted, %d tarballs, %d lock files\n", st.Extractions, st.Tarballs, st.LockFiles)
 	shim.Fprintf(w, "cargo's lock:       shared across homes for this CARGO_HOME: %v\n", st.CargoLockShared)
 	shim.Fprintf(w, "cargo's auto-GC:    %s\n", st.CargoAutoGC)
+	printGroupStatus(w, st.GroupStatus)
 	shim.Fprintf(w, "locked now:         %d\n", len(st.Locked))
 	for _, h := range st.Locked {
 		shim.Fprintf(w, "  %s v%s (%s) %s by pid %d (%s)", h.Crate, h.Version, h.Regdir, h.Mode, h.Pid, h.Command)

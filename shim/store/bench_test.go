@@ -1,0 +1,146 @@
+package store
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// benchRegistry builds a warm registry of n crates shaped like a real one
+// (10-59 files in up to seven directories each), with recorded state and a
+// plan record, and returns it with its Cargo.lock bytes.
+func benchRegistry(b testing.TB, n int) (Registry, []byte) {
+	b.Helper()
+	root := b.TempDir()
+	reg := Registry{Root: root}
+	const regdir = "127.0.0.1-0123456789abcdef"
+	for _, sub := range []string{"index", "cache", "src"} {
+		os.MkdirAll(filepath.Join(root, sub, regdir), 0o755)
+	}
+	dirs := []string{"src", "src/a", "src/a/b", "src/c", "tests", "benches", "examples"}
+	var lock strings.Builder
+	lock.WriteString("version = 4\n")
+	for k := 0; k < n; k++ {
+		c := Crate{Name: fmt.Sprintf("crate-%05d", k), Version: "1.0.0"}
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		tw := tar.NewWriter(zw)
+		nfiles, ndirs := 10+(k*7919)%50, 1+(k*31)%len(dirs)
+		for f := 0; f < nfiles; f++ {
+			body := strings.Repeat("x", 100+f)
+			tw.WriteHeader(&tar.Header{Name: fmt.Sprintf("%s/%s/f%02d.rs", c.Dir(), dirs[f%ndirs], f), Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg})
+			tw.Write([]byte(body))
+		}
+		tw.Close()
+		zw.Close()
+		sum := sha256.Sum256(buf.Bytes())
+		c.Checksum = hex.EncodeToString(sum[:])
+		i := Instance{Crate: c, Regdir: regdir}
+		os.WriteFile(reg.Tarball(i), buf.Bytes(), 0o644)
+		if _, err := extract(reg.Tarball(i), c, reg.Extraction(i)); err != nil {
+			b.Fatal(err)
+		}
+		fmt.Fprintf(&lock, "\n[[package]]\nname = %q\nversion = \"1.0.0\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\nchecksum = %q\n", c.Name, c.Checksum)
+	}
+	time.Sleep(2 * racyWindow)
+	data := []byte(lock.String())
+	p, err := reg.buildPlan(data, "Cargo.lock")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, i := range p.instances {
+		if f := reg.Check(i, Fast, false); f.Verdict != Healthy {
+			b.Fatalf("%s: %v", i, f.Reason)
+		} else if err := reg.RecordIfVerified(f); err != nil {
+			b.Fatal(err)
+		}
+	}
+	time.Sleep(2 * racyWindow)
+	if err := reg.savePlanFromStates(p); err != nil {
+		b.Fatal(err)
+	}
+	return reg, data
+}
+
+func BenchmarkLoadPlan400(b *testing.B) {
+	reg, data := benchRegistry(b, 400)
+	b.ResetTimer()
+	for b.Loop() {
+		if _, ok := reg.loadPlan(data); !ok {
+			b.Fatal("plan record not used")
+		}
+	}
+}
+
+func BenchmarkParseCargoLock400(b *testing.B) {
+	_, data := benchRegistry(b, 400)
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := ParseCargoLock(data, "Cargo.lock"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkCheckPlanWarm400(b *testing.B) {
+	reg, data := benchRegistry(b, 400)
+	p, ok := reg.loadPlan(data)
+	if !ok {
+		b.Fatal("no plan record")
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		if _, fresh := reg.CheckPlan(p, CheckOptions{}); fresh {
+			b.Fatal("warm check fell back to a full check")
+		}
+	}
+}
+
+func BenchmarkFastCheckOneCrate(b *testing.B) {
+	reg, data := benchRegistry(b, 1)
+	p, _ := reg.loadPlan(data)
+	i := p.instances[0]
+	s := p.stamps[i]
+	b.ResetTimer()
+	for b.Loop() {
+		if _, sure := reg.fastCheck(i, s, Fast); !sure {
+			b.Fatal("not sure")
+		}
+	}
+}
+
+func BenchmarkCheckPlanWarm400Serial(b *testing.B) {
+	reg, data := benchRegistry(b, 400)
+	p, _ := reg.loadPlan(data)
+	b.ResetTimer()
+	for b.Loop() {
+		for _, i := range p.instances {
+			if _, sure := reg.fastCheck(i, p.stamps[i], Fast); !sure {
+				b.Fatal("not sure")
+			}
+		}
+	}
+}
+
+func BenchmarkParsePlan400(b *testing.B) {
+	reg, data := benchRegistry(b, 400)
+	rec, err := os.ReadFile(filepath.Join(reg.PlanDir(), planKey(data)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(rec)))
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := parsePlan(rec); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,185 @@
+package store
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/cargo-shim/cargo-shim/lockfile"
+)
+
+// LastUse is when a crate was last used: its lock file's mtime (every run
+// that pins it touches it, at most once an hour), else the newest of its
+// marker's and tarball's mtimes (when it was extracted or downloaded).
+func (r Registry) LastUse(i Instance) time.Time {
+	if fi, err := os.Lstat(r.LockPath(i)); err == nil {
+		return fi.ModTime()
+	}
+	var t time.Time
+	for _, p := range []string{filepath.Join(r.Extraction(i), markerName), r.Extraction(i), r.Tarball(i)} {
+		if fi, err := os.Lstat(p); err == nil && fi.ModTime().After(t) {
+			t = fi.ModTime()
+		}
+	}
+	return t
+}
+
+// GCPolicy says what gc removes: the extractions of crates unused for
+// longer than MaxAge and, with Tarballs, the tarballs of those unused for
+// longer than CrateMaxAge. A dry run takes every step but the removal.
+type GCPolicy struct {
+	MaxAge      time.Duration
+	CrateMaxAge time.Duration
+	Tarballs    bool
+	DryRun      bool
+	Now         time.Time
+}
+
+// Removal is what Collect removed (or, dry, would remove) of one crate.
+type Removal struct {
+	Extraction bool
+	Tarball    bool
+	Bytes      int64
+	LastUse    time.Time
+}
+
+// due is what of i the policy removes, of what exists now.
+func (r Registry) due(i Instance, p GCPolicy) Removal {
+	rm := Removal{LastUse: r.LastUse(i)}
+	age := p.Now.Sub(rm.LastUse)
+	_, extErr := os.Lstat(r.Extraction(i))
+	_, tbErr := os.Lstat(r.Tarball(i))
+	rm.Extraction = extErr == nil && age > p.MaxAge
+	rm.Tarball = tbErr == nil && p.Tarballs && age > p.CrateMaxAge
+	return rm
+}
+
+// Collect is gc of one crate, decided here only: what the policy makes due
+// is removed under i's exclusive lock, taken without waiting (ErrInUse, with
+// what was due, when a build holds it), and only if still due once the lock
+// is held: a run may have used the crate since the first look.
+func (r Registry) Collect(i Instance, p GCPolicy) (Removal, error) {
+	rm := r.due(i, p)
+	if !rm.Extraction && !rm.Tarball {
+		return rm, nil
+	}
+	lk, err := r.gcLock(i, p.DryRun)
+	if err != nil {
+		return rm, err
+	}
+	defer lk.Release()
+	rm = r.due(i, p)
+	if p.DryRun {
+		rm.Bytes = r.sizeOf(i, rm)
+		return rm, nil
+	}
+	return r.remove(i, rm)
+}
+
+// gcLock takes i's exclusive lock without waiting. A dry run creates no lock
+// file: where there is none, no build through a shim holds the crate.
+func (r Registry) gcLock(i Instance, dry bool) (*lockfile.Lock, error) {
+	_, statErr := os.Lstat(r.LockPath(i))
+	if dry && statErr != nil {
+		return nil, nil
+	}
+	before := r.LastUse(i)
+	lk, err := lockfile.Try(r.LockPath(i), lockfile.Exclusive)
+	if lockfile.IsBusy(err) {
+		return nil, ErrInUse
+	}
+	if err == nil && statErr != nil {
+		// We just created the lock file: its mtime says "now", but the crate
+		// was last used when the first look said.
+		_ = os.Chtimes(r.LockPath(i), before, before)
+	}
+	return lk, err
+}
+
+func (r Registry) sizeOf(i Instance, rm Removal) int64 {
+	var n int64
+	if rm.Extraction {
+		n += DiskUsage(r.Extraction(i))
+	}
+	if fi, err := os.Lstat(r.Tarball(i)); err == nil && rm.Tarball {
+		n += fi.Size()
+	}
+	return n
+}
+
+// remove deletes what rm says, under i's exclusive lock.
+func (r Registry) remove(i Instance, rm Removal) (Removal, error) {
+	done := Removal{LastUse: rm.LastUse}
+	if rm.Extraction {
+		root := r.Extraction(i)
+		n := DiskUsage(root)
+		if err := r.trash(root, i); err != nil {
+			return done, err
+		}
+		os.Remove(r.StatePath(i))
+		done.Extraction, done.Bytes = true, done.Bytes+n
+	}
+	if rm.Tarball {
+		p := r.Tarball(i)
+		if fi, err := os.Lstat(p); err == nil {
+			if err := os.Remove(p); err != nil {
+				return done, err
+			}
+			done.Tarball, done.Bytes = true, done.Bytes+fi.Size()
+		}
+	}
+	_, errExt := os.Lstat(r.Extraction(i))
+	_, errTb := os.Lstat(r.Tarball(i))
+	if errors.Is(errExt, fs.ErrNotExist) && errors.Is(errTb, fs.ErrNotExist) {
+		// Nothing left to guard. Removing a lock file we hold is safe: a
+		// process that opened the old file finds, after locking, that the
+		// path no longer names it, and locks the new one.
+		os.Remove(r.LockPath(i))
+		os.Remove(r.StatePath(i))
+	}
+	return done, nil
+}
+
+// StaleTemps lists temp dirs of killed repairs older than minAge, with the
+// instance each belongs to.
+func (r Registry) StaleTemps(minAge time.Duration) map[string]Instance {
+	out := map[string]Instance{}
+	for _, d := range r.Regdirs() {
+		parent := filepath.Join(r.Root, "src", d)
+		ents, err := os.ReadDir(parent)
+		if err != nil {
+			continue
+		}
+		for _, e := range ents {
+			l, ok := parseLeftover(e.Name())
+			if !ok || l.kind == trashed {
+				continue
+			}
+			name, version, ok := splitNameVersion(l.stem)
+			if !ok {
+				continue
+			}
+			if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) >= minAge {
+				out[filepath.Join(parent, e.Name())] = Instance{Crate: Crate{Name: name, Version: version}, Regdir: d}
+			}
+		}
+	}
+	return out
+}
+
+// CollectTemp deletes one stale temp dir (StaleTemps) under its crate's
+// exclusive lock, taken without waiting; dry, it only says how much.
+func (r Registry) CollectTemp(p string, i Instance, dry bool) (int64, error) {
+	lk, err := r.gcLock(i, dry)
+	if err != nil {
+		return 0, err
+	}
+	defer lk.Release()
+	n := DiskUsage(p)
+	if dry {
+		return n, nil
+	}
+	return n, os.RemoveAll(p)
+}

@@ -1,0 +1,322 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cargo-shim/cargo-shim/lockfile"
+)
+
+// Action is what a repair did, for messages: Verb is cargo-style.
+type Action struct {
+	Verb   string // "Repairing", "Extracting", "Removing"
+	Detail string
+	// Left is set when the crate is left broken (no trusted tarball to repair
+	// from and nothing provably broken to remove).
+	Left bool
+}
+
+// Repair brings instance i back to a state cargo handles: complete, or
+// cleanly absent so that cargo downloads it. It must run under i's exclusive
+// lock, on a Finding taken under that lock. It never removes a readable
+// tarball and never removes an extraction not proven broken.
+func (r Registry) Repair(f Finding) (Action, error) {
+	i := f.Instance
+	root := r.Extraction(i)
+	tb := r.Tarball(i)
+	r.removeTemps(i)
+
+	var removedTarball bool
+	if f.TarballCorrupt != nil {
+		// Provably unreadable to its end: cargo would fail on it forever and
+		// never download it again while it is non-empty.
+		if err := os.Remove(tb); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return Action{}, fmt.Errorf("removing corrupt tarball %s of %s: %w", tb, i.Crate, err)
+		}
+		removedTarball = true
+		if f.ExtractionOK {
+			return Action{Verb: "Removing", Detail: fmt.Sprintf("truncated tarball of %s (%s); cargo will download it again", i.Crate, tb)}, nil
+		}
+	}
+
+	if f.ExtractionOK {
+		return Action{}, nil
+	}
+	if f.tarballOK && !removedTarball {
+		m, err := r.reextract(i)
+		if err != nil {
+			return Action{}, err
+		}
+		_ = r.recordState(i, m)
+		if f.Fault == NotExtracted {
+			return Action{Verb: "Extracting", Detail: fmt.Sprintf("%s (cached, not extracted)", i.Crate)}, nil
+		}
+		return Action{Verb: "Repairing", Detail: fmt.Sprintf("%s (%s)", i.Crate, f.Reason)}, nil
+	}
+	// No tarball we trust: move the broken extraction aside so that cargo
+	// downloads (or, with a foreign tarball, unpacks) it afresh instead of
+	// trusting a marker over missing files.
+	if _, err := os.Lstat(root); err == nil {
+		if err := r.trash(root, i); err != nil {
+			return Action{}, err
+		}
+		os.Remove(r.StatePath(i))
+		why := f.Reason
+		if removedTarball {
+			why += ", tarball truncated"
+		}
+		return Action{Verb: "Removing", Detail: fmt.Sprintf("broken extraction of %s (%s); cargo will download it again", i.Crate, why)}, nil
+	}
+	if removedTarball {
+		return Action{Verb: "Removing", Detail: fmt.Sprintf("truncated tarball of %s (%s); cargo will download it again", i.Crate, tb)}, nil
+	}
+	return Action{Left: true, Detail: fmt.Sprintf("%s (%s): no trusted tarball to repair from", i.Crate, f.Reason)}, nil
+}
+
+// reextract unpacks the tarball into a temp dir beside the extraction and
+// swaps it in, so that the extraction path always names either the old
+// directory or a complete new one with its marker.
+func (r Registry) reextract(i Instance) (*Manifest, error) {
+	root := r.Extraction(i)
+	parent := filepath.Dir(root)
+	if err := os.MkdirAll(parent, 0o777); err != nil {
+		return nil, err
+	}
+	tmp := filepath.Join(parent, leftover{kind: repairTemp, stem: i.Dir(), pid: os.Getpid()}.String())
+	os.RemoveAll(tmp)
+	m, err := extract(r.Tarball(i), i.Crate, tmp)
+	if err != nil {
+		os.RemoveAll(tmp)
+		return nil, fmt.Errorf("extracting %s into %s: %w", r.Tarball(i), tmp, err)
+	}
+	if _, err := os.Lstat(root); err != nil {
+		if err := os.Rename(tmp, root); err != nil {
+			os.RemoveAll(tmp)
+			return nil, err
+		}
+		return m, nil
+	}
+	// Atomic exchange: no moment where the path is missing. Rename needs only
+	// the parent directory, so files another uid owns do not stop it.
+	err = unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, root, unix.RENAME_EXCHANGE)
+	if err != nil {
+		// Filesystems without RENAME_EXCHANGE: aside, then in.
+		old := filepath.Join(parent, leftover{kind: repairTemp, stem: i.Dir(), pid: os.Getpid(), old: true}.String())
+		if err := os.Rename(root, old); err != nil {
+			os.RemoveAll(tmp)
+			return nil, err
+		}
+		if err := os.Rename(tmp, root); err != nil {
+			os.Rename(old, root)
+			os.RemoveAll(tmp)
+			return nil, err
+		}
+		tmp = old
+	}
+	if err := r.trash(tmp, i); err != nil {
+		return m, err
+	}
+	return m, nil
+}
+
+// trash renames a broken directory into registry/.cargo-shim/trash, to be
+// deleted later (gc, or the next repair), outside any path cargo reads.
+// Moving a directory to another parent needs write access to the directory
+// itself (its ".." changes): a root-owned leftover cannot be moved there by a
+// runner's uid. It is then renamed aside in its own parent (needs only the
+// parent) under a name cargo never reads, for gc to delete.
+func (r Registry) trash(p string, i Instance) error {
+	dir := r.TrashDir()
+	now, pid := time.Now(), os.Getpid()
+	if err := lockfile.MkdirShared(dir); err == nil && r.realDir(dir) {
+		name := leftover{kind: trashed, stem: i.Regdir + "." + i.Dir(), at: now, pid: pid}.String()
+		if err := os.Rename(p, filepath.Join(dir, name)); err == nil {
+			return nil
+		}
+	}
+	aside := leftover{kind: setAside, stem: i.Dir(), at: now, pid: pid}.String()
+	if err := os.Rename(p, filepath.Join(filepath.Dir(p), aside)); err == nil {
+		return nil
+	}
+	// It is proven broken and we hold its exclusive lock: delete in place.
+	if err := os.RemoveAll(p); err != nil {
+		return fmt.Errorf("removing broken %s of %s: %w", p, i.Crate, err)
+	}
+	return nil
+}
+
+// removeTemps deletes temp dirs a killed repair of i left. Safe: only a
+// repair creates them, and a repair of i holds i's exclusive lock, as we do.
+func (r Registry) removeTemps(i Instance) {
+	parent := filepath.Join(r.Root, "src", i.Regdir)
+	ents, err := os.ReadDir(parent)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if l, ok := parseLeftover(e.Name()); ok && l.kind == repairTemp && l.stem == i.Dir() {
+			os.RemoveAll(filepath.Join(parent, e.Name()))
+		}
+	}
+}
+
+// EmptyTrash deletes trash entries older than minAge and returns the bytes
+// freed. Entries it cannot delete (another uid's read-only dirs) stay.
+func (r Registry) EmptyTrash(minAge time.Duration) (freed int64, err error) {
+	if _, err := os.Lstat(r.TrashDir()); errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if !r.realDir(r.TrashDir()) {
+		// Deleting "everything in the trash" through a planted symlink would
+		// delete outside the registry.
+		return 0, fmt.Errorf("%s is not a plain directory inside the registry; not emptying it", r.TrashDir())
+	}
+	ents, err := os.ReadDir(r.TrashDir())
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return 0, nil
+		}
+		return 0, err
+	}
+	for _, e := range ents {
+		p := filepath.Join(r.TrashDir(), e.Name())
+		l, ok := parseLeftover(e.Name())
+		if !ok || l.kind != trashed {
+			continue // not ours
+		}
+		// The name says when (a rename keeps the directory's old mtime).
+		if time.Since(l.at) < minAge {
+			continue
+		}
+		n := DiskUsage(p)
+		if rerr := os.RemoveAll(p); rerr == nil {
+			freed += n
+		} else if err == nil {
+			err = rerr
+		}
+	}
+	return freed, err
+}
+
+// DiskUsage sums the sizes of the regular files under p (no links followed).
+func DiskUsage(p string) int64 {
+	var n int64
+	filepath.WalkDir(p, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+// realDir reports whether p and every directory between the registry root
+// and p are directories, not symlinks.
+func (r Registry) realDir(p string) bool {
+	rel, err := filepath.Rel(r.Root, p)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return false
+	}
+	cur := r.Root
+	for _, part := range strings.Split(rel, string(filepath.Separator)) {
+		cur = filepath.Join(cur, part)
+		fi, err := os.Lstat(cur)
+		if err != nil || !fi.IsDir() {
+			return false
+		}
+	}
+	return true
+}
+
+// RepairOptions tune RepairCrate.
+type RepairOptions struct {
+	// NoWait skips a crate whose lock is held (a build uses it) instead of
+	// waiting: nested shims and gc-style callers.
+	NoWait  bool
+	Offline bool
+	// Waiting is called once when a lock is not free after about a second.
+	Waiting func(WaitFor)
+	// Deep also compares file contents with the tarball (verify --deep).
+	Deep bool
+}
+
+// WaitFor names the lock a repair waits for.
+type WaitFor int
+
+const (
+	// WaitCrate: a build holds the crate's lock.
+	WaitCrate WaitFor = iota
+	// WaitPackageCache: a cargo is downloading or unpacking.
+	WaitPackageCache
+)
+
+func (w WaitFor) String() string {
+	if w == WaitCrate {
+		return "crate"
+	}
+	return "package cache"
+}
+
+// ErrInUse is returned by RepairCrate with NoWait when a build holds the crate.
+var ErrInUse = errors.New("in use by a running build")
+
+// RepairCrate is the one way to change a crate: take its exclusive lock
+// (holding no other lock), wait for downloads to settle, check again in full,
+// repair. The Finding is the check made under the lock.
+func (r Registry) RepairCrate(ctx context.Context, i Instance, o RepairOptions) (Action, Finding, error) {
+	path := r.LockPath(i)
+	var lk *lockfile.Lock
+	var err error
+	if o.NoWait {
+		lk, err = lockfile.Try(path, lockfile.Exclusive)
+		if lockfile.IsBusy(err) {
+			return Action{}, Finding{Instance: i}, ErrInUse
+		}
+	} else {
+		lk, err = lockfile.Acquire(ctx, path, lockfile.Exclusive, lockfile.Options{Waiting: func(string) {
+			if o.Waiting != nil {
+				o.Waiting(WaitCrate)
+			}
+		}})
+	}
+	if err != nil {
+		return Action{}, Finding{Instance: i}, err
+	}
+	defer lk.Release()
+	var act Action
+	var f Finding
+	var repairErr error
+	err = r.Quiesce(ctx, func() {
+		if o.Waiting != nil {
+			o.Waiting(WaitPackageCache)
+		}
+	}, func() {
+		level := Files
+		if o.Deep {
+			level = Deep
+		}
+		f = r.fullCheck(i, level, o.Offline)
+		if f.Verdict == Broken {
+			act, repairErr = r.Repair(f)
+			if repairErr == nil {
+				f = r.fullCheck(i, level, o.Offline)
+			}
+		} else if f.Verdict == Healthy && f.manifest != nil {
+			_ = r.recordState(i, f.manifest)
+		}
+	})
+	if err == nil {
+		err = repairErr
+	}
+	return act, f, err
+}
