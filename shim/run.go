@@ -270,6 +270,9 @@ func (r *Run) loadPlan(lockData []byte, lockPath string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot read the planned crates: %w", err)
 	}
+	for _, e := range p.Skipped() {
+		r.Log.Warn("%s: skipping package %s: not a name and version cargo accepts", lockPath, e)
+	}
 	lockPaths := r.Reg.LockPaths(p)
 	r.plan = p
 	r.Log.Debug("planned %d crates from %s (plan record: %v), %d locks (%s)", p.Crates(), lockPath, p.Cached(), len(lockPaths), time.Since(r.start))
@@ -285,7 +288,7 @@ func (r *Run) pinHealthy(holder *lockfile.Holder, lockPaths []string) error {
 			return err
 		}
 		if len(broken) == 0 {
-			if fresh {
+			if fresh && len(r.plan.Skipped()) == 0 {
 				if err := r.Reg.RecordPlan(r.plan); err != nil {
 					r.Log.Debug("cannot record the plan: %v", err)
 				}
@@ -391,6 +394,12 @@ func (r *Run) waiting(path string) {
 	r.Log.Status("Blocking", fmt.Sprintf("waiting for lock on crate %s (held by another runner)", name))
 }
 
+// lockTimeout ends a run's repairs: waiting on for the next crate would run
+// past the timeout.
+type lockTimeout string
+
+func (e lockTimeout) Error() string { return string(e) }
+
 func (r *Run) lockError(err error) error {
 	if errors.Is(err, context.DeadlineExceeded) {
 		var pe *os.PathError
@@ -398,7 +407,7 @@ func (r *Run) lockError(err error) error {
 		if errors.As(err, &pe) {
 			name = r.crateOfLock(pe.Path)
 		}
-		return fmt.Errorf("timed out after %s waiting for the lock on crate %s (CARGO_SHIM_LOCK_TIMEOUT)", r.Cfg.LockTimeout, name)
+		return lockTimeout(fmt.Sprintf("timed out after %s waiting for the lock on crate %s (CARGO_SHIM_LOCK_TIMEOUT)", r.Cfg.LockTimeout, name))
 	}
 	return fmt.Errorf("cannot lock the planned crates: %w", err)
 }
@@ -473,11 +482,18 @@ func (r *Run) checkRegistry() error {
 	sort.Slice(findings, func(a, b int) bool {
 		return r.Reg.LockPath(findings[a].Instance) < r.Reg.LockPath(findings[b].Instance)
 	})
+	// One crate that cannot be repaired (its tarball, its directory) is
+	// that crate's warning, not the end of the others' repairs.
 	for _, f := range findings {
-		if f.Verdict == store.Broken {
-			if err := r.repairOne(f.Instance); err != nil {
-				return err
-			}
+		if f.Verdict != store.Broken {
+			continue
+		}
+		err := r.repairOne(f.Instance)
+		if errors.As(err, new(lockTimeout)) {
+			return err
+		}
+		if err != nil {
+			r.Log.Warn("%v; left as it is", err)
 		}
 	}
 	return nil

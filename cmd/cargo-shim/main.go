@@ -75,10 +75,10 @@ func run(args []string) int {
 	case errors.Is(err, errProblems):
 		return 1
 	case errors.As(err, new(usageError)):
-		fmt.Fprintf(os.Stderr, "cargo-shim %s: %v\n", args[0], err)
+		shim.Fprintf(os.Stderr, "cargo-shim %s: %v\n", args[0], err)
 		return 2
 	default:
-		fmt.Fprintf(os.Stderr, "error: cargo-shim %s: %v\n", args[0], err)
+		shim.Fprintf(os.Stderr, "error: cargo-shim %s: %v\n", args[0], err)
 		return 2
 	}
 }

@@ -27,6 +27,9 @@ type CrateSpec struct {
 	Extra string
 	Deps  []string // "name = \"=1.0.0\"" lines
 	Lib   string   // extra [lib] lines, e.g. `proc-macro = true`
+	// Raw, when set, is served as the .crate instead of one built from
+	// Files: a crafted tarball.
+	Raw []byte
 	// NoDirEntries leaves directory entries out, as `cargo package` does:
 	// cargo then makes every directory with the process umask.
 	NoDirEntries bool
@@ -52,6 +55,9 @@ func (c CrateSpec) Manifest() string {
 // Tarball builds the .crate: a gzipped tar whose entries all start with
 // <name>-<version>/, with cargo package's fixed mtime.
 func (c CrateSpec) Tarball() []byte {
+	if c.Raw != nil {
+		return c.Raw
+	}
 	files := map[string]string{}
 	for k, v := range c.Files {
 		files[k] = v

@@ -1,7 +1,7 @@
 package store
 
 import (
-	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -359,26 +359,33 @@ func (r Registry) compareFiles(f *Finding, root string, m *Manifest, level Level
 	}
 }
 
-// compareContents re-reads the tarball and compares each file byte for byte.
+// compareContents re-reads the tarball and compares each file with the
+// content of its last entry (the one an unpacker leaves).
 func (r Registry) compareContents(f *Finding, root string) {
-	tb := r.Tarball(f.Instance)
-	_ = walkTarball(tb, f.Crate, func(e FileEntry, body io.Reader) error {
+	want := map[string][sha256.Size]byte{}
+	_, err := walkTarball(r.Tarball(f.Instance), f.Crate, tarVisitor{file: func(e FileEntry, body io.Reader) error {
+		h := sha256.New()
+		if _, err := io.Copy(h, body); err != nil {
+			return err
+		}
+		want[e.Path] = [sha256.Size]byte(h.Sum(nil))
+		return nil
+	}})
+	if err != nil || f.manifest == nil {
+		return
+	}
+	for _, e := range f.manifest.Files {
 		p := filepath.Join(root, filepath.FromSlash(e.Path))
 		have, err := os.ReadFile(p)
 		if err != nil {
 			f.broken(e.Path+" unreadable: "+err.Error(), p)
-			return io.EOF
+			return
 		}
-		want, err := io.ReadAll(body)
-		if err != nil {
-			return err
-		}
-		if !bytes.Equal(have, want) {
+		if sha256.Sum256(have) != want[e.Path] {
 			f.broken(e.Path+" differs from the tarball", p)
-			return io.EOF
+			return
 		}
-		return nil
-	}, func(string) {})
+	}
 }
 
 // Fresh is true when the finding comes from a full check: worth reporting.

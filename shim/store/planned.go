@@ -22,6 +22,10 @@ func (r Registry) LoadPlan(lockData []byte, lockPath string) (*Plan, error) {
 // Cached is true when the plan came from a plan record still valid.
 func (p *Plan) Cached() bool { return p.cached }
 
+// Skipped describes the Cargo.lock entries left out because cargo would
+// not accept their name or version; a plan with any is never recorded.
+func (p *Plan) Skipped() []string { return p.skipped }
+
 // Crates is how many registry packages the Cargo.lock names.
 func (p *Plan) Crates() int { return len(p.crates) }
 
