@@ -25,6 +25,7 @@ Usage:
   cargo-shim repair [--registry DIR] [--lockfile FILE]... [--deep] [--json]
   cargo-shim gc     [--registry DIR] --max-age DURATION [--crate-max-age DURATION] [--dry-run] [--json]
   cargo-shim status [--registry DIR] [--json]
+  cargo-shim init   --group GROUP [--registry DIR] [--json]
   cargo-shim --version
 
 Each subcommand takes --help. Exit status: 0 ok, 1 problems found or left,
@@ -59,7 +60,7 @@ func run(args []string) int {
 		fmt.Println("cargo-shim", shim.Version)
 		return 0
 	}
-	cmds := map[string]func([]string) error{"verify": verify, "repair": repair, "gc": gc, "status": status}
+	cmds := map[string]func([]string) error{"verify": verify, "repair": repair, "gc": gc, "status": status, "init": initCmd}
 	cmd, ok := cmds[args[0]]
 	if !ok {
 		fmt.Fprintf(os.Stderr, "cargo-shim: unknown subcommand %q\n\n%s", args[0], usage)
@@ -117,7 +118,7 @@ func (c *common) parse(args []string) (store.Registry, shim.Config, error) {
 		cfg.Registry = c.registry
 	}
 	c.log = shim.NewLogger(os.Stderr, shim.LogInfo, os.Getenv)
-	if fi, err := os.Stat(cfg.Registry); (err != nil || !fi.IsDir()) && c.fs.Name() != "status" {
+	if fi, err := os.Stat(cfg.Registry); (err != nil || !fi.IsDir()) && c.fs.Name() != "status" && c.fs.Name() != "init" {
 		return store.Registry{}, cfg, fmt.Errorf("registry %s is not a directory", cfg.Registry)
 	}
 	return store.Registry{Root: cfg.Registry}, cfg, nil
@@ -193,7 +194,7 @@ func repair(args []string) error {
 		ctx, cancel = context.WithTimeout(ctx, cfg.LockTimeout)
 		defer cancel()
 	}
-	rep, err := admin.Repair(ctx, reg, targets, *deep, func(i store.Instance, what string) {
+	rep, err := admin.Repair(ctx, reg, targets, *deep, func(i store.Instance, what store.WaitFor) {
 		c.log.Status("Blocking", fmt.Sprintf("waiting for lock on %s %s (in use by a running build)", what, i.Crate))
 	}, progress("Checking"))
 	if c.json {
