@@ -75,10 +75,10 @@ func run(args []string) int {
 	case errors.Is(err, errProblems):
 		return 1
 	case errors.As(err, new(usageError)):
-		fmt.Fprintf(os.Stderr, "cargo-shim %s: %v\n", args[0], err)
+		shim.Fprintf(os.Stderr, "cargo-shim %s: %v\n", args[0], err)
 		return 2
 	default:
-		fmt.Fprintf(os.Stderr, "error: cargo-shim %s: %v\n", args[0], err)
+		shim.Fprintf(os.Stderr, "error: cargo-shim %s: %v\n", args[0], err)
 		return 2
 	}
 }
@@ -113,7 +113,11 @@ func (c *common) parse(args []string) (store.Registry, shim.Config, error) {
 		return store.Registry{}, shim.Config{}, usageError{fmt.Errorf("unexpected argument %q", c.fs.Arg(0))}
 	}
 	cwd, _ := os.Getwd()
-	cfg, _ := shim.LoadConfig(os.Getenv, cwd)
+	cfg, err := shim.LoadConfig(os.Getenv, cwd)
+	if err != nil {
+		// A bad CARGO_SHIM_LOCK_TIMEOUT must not become the default silently.
+		return store.Registry{}, cfg, err
+	}
 	if c.registry != "" {
 		cfg.Registry = c.registry
 	}

@@ -17,7 +17,7 @@ import (
 // benchRegistry builds a warm registry of n crates shaped like a real one
 // (10-59 files in up to seven directories each), with recorded state and a
 // plan record, and returns it with its Cargo.lock bytes.
-func benchRegistry(b *testing.B, n int) (Registry, []byte) {
+func benchRegistry(b testing.TB, n int) (Registry, []byte) {
 	b.Helper()
 	root := b.TempDir()
 	reg := Registry{Root: root}

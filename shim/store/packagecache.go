@@ -18,7 +18,7 @@ import (
 // only registry/ therefore do not coordinate at all: 3 of 4 cold runners fail
 // with ".cargo-ok: File exists". Pointing each home's lock files at one file
 // inside the shared registry makes cargo's own lock host-wide, so each crate
-// is downloaded and unpacked by exactly one runner (CARGO-FACTS.md 4).
+// is downloaded and unpacked by exactly one runner (docs/DESIGN.md, C3).
 //
 // The cost: downloads and resolution of all runners on the registry take
 // turns (cargo holds that lock only for those phases, never while compiling),
