@@ -19,7 +19,7 @@ type Config struct {
 	Disable     bool          // CARGO_SHIM_DISABLE=1
 	Log         LogMode       // CARGO_SHIM_LOG
 	Verify      Level         // CARGO_SHIM_VERIFY
-	ShareLock   bool          // CARGO_SHIM_SHARE_CARGO_LOCK (default on)
+	ShareLock   ShareMode     // CARGO_SHIM_SHARE_CARGO_LOCK: auto (default), 1 always, 0 never
 }
 
 // Getenv looks up one variable; tests pass their own.
@@ -28,13 +28,17 @@ type Getenv func(string) string
 // LoadConfig reads the settings. Bad values are errors naming the variable;
 // the caller decides whether that is fatal (strict) or a warning.
 func LoadConfig(getenv Getenv, cwd string) (Config, error) {
-	c := Config{LockTimeout: 10 * time.Minute, ShareLock: true}
+	c := Config{LockTimeout: 10 * time.Minute}
 	var errs []string
 	c.RealCargo = getenv("CARGO_SHIM_REAL_CARGO")
 	c.Strict = isTrue(getenv("CARGO_SHIM_STRICT"))
 	c.Disable = isTrue(getenv("CARGO_SHIM_DISABLE"))
-	if v := getenv("CARGO_SHIM_SHARE_CARGO_LOCK"); v != "" {
-		c.ShareLock = isTrue(v)
+	switch v := getenv("CARGO_SHIM_SHARE_CARGO_LOCK"); {
+	case v == "" || strings.EqualFold(v, "auto"):
+	case isTrue(v):
+		c.ShareLock = ShareAlways
+	default:
+		c.ShareLock = ShareNever
 	}
 	home := getenv("CARGO_HOME")
 	if home == "" {

@@ -10,7 +10,11 @@ import (
 // Registry is a shared $CARGO_HOME/registry directory.
 type Registry struct {
 	Root string
-	at   *stater // optional: see WithStater
+	// CargoLock is the download lock cargo takes for the runs this
+	// Registry serves, when it is not the registry's shared one (a home
+	// whose registry is not shared keeps its own).
+	CargoLock string
+	at        *stater // optional: see WithStater
 }
 
 // Crate is one registry package of a Cargo.lock: a lock entry.

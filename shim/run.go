@@ -74,7 +74,7 @@ func Main(args []string) int {
 		return execCargo(log, real, cmd, setEnv(os.Environ(), ExecedEnv, real), nil)
 	}
 	env := cargoEnv(os.Environ(), real)
-	if asReal || cmd.Kind == PassThrough || cmd.Kind == Admin || cmd.Kind == Unplanned && !cfg.ShareLock {
+	if asReal || cmd.Kind == PassThrough || cmd.Kind == Admin || cmd.Kind == Unplanned && cfg.ShareLock == ShareNever {
 		return execCargo(log, real, cmd, env, nil)
 	}
 	r := &Run{
@@ -191,11 +191,10 @@ const maxRounds = 3
 // holder that has the planned set locked shared (nil when there is nothing
 // to pin), to be kept through the exec.
 func (r *Run) Prepare() (*lockfile.Holder, error) {
-	if r.Cfg.ShareLock {
-		err := os.MkdirAll(r.Reg.Root, 0o755)
-		if err == nil {
-			err = shareCargoLock(r.Cfg.CargoHome, r.Reg)
-		}
+	shared := false
+	if r.Cfg.ShareLock != ShareNever {
+		var err error
+		shared, err = shareCargoLock(r.Cfg.CargoHome, r.Reg, r.Cfg.ShareLock)
 		if err != nil {
 			// The per-crate protection below does not depend on it: go on.
 			err = fmt.Errorf("cannot share cargo's package cache lock, so cold starts are not deduplicated (CARGO_SHIM_SHARE_CARGO_LOCK=0 turns this off): %w", err)
@@ -205,10 +204,14 @@ func (r *Run) Prepare() (*lockfile.Holder, error) {
 			r.shareErr = err
 		}
 	}
+	if !shared {
+		// This home's cargo takes its own lock: that is the one to wait for.
+		r.Reg.CargoLock = CargoLockFiles(r.Cfg.CargoHome)[0]
+	}
 	if r.Cmd.Kind != Planned {
 		return nil, nil
 	}
-	if r.shareErr != nil || !r.Cfg.ShareLock {
+	if !shared {
 		if fi, err := os.Stat(r.Reg.Root); err != nil || !fi.IsDir() {
 			// A registry that does not exist yet: nothing to check or pin;
 			// cargo will create it.
