@@ -56,6 +56,7 @@ type World struct {
 	Work     string // the workspace
 	Regdir   string // the loopback registry's regdir, once known
 	homes    int
+	volumes  int
 	Checksum map[string]string
 }
 
