@@ -141,6 +141,7 @@ func (r Registry) trash(p string, i Instance) error {
 	stamp := fmt.Sprintf("%d.%d", time.Now().UnixNano(), os.Getpid())
 	if err := lockfile.MkdirShared(dir); err == nil && r.realDir(dir) {
 		if err := os.Rename(p, filepath.Join(dir, i.Regdir+"."+i.Dir()+"."+stamp)); err == nil {
+			r.dropOlderTrash(i, stamp)
 			return nil
 		}
 	}
@@ -152,6 +153,24 @@ func (r Registry) trash(p string, i Instance) error {
 		return fmt.Errorf("removing broken %s of %s: %w", p, i.Crate, err)
 	}
 	return nil
+}
+
+// dropOlderTrash deletes i's earlier trash entries. The caller holds i's
+// exclusive lock, and nothing reads the trash: a crate repaired again and
+// again before the trash is emptied keeps one copy there, not one per repair.
+func (r Registry) dropOlderTrash(i Instance, keep string) {
+	ents, err := os.ReadDir(r.TrashDir())
+	if err != nil {
+		return
+	}
+	prefix := i.Regdir + "." + i.Dir() + "."
+	for _, e := range ents {
+		rest, ok := strings.CutPrefix(e.Name(), prefix)
+		ns, pid, two := strings.Cut(rest, ".")
+		if ok && two && rest != keep && isDigits(ns) && isDigits(pid) {
+			os.RemoveAll(filepath.Join(r.TrashDir(), e.Name()))
+		}
+	}
 }
 
 // asidePrefix names broken directories trash could not move out of src/.

@@ -39,6 +39,8 @@ type GCReport struct {
 	Removed         []GCEntry `json:"removed"`
 	Busy            []GCEntry `json:"busy"`
 	PlanRecords     int       `json:"plan_records_removed"`
+	LockFiles       int       `json:"lock_files_removed"`
+	StateRecords    int       `json:"state_records_removed"`
 	FreedBytes      int64     `json:"freed_bytes"`
 	TrashFreedBytes int64     `json:"trash_freed_bytes"`
 }
@@ -127,6 +129,11 @@ func GC(reg shim.Registry, o GCOptions, now time.Time) (*GCReport, error) {
 			rep.Removed = append(rep.Removed, e)
 			rep.FreedBytes += n
 		}
+	}
+	orphans, err := reg.SweepOrphans(o.DryRun)
+	rep.LockFiles, rep.StateRecords = orphans.LockFiles, orphans.StateRecords
+	if err != nil {
+		errs = multierror.Append(errs, err)
 	}
 	plans, planBytes := reg.RemoveStalePlans(max(o.MaxAge, time.Hour), o.DryRun)
 	rep.PlanRecords = plans
