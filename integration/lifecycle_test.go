@@ -57,13 +57,17 @@ type registryEvent struct {
 var registryEvents = []registryEvent{
 	{"contents-wiped", func(t testing.TB, w *World, _ []string) { wipeContents(t, w.Shared) }},
 	{"shim-dir-removed", func(t testing.TB, w *World, _ []string) { mustRemoveAll(t, filepath.Join(w.Shared, ".cargo-shim")) }},
-	{"dir-recreated", func(t testing.TB, w *World, _ []string) {
-		mustRemoveAll(t, w.Shared)
-		if err := os.Mkdir(w.Shared, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}},
+	{"dir-recreated", func(t testing.TB, w *World, _ []string) { recreateRegistry(t, w) }},
 	{"empty-mount", func(t testing.TB, w *World, homes []string) { w.NewVolume(t, homes) }},
+}
+
+// recreateRegistry removes the registry directory and makes it again, empty.
+func recreateRegistry(t testing.TB, w *World) {
+	t.Helper()
+	mustRemoveAll(t, w.Shared)
+	if err := os.Mkdir(w.Shared, 0o755); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func mustRemoveAll(t testing.TB, p string) {
