@@ -180,6 +180,23 @@ func TestUnsharedHomeKeepsPlainLockFiles(t *testing.T) {
 			t.Errorf("%s was made in an unshared registry", n[1])
 		}
 	}
+	// A repair waits for this home's own cargo on its own lock file, and
+	// leaves that file as cargo made it.
+	before, _ := os.Stat(filepath.Join(home, ".package-cache"))
+	src, _ := filepath.Glob(filepath.Join(home, "registry", "src", "127.0.0.1-*"))
+	if len(src) != 1 {
+		t.Fatalf("regdirs: %v", src)
+	}
+	rm(t, filepath.Join(src[0], "flat-1.0.0", "lib.rs"))
+	if r := w.MustCargo(home, true, "build"); !strings.Contains(r.Stderr, "Repairing flat v1.0.0") {
+		t.Fatalf("no repair: %s", r)
+	}
+	if after, _ := os.Stat(filepath.Join(home, ".package-cache")); after.Mode() != before.Mode() {
+		t.Errorf("the home's lock file changed mode: %v -> %v", before.Mode(), after.Mode())
+	}
+	if _, err := os.Lstat(filepath.Join(home, "registry", sharedLockNames[0][1])); err == nil {
+		t.Errorf("a repair made %s in an unshared registry", sharedLockNames[0][1])
+	}
 	wipeContents(t, filepath.Join(home, "registry"))
 	w.MustCargo(home, false, "build")
 	if got := w.RunApp(home); got != wantApp {

@@ -9,7 +9,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/gofrs/flock"
 	"golang.org/x/sys/unix"
 
 	"github.com/cargo-shim/cargo-shim/lockfile"
@@ -50,15 +52,6 @@ const oldCargoLockDir = ".cargo-shim/cargo"
 
 // DownloadLock is the shared file behind every home's .package-cache.
 func (r Registry) DownloadLock() string { return filepath.Join(r.Root, cargoLockNames[0][1]) }
-
-// cargoLock is the download lock the cargo of this run takes: the shared
-// file, or the home's own when the home does not share it.
-func (r Registry) cargoLock() string {
-	if r.CargoLock != "" {
-		return r.CargoLock
-	}
-	return r.DownloadLock()
-}
 
 // ShareMode says when a home's cargo lock is pointed into the registry.
 type ShareMode int
@@ -272,18 +265,46 @@ func CargoLockFiles(home string) []string {
 // Cargo never waits for a per-crate lock, so waiting here while holding one
 // cannot deadlock.
 func (r Registry) Quiesce(ctx context.Context, waiting func(), fn func()) error {
-	l, err := lockfile.Acquire(ctx, r.cargoLock(), lockfile.Shared, lockfile.Options{Waiting: func(string) {
+	if r.CargoLock != "" {
+		return quiesceHome(ctx, r.CargoLock, waiting, fn)
+	}
+	l, err := lockfile.Acquire(ctx, r.DownloadLock(), lockfile.Shared, lockfile.Options{Waiting: func(string) {
 		if waiting != nil {
 			waiting()
 		}
 	}})
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("timed out waiting for the package cache lock %s", r.cargoLock())
+			return fmt.Errorf("timed out waiting for the package cache lock %s", r.DownloadLock())
 		}
 		return err
 	}
 	defer l.Release()
+	fn()
+	return nil
+}
+
+// quiesceHome is Quiesce on a home's own cargo lock file, which stays as
+// cargo made it: opened without creating it or widening its mode. A home
+// without one has had no cargo run in it yet.
+func quiesceHome(ctx context.Context, p string, waiting func(), fn func()) error {
+	l := flock.New(p, flock.SetFlag(os.O_RDONLY|unix.O_NOFOLLOW))
+	ok, err := l.TryRLock()
+	if err == nil && !ok {
+		if waiting != nil {
+			waiting()
+		}
+		ok, err = l.TryRLockContext(ctx, 20*time.Millisecond)
+	}
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("timed out waiting for the package cache lock %s", p)
+	case err != nil:
+		return err
+	case ok:
+		defer l.Unlock()
+	}
 	fn()
 	return nil
 }
