@@ -108,13 +108,14 @@ func shareCargoLock(home string, reg Registry, mode ShareMode) (bool, error) {
 	share := mode == ShareAlways || RegistryShared(home, reg.Root)
 	if !share {
 		for _, n := range cargoLockNames {
-			if err := restorePlain(filepath.Join(home, n[0]), false); err != nil {
+			// Busy: a cargo of this home is inside its lock; next run.
+			if err := restorePlain(filepath.Join(home, n[0]), false); err != nil && !lockfile.IsBusy(err) {
 				return false, err
 			}
 		}
 		return false, nil
 	}
-	if err := lockfile.MkdirShared(reg.Root); err != nil {
+	if err := os.MkdirAll(reg.Root, 0o755); err != nil {
 		return false, err
 	}
 	for _, n := range cargoLockNames {
