@@ -127,9 +127,9 @@ func shareCargoLock(home string, reg Registry, mode ShareMode) (bool, error) {
 }
 
 // warmShared: both links name their registry file and the first file is
-// there (a wipe removes both; the slow path then makes them again, readable
-// and writable by every runner uid, before cargo would make them with its
-// umask).
+// there, readable and writable by every runner uid (a wipe removes both; a
+// plain cargo then makes them again with its umask: the slow path widens
+// them).
 func warmShared(home string, reg Registry) bool {
 	for _, n := range cargoLockNames {
 		if cur, err := os.Readlink(filepath.Join(home, n[0])); err != nil || cur != filepath.Join(reg.Root, n[1]) {
@@ -137,7 +137,7 @@ func warmShared(home string, reg Registry) bool {
 		}
 	}
 	var st unix.Stat_t
-	return unix.Stat(reg.DownloadLock(), &st) == nil
+	return unix.Stat(reg.DownloadLock(), &st) == nil && st.Mode&0o666 == 0o666
 }
 
 // linkLock points link at target, creating target first. A plain file in

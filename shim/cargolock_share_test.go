@@ -72,6 +72,15 @@ func TestShareCargoLockHealsAWipe(t *testing.T) {
 		if !warmShared(home, reg) {
 			t.Fatalf("round %d: the warm path does not see a healed home", round)
 		}
+		// A plain cargo made the file with its umask: the next run widens it.
+		os.Chmod(reg.DownloadLock(), 0o644)
+		if warmShared(home, reg) {
+			t.Fatalf("round %d: the warm path trusts a lock file other runner uids cannot open", round)
+		}
+		shareCargoLock(home, reg, ShareAlways)
+		if fi, _ := os.Stat(reg.DownloadLock()); fi.Mode().Perm() != 0o666 {
+			t.Fatalf("round %d: the lock file was not widened: %v", round, fi.Mode())
+		}
 		ents, _ := os.ReadDir(reg.Root)
 		for _, e := range ents {
 			os.RemoveAll(filepath.Join(reg.Root, e.Name()))
