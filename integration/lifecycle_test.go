@@ -216,6 +216,12 @@ func TestUninstallRestoresPlainLockFiles(t *testing.T) {
 	os.Remove(filepath.Join(foreign, ".package-cache-mutate"))
 	os.Symlink(filepath.Join(w.Root, "users-own-lock"), filepath.Join(foreign, ".package-cache-mutate"))
 
+	if r := w.AdminIn(home, "uninstall", "--dry-run"); r.Code != 0 || !strings.Contains(r.Stderr, "Would restore") {
+		t.Fatalf("dry run: %s", r)
+	}
+	if _, err := os.Readlink(filepath.Join(home, ".package-cache")); err != nil {
+		t.Fatalf("a dry run changed the home: %v", err)
+	}
 	held, err := lockfile.Try(filepath.Join(w.Shared, sharedLockNames[0][1]), lockfile.Shared)
 	if err != nil {
 		t.Fatal(err)
