@@ -13,13 +13,16 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cargo-shim/cargo-shim/integration/loopback"
+	"github.com/cargo-shim/cargo-shim/lockfile"
 )
 
 // The fleet-lifecycle test: a seeded random sequence of what happens to a
 // fleet over months (registry wipes, re-created volumes, homes added and
 // deleted, runners SIGKILLed mid-download, mid-build and mid-repair, damage,
 // gc, repair, a TTL reaper, plain cargo in the homes), with K runners whose
-// homes persist. After every step the invariants hold:
+// homes persist. Each sequence starts with every event once (gc, the reaper
+// and repair against a held build), then draws seeded random events. After
+// every step the invariants hold:
 //
 //   - every run through the shim passes (plain cargo passes on a clean
 //     registry with this workspace);
@@ -36,7 +39,7 @@ import (
 
 // fleetParams: K runners, steps per seed, seeds.
 func fleetParams() (k, steps int, seeds []uint64) {
-	k, steps, seeds = 3, 24, []uint64{1}
+	k, steps, seeds = 3, 12, []uint64{1}
 	if os.Getenv("CARGO_SHIM_CHAOS") == "long" {
 		k, steps, seeds = 4, 120, []uint64{1, 2, 3}
 	}
@@ -119,25 +122,22 @@ func runFleet(t *testing.T, seed uint64, k, steps int, viaShim bool) fleetStats 
 	for _, e := range events {
 		total += e.weight
 	}
-	for step := 0; step < steps; step++ {
-		f.st.steps++
-		pick := f.rng.IntN(total)
+	// Every event once, in an order that puts the lock-honouring ones
+	// against a held build, then the seeded random sequence.
+	for n := 0; n < len(events)+steps; n++ {
 		var e fleetEvent
-		for _, e = range events {
-			if pick < e.weight {
-				break
+		if n < len(events) {
+			e = events[n]
+		} else {
+			pick := f.rng.IntN(total)
+			for _, e = range events {
+				if pick < e.weight {
+					break
+				}
+				pick -= e.weight
 			}
-			pick -= e.weight
 		}
-		if e.quiet && f.held != nil {
-			f.releaseHeld()
-		}
-		f.log("%s", e.name)
-		e.do(f)
-		f.checkHeld()
-		if e.mutates {
-			f.verify()
-		}
+		f.step(e)
 	}
 	if f.held != nil {
 		f.releaseHeld()
@@ -147,6 +147,19 @@ func runFleet(t *testing.T, seed uint64, k, steps int, viaShim bool) fleetStats 
 	}
 	t.Logf("steps (shim=%v, seed %d):\n%s", viaShim, seed, strings.Join(f.steps, "\n"))
 	return f.st
+}
+
+func (f *fleet) step(e fleetEvent) {
+	f.st.steps++
+	if e.quiet && f.held != nil {
+		f.releaseHeld()
+	}
+	f.log("%s", e.name)
+	e.do(f)
+	f.checkHeld()
+	if e.mutates {
+		f.verify(e.quiet)
+	}
 }
 
 func (f *fleet) log(format string, args ...any) {
@@ -177,9 +190,19 @@ type fleetEvent struct {
 
 func fleetEvents() []fleetEvent {
 	return []fleetEvent{
+		{"hold a build", 2, false, false, (*fleet).hold},
+		{"cargo-shim gc --max-age 0s", 1, true, false, func(f *fleet) { f.admin("gc", "--max-age", "0s") }},
+		{"TTL reaper", 1, true, false, (*fleet).reaper},
+		{"cargo-shim repair", 1, true, false, func(f *fleet) { f.admin("repair") }},
+		{"all runners at once", 2, false, false, (*fleet).burst},
+		{"kill mid-build", 1, true, false, (*fleet).killMidBuild},
+		{"release the held build", 1, false, false, func(f *fleet) {
+			if f.held != nil {
+				f.releaseHeld()
+			}
+		}},
 		{"run", 6, false, false, func(f *fleet) { f.mustRun(f.anyHome(), f.viaShim, "run") }},
 		{"plain cargo in a home", 3, false, false, func(f *fleet) { f.plainInHome(f.anyHome()) }},
-		{"all runners at once", 2, false, false, (*fleet).burst},
 		{"wipe the registry's contents", 1, true, true, func(f *fleet) { wipeContents(f.t, f.w.Shared) }},
 		{"wipe .cargo-shim", 1, true, true, func(f *fleet) { mustRemoveAll(f.t, filepath.Join(f.w.Shared, ".cargo-shim")) }},
 		{"re-create the registry dir", 1, true, true, func(f *fleet) { recreateRegistry(f.t, f.w) }},
@@ -187,18 +210,8 @@ func fleetEvents() []fleetEvent {
 		{"add a home", 1, false, false, func(f *fleet) { f.mustRun(f.addHome(), f.viaShim, "first run") }},
 		{"delete a home", 1, false, false, (*fleet).deleteHome},
 		{"kill mid-download", 1, true, true, (*fleet).killMidDownload},
-		{"kill mid-build", 1, true, false, (*fleet).killMidBuild},
 		{"kill mid-repair", 1, true, true, (*fleet).killMidRepair},
 		{"damage", 2, true, true, (*fleet).damage},
-		{"cargo-shim gc --max-age 0s", 1, true, false, func(f *fleet) { f.admin("gc", "--max-age", "0s") }},
-		{"cargo-shim repair", 1, true, false, func(f *fleet) { f.admin("repair") }},
-		{"TTL reaper", 1, true, false, (*fleet).reaper},
-		{"hold a build", 2, false, false, (*fleet).hold},
-		{"release the held build", 1, false, false, func(f *fleet) {
-			if f.held != nil {
-				f.releaseHeld()
-			}
-		}},
 	}
 }
 
@@ -286,12 +299,14 @@ func (f *fleet) plainInHome(home string) {
 	f.fail("plain cargo failed in %s, a home the shim used, but passes in a fresh home: %s", filepath.Base(home), r)
 }
 
-// verify follows every step that changed the registry: the next run (and,
-// through the shim, sometimes plain cargo first) must pass.
-func (f *fleet) verify() {
+// verify follows every step that changed the registry: the next run must
+// pass. Through the shim, after an admin's change (quiet) or at random
+// otherwise, plain cargo in a shim home goes first: the home must not be
+// what makes it fail.
+func (f *fleet) verify(adminChange bool) {
 	f.t.Helper()
 	h := f.anyHome()
-	plainFirst := f.rng.IntN(2) == 0
+	plainFirst := f.rng.IntN(2) == 0 || adminChange
 	if f.viaShim && plainFirst && f.env == nil {
 		f.plainInHome(h)
 	}
@@ -407,13 +422,20 @@ func (f *fleet) admin(args ...string) {
 }
 
 // reaper deletes every crate, each only if it can take the crate's lock
-// exclusively without waiting, as an admin's cron job would with flock(1).
+// exclusively without waiting, as an admin's cron job would with flock(1),
+// and only while it holds the registry's cold lock (README: gc).
 func (f *fleet) reaper() {
 	if f.w.Regdir == "" {
 		return
 	}
 	locks := filepath.Join(f.w.Shared, ".cargo-shim", "locks", f.w.Regdir)
 	os.MkdirAll(locks, 0o777)
+	cold, err := lockfile.Try(filepath.Join(f.w.Shared, ".cargo-shim", "locks", "cold.lock"), lockfile.Exclusive)
+	if err != nil {
+		f.log("  a build on a cold registry runs: reaped nothing (%v)", err)
+		return
+	}
+	defer cold.Release()
 	ents, _ := os.ReadDir(filepath.Join(f.w.Shared, "src", f.w.Regdir))
 	reaped, kept := 0, 0
 	for _, e := range ents {

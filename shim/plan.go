@@ -120,9 +120,14 @@ func (r Registry) loadPlan(lockData []byte) (*plan, bool) {
 }
 
 // lockPaths: every instance, and every cold crate under every regdir with an
-// index (where cargo will put it).
+// index (where cargo will put it). Cold crates on a registry with no index
+// yet (a new or wiped one) have no regdir to be pinned under: the plan then
+// pins the cold lock, and gc removes no crate while it is held.
 func (r Registry) lockPaths(p *plan) []string {
 	var out []string
+	if len(p.cold) > 0 && len(p.indexed) == 0 {
+		out = append(out, r.ColdLock())
+	}
 	for _, i := range p.instances {
 		out = append(out, r.LockPath(i))
 	}

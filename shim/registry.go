@@ -56,6 +56,10 @@ func (r Registry) LockPath(i Instance) string {
 	return filepath.Join(r.ShimDir(), "locks", i.Regdir, i.Dir()+".lock")
 }
 
+// ColdLock is held shared by runs that download crates into a registry with
+// no index yet, and taken exclusively by gc before it removes any crate.
+func (r Registry) ColdLock() string { return filepath.Join(r.ShimDir(), "locks", "cold.lock") }
+
 // StatePath records what a verified extraction contains.
 func (r Registry) StatePath(i Instance) string {
 	return filepath.Join(r.ShimDir(), "state", i.Regdir, i.Dir())

@@ -367,6 +367,10 @@ func (r *Run) crateOfLock(path string) string {
 }
 
 func (r *Run) waiting(path string) {
+	if path == r.Reg.ColdLock() {
+		r.Log.Status("Blocking", "waiting for cargo-shim gc to finish (this build downloads crates)")
+		return
+	}
 	name := r.crateOfLock(path)
 	r.Log.Status("Blocking", fmt.Sprintf("waiting for lock on crate %s (held by another runner)", name))
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/go-multierror"
 
+	"github.com/cargo-shim/cargo-shim/lockfile"
 	"github.com/cargo-shim/cargo-shim/shim"
 )
 
@@ -43,6 +44,9 @@ type GCReport struct {
 	StateRecords    int       `json:"state_records_removed"`
 	FreedBytes      int64     `json:"freed_bytes"`
 	TrashFreedBytes int64     `json:"trash_freed_bytes"`
+	// ColdBuild: a build on crates not in the registry yet was running, so
+	// no crate was removed.
+	ColdBuild bool `json:"cold_build_running"`
 }
 
 // GC is the lock-aware replacement for a TTL reaper and cargo's auto-GC:
@@ -55,6 +59,75 @@ func GC(reg shim.Registry, o GCOptions, now time.Time) (*GCReport, error) {
 		age := now.Sub(lastUse)
 		return age > o.MaxAge, o.Tarballs && age > o.CrateMaxAge
 	}
+	cold, err := coldLock(reg, o.DryRun)
+	switch {
+	case lockfile.IsBusy(err):
+		// A build whose crates cargo is downloading into places no lock
+		// names yet: any crate may be one of them.
+		rep.ColdBuild = true
+	case err != nil:
+		errs = multierror.Append(errs, err)
+	default:
+		errs = gcCrates(reg, o, eligible, rep, errs)
+		cold.Release()
+	}
+	temps := reg.StaleTemps(time.Hour)
+	paths := make([]string, 0, len(temps))
+	for p := range temps {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		i := temps[p]
+		e := GCEntry{Crate: i.Name, Version: i.Version, Regdir: i.Regdir, What: "temp", Path: p}
+		if o.DryRun {
+			e.Bytes = shim.DiskUsage(p)
+			rep.Removed = append(rep.Removed, e)
+			rep.FreedBytes += e.Bytes
+			continue
+		}
+		n, err := reg.RemoveTemp(p, i)
+		switch {
+		case errors.Is(err, shim.ErrInUse):
+			rep.Busy = append(rep.Busy, e)
+		case err != nil:
+			errs = multierror.Append(errs, fmt.Errorf("%s: %w", p, err))
+		default:
+			e.Bytes = n
+			rep.Removed = append(rep.Removed, e)
+			rep.FreedBytes += n
+		}
+	}
+	orphans, err := reg.SweepOrphans(o.DryRun)
+	rep.LockFiles, rep.StateRecords = orphans.LockFiles, orphans.StateRecords
+	if err != nil {
+		errs = multierror.Append(errs, err)
+	}
+	plans, planBytes := reg.RemoveStalePlans(max(o.MaxAge, time.Hour), o.DryRun)
+	rep.PlanRecords = plans
+	rep.FreedBytes += planBytes
+	if !o.DryRun {
+		n, err := reg.EmptyTrash(0)
+		rep.TrashFreedBytes = n
+		if err != nil {
+			errs = multierror.Append(errs, fmt.Errorf("emptying %s: %w", reg.TrashDir(), err))
+		}
+	}
+	return rep, errs.ErrorOrNil()
+}
+
+// coldLock keeps builds that download crates out while gc removes any (a
+// dry run takes no lock).
+func coldLock(reg shim.Registry, dry bool) (*lockfile.Lock, error) {
+	if dry {
+		return nil, nil
+	}
+	return lockfile.Try(reg.ColdLock(), lockfile.Exclusive)
+}
+
+// gcCrates removes the extractions and tarballs gc is asked to, each under
+// its crate's exclusive lock.
+func gcCrates(reg shim.Registry, o GCOptions, eligible func(time.Time) (bool, bool), rep *GCReport, errs *multierror.Error) *multierror.Error {
 	for _, i := range reg.AllInstances() {
 		last := reg.LastUse(i)
 		ext, tb := eligible(last)
@@ -103,47 +176,5 @@ func GC(reg shim.Registry, o GCOptions, now time.Time) (*GCReport, error) {
 			rep.FreedBytes += rm.Bytes
 		}
 	}
-	temps := reg.StaleTemps(time.Hour)
-	paths := make([]string, 0, len(temps))
-	for p := range temps {
-		paths = append(paths, p)
-	}
-	sort.Strings(paths)
-	for _, p := range paths {
-		i := temps[p]
-		e := GCEntry{Crate: i.Name, Version: i.Version, Regdir: i.Regdir, What: "temp", Path: p}
-		if o.DryRun {
-			e.Bytes = shim.DiskUsage(p)
-			rep.Removed = append(rep.Removed, e)
-			rep.FreedBytes += e.Bytes
-			continue
-		}
-		n, err := reg.RemoveTemp(p, i)
-		switch {
-		case errors.Is(err, shim.ErrInUse):
-			rep.Busy = append(rep.Busy, e)
-		case err != nil:
-			errs = multierror.Append(errs, fmt.Errorf("%s: %w", p, err))
-		default:
-			e.Bytes = n
-			rep.Removed = append(rep.Removed, e)
-			rep.FreedBytes += n
-		}
-	}
-	orphans, err := reg.SweepOrphans(o.DryRun)
-	rep.LockFiles, rep.StateRecords = orphans.LockFiles, orphans.StateRecords
-	if err != nil {
-		errs = multierror.Append(errs, err)
-	}
-	plans, planBytes := reg.RemoveStalePlans(max(o.MaxAge, time.Hour), o.DryRun)
-	rep.PlanRecords = plans
-	rep.FreedBytes += planBytes
-	if !o.DryRun {
-		n, err := reg.EmptyTrash(0)
-		rep.TrashFreedBytes = n
-		if err != nil {
-			errs = multierror.Append(errs, fmt.Errorf("emptying %s: %w", reg.TrashDir(), err))
-		}
-	}
-	return rep, errs.ErrorOrNil()
+	return errs
 }
