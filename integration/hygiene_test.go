@@ -104,3 +104,31 @@ func regexpFind(t *testing.T, s, re string) string {
 	}
 	return m[1]
 }
+
+// The first build on an empty registry cannot pin its crates under a regdir
+// (cargo has made none yet): it pins the registry's cold lock, and gc removes
+// nothing while it runs, whatever --max-age says.
+func TestGCKeepsCratesOfABuildOnAnEmptyRegistry(t *testing.T) {
+	w := NewWorld(t)
+	w.Lock()
+	held, open := w.StartHeldBuild()
+	w.Regdir = w.findRegdir()
+	r := w.Admin("gc", "--max-age", "0s", "--json")
+	rep := decode[admin.GCReport](t, r)
+	if !rep.ColdBuild || len(rep.Removed) != 0 {
+		t.Errorf("gc during the first build on an empty registry: cold_build_running=%v, removed %d crates: %s", rep.ColdBuild, len(rep.Removed), r)
+	}
+	for _, c := range fixtureCrates {
+		if _, err := os.Stat(filepath.Join(w.Extraction(c.Dir()), ".cargo-ok")); err != nil {
+			t.Errorf("%s, in use by the build, is gone: %v", c.Dir(), err)
+		}
+	}
+	open()
+	if r := held.Wait(); r.Code != 0 {
+		t.Fatalf("the build: %s", r)
+	}
+	rep = decode[admin.GCReport](t, w.Admin("gc", "--max-age", "0s", "--json"))
+	if rep.ColdBuild || len(rep.Removed) != len(fixtureCrates) {
+		t.Errorf("gc after the build: cold_build_running=%v, removed %d crates, want %d", rep.ColdBuild, len(rep.Removed), len(fixtureCrates))
+	}
+}
