@@ -4,7 +4,7 @@ PREFIX  ?= /usr/local
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/cargo-shim/cargo-shim/shim.Version=$(VERSION)
 
-.PHONY: build test demo chaos bench install clean
+.PHONY: build test multihost demo chaos bench install clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/cargo ./cmd/cargo
@@ -14,6 +14,12 @@ build:
 test:
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
+
+# The many-runners tests with runners on two "hosts": two FUSE mounts of a
+# loopback GlusterFS volume, set up and torn down here (root and FUSE needed;
+# skipped with a message otherwise).
+multihost:
+	GO=$(GO) integration/multihost/run
 
 demo: build
 	$(GO) run ./integration/cmd/demo

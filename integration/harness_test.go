@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/cargo-shim/cargo-shim/integration/loopback"
-	"github.com/cargo-shim/cargo-shim/shim"
+	"github.com/cargo-shim/cargo-shim/shim/store"
 )
 
 var (
@@ -58,9 +58,19 @@ type World struct {
 	homes    int
 	volumes  int
 	Checksum map[string]string
+	// hosts, under `make multihost`, is the shared registry as each "host"
+	// mounts it; home n reaches it through hosts[n%len(hosts)].
+	hosts []string
 }
 
 func NewWorld(t *testing.T) *World {
+	t.Helper()
+	return newWorldOf(t, fixtureCrates)
+}
+
+// newWorldOf is NewWorld publishing crates (the fixture's names and
+// versions, built another way) instead of the fixture.
+func newWorldOf(t *testing.T, crates []loopback.CrateSpec) *World {
 	t.Helper()
 	reg, err := loopback.NewRegistry()
 	if err != nil {
@@ -69,12 +79,13 @@ func NewWorld(t *testing.T) *World {
 	t.Cleanup(func() { reg.Close() })
 	w := &World{t: t, Root: t.TempDir(), Reg: reg, Checksum: map[string]string{}}
 	w.Shared = filepath.Join(w.Root, "shared-registry")
+	w.onHosts()
 	os.MkdirAll(w.Shared, 0o755)
-	for _, c := range fixtureCrates {
+	for _, c := range crates {
 		w.Checksum[c.Dir()] = w.Reg.Publish(c)
 	}
 	w.Work = filepath.Join(w.Root, "work")
-	if err := loopback.WriteWorkspace(w.Work, fixtureCrates, loopback.AppMain); err != nil {
+	if err := loopback.WriteWorkspace(w.Work, crates, loopback.AppMain); err != nil {
 		t.Fatal(err)
 	}
 	return w
@@ -95,7 +106,11 @@ func writeFile(t testing.TB, p, s string) {
 func (w *World) Home() string {
 	w.homes++
 	h := filepath.Join(w.Root, fmt.Sprintf("home%d", w.homes))
-	if err := loopback.NewHome(h, w.Reg, w.Shared); err != nil {
+	shared := w.Shared
+	if len(w.hosts) > 0 {
+		shared = w.hosts[w.homes%len(w.hosts)]
+	}
+	if err := loopback.NewHome(h, w.Reg, shared); err != nil {
 		w.t.Fatal(err)
 	}
 	return h
@@ -192,11 +207,11 @@ func (w *World) Tarball(dir string) string {
 // content against a tarball whose sha256 matches the registry's checksum.
 func (w *World) AssertHealthy() {
 	w.t.Helper()
-	reg := shim.Registry{Root: w.Shared}
+	reg := store.Registry{Root: w.Shared}
 	for _, c := range fixtureCrates {
-		i := shim.Instance{Crate: shim.Crate{Name: c.Name, Version: c.Version, Checksum: w.Checksum[c.Dir()]}, Regdir: w.Regdir}
-		f := reg.Check(i, shim.Deep, false)
-		if f.Verdict != shim.Healthy || f.TarballMissing || f.Mismatch != "" || f.TarballCorrupt != nil {
+		i := store.Instance{Crate: store.Crate{Name: c.Name, Version: c.Version, Checksum: w.Checksum[c.Dir()]}, Regdir: w.Regdir}
+		f := reg.Check(i, store.Deep, false)
+		if f.Verdict != store.Healthy || f.TarballMissing || f.Mismatch != "" || f.TarballCorrupt != nil {
 			w.t.Errorf("registry not healthy afterwards: %s: %s %s (tarball missing=%v corrupt=%v mismatch=%q)",
 				i, f.Verdict, f.Reason, f.TarballMissing, f.TarballCorrupt, f.Mismatch)
 		}

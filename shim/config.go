@@ -6,20 +6,22 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/cargo-shim/cargo-shim/shim/store"
 )
 
 // Config is the drop-in's settings, all from CARGO_SHIM_* variables: a
 // drop-in cannot take flags of its own.
 type Config struct {
-	RealCargo   string        // CARGO_SHIM_REAL_CARGO
-	CargoHome   string        // CARGO_HOME, else ~/.cargo
-	Registry    string        // CARGO_SHIM_REGISTRY, else $CARGO_HOME/registry
-	LockTimeout time.Duration // CARGO_SHIM_LOCK_TIMEOUT, 0 = forever
-	Strict      bool          // CARGO_SHIM_STRICT=1
-	Disable     bool          // CARGO_SHIM_DISABLE=1
-	Log         LogMode       // CARGO_SHIM_LOG
-	Verify      Level         // CARGO_SHIM_VERIFY
-	ShareLock   ShareMode     // CARGO_SHIM_SHARE_CARGO_LOCK: auto (default), 1 always, 0 never
+	RealCargo   string          // CARGO_SHIM_REAL_CARGO
+	CargoHome   string          // CARGO_HOME, else ~/.cargo
+	Registry    string          // CARGO_SHIM_REGISTRY, else $CARGO_HOME/registry
+	LockTimeout time.Duration   // CARGO_SHIM_LOCK_TIMEOUT, 0 = forever
+	Strict      bool            // CARGO_SHIM_STRICT=1
+	Disable     bool            // CARGO_SHIM_DISABLE=1
+	Log         LogMode         // CARGO_SHIM_LOG
+	Verify      store.Level     // CARGO_SHIM_VERIFY
+	ShareLock   store.ShareMode // CARGO_SHIM_SHARE_CARGO_LOCK: auto (default), 1 always, 0 never
 }
 
 // Getenv looks up one variable; tests pass their own.
@@ -36,9 +38,9 @@ func LoadConfig(getenv Getenv, cwd string) (Config, error) {
 	switch v := getenv("CARGO_SHIM_SHARE_CARGO_LOCK"); {
 	case v == "" || strings.EqualFold(v, "auto"):
 	case isTrue(v):
-		c.ShareLock = ShareAlways
+		c.ShareLock = store.ShareAlways
 	default:
-		c.ShareLock = ShareNever
+		c.ShareLock = store.ShareNever
 	}
 	home := getenv("CARGO_HOME")
 	if home == "" {
@@ -69,7 +71,7 @@ func LoadConfig(getenv Getenv, cwd string) (Config, error) {
 	if c.Log, err = ParseLogMode(getenv("CARGO_SHIM_LOG")); err != nil {
 		errs = append(errs, "CARGO_SHIM_LOG: "+err.Error())
 	}
-	if c.Verify, err = ParseLevel(getenv("CARGO_SHIM_VERIFY")); err != nil {
+	if c.Verify, err = store.ParseLevel(getenv("CARGO_SHIM_VERIFY")); err != nil {
 		errs = append(errs, "CARGO_SHIM_VERIFY: "+err.Error())
 	}
 	if len(errs) > 0 {

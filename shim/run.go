@@ -7,14 +7,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"runtime/debug"
 	"sort"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/cargo-shim/cargo-shim/lockfile"
+	"github.com/cargo-shim/cargo-shim/shim/store"
+	"github.com/cargo-shim/cargo-shim/shim/store/groupshare"
 	"golang.org/x/sys/unix"
 )
 
@@ -74,12 +73,16 @@ func Main(args []string) int {
 		return execCargo(log, real, cmd, setEnv(os.Environ(), ExecedEnv, real), nil)
 	}
 	env := cargoEnv(os.Environ(), real)
-	if asReal || cmd.Kind == PassThrough || cmd.Kind == Admin || cmd.Kind == Unplanned && cfg.ShareLock == ShareNever {
+	if asReal || cmd.Kind == PassThrough || cmd.Kind == Admin || cmd.Kind == Unplanned && cfg.ShareLock == store.ShareNever {
 		return execCargo(log, real, cmd, env, nil)
 	}
+	// Before any repair and before cargo: what both create must be
+	// writable by the group on a group-shared registry.
+	group := groupshare.ApplyUmask(cfg.Registry)
 	r := &Run{
+		Group:   group,
 		Cfg:     cfg,
-		Reg:     Registry{Root: cfg.Registry},
+		Reg:     store.Registry{Root: cfg.Registry},
 		Log:     log,
 		Cmd:     cmd,
 		Cwd:     cwd,
@@ -105,11 +108,20 @@ func Main(args []string) int {
 			}
 			return exitError
 		}
-		log.Warn("%v; running cargo without the shim's protection", err)
+		log.Warn("%v; running cargo without the shim's protection%s", err, hint(cfg.Registry, err))
 	} else if r.shareErr != nil {
-		log.Warn("%v", r.shareErr)
+		log.Warn("%v%s", r.shareErr, hint(cfg.Registry, r.shareErr))
 	}
 	return execCargo(log, real, cmd, env, holder)
+}
+
+// hint is the fix for a permission failure, appended to the run's one
+// warning.
+func hint(registry string, err error) string {
+	if h := groupshare.Hint(registry, err); h != "" {
+		return ": " + h
+	}
+	return ""
 }
 
 // cargoEnv is the environment cargo gets: the caller's, plus cargo's
@@ -169,15 +181,16 @@ func execCargo(log *Logger, real string, cmd Command, env []string, holder *lock
 // Run is one drop-in invocation's plan-lock-check-repair.
 type Run struct {
 	Cfg     Config
-	Reg     Registry
+	Reg     store.Registry
 	Log     *Logger
 	Cmd     Command
 	Cwd     string
 	Self    string
 	Nested  bool
 	Offline bool
+	Group   groupshare.State // whether the registry is group-shared
 
-	plan  *plan
+	plan  *store.Plan
 	start time.Time
 	// shareErr is reported after Prepare, unless a failure that stopped the
 	// run is reported instead: one warning line per run, not two.
@@ -192,9 +205,9 @@ const maxRounds = 3
 // to pin), to be kept through the exec.
 func (r *Run) Prepare() (*lockfile.Holder, error) {
 	shared := false
-	if r.Cfg.ShareLock != ShareNever {
+	if r.Cfg.ShareLock != store.ShareNever {
 		var err error
-		shared, err = shareCargoLock(r.Cfg.CargoHome, r.Reg, r.Cfg.ShareLock)
+		shared, err = r.Reg.SharePackageCacheLock(r.Cfg.CargoHome, r.Cfg.ShareLock)
 		if err != nil {
 			// The per-crate protection below does not depend on it: go on.
 			err = fmt.Errorf("cannot share cargo's package cache lock, so cold starts are not deduplicated (CARGO_SHIM_SHARE_CARGO_LOCK=0 turns this off): %w", err)
@@ -206,7 +219,7 @@ func (r *Run) Prepare() (*lockfile.Holder, error) {
 	}
 	if !shared {
 		// This home's cargo takes its own lock: that is the one to wait for.
-		r.Reg.CargoLock = CargoLockFiles(r.Cfg.CargoHome)[0]
+		r.Reg.CargoLock = store.CargoLockFiles(r.Cfg.CargoHome)[0]
 	}
 	if r.Cmd.Kind != Planned {
 		return nil, nil
@@ -219,9 +232,9 @@ func (r *Run) Prepare() (*lockfile.Holder, error) {
 		}
 	}
 	r.start = time.Now()
-	lockPath := FindCargoLock(r.Cwd, r.Cmd.ManifestPath)
+	lockPath := store.FindCargoLock(r.Cwd, r.Cmd.ManifestPath)
 	if lockPath == "" {
-		return nil, r.checkAll()
+		return nil, r.checkRegistry()
 	}
 	lockData, err := os.ReadFile(lockPath)
 	if err != nil {
@@ -232,16 +245,14 @@ func (r *Run) Prepare() (*lockfile.Holder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot start the lock holder: %w", err)
 	}
-	p, cached := r.Reg.loadPlan(lockData)
-	if !cached {
-		if p, err = r.Reg.buildPlan(lockData, lockPath); err != nil {
-			holder.Stop()
-			return nil, fmt.Errorf("cannot read the planned crates: %w", err)
-		}
+	p, err := r.Reg.LoadPlan(lockData, lockPath)
+	if err != nil {
+		holder.Stop()
+		return nil, fmt.Errorf("cannot read the planned crates: %w", err)
 	}
-	lockPaths := r.Reg.lockPaths(p)
+	lockPaths := r.Reg.LockPaths(p)
 	r.plan = p
-	r.Log.Debug("planned %d crates from %s (plan record: %v), %d locks (%s)", len(p.crates), lockPath, cached, len(lockPaths), time.Since(r.start))
+	r.Log.Debug("planned %d crates from %s (plan record: %v), %d locks (%s)", p.Crates(), lockPath, p.Cached(), len(lockPaths), time.Since(r.start))
 	if len(lockPaths) == 0 {
 		holder.Stop()
 		return nil, nil
@@ -273,11 +284,11 @@ func (r *Run) Prepare() (*lockfile.Holder, error) {
 			// Another runner's cargo may be downloading or unpacking these
 			// very crates: look again once it is done.
 			err := r.quiesce(func() {
-				var again []Instance
+				var again []store.Instance
 				for _, f := range broken {
 					again = append(again, f.Instance)
 				}
-				broken = brokenOf(r.checkAllOf(again, r.Cfg.Verify))
+				broken = brokenOf(r.checkAll(again))
 			})
 			if err != nil {
 				holder.Stop()
@@ -286,14 +297,14 @@ func (r *Run) Prepare() (*lockfile.Holder, error) {
 		}
 		if len(broken) == 0 {
 			if fresh {
-				if err := r.Reg.savePlanFromStates(p); err != nil {
+				if err := r.Reg.RecordPlan(p); err != nil {
 					r.Log.Debug("cannot record the plan: %v", err)
 				}
 			}
 			return holder, nil
 		}
 		if round == maxRounds {
-			r.Log.Warn("the registry kept changing while cargo-shim repaired it; %d crates left as they are (first: %s: %s)", len(broken), broken[0].Instance, broken[0].describe())
+			r.Log.Warn("the registry kept changing while cargo-shim repaired it; %d crates left as they are (first: %s: %s)", len(broken), broken[0].Instance, broken[0].Describe())
 			return holder, nil
 		}
 		// flock cannot upgrade shared to exclusive: release everything,
@@ -308,63 +319,48 @@ func (r *Run) Prepare() (*lockfile.Holder, error) {
 				return nil, err
 			}
 		}
-		p.cached = false
+		p.Distrust()
 	}
 }
 
-// checkPlan checks every planned instance; the recorded stamps of the plan
-// make the warm case a few lstats per crate. fresh is true when anything was
-// looked at beyond the plan record, which should then be written again.
-func (r *Run) checkPlan(p *plan) (findings []Finding, fresh bool) {
-	out := make([]Finding, len(p.instances))
-	var unsure atomic.Bool
-	reg := r.Reg
-	reg.at = reg.openStater(p.regdirs)
-	defer reg.at.close()
-	parallelEach(len(p.instances), func(n int) {
-		i := p.instances[n]
-		if s := p.stamps[i]; s != nil && p.cached && r.Cfg.Verify == Fast {
-			if f, sure := reg.fastCheck(i, s, Fast); sure {
-				out[n] = f
-				return
-			}
-		}
-		unsure.Store(true)
-		out[n] = r.checkOne(i, r.Cfg.Verify)
-	})
-	r.reportFindings(out)
-	return out, unsure.Load() || !p.cached
+// checkOptions are this run's: its level, and a debug line for a state
+// that could not be recorded.
+func (r *Run) checkOptions() store.CheckOptions {
+	o := store.CheckOptions{Level: r.Cfg.Verify, Offline: r.Offline, RecordFailed: func(i store.Instance, err error) {
+		r.Log.Debug("cannot record state of %s: %v", i, err)
+	}}
+	if r.Group.Shared {
+		o.Verified = func(i store.Instance) { groupshare.FixDirs(r.Reg.Extraction(i), r.Group.Gid) }
+	}
+	return o
 }
 
-func brokenOf(fs []Finding) []Finding {
-	var out []Finding
+// checkPlan is step 3: every planned instance, reported.
+func (r *Run) checkPlan(p *store.Plan) (findings []store.Finding, fresh bool) {
+	findings, fresh = r.Reg.CheckPlan(p, r.checkOptions())
+	r.reportFindings(findings)
+	return findings, fresh
+}
+
+// checkAll checks instances in full, reported.
+func (r *Run) checkAll(instances []store.Instance) []store.Finding {
+	findings := r.Reg.CheckAll(instances, r.checkOptions())
+	r.reportFindings(findings)
+	return findings
+}
+
+func brokenOf(fs []store.Finding) []store.Finding {
+	var out []store.Finding
 	for _, f := range fs {
-		if f.Verdict == Broken {
+		if f.Verdict == store.Broken {
 			out = append(out, f)
 		}
 	}
 	return out
 }
 
-// crateOfLock names the crate a lock path belongs to, for messages (only
-// built when a message needs it: most runs never wait).
-func (r *Run) crateOfLock(path string) string {
-	if r.plan != nil {
-		for _, i := range r.plan.instances {
-			if r.Reg.LockPath(i) == path {
-				return i.Crate.String()
-			}
-		}
-		for _, c := range r.plan.cold {
-			for _, d := range r.plan.indexed {
-				if r.Reg.LockPath(Instance{Crate: c, Regdir: d}) == path {
-					return c.String()
-				}
-			}
-		}
-	}
-	return path
-}
+// crateOfLock names the crate a lock path belongs to, for messages.
+func (r *Run) crateOfLock(path string) string { return r.Reg.CrateOfLock(r.plan, path) }
 
 func (r *Run) waiting(path string) {
 	if path == r.Reg.ColdLock() {
@@ -387,31 +383,12 @@ func (r *Run) lockError(err error) error {
 	return fmt.Errorf("cannot lock the planned crates: %w", err)
 }
 
-// checkAllOf checks instances in parallel and records the state of those
-// whose full check passed.
-func (r *Run) checkAllOf(instances []Instance, level Level) []Finding {
-	out := make([]Finding, len(instances))
-	parallelEach(len(instances), func(n int) { out[n] = r.checkOne(instances[n], level) })
-	r.reportFindings(out)
-	return out
-}
-
-// checkOne checks one instance and records its state when a full check
-// found it healthy. Under the shared lock, no repair can change it meanwhile.
-func (r *Run) checkOne(i Instance, level Level) Finding {
-	f := r.Reg.Check(i, level, r.Offline)
-	if err := r.Reg.RecordIfVerified(f); err != nil {
-		r.Log.Debug("cannot record state of %s: %v", f.Instance, err)
-	}
-	return f
-}
-
-func (r *Run) reportFindings(out []Finding) {
+func (r *Run) reportFindings(out []store.Finding) {
 	for _, f := range out {
-		if f.Mismatch != "" && f.fresh {
+		if f.Mismatch != "" && f.Fresh() {
 			r.Log.Warn("%s: sha256 of %s is %s, Cargo.lock says %s; kept (it may come from another registry)", f.Crate, r.Reg.Tarball(f.Instance), f.Mismatch, f.Checksum)
 		}
-		if f.TarballUnsafe != nil && f.fresh {
+		if f.TarballUnsafe != nil && f.Fresh() {
 			r.Log.Warn("%s: %v", f.Crate, f.TarballUnsafe)
 		}
 		if f.TarballMissing && f.ExtractionOK && r.Offline {
@@ -420,45 +397,20 @@ func (r *Run) reportFindings(out []Finding) {
 	}
 }
 
-// parallelEach runs fn for 0..n-1 on GOMAXPROCS workers: the checks are
-// syscall-bound, one per core is what pays.
-func parallelEach(n int, fn func(int)) { ParallelEach(runtime.GOMAXPROCS(0), n, fn) }
-
-// ParallelEach runs fn for 0..n-1 on at most workers goroutines.
-func ParallelEach(workers, n int, fn func(int)) {
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	workers = min(workers, n)
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				k := int(next.Add(1) - 1)
-				if k >= n {
-					return
-				}
-				fn(k)
-			}
-		}()
-	}
-	wg.Wait()
-}
-
 // repairOne is step 4 for one crate. A nested shim never blocks: the build
 // that runs it may hold the very lock.
-func (r *Run) repairOne(i Instance) error {
+func (r *Run) repairOne(i store.Instance) error {
 	ctx, cancel := r.lockContext()
 	defer cancel()
-	act, _, err := r.Reg.RepairCrate(ctx, i, RepairOptions{NoWait: r.Nested, Offline: r.Offline, Waiting: func(what string) {
-		if what == "crate" {
+	act, _, err := r.Reg.RepairCrate(ctx, i, store.RepairOptions{NoWait: r.Nested, Offline: r.Offline, Waiting: func(what store.WaitFor) {
+		if what == store.WaitCrate {
 			r.Log.Status("Blocking", fmt.Sprintf("waiting for lock on crate %s (in use by another runner)", i.Crate))
 		} else {
 			r.Log.Status("Blocking", "waiting for file lock on package cache (another runner is downloading)")
 		}
 	}})
 	switch {
-	case errors.Is(err, ErrInUse):
+	case errors.Is(err, store.ErrInUse):
 		r.Log.Debug("%s is in use by the build that runs us; not repairing it", i)
 		return nil
 	case errors.Is(err, context.DeadlineExceeded):
@@ -494,16 +446,15 @@ func (r *Run) lockContext() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), r.Cfg.LockTimeout)
 }
 
-// checkAll is the run without a Cargo.lock: every extraction in the registry
-// is checked and repaired, none is pinned (the plan is not known yet).
-func (r *Run) checkAll() error {
-	all := r.Reg.AllInstances()
-	findings := r.checkAllOf(all, r.Cfg.Verify)
+// checkRegistry is the run without a Cargo.lock: every extraction in the
+// registry is checked and repaired, none is pinned (the plan is not known yet).
+func (r *Run) checkRegistry() error {
+	findings := r.checkAll(r.Reg.AllInstances())
 	sort.Slice(findings, func(a, b int) bool {
 		return r.Reg.LockPath(findings[a].Instance) < r.Reg.LockPath(findings[b].Instance)
 	})
 	for _, f := range findings {
-		if f.Verdict == Broken {
+		if f.Verdict == store.Broken {
 			if err := r.repairOne(f.Instance); err != nil {
 				return err
 			}

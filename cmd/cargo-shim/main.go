@@ -15,6 +15,7 @@ import (
 
 	"github.com/cargo-shim/cargo-shim/shim"
 	"github.com/cargo-shim/cargo-shim/shim/admin"
+	"github.com/cargo-shim/cargo-shim/shim/store"
 )
 
 const usage = `cargo-shim: look after a cargo registry shared by many runners
@@ -24,6 +25,7 @@ Usage:
   cargo-shim repair [--registry DIR] [--lockfile FILE]... [--deep] [--json]
   cargo-shim gc     [--registry DIR] --max-age DURATION [--crate-max-age DURATION] [--dry-run] [--json]
   cargo-shim status [--registry DIR] [--json]
+  cargo-shim init   --group GROUP [--registry DIR] [--json]
   cargo-shim uninstall [--cargo-home DIR]... [--dry-run] [--json]
   cargo-shim --version
 
@@ -59,7 +61,7 @@ func run(args []string) int {
 		fmt.Println("cargo-shim", shim.Version)
 		return 0
 	}
-	cmds := map[string]func([]string) error{"verify": verify, "repair": repair, "gc": gc, "status": status, "uninstall": uninstall}
+	cmds := map[string]func([]string) error{"verify": verify, "repair": repair, "gc": gc, "status": status, "init": initCmd, "uninstall": uninstall}
 	cmd, ok := cmds[args[0]]
 	if !ok {
 		fmt.Fprintf(os.Stderr, "cargo-shim: unknown subcommand %q\n\n%s", args[0], usage)
@@ -101,15 +103,15 @@ func newCommon(name, synopsis string) *common {
 	return c
 }
 
-func (c *common) parse(args []string) (shim.Registry, shim.Config, error) {
+func (c *common) parse(args []string) (store.Registry, shim.Config, error) {
 	if err := c.fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return shim.Registry{}, shim.Config{}, err
+			return store.Registry{}, shim.Config{}, err
 		}
-		return shim.Registry{}, shim.Config{}, usageError{err}
+		return store.Registry{}, shim.Config{}, usageError{err}
 	}
 	if c.fs.NArg() > 0 {
-		return shim.Registry{}, shim.Config{}, usageError{fmt.Errorf("unexpected argument %q", c.fs.Arg(0))}
+		return store.Registry{}, shim.Config{}, usageError{fmt.Errorf("unexpected argument %q", c.fs.Arg(0))}
 	}
 	cwd, _ := os.Getwd()
 	cfg, _ := shim.LoadConfig(os.Getenv, cwd)
@@ -117,10 +119,10 @@ func (c *common) parse(args []string) (shim.Registry, shim.Config, error) {
 		cfg.Registry = c.registry
 	}
 	c.log = shim.NewLogger(os.Stderr, shim.LogInfo, os.Getenv)
-	if fi, err := os.Stat(cfg.Registry); (err != nil || !fi.IsDir()) && c.fs.Name() != "status" {
-		return shim.Registry{}, cfg, fmt.Errorf("registry %s is not a directory", cfg.Registry)
+	if fi, err := os.Stat(cfg.Registry); (err != nil || !fi.IsDir()) && c.fs.Name() != "status" && c.fs.Name() != "init" {
+		return store.Registry{}, cfg, fmt.Errorf("registry %s is not a directory", cfg.Registry)
 	}
-	return shim.Registry{Root: cfg.Registry}, cfg, nil
+	return store.Registry{Root: cfg.Registry}, cfg, nil
 }
 
 // progress draws "Checking n/total" on stderr when it is a terminal.
@@ -154,14 +156,14 @@ func verify(args []string) error {
 	if err != nil {
 		return err
 	}
-	level := shim.Files
+	level := store.Files
 	switch {
 	case *deep && *fast:
 		return usageError{errors.New("--fast and --deep exclude each other")}
 	case *deep:
-		level = shim.Deep
+		level = store.Deep
 	case *fast:
-		level = shim.Fast
+		level = store.Fast
 	}
 	rep := admin.Verify(reg, targets, level, progress("Checking"))
 	if c.json {
@@ -193,7 +195,7 @@ func repair(args []string) error {
 		ctx, cancel = context.WithTimeout(ctx, cfg.LockTimeout)
 		defer cancel()
 	}
-	rep, err := admin.Repair(ctx, reg, targets, *deep, func(i shim.Instance, what string) {
+	rep, err := admin.Repair(ctx, reg, targets, *deep, func(i store.Instance, what store.WaitFor) {
 		c.log.Status("Blocking", fmt.Sprintf("waiting for lock on %s %s (in use by a running build)", what, i.Crate))
 	}, progress("Checking"))
 	if c.json {

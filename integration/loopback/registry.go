@@ -27,6 +27,9 @@ type CrateSpec struct {
 	Extra string
 	Deps  []string // "name = \"=1.0.0\"" lines
 	Lib   string   // extra [lib] lines, e.g. `proc-macro = true`
+	// NoDirEntries leaves directory entries out, as `cargo package` does:
+	// cargo then makes every directory with the process umask.
+	NoDirEntries bool
 }
 
 func (c CrateSpec) Dir() string { return c.Name + "-" + c.Version }
@@ -64,7 +67,7 @@ func (c CrateSpec) Tarball() []byte {
 		parts := strings.Split(n, "/")
 		for i := 1; i < len(parts); i++ {
 			d := strings.Join(parts[:i], "/")
-			if !dirs[d] {
+			if !dirs[d] && !c.NoDirEntries {
 				dirs[d] = true
 				tw.WriteHeader(&tar.Header{Name: c.Dir() + "/" + d + "/", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: mtime})
 			}

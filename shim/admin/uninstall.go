@@ -7,6 +7,7 @@ import (
 
 	"github.com/cargo-shim/cargo-shim/lockfile"
 	"github.com/cargo-shim/cargo-shim/shim"
+	"github.com/cargo-shim/cargo-shim/shim/store"
 )
 
 // UninstallEntry is one of a home's cargo lock files.
@@ -46,7 +47,7 @@ func (r *UninstallReport) Left() int {
 func Uninstall(homes []string, dry bool) *UninstallReport {
 	rep := &UninstallReport{Homes: homes, DryRun: dry, Files: []UninstallEntry{}}
 	for _, home := range homes {
-		for _, f := range shim.CargoLockFiles(home) {
+		for _, f := range store.CargoLockFiles(home) {
 			rep.Files = append(rep.Files, uninstallOne(f, dry))
 		}
 	}
@@ -79,10 +80,10 @@ func uninstallOne(f string, dry bool) UninstallEntry {
 
 func shimRestore(f string, dry bool) error {
 	if !dry {
-		return shim.RestorePlain(f)
+		return store.RestorePlain(f)
 	}
-	if target, _ := os.Readlink(f); !shim.IsShimLockLink(target) {
-		return fmt.Errorf("%s -> %s: %w", f, target, shim.ErrForeignLink)
+	if target, _ := os.Readlink(f); !store.IsShimLockLink(target) {
+		return fmt.Errorf("%s -> %s: %w", f, target, store.ErrForeignLink)
 	}
 	return nil
 }

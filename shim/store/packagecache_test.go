@@ -1,4 +1,4 @@
-package shim
+package store
 
 import (
 	"os"
@@ -36,7 +36,7 @@ func TestShareCargoLockLeavesAnUnsharedHomePlain(t *testing.T) {
 	old := filepath.Join(reg.Root, ".cargo-shim", "cargo", ".package-cache")
 	os.Symlink(old, filepath.Join(home, ".package-cache"))
 	os.Symlink("/somewhere/of/the/user", filepath.Join(home, ".package-cache-mutate"))
-	shared, err := shareCargoLock(home, reg, ShareAuto)
+	shared, err := reg.SharePackageCacheLock(home, ShareAuto)
 	if err != nil || shared {
 		t.Fatalf("shared=%v err=%v", shared, err)
 	}
@@ -56,7 +56,7 @@ func TestShareCargoLockHealsAWipe(t *testing.T) {
 	reg := Registry{Root: filepath.Join(home, "registry")}
 	os.MkdirAll(reg.Root, 0o755)
 	for round := 0; round < 2; round++ {
-		shared, err := shareCargoLock(home, reg, ShareAlways)
+		shared, err := reg.SharePackageCacheLock(home, ShareAlways)
 		if err != nil || !shared {
 			t.Fatalf("round %d: shared=%v err=%v", round, shared, err)
 		}
@@ -69,15 +69,15 @@ func TestShareCargoLockHealsAWipe(t *testing.T) {
 				t.Fatalf("round %d: %v", round, err)
 			}
 		}
-		if !warmShared(home, reg) {
+		if !reg.warmShared(home) {
 			t.Fatalf("round %d: the warm path does not see a healed home", round)
 		}
 		// A plain cargo made the file with its umask: the next run widens it.
 		os.Chmod(reg.DownloadLock(), 0o644)
-		if warmShared(home, reg) {
+		if reg.warmShared(home) {
 			t.Fatalf("round %d: the warm path trusts a lock file other runner uids cannot open", round)
 		}
-		shareCargoLock(home, reg, ShareAlways)
+		reg.SharePackageCacheLock(home, ShareAlways)
 		if fi, _ := os.Stat(reg.DownloadLock()); fi.Mode().Perm() != 0o666 {
 			t.Fatalf("round %d: the lock file was not widened: %v", round, fi.Mode())
 		}
@@ -85,7 +85,7 @@ func TestShareCargoLockHealsAWipe(t *testing.T) {
 		for _, e := range ents {
 			os.RemoveAll(filepath.Join(reg.Root, e.Name()))
 		}
-		if warmShared(home, reg) {
+		if reg.warmShared(home) {
 			t.Fatalf("round %d: the warm path trusts links into a wiped registry", round)
 		}
 	}
@@ -97,11 +97,11 @@ func BenchmarkShareCargoLockWarm(b *testing.B) {
 	home := b.TempDir()
 	reg := Registry{Root: filepath.Join(home, "registry")}
 	os.MkdirAll(reg.Root, 0o755)
-	if _, err := shareCargoLock(home, reg, ShareAlways); err != nil {
+	if _, err := reg.SharePackageCacheLock(home, ShareAlways); err != nil {
 		b.Fatal(err)
 	}
 	for b.Loop() {
-		if ok, _ := shareCargoLock(home, reg, ShareAlways); !ok {
+		if ok, _ := reg.SharePackageCacheLock(home, ShareAlways); !ok {
 			b.Fatal("not shared")
 		}
 	}
@@ -114,7 +114,7 @@ func BenchmarkShareCargoLockUnshared(b *testing.B) {
 	os.MkdirAll(reg.Root, 0o755)
 	os.WriteFile(filepath.Join(home, ".package-cache"), nil, 0o644)
 	for b.Loop() {
-		if ok, _ := shareCargoLock(home, reg, ShareAuto); ok {
+		if ok, _ := reg.SharePackageCacheLock(home, ShareAuto); ok {
 			b.Fatal("shared")
 		}
 	}
@@ -126,7 +126,7 @@ func BenchmarkShareCargoLockBaseline(b *testing.B) {
 	home := b.TempDir()
 	reg := Registry{Root: filepath.Join(home, "registry")}
 	os.MkdirAll(reg.Root, 0o755)
-	shareCargoLock(home, reg, ShareAlways)
+	reg.SharePackageCacheLock(home, ShareAlways)
 	for b.Loop() {
 		os.MkdirAll(reg.Root, 0o755)
 		for _, n := range cargoLockNames {

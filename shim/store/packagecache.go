@@ -1,4 +1,4 @@
-package shim
+package store
 
 import (
 	"context"
@@ -96,16 +96,16 @@ func otherDevice(home, root string) bool {
 	return unix.Stat(home, &a) == nil && unix.Stat(root, &b) == nil && a.Dev != b.Dev
 }
 
-// shareCargoLock makes home's cargo lock files links into the registry root
-// when the registry is shared (or mode says always), and turns links the
-// shim made earlier back into plain files when it is not. It returns whether
-// the home's cargo now locks the registry's files. The warm path is a
-// readlink per file and one stat.
-func shareCargoLock(home string, reg Registry, mode ShareMode) (bool, error) {
-	if warmShared(home, reg) {
+// SharePackageCacheLock makes home's cargo lock files links into the
+// registry root when the registry is shared (or mode says always), and turns
+// links the shim made earlier back into plain files when it is not. It
+// returns whether the home's cargo now locks the registry's files. The warm
+// path is a readlink per file and one stat.
+func (r Registry) SharePackageCacheLock(home string, mode ShareMode) (bool, error) {
+	if r.warmShared(home) {
 		return true, nil
 	}
-	share := mode == ShareAlways || RegistryShared(home, reg.Root)
+	share := mode == ShareAlways || RegistryShared(home, r.Root)
 	if !share {
 		for _, n := range cargoLockNames {
 			// Busy: a cargo of this home is inside its lock; next run.
@@ -115,11 +115,11 @@ func shareCargoLock(home string, reg Registry, mode ShareMode) (bool, error) {
 		}
 		return false, nil
 	}
-	if err := os.MkdirAll(reg.Root, 0o755); err != nil {
+	if err := os.MkdirAll(r.Root, 0o755); err != nil {
 		return false, err
 	}
 	for _, n := range cargoLockNames {
-		if err := linkLock(filepath.Join(home, n[0]), filepath.Join(reg.Root, n[1])); err != nil {
+		if err := linkLock(filepath.Join(home, n[0]), filepath.Join(r.Root, n[1])); err != nil {
 			return false, err
 		}
 	}
@@ -130,14 +130,14 @@ func shareCargoLock(home string, reg Registry, mode ShareMode) (bool, error) {
 // there, readable and writable by every runner uid (a wipe removes both; a
 // plain cargo then makes them again with its umask: the slow path widens
 // them).
-func warmShared(home string, reg Registry) bool {
+func (r Registry) warmShared(home string) bool {
 	for _, n := range cargoLockNames {
-		if cur, err := os.Readlink(filepath.Join(home, n[0])); err != nil || cur != filepath.Join(reg.Root, n[1]) {
+		if cur, err := os.Readlink(filepath.Join(home, n[0])); err != nil || cur != filepath.Join(r.Root, n[1]) {
 			return false
 		}
 	}
 	var st unix.Stat_t
-	return unix.Stat(reg.DownloadLock(), &st) == nil && st.Mode&0o666 == 0o666
+	return unix.Stat(r.DownloadLock(), &st) == nil && st.Mode&0o666 == 0o666
 }
 
 // linkLock points link at target, creating target first. A plain file in

@@ -1,4 +1,4 @@
-package shim
+package store
 
 import (
 	"os"
@@ -14,7 +14,7 @@ type Registry struct {
 	// Registry serves, when it is not the registry's shared one (a home
 	// whose registry is not shared keeps its own).
 	CargoLock string
-	at        *stater // optional: see WithStater
+	at        *stater // optional: set by CheckPlan and CheckAll
 }
 
 // Crate is one registry package of a Cargo.lock: a lock entry.
