@@ -365,20 +365,34 @@ func (f *fleet) killMidBuild() {
 	f.sleepKill(p, time.Duration(300+f.rng.IntN(2500))*time.Millisecond)
 }
 
-// ensureWarm: every crate extracted and cached, for damage to hit.
-func (f *fleet) ensureWarm() {
-	for _, c := range f.allCrates() {
-		_, e := os.Stat(filepath.Join(f.w.Shared, "src", f.w.Regdir, c))
-		_, tb := os.Stat(filepath.Join(f.w.Shared, "cache", f.w.Regdir, c+".crate"))
-		if f.w.Regdir == "" || e != nil || tb != nil {
-			f.mustRun(f.anyHome(), f.viaShim, "warm-up run")
-			return
+// ensureWarm: every crate extracted and cached, for damage to hit. Only in
+// the plain baseline can the warm-up run fail and leave it cold.
+func (f *fleet) ensureWarm() bool {
+	warm := func() bool {
+		for _, c := range f.allCrates() {
+			_, e := os.Stat(filepath.Join(f.w.Shared, "src", f.w.Regdir, c))
+			_, tb := os.Stat(filepath.Join(f.w.Shared, "cache", f.w.Regdir, c+".crate"))
+			if f.w.Regdir == "" || e != nil || tb != nil {
+				return false
+			}
 		}
+		return true
 	}
+	if warm() {
+		return true
+	}
+	f.mustRun(f.anyHome(), f.viaShim, "warm-up run")
+	if !warm() {
+		f.log("  the registry is not warm: skipped")
+		return false
+	}
+	return true
 }
 
 func (f *fleet) killMidRepair() {
-	f.ensureWarm()
+	if !f.ensureWarm() {
+		return
+	}
 	big := bigCrate().Dir()
 	rm(f.t, filepath.Join(f.w.Extraction(big), "src", "lib.rs"))
 	p := f.start(f.anyHome(), f.viaShim, "CARGO_TARGET_DIR="+f.t.TempDir())
@@ -404,7 +418,9 @@ func (f *fleet) killMidRepair() {
 }
 
 func (f *fleet) damage() {
-	f.ensureWarm()
+	if !f.ensureWarm() {
+		return
+	}
 	tc := damageCases[f.rng.IntN(len(damageCases))]
 	f.log("  %s", tc.name)
 	tc.damage(f.t, f.w)
