@@ -26,6 +26,7 @@ Usage:
   cargo-shim gc     [--registry DIR] --max-age DURATION [--crate-max-age DURATION] [--dry-run] [--json]
   cargo-shim status [--registry DIR] [--json]
   cargo-shim init   --group GROUP [--registry DIR] [--json]
+  cargo-shim uninstall [--cargo-home DIR]... [--dry-run] [--json]
   cargo-shim --version
 
 Each subcommand takes --help. Exit status: 0 ok, 1 problems found or left,
@@ -60,7 +61,7 @@ func run(args []string) int {
 		fmt.Println("cargo-shim", shim.Version)
 		return 0
 	}
-	cmds := map[string]func([]string) error{"verify": verify, "repair": repair, "gc": gc, "status": status, "init": initCmd}
+	cmds := map[string]func([]string) error{"verify": verify, "repair": repair, "gc": gc, "status": status, "init": initCmd, "uninstall": uninstall}
 	cmd, ok := cmds[args[0]]
 	if !ok {
 		fmt.Fprintf(os.Stderr, "cargo-shim: unknown subcommand %q\n\n%s", args[0], usage)
