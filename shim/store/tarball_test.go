@@ -3,7 +3,6 @@ package store
 import (
 	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"errors"
 	"fmt"
 	"os"
@@ -11,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cargo-shim/cargo-shim/shim/store/storetest"
 )
 
 type entry struct {
@@ -23,31 +24,14 @@ type entry struct {
 
 func writeTarball(t *testing.T, dir string, c Crate, entries []entry) string {
 	t.Helper()
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(zw)
-	for _, e := range entries {
-		typ := e.typ
-		if typ == 0 {
-			typ = tar.TypeReg
-		}
-		mode := e.mode
-		if mode == 0 {
-			mode = 0o644
-		}
-		hdr := &tar.Header{Name: e.name, Typeflag: typ, Mode: mode, Size: int64(len(e.body)), Linkname: e.linkname, ModTime: time.Unix(1153704088, 0)}
-		if typ != tar.TypeReg {
-			hdr.Size = 0
-		}
-		if err := tw.WriteHeader(hdr); err != nil {
-			t.Fatal(err)
-		}
-		tw.Write([]byte(e.body))
+	es := make([]storetest.Entry, len(entries))
+	for n, e := range entries {
+		es[n] = storetest.Entry{Name: e.name, Type: e.typ, Body: e.body, Mode: e.mode, Linkname: e.linkname}
 	}
-	tw.Close()
-	zw.Close()
 	p := filepath.Join(dir, c.Dir()+".crate")
-	os.WriteFile(p, buf.Bytes(), 0o644)
+	if err := os.WriteFile(p, storetest.Tarball(es), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	return p
 }
 

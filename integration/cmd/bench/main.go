@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/cargo-shim/cargo-shim/integration/loopback"
+	"github.com/cargo-shim/cargo-shim/shim/store/storetest"
 )
 
 const regdir = "127.0.0.1-00bench00bench00"
@@ -78,20 +79,11 @@ func mkTrees(reg string) error {
 
 // genCrate writes crate k of a generated registry.
 func genCrate(reg string, k int) (crateInfo, error) {
-	dirs := []string{"src", "src/a", "src/a/b", "src/c", "tests", "benches", "examples"}
-	body := bytes.Repeat([]byte("// generated\npub fn f() -> u32 { 1 }\n"), 40)
 	c := crateInfo{name: fmt.Sprintf("bench-crate-%05d", k), version: "1.0.0"}
 	stem := c.name + "-" + c.version
-	nfiles := 10 + (k*7919)%50
-	ndirs := 1 + (k*31)%len(dirs)
-	spec := loopback.CrateSpec{Name: c.name, Version: c.version, Files: map[string]string{
-		"Cargo.toml": fmt.Sprintf("[package]\nname = %q\nversion = \"1.0.0\"\n", c.name),
-	}}
-	for f := 0; f < nfiles-1; f++ {
-		spec.Files[fmt.Sprintf("%s/f%02d.rs", dirs[f%ndirs], f)] = string(body[:200+(f*37)%(len(body)-200)])
-	}
+	spec := loopback.CrateSpec{Name: c.name, Version: c.version, Files: storetest.Shaped(c.name, k)}
 	// The extraction as cargo leaves it: the tarball's files, its mtimes.
-	mtime := time.Unix(1153704088, 0)
+	mtime := storetest.Mtime
 	ext := filepath.Join(reg, "src", regdir, stem)
 	for p, data := range spec.Files {
 		dst := filepath.Join(ext, p)
