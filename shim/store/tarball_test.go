@@ -137,21 +137,28 @@ func TestExtractModes(t *testing.T) {
 	}
 }
 
-// A change right after recording may share the recorded timestamp: the
-// record must not be trusted for it ("racy" entries are re-verified).
-func TestStateRacyChangeIsCaught(t *testing.T) {
+// extracted is fnv in regdir r of a new registry: its tarball of entries,
+// cached and extracted.
+func extracted(t *testing.T, entries []entry) (Registry, Instance, *Manifest) {
+	t.Helper()
 	root := t.TempDir()
 	reg := Registry{Root: root}
 	i := Instance{Crate: fnv, Regdir: "r"}
 	os.MkdirAll(filepath.Join(root, "cache", "r"), 0o755)
-	p := writeTarball(t, filepath.Join(root, "cache", "r"), fnv, []entry{
-		{name: "fnv-1.0.7/Cargo.toml", body: "[package]"}, {name: "fnv-1.0.7/src/lib.rs", body: "pub fn f() {}"},
-	})
 	os.MkdirAll(filepath.Join(root, "src", "r"), 0o755)
-	m, err := extract(p, fnv, reg.Extraction(i))
+	m, err := extract(writeTarball(t, filepath.Join(root, "cache", "r"), fnv, entries), fnv, reg.Extraction(i))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return reg, i, m
+}
+
+// A change right after recording may share the recorded timestamp: the
+// record must not be trusted for it ("racy" entries are re-verified).
+func TestStateRacyChangeIsCaught(t *testing.T) {
+	reg, i, m := extracted(t, []entry{
+		{name: "fnv-1.0.7/Cargo.toml", body: "[package]"}, {name: "fnv-1.0.7/src/lib.rs", body: "pub fn f() {}"},
+	})
 	// A change the record's stamps cannot show: on a coarse clock, one in
 	// the same tick as the record leaves every stamp as recorded. Made
 	// certain here by changing first and recording the verified manifest
@@ -167,15 +174,9 @@ func TestStateRacyChangeIsCaught(t *testing.T) {
 }
 
 func TestStateFastCheckSeesDeepRemoval(t *testing.T) {
-	root := t.TempDir()
-	reg := Registry{Root: root}
-	i := Instance{Crate: fnv, Regdir: "r"}
-	os.MkdirAll(filepath.Join(root, "cache", "r"), 0o755)
-	p := writeTarball(t, filepath.Join(root, "cache", "r"), fnv, []entry{
+	reg, i, m := extracted(t, []entry{
 		{name: "fnv-1.0.7/src/a/b/c.rs", body: "x"}, {name: "fnv-1.0.7/src/lib.rs", body: "y"},
 	})
-	os.MkdirAll(filepath.Join(root, "src", "r"), 0o755)
-	m, _ := extract(p, fnv, reg.Extraction(i))
 	time.Sleep(2 * racyWindow) // let the record be trusted
 	if err := reg.recordState(i, m); err != nil {
 		t.Fatal(err)
