@@ -171,22 +171,8 @@ func TestChaosKilledRunners(t *testing.T) {
 			damageRandomly(t, w, rng)
 		}
 		w.Reg.SetDownloadDelay(time.Duration(rng.IntN(2)) * 150 * time.Millisecond)
-		procs := make([]*Proc, k)
-		killAt := make([]time.Duration, k)
-		for n := range procs {
-			procs[n] = w.Start(works[n], w.Home(), true, []string{"build"})
-			st.started++
-			killAt[n] = -1
-			if rng.IntN(2) == 0 {
-				// Early kills hit downloads, extraction and repairs;
-				// late ones hit compilation with locks held.
-				if rng.IntN(2) == 0 {
-					killAt[n] = time.Duration(rng.IntN(150)) * time.Millisecond
-				} else {
-					killAt[n] = time.Duration(150+rng.IntN(2000)) * time.Millisecond
-				}
-			}
-		}
+		procs, killAt := startWithKills(w, works, rng)
+		st.started += len(procs)
 		start := time.Now()
 		for n, p := range procs {
 			if killAt[n] >= 0 {
@@ -234,6 +220,26 @@ func TestChaosKilledRunners(t *testing.T) {
 	assertNoFakeExtractions(t, w)
 	t.Logf("chaos summary (seed %d, K=%d): rounds=%d runs=%d killed=%d (of which failed %d) survivors-failed=%d repairs=%d later-runs=%d later-failed=%d",
 		seed, k, st.rounds, st.started, st.killed, st.killedFailed, st.survivorsFailed, st.repairs, st.laterRuns, st.laterFailed)
+}
+
+// startWithKills starts a build in each workspace and picks, for about half
+// of them, when to kill it (-1: never): early kills hit downloads,
+// extraction and repairs; late ones hit compilation with locks held.
+func startWithKills(w *World, works []string, rng *rand.Rand) ([]*Proc, []time.Duration) {
+	procs := make([]*Proc, len(works))
+	killAt := make([]time.Duration, len(works))
+	for n := range procs {
+		procs[n] = w.Start(works[n], w.Home(), true, []string{"build"})
+		killAt[n] = -1
+		if rng.IntN(2) == 0 {
+			if rng.IntN(2) == 0 {
+				killAt[n] = time.Duration(rng.IntN(150)) * time.Millisecond
+			} else {
+				killAt[n] = time.Duration(150+rng.IntN(2000)) * time.Millisecond
+			}
+		}
+	}
+	return procs, killAt
 }
 
 func damageRandomly(t *testing.T, w *World, rng *rand.Rand) {

@@ -76,7 +76,7 @@ func Main(args []string) int {
 		return execCargo(log, real, cmd, setEnv(environ, ExecedEnv, real), nil)
 	}
 	env := cargoEnv(environ, real)
-	if asReal || cmd.Kind == PassThrough || cmd.Kind == Admin || cmd.Kind == Unplanned && !cfg.ShareLock {
+	if asReal || cmd.Kind == PassThrough || cmd.Kind == Admin || cmd.Kind == Unplanned && cfg.ShareLock == store.ShareNever {
 		return execCargo(log, real, cmd, env, nil)
 	}
 	if cfgErr != nil {
@@ -192,6 +192,8 @@ type Run struct {
 	// shareErr is reported after Prepare, unless a failure that stopped the
 	// run is reported instead: one warning line per run, not two.
 	shareErr error
+	// shared: this home's cargo lock files name the registry's.
+	shared bool
 }
 
 // maxRounds bounds step 5's "something broke in between, go back to 4".
@@ -233,31 +235,32 @@ func (r *Run) Prepare() (pinned *lockfile.Holder, err error) {
 }
 
 // sharePackageCacheLock points this home's cargo package-cache lock into the
-// registry. The per-crate protection does not depend on it: a failure stops
-// only a strict run, and is otherwise reported once, after Prepare.
+// registry when the registry is shared. The per-crate protection does not
+// depend on it: a failure stops only a strict run, and is otherwise reported
+// once, after Prepare.
 func (r *Run) sharePackageCacheLock() error {
-	if !r.Cfg.ShareLock {
-		return nil
+	if r.Cfg.ShareLock != store.ShareNever {
+		shared, err := r.Reg.SharePackageCacheLock(r.Cfg.CargoHome, r.Cfg.ShareLock)
+		if err != nil {
+			err = fmt.Errorf("cannot share cargo's package cache lock, so cold starts are not deduplicated (CARGO_SHIM_SHARE_CARGO_LOCK=0 turns this off): %w", err)
+			if r.Cfg.Strict {
+				return err
+			}
+			r.shareErr = err
+		}
+		r.shared = shared
 	}
-	err := os.MkdirAll(r.Reg.Root, 0o755)
-	if err == nil {
-		err = r.Reg.SharePackageCacheLock(r.Cfg.CargoHome)
+	if !r.shared {
+		// This home's cargo takes its own lock: that is the one to wait for.
+		r.Reg.CargoLock = store.CargoLockFiles(r.Cfg.CargoHome)[0]
 	}
-	if err == nil {
-		return nil
-	}
-	err = fmt.Errorf("cannot share cargo's package cache lock, so cold starts are not deduplicated (CARGO_SHIM_SHARE_CARGO_LOCK=0 turns this off): %w", err)
-	if r.Cfg.Strict {
-		return err
-	}
-	r.shareErr = err
 	return nil
 }
 
 // registryExists is false for a registry cargo has yet to create: nothing
 // to check or pin. (Sharing cargo's lock creates it.)
 func (r *Run) registryExists() bool {
-	if r.Cfg.ShareLock && r.shareErr == nil {
+	if r.shared {
 		return true
 	}
 	fi, err := os.Stat(r.Reg.Root)
@@ -390,6 +393,10 @@ func brokenOf(fs []store.Finding) []store.Finding {
 func (r *Run) crateOfLock(path string) string { return r.Reg.CrateOfLock(r.plan, path) }
 
 func (r *Run) waiting(path string) {
+	if path == r.Reg.ColdLock() {
+		r.Log.Status("Blocking", "waiting for cargo-shim gc to finish (this build downloads crates)")
+		return
+	}
 	name := r.crateOfLock(path)
 	r.Log.Status("Blocking", fmt.Sprintf("waiting for lock on crate %s (held by another runner)", name))
 }

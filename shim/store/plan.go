@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -123,9 +124,14 @@ func (r Registry) loadPlan(lockData []byte) (*Plan, bool) {
 }
 
 // lockPaths: every instance, and every cold crate under every regdir with an
-// index (where cargo will put it).
+// index (where cargo will put it). Cold crates on a registry with no index
+// yet (a new or wiped one) have no regdir to be pinned under: the plan then
+// pins the cold lock, and gc removes no crate while it is held.
 func (r Registry) lockPaths(p *Plan) []string {
 	var out []string
+	if len(p.cold) > 0 && len(p.indexed) == 0 {
+		out = append(out, r.ColdLock())
+	}
 	for _, i := range p.instances {
 		out = append(out, r.LockPath(i))
 	}
@@ -404,21 +410,39 @@ func (r Registry) savePlanFromStates(p *Plan) error {
 }
 
 // RemoveStalePlans deletes plan records unused for longer than maxAge (a
-// record in use is touched hourly; a removed one is rebuilt by the next run).
+// record in use is touched hourly; a removed one is rebuilt by the next run),
+// and records whose registry top directories have changed since (a wipe, a
+// re-created registry, a regdir added): loadPlan never trusts them again.
 func (r Registry) RemoveStalePlans(maxAge time.Duration, dry bool) (n int, freed int64) {
 	ents, err := os.ReadDir(r.PlanDir())
 	if err != nil {
 		return 0, 0
 	}
+	top := r.topStamps()
 	for _, e := range ents {
 		fi, err := e.Info()
-		if err != nil || !fi.Mode().IsRegular() || time.Since(fi.ModTime()) <= maxAge {
+		if err != nil || !fi.Mode().IsRegular() || strings.HasPrefix(e.Name(), ".") {
 			continue
 		}
-		if dry || os.Remove(filepath.Join(r.PlanDir(), e.Name())) == nil {
+		p := filepath.Join(r.PlanDir(), e.Name())
+		if time.Since(fi.ModTime()) <= maxAge && !planOutdated(p, top) {
+			continue
+		}
+		if dry || os.Remove(p) == nil {
 			n++
 			freed += fi.Size()
 		}
 	}
 	return n, freed
+}
+
+// planOutdated: the record was made for registry top directories that are
+// gone. An unreadable record is left to the age rule.
+func planOutdated(p string, top [3]stamp) bool {
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return false
+	}
+	pl, err := parsePlan(data)
+	return err == nil && pl.top != top
 }

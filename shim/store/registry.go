@@ -10,7 +10,11 @@ import (
 // Registry is a shared $CARGO_HOME/registry directory.
 type Registry struct {
 	Root string
-	at   *stater // optional: set by CheckPlan and CheckAll
+	// CargoLock is the download lock cargo takes for the runs this
+	// Registry serves, when it is not the registry's shared one (a home
+	// whose registry is not shared keeps its own).
+	CargoLock string
+	at        *stater // optional: set by CheckPlan and CheckAll
 }
 
 // Crate is one registry package of a Cargo.lock: a lock entry.
@@ -51,6 +55,10 @@ func (r Registry) Tarball(i Instance) string {
 func (r Registry) LockPath(i Instance) string {
 	return filepath.Join(r.ShimDir(), "locks", i.Regdir, i.Dir()+".lock")
 }
+
+// ColdLock is held shared by runs that download crates into a registry with
+// no index yet, and taken exclusively by gc before it removes any crate.
+func (r Registry) ColdLock() string { return filepath.Join(r.ShimDir(), "locks", "cold.lock") }
 
 // StatePath records what a verified extraction contains.
 func (r Registry) StatePath(i Instance) string {
