@@ -6,12 +6,14 @@
 // callers follow two rules: sets are taken in sorted order, and nobody blocks
 // on an exclusive lock while holding any other per-crate lock.
 //
-// Single locks (Try, Acquire) go through github.com/gofrs/flock. Sets
-// (AcquireSet, the drop-in's pin of hundreds of crates) use raw descriptors:
-// an *os.File costs ten syscalls per lock, a raw descriptor four (pin.go).
-// Either way a lock file is opened read-only with O_NOFOLLOW and O_CLOEXEC,
-// made world-lockable whatever the umask, and checked after locking to still
-// be the file at its path. The Holder keeps a set across the exec of cargo.
+// Every lock is taken on a raw descriptor: an *os.File costs ten syscalls per
+// lock, a raw descriptor four (pin.go), and the drop-in pins hundreds. A lock
+// file is opened read-only with O_CLOEXEC, made world-lockable whatever the
+// umask, and checked after locking to still be the file at its path. Below a
+// registry declared with Beneath, lock files and their directories are
+// resolved beneath the registry's descriptor following no symlink (safefs);
+// elsewhere the file itself is opened O_NOFOLLOW. The Holder keeps a set
+// across the exec of cargo, and declares the same registries.
 //
 // Caveats: flock reaches other hosts only on NFSv4/CephFS mounts configured to
 // forward it (NFS: local_lock=none). On a local filesystem shared through bind

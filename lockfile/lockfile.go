@@ -11,9 +11,9 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
+	"github.com/cargo-shim/cargo-shim/shim/store/safefs"
 	"github.com/gofrs/flock"
 	"golang.org/x/sys/unix"
 )
@@ -96,11 +96,6 @@ func (s statInfo) ModTime() time.Time { return time.Unix(s.st.Mtim.Unix()) }
 func (s statInfo) IsDir() bool        { return s.st.Mode&unix.S_IFMT == unix.S_IFDIR }
 func (s statInfo) Sys() any           { return &s.st }
 
-// openFlags: read-only is enough for flock and lets any uid lock a file another
-// uid created; O_NOFOLLOW so a planted symlink never redirects a lock out of the
-// registry (Go adds O_CLOEXEC itself, so descriptors never leak into cargo).
-const openFlags = os.O_RDONLY | os.O_CREATE | syscall.O_NOFOLLOW
-
 // filePerm lets every runner uid open (and so lock) a lock file; umask is
 // corrected after creation because flock needs only read access but a later
 // utimes by another uid needs write access.
@@ -161,53 +156,7 @@ func acquire(ctx context.Context, path string, mode Mode, wait bool, opt Options
 // tryOnce takes the lock on the file at path, then checks the path still names
 // that file: a lock file replaced or removed between open and flock would let
 // two holders believe they hold "the" lock.
-func tryOnce(path string, mode Mode) (*Lock, error) {
-	for attempt := 0; ; attempt++ {
-		f := flock.New(path, flock.SetFlag(openFlags), flock.SetPermissions(filePerm))
-		var ok bool
-		var err error
-		if mode == Exclusive {
-			ok, err = f.TryLock()
-		} else {
-			ok, err = f.TryRLock()
-		}
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				if mkErr := mkdirShared(filepath.Dir(path)); mkErr != nil {
-					return nil, &fs.PathError{Op: "lock", Path: path, Err: mkErr}
-				}
-				if attempt < 3 {
-					continue
-				}
-			}
-			err = unwrapPathErr(err)
-			if errors.Is(err, syscall.ELOOP) {
-				err = fmt.Errorf("lock file is a symlink, refusing to follow it: %w", err)
-			}
-			return nil, &fs.PathError{Op: "lock", Path: path, Err: err}
-		}
-		if !ok {
-			return nil, &fs.PathError{Op: "lock", Path: path, Err: ErrBusy}
-		}
-		held, err := f.Stat()
-		if err != nil {
-			f.Unlock()
-			return nil, &fs.PathError{Op: "lock", Path: path, Err: err}
-		}
-		now, err := os.Lstat(path)
-		if err != nil || !os.SameFile(held, now) {
-			f.Unlock()
-			if attempt < 10 {
-				continue
-			}
-			return nil, &fs.PathError{Op: "lock", Path: path, Err: errors.New("lock file keeps being replaced")}
-		}
-		if held.Mode().Perm()&filePerm != filePerm {
-			fixPerm(path, held)
-		}
-		return &Lock{f: f, path: path, mode: mode}, nil
-	}
-}
+func tryOnce(path string, mode Mode) (*Lock, error) { return tryFD(path, mode) }
 
 func unwrapPathErr(err error) error {
 	var pe *fs.PathError
@@ -217,29 +166,23 @@ func unwrapPathErr(err error) error {
 	return err
 }
 
-// fixPerm widens a freshly created lock file to 0666 when we own it (our umask
-// narrowed it). Opened with O_NOFOLLOW and compared to the locked file, so a
-// swapped path is never chmodded.
-func fixPerm(path string, held fs.FileInfo) {
-	st, ok := held.Sys().(*syscall.Stat_t)
-	if !ok || int(st.Uid) != os.Geteuid() {
-		return
-	}
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return
-	}
-	defer unix.Close(fd)
-	var cur unix.Stat_t
-	if unix.Fstat(fd, &cur) != nil || cur.Ino != st.Ino || cur.Dev != st.Dev {
-		return
-	}
-	_ = unix.Fchmod(fd, filePerm)
-}
-
 // MkdirShared creates dir (and parents) so that every runner uid can create
 // files in it, whatever the umask: lock files, state records, the trash.
-func MkdirShared(dir string) error { return mkdirShared(dir) }
+// Below a declared registry (Beneath) it is safefs.MkdirAll with the sticky
+// shared mode: race-free, and a component that is not a real directory is
+// an error, never followed.
+func MkdirShared(dir string) error {
+	d, rel, ok, err := anchor(dir)
+	if err != nil || !ok {
+		if err == nil {
+			err = mkdirShared(dir)
+		}
+		return err
+	}
+	sub, err := d.MkdirAll(rel, safefs.Shared)
+	sub.Close()
+	return err
+}
 
 func mkdirShared(dir string) error {
 	// Stat, not Lstat: the registry itself may be a symlink or a bind mount.
@@ -255,7 +198,17 @@ func mkdirShared(dir string) error {
 	if err := os.Mkdir(dir, 0o777); err != nil && !errors.Is(err, fs.ErrExist) {
 		return err
 	} else if err == nil {
-		_ = os.Chmod(dir, 0o777)
+		// Through a descriptor opened without following a link: a Chmod(path)
+		// here was raced into chmodding another directory.
+		fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		var st unix.Stat_t
+		if unix.Fstat(fd, &st) == nil && int(st.Uid) == os.Geteuid() {
+			_ = unix.Fchmod(fd, 0o777)
+		}
 	}
 	return nil
 }
@@ -360,9 +313,12 @@ func (s *Set) Release() error {
 func (s *Set) Touch(now time.Time, minAge time.Duration) {
 	for _, l := range s.locks {
 		fi, err := l.Stat()
-		if err != nil || now.Sub(fi.ModTime()) < minAge {
+		if err != nil || l.fd <= 0 || now.Sub(fi.ModTime()) < minAge {
 			continue
 		}
-		_ = os.Chtimes(l.Path(), now, now)
+		// Through the held descriptor: the path may name another file by now.
+		if err := safefs.Futimens(l.fd, now, now); err != nil {
+			_ = safefs.Futimens(l.fd, time.Time{}, time.Time{}) // not ours: "now" needs write access only
+		}
 	}
 }

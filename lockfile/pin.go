@@ -9,27 +9,23 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// tryFD is tryOnce on a raw descriptor, for AcquireSet's first pass. A warm
-// run pins hundreds of crates, and an *os.File costs ten syscalls per lock
-// here (open, then Go's poller registration: fstat, four fcntl, a failing
-// epoll_ctl), against four for open + flock + fstat + lstat: measured, 400
-// pins took 21 ms through gofrs/flock. Same semantics as tryOnce: read-only,
-// O_NOFOLLOW, never inherited (O_CLOEXEC), identity checked after locking,
-// world-lockable whatever the umask.
+// tryFD takes a lock on a raw descriptor: every lock (Try, Acquire, and
+// AcquireSet's first pass). A warm run pins hundreds of crates, and an
+// *os.File costs ten syscalls per lock here (open, then Go's poller
+// registration: fstat, four fcntl, a failing epoll_ctl), against four for
+// open + flock + fstat + lstat: measured, 400 pins took 21 ms through
+// gofrs/flock. A lock file is opened read-only, resolved beneath a declared
+// registry without following any link (beneath.go; O_NOFOLLOW on the file
+// elsewhere), never inherited (O_CLOEXEC), checked after locking to still be
+// the file at its path, and made world-lockable whatever the umask.
 func tryFD(path string, mode Mode) (*Lock, error) {
 	how := unix.LOCK_SH | unix.LOCK_NB
 	if mode == Exclusive {
 		how = unix.LOCK_EX | unix.LOCK_NB
 	}
 	for attempt := 0; ; attempt++ {
-		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC, filePerm)
+		fd, err := openLockFile(path)
 		if err != nil {
-			if errors.Is(err, unix.ENOENT) && attempt < 3 {
-				if mkErr := mkdirShared(dirOf(path)); mkErr != nil {
-					return nil, &fs.PathError{Op: "lock", Path: path, Err: mkErr}
-				}
-				continue
-			}
 			if errors.Is(err, unix.ELOOP) {
 				return nil, &fs.PathError{Op: "lock", Path: path, Err: fmt.Errorf("lock file is a symlink, refusing to follow it: %w", err)}
 			}
@@ -42,12 +38,12 @@ func tryFD(path string, mode Mode) (*Lock, error) {
 			}
 			return nil, &fs.PathError{Op: "lock", Path: path, Err: err}
 		}
-		var held, now unix.Stat_t
+		var held unix.Stat_t
 		if err := unix.Fstat(fd, &held); err != nil {
 			unix.Close(fd)
 			return nil, &fs.PathError{Op: "lock", Path: path, Err: err}
 		}
-		if err := unix.Lstat(path, &now); err != nil || now.Ino != held.Ino || now.Dev != held.Dev {
+		if !sameFile(path, &held) {
 			unix.Close(fd)
 			if attempt < 10 {
 				continue
