@@ -71,6 +71,15 @@ func (l *Lock) Release() error {
 	return nil
 }
 
+// Chtimes sets the locked file's times through the held descriptor: the
+// path may name another file by now.
+func (l *Lock) Chtimes(t time.Time) error {
+	if l.fd <= 0 {
+		return &fs.PathError{Op: "futimens", Path: l.path, Err: fs.ErrInvalid}
+	}
+	return safefs.Futimens(l.fd, t, t)
+}
+
 // Stat describes the locked file (fstat of the held descriptor).
 func (l *Lock) Stat() (fs.FileInfo, error) {
 	if l.f != nil {

@@ -3,7 +3,6 @@ package shim
 import (
 	"errors"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -15,12 +14,12 @@ import (
 // that pins it touches it, at most once an hour), else the newest of its
 // marker's and tarball's mtimes (when it was extracted or downloaded).
 func (r Registry) LastUse(i Instance) time.Time {
-	if fi, err := os.Lstat(r.LockPath(i)); err == nil {
+	if fi, err := r.lstat(r.LockPath(i)); err == nil {
 		return fi.ModTime()
 	}
 	var t time.Time
 	for _, p := range []string{filepath.Join(r.Extraction(i), markerName), r.Extraction(i), r.Tarball(i)} {
-		if fi, err := os.Lstat(p); err == nil && fi.ModTime().After(t) {
+		if fi, err := r.lstat(p); err == nil && fi.ModTime().After(t) {
 			t = fi.ModTime()
 		}
 	}
@@ -39,7 +38,7 @@ type Removal struct {
 // eligible(lastUse) once the lock is held. It returns ErrInUse when busy.
 func (r Registry) Remove(i Instance, tarballToo bool, eligible func(lastUse time.Time) (extraction, tarball bool)) (Removal, error) {
 	var rm Removal
-	_, statErr := os.Lstat(r.LockPath(i))
+	_, statErr := r.lstat(r.LockPath(i))
 	before := r.LastUse(i)
 	lk, err := lockfile.Try(r.LockPath(i), lockfile.Exclusive)
 	if lockfile.IsBusy(err) {
@@ -52,7 +51,7 @@ func (r Registry) Remove(i Instance, tarballToo bool, eligible func(lastUse time
 	if statErr != nil {
 		// We just created the lock file: its mtime says "now", but the crate
 		// was last used when the scan said.
-		_ = os.Chtimes(r.LockPath(i), before, before)
+		_ = lk.Chtimes(before)
 	}
 	// The lock file's mtime may have been touched between the scan and the
 	// lock: decide again now that no build can start using it.
@@ -60,32 +59,32 @@ func (r Registry) Remove(i Instance, tarballToo bool, eligible func(lastUse time
 	tb = tb && tarballToo
 	if ext {
 		root := r.Extraction(i)
-		if _, err := os.Lstat(root); err == nil {
-			n := DiskUsage(root)
+		if _, err := r.lstat(root); err == nil {
+			n := r.DiskUsage(root)
 			if err := r.trash(root, i); err != nil {
 				return rm, err
 			}
-			os.Remove(r.StatePath(i))
+			r.remove(r.StatePath(i))
 			rm.Extraction, rm.Bytes = true, rm.Bytes+n
 		}
 	}
 	if tb {
 		p := r.Tarball(i)
-		if fi, err := os.Lstat(p); err == nil {
-			if err := os.Remove(p); err != nil {
+		if fi, err := r.lstat(p); err == nil {
+			if err := r.remove(p); err != nil {
 				return rm, err
 			}
 			rm.Tarball, rm.Bytes = true, rm.Bytes+fi.Size()
 		}
 	}
-	_, errExt := os.Lstat(r.Extraction(i))
-	_, errTb := os.Lstat(r.Tarball(i))
+	_, errExt := r.lstat(r.Extraction(i))
+	_, errTb := r.lstat(r.Tarball(i))
 	if errors.Is(errExt, fs.ErrNotExist) && errors.Is(errTb, fs.ErrNotExist) {
 		// Nothing left to guard. Removing a lock file we hold is safe: a
 		// process that opened the old file finds, after locking, that the
 		// path no longer names it, and locks the new one.
-		os.Remove(r.LockPath(i))
-		os.Remove(r.StatePath(i))
+		r.remove(r.LockPath(i))
+		r.remove(r.StatePath(i))
 	}
 	return rm, nil
 }
@@ -96,7 +95,7 @@ func (r Registry) StaleTemps(minAge time.Duration) map[string]Instance {
 	out := map[string]Instance{}
 	for _, d := range r.Regdirs() {
 		parent := filepath.Join(r.Root, "src", d)
-		ents, err := os.ReadDir(parent)
+		ents, err := r.readDir(parent)
 		if err != nil {
 			continue
 		}
@@ -147,13 +146,13 @@ func (r Registry) RemoveTemp(p string, i Instance) (int64, error) {
 		return 0, err
 	}
 	defer lk.Release()
-	n := DiskUsage(p)
-	return n, os.RemoveAll(p)
+	n := r.DiskUsage(p)
+	return n, r.removeAll(p)
 }
 
 // InUse reports whether a build holds i now (an exclusive try-lock fails).
 func (r Registry) InUse(i Instance) bool {
-	if _, err := os.Lstat(r.LockPath(i)); err != nil {
+	if _, err := r.lstat(r.LockPath(i)); err != nil {
 		return false // no lock file: no build through a shim has it
 	}
 	lk, err := lockfile.Try(r.LockPath(i), lockfile.Exclusive)

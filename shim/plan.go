@@ -6,8 +6,8 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"github.com/cargo-shim/cargo-shim/shim/store/safefs"
 	"io"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -49,7 +49,7 @@ func (r Registry) topStamps() [3]stamp {
 	var out [3]stamp
 	for n, d := range topDirs {
 		var st unix.Stat_t
-		if unix.Lstat(filepath.Join(r.Root, d), &st) == nil {
+		if r.lstatRaw(filepath.Join(r.Root, d), &st) == nil {
 			out[n] = stampOf(&st)
 			out[n].Size = 0 // a directory's size says nothing useful
 		}
@@ -66,7 +66,7 @@ func (r Registry) buildPlan(lockData []byte, lockPath string) (*plan, error) {
 	p := &plan{key: planKey(lockData), crates: crates, top: r.topStamps(), stamps: map[Instance]*State{}}
 	p.regdirs = r.Regdirs()
 	for _, d := range p.regdirs {
-		if _, err := os.Lstat(filepath.Join(r.Root, "index", d)); err == nil {
+		if _, err := r.lstat(filepath.Join(r.Root, "index", d)); err == nil {
 			p.indexed = append(p.indexed, d)
 		}
 	}
@@ -85,7 +85,7 @@ func (r Registry) buildPlan(lockData []byte, lockPath string) (*plan, error) {
 func (r Registry) loadPlan(lockData []byte) (*plan, bool) {
 	key := planKey(lockData)
 	path := filepath.Join(r.PlanDir(), key)
-	f, err := os.Open(path)
+	f, err := r.open(path)
 	if err != nil {
 		return nil, false
 	}
@@ -95,14 +95,15 @@ func (r Registry) loadPlan(lockData []byte) (*plan, bool) {
 		data = make([]byte, fi.Size())
 		_, err = io.ReadFull(f, data)
 	}
+	// The record's mtime is its last use, for gc; touched at most hourly,
+	// through the descriptor read (a path may name another file by now).
+	if err == nil && time.Since(fi.ModTime()) > time.Hour {
+		now := time.Now()
+		_ = safefs.Futimens(int(f.Fd()), now, now)
+	}
 	f.Close()
 	if err != nil {
 		return nil, false
-	}
-	// The record's mtime is its last use, for gc; touched at most hourly.
-	if time.Since(fi.ModTime()) > time.Hour {
-		now := time.Now()
-		_ = os.Chtimes(path, now, now)
 	}
 	p, err := parsePlan(data)
 	if err != nil || p.key != key || p.top != r.topStamps() {
@@ -214,7 +215,7 @@ func (r Registry) savePlan(p *plan) error {
 			w.stamp(d.stamp)
 		}
 	}
-	return writeFileAtomic(filepath.Join(r.PlanDir(), p.key), w.b.Bytes())
+	return r.writeFileAtomic(filepath.Join(r.PlanDir(), p.key), w.b.Bytes())
 }
 
 func contains(xs []string, x string) bool {
@@ -384,7 +385,7 @@ func (r Registry) savePlanFromStates(p *plan) error {
 // RemoveStalePlans deletes plan records unused for longer than maxAge (a
 // record in use is touched hourly; a removed one is rebuilt by the next run).
 func (r Registry) RemoveStalePlans(maxAge time.Duration, dry bool) (n int, freed int64) {
-	ents, err := os.ReadDir(r.PlanDir())
+	ents, err := r.readDir(r.PlanDir())
 	if err != nil {
 		return 0, 0
 	}
@@ -393,7 +394,7 @@ func (r Registry) RemoveStalePlans(maxAge time.Duration, dry bool) (n int, freed
 		if err != nil || !fi.Mode().IsRegular() || time.Since(fi.ModTime()) <= maxAge {
 			continue
 		}
-		if dry || os.Remove(filepath.Join(r.PlanDir(), e.Name())) == nil {
+		if dry || r.remove(filepath.Join(r.PlanDir(), e.Name())) == nil {
 			n++
 			freed += fi.Size()
 		}

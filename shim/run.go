@@ -194,6 +194,9 @@ func (r *Run) Prepare() (*lockfile.Holder, error) {
 	if r.Cfg.ShareLock {
 		err := os.MkdirAll(r.Reg.Root, 0o755)
 		if err == nil {
+			err = r.Reg.Open()
+		}
+		if err == nil {
 			err = shareCargoLock(r.Cfg.CargoHome, r.Reg)
 		}
 		if err != nil {
@@ -216,6 +219,14 @@ func (r *Run) Prepare() (*lockfile.Holder, error) {
 		}
 	}
 	r.start = time.Now()
+	// Before the holder starts: it resolves lock files beneath the same
+	// descriptor (lockfile.Beneath).
+	if err := r.Reg.Open(); err != nil {
+		return nil, fmt.Errorf("cannot open the registry: %w", err)
+	}
+	for _, p := range r.Reg.NotReal() {
+		r.Log.Warn("%s is not a real directory (another uid may have replaced it); nothing behind it is used or changed", p)
+	}
 	lockPath := FindCargoLock(r.Cwd, r.Cmd.ManifestPath)
 	if lockPath == "" {
 		return nil, r.checkAll()

@@ -8,12 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/cargo-shim/cargo-shim/shim/store/safefs"
 )
 
 // ErrCorrupt marks a tarball that cannot be read to its end: cargo would
@@ -89,7 +91,7 @@ func dirsOf(files []FileEntry) []string {
 // walkTarball streams p's regular files to fn. Directory entries are implied
 // by file paths (an empty directory is not damage cargo would notice).
 func walkTarball(p string, c Crate, fn func(FileEntry, io.Reader) error, sum func(string)) error {
-	f, err := os.Open(p)
+	f, err := openBelow(p)
 	if err != nil {
 		return err
 	}
@@ -177,29 +179,44 @@ func walkTarball(p string, c Crate, fn func(FileEntry, io.Reader) error, sum fun
 
 // extract unpacks tarball p into dir (which must not exist) with cargo's
 // rules: mode & 0o777 (the umask applies through open(2)), tar mtimes kept,
-// the marker written last. It returns the manifest it extracted.
+// the marker written last. It returns the manifest it extracted. Every path
+// is resolved beneath dir's registry without following links (a symlink
+// another uid plants in the tree being written is an error).
 func extract(p string, c Crate, dir string) (*Manifest, error) {
-	if err := os.Mkdir(dir, 0o777); err != nil {
+	reg, rel, done, err := below(dir)
+	if err != nil {
 		return nil, err
 	}
+	defer done()
+	if err := reg.MkdirUmask(rel, 0o777); err != nil {
+		return nil, err
+	}
+	d, err := reg.OpenDir(rel)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
 	m := &Manifest{}
 	made := map[string]bool{".": true}
-	err := walkTarball(p, c, func(e FileEntry, r io.Reader) error {
+	err = walkTarball(p, c, func(e FileEntry, r io.Reader) error {
 		parent := path.Dir(e.Path)
 		if !made[parent] {
-			if err := os.MkdirAll(filepath.Join(dir, filepath.FromSlash(parent)), 0o777); err != nil {
-				return err
-			}
-			for d := parent; d != "."; d = path.Dir(d) {
-				made[d] = true
+			for _, sub := range parents(parent) {
+				if err := d.MkdirUmask(sub, 0o777); err != nil && !errors.Is(err, fs.ErrExist) {
+					return err
+				}
+				made[sub] = true
 			}
 		}
-		dst := filepath.Join(dir, filepath.FromSlash(e.Path))
-		out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, os.FileMode(e.Mode&0o777))
+		out, err := d.OpenFile(e.Path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, os.FileMode(e.Mode&0o777))
 		if err != nil {
 			return err
 		}
 		n, err := io.Copy(out, r)
+		if err == nil && n == e.Size && !e.Mtime.IsZero() {
+			// Through the descriptor just written: never a path.
+			_ = safefs.Futimens(int(out.Fd()), e.Mtime, e.Mtime)
+		}
 		if cerr := out.Close(); err == nil {
 			err = cerr
 		}
@@ -212,9 +229,6 @@ func extract(p string, c Crate, dir string) (*Manifest, error) {
 		if n != e.Size {
 			return fmt.Errorf("%s: %s: short read: %w", p, e.Path, ErrCorrupt)
 		}
-		if !e.Mtime.IsZero() {
-			_ = os.Chtimes(dst, e.Mtime, e.Mtime)
-		}
 		m.Files = append(m.Files, e)
 		return nil
 	}, func(sum string) { m.SHA256 = sum })
@@ -222,14 +236,23 @@ func extract(p string, c Crate, dir string) (*Manifest, error) {
 		return nil, err
 	}
 	m.Dirs = dirsOf(m.Files)
-	if err := writeMarker(filepath.Join(dir, markerName)); err != nil {
+	if err := writeMarker(d); err != nil {
 		return nil, err
 	}
 	return m, nil
 }
 
-func writeMarker(p string) error {
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
+// parents lists "a", "a/b", "a/b/c" for "a/b/c".
+func parents(dir string) []string {
+	var out []string
+	for d := dir; d != "."; d = path.Dir(d) {
+		out = append([]string{d}, out...)
+	}
+	return out
+}
+
+func writeMarker(d *safefs.Dir) error {
+	f, err := d.OpenFile(markerName, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
 	if err != nil {
 		return err
 	}

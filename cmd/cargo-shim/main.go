@@ -119,7 +119,12 @@ func (c *common) parse(args []string) (shim.Registry, shim.Config, error) {
 	if fi, err := os.Stat(cfg.Registry); (err != nil || !fi.IsDir()) && c.fs.Name() != "status" {
 		return shim.Registry{}, cfg, fmt.Errorf("registry %s is not a directory", cfg.Registry)
 	}
-	return shim.Registry{Root: cfg.Registry}, cfg, nil
+	reg := shim.Registry{Root: cfg.Registry}
+	// Held by descriptor from here on: nothing below it is followed.
+	if err := reg.Open(); err != nil && c.fs.Name() != "status" {
+		return shim.Registry{}, cfg, err
+	}
+	return reg, cfg, nil
 }
 
 // progress draws "Checking n/total" on stderr when it is a terminal.

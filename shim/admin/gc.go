@@ -3,7 +3,6 @@ package admin
 import (
 	"errors"
 	"fmt"
-	"os"
 	"sort"
 	"time"
 
@@ -56,8 +55,8 @@ func GC(reg shim.Registry, o GCOptions, now time.Time) (*GCReport, error) {
 	for _, i := range reg.AllInstances() {
 		last := reg.LastUse(i)
 		ext, tb := eligible(last)
-		_, extErr := os.Lstat(reg.Extraction(i))
-		_, tbErr := os.Lstat(reg.Tarball(i))
+		_, extErr := reg.Lstat(reg.Extraction(i))
+		_, tbErr := reg.Lstat(reg.Tarball(i))
 		ext = ext && extErr == nil
 		tb = tb && tbErr == nil
 		if !ext && !tb {
@@ -74,10 +73,10 @@ func GC(reg shim.Registry, o GCOptions, now time.Time) (*GCReport, error) {
 		}
 		if o.DryRun {
 			if ext {
-				e.Bytes += shim.DiskUsage(reg.Extraction(i))
+				e.Bytes += reg.DiskUsage(reg.Extraction(i))
 			}
 			if tb {
-				if fi, err := os.Lstat(reg.Tarball(i)); err == nil {
+				if fi, err := reg.Lstat(reg.Tarball(i)); err == nil {
 					e.Bytes += fi.Size()
 				}
 			}
@@ -111,7 +110,7 @@ func GC(reg shim.Registry, o GCOptions, now time.Time) (*GCReport, error) {
 		i := temps[p]
 		e := GCEntry{Crate: i.Name, Version: i.Version, Regdir: i.Regdir, What: "temp", Path: p}
 		if o.DryRun {
-			e.Bytes = shim.DiskUsage(p)
+			e.Bytes = reg.DiskUsage(p)
 			rep.Removed = append(rep.Removed, e)
 			rep.FreedBytes += e.Bytes
 			continue

@@ -203,3 +203,28 @@ func unixMode(m fs.FileMode) uint32 {
 	}
 	return u
 }
+
+// OpenFile opens rel with flag (O_NOFOLLOW and O_CLOEXEC added) and, when
+// creating, perm as open(2) takes it: the umask applies, as it does to
+// cargo's own extraction.
+func (d *Dir) OpenFile(rel string, flag int, perm fs.FileMode) (*os.File, error) {
+	fd, err := d.open(rel, flag, uint32(perm.Perm()))
+	if err != nil {
+		return nil, d.pathErr("open", rel, err)
+	}
+	return os.NewFile(uintptr(fd), d.Join(rel)), nil
+}
+
+// MkdirUmask creates the directory rel with perm as mkdir(2) takes it (the
+// umask applies); the error of an existing one is fs.ErrExist.
+func (d *Dir) MkdirUmask(rel string, perm fs.FileMode) error {
+	pfd, name, err := d.parent(rel)
+	if err != nil {
+		return d.pathErr("mkdir", rel, err)
+	}
+	defer unix.Close(pfd)
+	if err := unix.Mkdirat(pfd, name, uint32(perm.Perm())); err != nil {
+		return d.pathErr("mkdir", rel, err)
+	}
+	return nil
+}

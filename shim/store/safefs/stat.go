@@ -2,6 +2,7 @@ package safefs
 
 import (
 	"io/fs"
+	"path"
 	"syscall"
 	"time"
 
@@ -10,24 +11,39 @@ import (
 
 // Lstat describes rel itself (a symlink is reported, not followed).
 func (d *Dir) Lstat(rel string) (fs.FileInfo, error) {
+	var st unix.Stat_t
+	if err := d.LstatRaw(rel, &st); err != nil {
+		return nil, err
+	}
+	return fileInfo(path.Base(rel), &st), nil
+}
+
+// LstatRaw is Lstat into a raw stat buffer, for hot loops: one fstatat when
+// rel is a single name, else the parent resolved beneath d and an fstatat in
+// it. The returned error is the bare errno (wrapped in a PathError).
+func (d *Dir) LstatRaw(rel string, st *unix.Stat_t) error {
 	parts, err := split(rel)
 	if err != nil {
-		return nil, d.pathErr("lstat", rel, err)
+		return d.pathErr("lstat", rel, err)
 	}
-	var st unix.Stat_t
-	if len(parts) == 0 {
-		err = unix.Fstat(d.fd, &st)
-		return fileInfo(".", &st), err
+	switch len(parts) {
+	case 0:
+		err = unix.Fstat(d.fd, st)
+	case 1:
+		err = unix.Fstatat(d.fd, parts[0], st, unix.AT_SYMLINK_NOFOLLOW)
+	default:
+		var pfd int
+		var name string
+		pfd, name, err = d.parent(rel)
+		if err == nil {
+			err = unix.Fstatat(pfd, name, st, unix.AT_SYMLINK_NOFOLLOW)
+			unix.Close(pfd)
+		}
 	}
-	pfd, name, err := d.parent(rel)
 	if err != nil {
-		return nil, d.pathErr("lstat", rel, err)
+		return d.pathErr("lstat", rel, err)
 	}
-	defer unix.Close(pfd)
-	if err := unix.Fstatat(pfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return nil, d.pathErr("lstat", rel, err)
-	}
-	return fileInfo(name, &st), nil
+	return nil
 }
 
 // Stat describes the directory itself.

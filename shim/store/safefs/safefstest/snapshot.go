@@ -79,6 +79,10 @@ func Unchanged(errorf func(string, ...any), dir string, before Tree) {
 		return
 	}
 	if d := Diff(before, after); d != "" {
-		errorf("%s changed:\n%s", dir, d)
+		lines := strings.Split(d, "\n")
+		if len(lines) > 12 {
+			lines = append(lines[:12], fmt.Sprintf("... and %d more", len(lines)-12))
+		}
+		errorf("%s changed:\n%s", dir, strings.Join(lines, "\n"))
 	}
 }
