@@ -15,6 +15,7 @@ import (
 
 	"github.com/cargo-shim/cargo-shim/shim"
 	"github.com/cargo-shim/cargo-shim/shim/admin"
+	"github.com/cargo-shim/cargo-shim/shim/store"
 )
 
 const usage = `cargo-shim: look after a cargo registry shared by many runners
@@ -100,15 +101,15 @@ func newCommon(name, synopsis string) *common {
 	return c
 }
 
-func (c *common) parse(args []string) (shim.Registry, shim.Config, error) {
+func (c *common) parse(args []string) (store.Registry, shim.Config, error) {
 	if err := c.fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return shim.Registry{}, shim.Config{}, err
+			return store.Registry{}, shim.Config{}, err
 		}
-		return shim.Registry{}, shim.Config{}, usageError{err}
+		return store.Registry{}, shim.Config{}, usageError{err}
 	}
 	if c.fs.NArg() > 0 {
-		return shim.Registry{}, shim.Config{}, usageError{fmt.Errorf("unexpected argument %q", c.fs.Arg(0))}
+		return store.Registry{}, shim.Config{}, usageError{fmt.Errorf("unexpected argument %q", c.fs.Arg(0))}
 	}
 	cwd, _ := os.Getwd()
 	cfg, _ := shim.LoadConfig(os.Getenv, cwd)
@@ -117,12 +118,12 @@ func (c *common) parse(args []string) (shim.Registry, shim.Config, error) {
 	}
 	c.log = shim.NewLogger(os.Stderr, shim.LogInfo, os.Getenv)
 	if fi, err := os.Stat(cfg.Registry); (err != nil || !fi.IsDir()) && c.fs.Name() != "status" {
-		return shim.Registry{}, cfg, fmt.Errorf("registry %s is not a directory", cfg.Registry)
+		return store.Registry{}, cfg, fmt.Errorf("registry %s is not a directory", cfg.Registry)
 	}
-	reg := shim.Registry{Root: cfg.Registry}
+	reg := store.Registry{Root: cfg.Registry}
 	// Held by descriptor from here on: nothing below it is followed.
 	if err := reg.Open(); err != nil && c.fs.Name() != "status" {
-		return shim.Registry{}, cfg, err
+		return store.Registry{}, cfg, err
 	}
 	return reg, cfg, nil
 }
@@ -158,14 +159,14 @@ func verify(args []string) error {
 	if err != nil {
 		return err
 	}
-	level := shim.Files
+	level := store.Files
 	switch {
 	case *deep && *fast:
 		return usageError{errors.New("--fast and --deep exclude each other")}
 	case *deep:
-		level = shim.Deep
+		level = store.Deep
 	case *fast:
-		level = shim.Fast
+		level = store.Fast
 	}
 	rep := admin.Verify(reg, targets, level, progress("Checking"))
 	if c.json {
@@ -197,7 +198,7 @@ func repair(args []string) error {
 		ctx, cancel = context.WithTimeout(ctx, cfg.LockTimeout)
 		defer cancel()
 	}
-	rep, err := admin.Repair(ctx, reg, targets, *deep, func(i shim.Instance, what string) {
+	rep, err := admin.Repair(ctx, reg, targets, *deep, func(i store.Instance, what string) {
 		c.log.Status("Blocking", fmt.Sprintf("waiting for lock on %s %s (in use by a running build)", what, i.Crate))
 	}, progress("Checking"))
 	if c.json {

@@ -8,7 +8,7 @@ import (
 
 	"github.com/hashicorp/go-multierror"
 
-	"github.com/cargo-shim/cargo-shim/shim"
+	"github.com/cargo-shim/cargo-shim/shim/store"
 )
 
 // GCOptions: crates unused for longer than MaxAge lose their extraction;
@@ -45,7 +45,7 @@ type GCReport struct {
 // GC is the lock-aware replacement for a TTL reaper and cargo's auto-GC:
 // each crate is removed only under its exclusive lock, taken without
 // waiting, so a crate any running build holds is kept, whatever the age.
-func GC(reg shim.Registry, o GCOptions, now time.Time) (*GCReport, error) {
+func GC(reg store.Registry, o GCOptions, now time.Time) (*GCReport, error) {
 	rep := &GCReport{Registry: reg.Root, DryRun: o.DryRun, Removed: []GCEntry{}, Busy: []GCEntry{}}
 	var errs *multierror.Error
 	eligible := func(lastUse time.Time) (bool, bool) {
@@ -90,7 +90,7 @@ func GC(reg shim.Registry, o GCOptions, now time.Time) (*GCReport, error) {
 		}
 		rm, err := reg.Remove(i, o.Tarballs, eligible)
 		switch {
-		case errors.Is(err, shim.ErrInUse):
+		case errors.Is(err, store.ErrInUse):
 			rep.Busy = append(rep.Busy, e)
 		case err != nil:
 			errs = multierror.Append(errs, fmt.Errorf("%s: %w", i, err))
@@ -117,7 +117,7 @@ func GC(reg shim.Registry, o GCOptions, now time.Time) (*GCReport, error) {
 		}
 		n, err := reg.RemoveTemp(p, i)
 		switch {
-		case errors.Is(err, shim.ErrInUse):
+		case errors.Is(err, store.ErrInUse):
 			rep.Busy = append(rep.Busy, e)
 		case err != nil:
 			errs = multierror.Append(errs, fmt.Errorf("%s: %w", p, err))

@@ -3,11 +3,12 @@ package admin
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync"
 
 	"github.com/hashicorp/go-multierror"
 
-	"github.com/cargo-shim/cargo-shim/shim"
+	"github.com/cargo-shim/cargo-shim/shim/store"
 )
 
 // Problem is one thing wrong with one crate instance. The JSON field names
@@ -21,7 +22,7 @@ type Problem struct {
 	Path    string `json:"path"`
 	Problem string `json:"problem"`
 
-	instance shim.Instance
+	instance store.Instance
 }
 
 func (p Problem) String() string {
@@ -40,33 +41,29 @@ type VerifyReport struct {
 // stamps (what every drop-in run checks), Files also lstats every file of a
 // crate whose recorded state still matches, Deep re-reads every tarball,
 // compares its sha256 with the known checksum and every file's bytes.
-func Verify(reg shim.Registry, targets []shim.Instance, level shim.Level, progress func(done, total int)) *VerifyReport {
-	deep := level == shim.Deep
+func Verify(reg store.Registry, targets []store.Instance, level store.Level, progress func(done, total int)) *VerifyReport {
+	deep := level == store.Deep
 	rep := &VerifyReport{Registry: reg.Root, Deep: deep, Checked: len(targets), Problems: []Problem{}}
-	reg = reg.WithStater()
-	defer reg.Close()
-	per := make([][]Problem, len(targets))
 	var mu sync.Mutex
 	done := 0
-	parallel(len(targets), func(n int) {
-		f := reg.Check(targets[n], level, false)
-		_ = reg.RecordIfVerified(f) // a read-only registry is still verified
-		per[n] = problemsOf(reg, f)
-	}, func() {
+	// Two workers per core: the admin command's checks wait on the disk
+	// more than a warm run's. A read-only registry is still verified: a
+	// state that cannot be recorded is no problem of the crate's.
+	findings := reg.CheckAll(targets, store.CheckOptions{Level: level, Workers: 2 * runtime.GOMAXPROCS(0), Done: func() {
 		if progress != nil {
 			mu.Lock()
 			done++
 			progress(done, len(targets))
 			mu.Unlock()
 		}
-	})
-	for _, ps := range per {
-		rep.Problems = append(rep.Problems, ps...)
+	}})
+	for _, f := range findings {
+		rep.Problems = append(rep.Problems, problemsOf(reg, f)...)
 	}
 	return rep
 }
 
-func problemsOf(reg shim.Registry, f shim.Finding) []Problem {
+func problemsOf(reg store.Registry, f store.Finding) []Problem {
 	mk := func(kind, path, what string) Problem {
 		return Problem{Crate: f.Name, Version: f.Version, Regdir: f.Regdir, Kind: kind, Path: path, Problem: what, instance: f.Instance}
 	}
@@ -80,7 +77,7 @@ func problemsOf(reg shim.Registry, f shim.Finding) []Problem {
 	case f.Mismatch != "":
 		out = append(out, mk("checksum", tb, fmt.Sprintf("sha256 %s, expected %s", f.Mismatch, f.Checksum)))
 	}
-	if f.Verdict == shim.Broken && f.TarballCorrupt == nil && f.Reason != "not extracted" {
+	if f.Verdict == store.Broken && f.TarballCorrupt == nil && f.Reason != "not extracted" {
 		out = append(out, mk("extraction", f.Problem, f.Reason))
 	}
 	return out
@@ -105,15 +102,15 @@ type Fixed struct {
 // Repair repairs what Verify finds, each crate under its exclusive lock
 // (waiting for builds that use it, up to ctx), and goes on past a crate it
 // cannot repair; those errors are gathered in the returned error.
-func Repair(ctx context.Context, reg shim.Registry, targets []shim.Instance, deep bool, waiting func(shim.Instance, string), progress func(done, total int)) (*RepairReport, error) {
-	level := shim.Files
+func Repair(ctx context.Context, reg store.Registry, targets []store.Instance, deep bool, waiting func(store.Instance, string), progress func(done, total int)) (*RepairReport, error) {
+	level := store.Files
 	if deep {
-		level = shim.Deep
+		level = store.Deep
 	}
 	found := Verify(reg, targets, level, progress)
 	rep := &RepairReport{Registry: reg.Root, Checked: found.Checked, Repaired: []Fixed{}, Left: []Problem{}}
 	var errs *multierror.Error
-	seen := map[shim.Instance]bool{}
+	seen := map[store.Instance]bool{}
 	for _, p := range found.Problems {
 		i := p.instance
 		if seen[i] {
@@ -126,7 +123,7 @@ func Repair(ctx context.Context, reg shim.Registry, targets []shim.Instance, dee
 			rep.Left = append(rep.Left, p)
 			continue
 		}
-		act, after, err := reg.RepairCrate(ctx, i, shim.RepairOptions{Deep: deep, Waiting: func(what string) {
+		act, after, err := reg.RepairCrate(ctx, i, store.RepairOptions{Deep: deep, Waiting: func(what string) {
 			if waiting != nil {
 				waiting(i, what)
 			}
