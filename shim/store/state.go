@@ -266,8 +266,11 @@ func (r Registry) trustedRecord(p string) bool {
 		if st.Uid != 0 && st.Uid != euid {
 			return false
 		}
-		last := k == len(parts)-1
-		if !last && st.Mode&0o022 != 0 && st.Mode&unix.S_ISVTX == 0 {
+		want := uint32(unix.S_IFDIR)
+		if k == len(parts)-1 {
+			want = unix.S_IFREG
+		}
+		if st.Mode&unix.S_IFMT != want || want == unix.S_IFDIR && st.Mode&0o022 != 0 && st.Mode&unix.S_ISVTX == 0 {
 			return false
 		}
 	}
