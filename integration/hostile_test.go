@@ -179,11 +179,18 @@ func TestHostileRegdirSymlink(t *testing.T) {
 func TestHostileLocksDirSymlink(t *testing.T) {
 	w := hostileWorld(t)
 	decoy, snap := w.decoy()
-	w.MustCargo(w.Home(), true, "build")
-	if err := w.attack(`mv .cargo-shim/locks .cargo-shim/locks.x`, decoy); err == nil {
-		t.Error("uid 65534 renamed root's .cargo-shim/locks: the shim's directories are not sticky")
+	home := w.Home()
+	w.MustCargo(home, true, "build")
+	for _, sub := range []string{"locks", "cargo", "state"} {
+		if err := w.attack(`mv .cargo-shim/`+sub+` .cargo-shim/`+sub+`.x`, decoy); err == nil {
+			t.Errorf("uid 65534 renamed root's .cargo-shim/%s: the shim's directories are not sticky", sub)
+		}
 	}
-	w.mustAttack(`mv .cargo-shim .cargo-shim.x; mkdir -m 777 .cargo-shim; ln -s "$DECOY" .cargo-shim/locks`, decoy)
+	// cargo's own package-cache lock of this home leads into .cargo-shim/cargo
+	// too: the same home must not follow it out.
+	w.mustAttack(`mv .cargo-shim .cargo-shim.x; mkdir -m 777 .cargo-shim
+		ln -s "$DECOY" .cargo-shim/locks; ln -s "$DECOY" .cargo-shim/cargo`, decoy)
+	w.realBuildIn(home, decoy, snap)
 	w.realBuild(decoy, snap)
 	w.runVictims(decoy, snap, w.Extraction(""))
 }
@@ -192,7 +199,11 @@ func TestHostileLocksDirSymlink(t *testing.T) {
 // (fail open), the app runs, the decoy is unchanged, the registry healthy.
 func (w *World) realBuild(decoy string, snap safefstest.Tree) {
 	w.t.Helper()
-	home := w.Home()
+	w.realBuildIn(w.Home(), decoy, snap)
+}
+
+func (w *World) realBuildIn(home, decoy string, snap safefstest.Tree) {
+	w.t.Helper()
 	w.MustCargo(home, true, "build")
 	if got := w.RunApp(home); got != wantApp {
 		w.t.Errorf("app printed %q, want %q", got, wantApp)

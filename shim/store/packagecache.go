@@ -35,11 +35,31 @@ func (r Registry) DownloadLock() string { return filepath.Join(r.CargoLockDir(),
 // SharePackageCacheLock makes home's cargo lock files symlinks into the registry.
 // The fast path is one readlink per file.
 func (r Registry) SharePackageCacheLock(home string) error {
+	err := r.sharePackageCacheLock(home)
+	if err != nil {
+		// cargo follows these links: none may stay pointing at a target that
+		// could not be checked (another uid may have replaced a directory on
+		// its way out of the registry); cargo then keeps its own lock files.
+		for _, name := range cargoLockNames {
+			link := filepath.Join(home, name)
+			if cur, lerr := os.Readlink(link); lerr == nil && cur == filepath.Join(r.CargoLockDir(), name) {
+				os.Remove(link)
+			}
+		}
+	}
+	return err
+}
+
+func (r Registry) sharePackageCacheLock(home string) error {
 	for _, name := range cargoLockNames {
 		link := filepath.Join(home, name)
 		target := filepath.Join(r.CargoLockDir(), name)
 		if cur, err := os.Readlink(link); err == nil && cur == target {
-			continue
+			// Only while the target resolves inside the registry without a
+			// symlink: else it is made again below, or the link goes.
+			if fi, err := r.lstat(target); err == nil && fi.Mode().IsRegular() {
+				continue
+			}
 		}
 		if err := ensureLockTarget(target); err != nil {
 			return err
