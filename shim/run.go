@@ -222,8 +222,10 @@ func (r *Run) Prepare() (*lockfile.Holder, error) {
 	if err := r.Reg.Open(); err != nil {
 		return nil, fmt.Errorf("cannot open the registry: %w", err)
 	}
-	for _, p := range r.Reg.NotReal() {
-		r.Log.Warn("%s is not a real directory (another uid may have replaced it); nothing behind it is used or changed", p)
+	// Nothing below the registry is followed anyway; failing open here says
+	// so in the run's one warning line instead of an error further on.
+	if bad := r.Reg.NotReal(); len(bad) > 0 {
+		return nil, fmt.Errorf("%s is not a real directory (another uid may have replaced it with a symlink); nothing below the registry is followed", bad[0])
 	}
 	lockPath := store.FindCargoLock(r.Cwd, r.Cmd.ManifestPath)
 	if lockPath == "" {
