@@ -1,12 +1,9 @@
 package lockfile
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"strings"
 	"sync"
-	"syscall"
 
 	"github.com/cargo-shim/cargo-shim/shim/store/safefs"
 	"golang.org/x/sys/unix"
@@ -73,68 +70,45 @@ func anchor(path string) (d *safefs.Dir, rel string, ok bool, err error) {
 	return beneath.roots[best], path[len(best)+1:], true, nil
 }
 
-// openLockFile opens (creating it, and its directories, if missing) the lock
-// file at path, read-only, never following a link below a declared root.
+// openLockFile opens the lock file at path with openFlags, resolved beneath
+// its declared registry if it lies in one (ENOENT when a directory is
+// missing: lockAt makes it with mkdirShared and retries).
 func openLockFile(path string) (int, error) {
 	d, rel, ok, err := anchor(path)
 	if err != nil {
 		return -1, err
 	}
 	if !ok {
-		return openUnanchored(path)
+		return unix.Open(path, openFlags, filePerm)
 	}
-	for attempt := 0; ; attempt++ {
-		fd, err := d.OpenLock(rel, filePerm)
-		if err == nil || !errors.Is(err, fs.ErrNotExist) || attempt == 3 {
-			return fd, unwrapPathErr(err)
-		}
-		sub, mkErr := d.MkdirAll(dirOf(rel), safefs.Shared)
-		if mkErr != nil {
-			return -1, mkErr
-		}
-		sub.Close()
-	}
+	fd, err := d.OpenLock(rel, filePerm)
+	return fd, unwrapPathErr(err)
 }
 
-// openUnanchored is for lock files outside any registry (a home's
-// .package-cache): O_NOFOLLOW on the file itself.
-func openUnanchored(path string) (int, error) {
-	for attempt := 0; ; attempt++ {
-		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC, filePerm)
-		if err == nil || !errors.Is(err, unix.ENOENT) || attempt == 3 {
-			return fd, err
-		}
-		if mkErr := mkdirShared(dirOf(path)); mkErr != nil {
-			return -1, mkErr
-		}
+// mkdirBeneath is mkdirShared for a directory below a declared registry:
+// safefs.MkdirAll, race-free and sticky. ok is false outside every registry.
+func mkdirBeneath(dir string) (ok bool, err error) {
+	d, rel, ok, err := anchor(dir)
+	if err != nil || !ok {
+		return ok, err
 	}
+	sub, err := d.MkdirAll(rel, safefs.Shared)
+	sub.Close()
+	return true, err
 }
 
-// sameFile reports whether path still names the file held as st.
-func sameFile(path string, st *unix.Stat_t) bool {
+// stillAt reports whether path names the held file; below a declared
+// registry the path is resolved beneath it.
+func stillAt(path string, held heldFile) bool {
 	d, rel, ok, err := anchor(path)
 	if err != nil {
 		return false
 	}
 	var now unix.Stat_t
-	if !ok {
-		if unix.Lstat(path, &now) != nil {
-			return false
-		}
+	if ok {
+		err = d.LstatRaw(rel, &now)
 	} else {
-		fi, err := d.Lstat(rel)
-		if err != nil {
-			return false
-		}
-		now = statOf(fi)
+		err = unix.Lstat(path, &now)
 	}
-	return now.Ino == st.Ino && now.Dev == st.Dev
-}
-
-func statOf(fi fs.FileInfo) unix.Stat_t {
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return unix.Stat_t{}
-	}
-	return unix.Stat_t{Dev: st.Dev, Ino: st.Ino}
+	return err == nil && now.Dev == held.dev && now.Ino == held.ino
 }

@@ -7,10 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
-	"sync"
-	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/cargo-shim/cargo-shim/shim/store/safefs"
@@ -71,13 +69,19 @@ func (l *Lock) Release() error {
 	return nil
 }
 
-// Chtimes sets the locked file's times through the held descriptor: the
-// path may name another file by now.
+// Chtimes sets the locked file's times through the held descriptor (the
+// path may name another file by now); "now" when explicit times are refused
+// (another uid's file: they need ownership, now needs write access only).
 func (l *Lock) Chtimes(t time.Time) error {
-	if l.fd <= 0 {
-		return &fs.PathError{Op: "futimens", Path: l.path, Err: fs.ErrInvalid}
+	fd := l.fd
+	if l.f != nil {
+		return &fs.PathError{Op: "futimens", Path: l.path, Err: errors.ErrUnsupported}
 	}
-	return safefs.Futimens(l.fd, t, t)
+	err := safefs.Futimens(fd, t, t)
+	if err != nil && time.Since(t) < time.Minute {
+		err = safefs.Futimens(fd, time.Time{}, time.Time{})
+	}
+	return err
 }
 
 // Stat describes the locked file (fstat of the held descriptor).
@@ -104,11 +108,6 @@ func (s statInfo) Mode() fs.FileMode  { return fs.FileMode(s.st.Mode & 0o777) }
 func (s statInfo) ModTime() time.Time { return time.Unix(s.st.Mtim.Unix()) }
 func (s statInfo) IsDir() bool        { return s.st.Mode&unix.S_IFMT == unix.S_IFDIR }
 func (s statInfo) Sys() any           { return &s.st }
-
-// filePerm lets every runner uid open (and so lock) a lock file; umask is
-// corrected after creation because flock needs only read access but a later
-// utimes by another uid needs write access.
-const filePerm = 0o666
 
 // Options tune a blocking acquisition.
 type Options struct {
@@ -138,7 +137,7 @@ func acquire(ctx context.Context, path string, mode Mode, wait bool, opt Options
 	warned := false
 	delay := time.Millisecond
 	for {
-		l, err := tryOnce(path, mode)
+		l, err := lockAt(path, mode, takeFlock)
 		if err == nil {
 			return l, nil
 		}
@@ -162,10 +161,36 @@ func acquire(ctx context.Context, path string, mode Mode, wait bool, opt Options
 	}
 }
 
-// tryOnce takes the lock on the file at path, then checks the path still names
-// that file: a lock file replaced or removed between open and flock would let
-// two holders believe they hold "the" lock.
-func tryOnce(path string, mode Mode) (*Lock, error) { return tryFD(path, mode) }
+// takeFlock is the gofrs/flock primitive, for single locks.
+func takeFlock(path string, mode Mode) (*Lock, heldFile, error) {
+	f := flock.New(path, flock.SetFlag(openFlags), flock.SetPermissions(filePerm))
+	var ok bool
+	var err error
+	if mode == Exclusive {
+		ok, err = f.TryLock()
+	} else {
+		ok, err = f.TryRLock()
+	}
+	if err != nil || !ok {
+		f.Close() // gofrs keeps the descriptor of a failed try open
+		if err != nil {
+			return nil, heldFile{}, unwrapPathErr(err)
+		}
+		return nil, heldFile{}, ErrBusy
+	}
+	l := &Lock{f: f, path: path, mode: mode}
+	fi, err := f.Stat()
+	if err != nil {
+		l.Release()
+		return nil, heldFile{}, err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		l.Release()
+		return nil, heldFile{}, errors.New("no file identity")
+	}
+	return l, heldFile{dev: st.Dev, ino: st.Ino, uid: st.Uid, mode: st.Mode}, nil
+}
 
 func unwrapPathErr(err error) error {
 	var pe *fs.PathError
@@ -177,23 +202,12 @@ func unwrapPathErr(err error) error {
 
 // MkdirShared creates dir (and parents) so that every runner uid can create
 // files in it, whatever the umask: lock files, state records, the trash.
-// Below a declared registry (Beneath) it is safefs.MkdirAll with the sticky
-// shared mode: race-free, and a component that is not a real directory is
-// an error, never followed.
-func MkdirShared(dir string) error {
-	d, rel, ok, err := anchor(dir)
-	if err != nil || !ok {
-		if err == nil {
-			err = mkdirShared(dir)
-		}
-		return err
-	}
-	sub, err := d.MkdirAll(rel, safefs.Shared)
-	sub.Close()
-	return err
-}
+func MkdirShared(dir string) error { return mkdirShared(dir) }
 
 func mkdirShared(dir string) error {
+	if below, err := mkdirBeneath(dir); below {
+		return err
+	}
 	// Stat, not Lstat: the registry itself may be a symlink or a bind mount.
 	if fi, err := os.Stat(dir); err == nil {
 		if !fi.IsDir() {
@@ -204,23 +218,45 @@ func mkdirShared(dir string) error {
 	if err := mkdirShared(filepath.Dir(dir)); err != nil {
 		return err
 	}
-	if err := os.Mkdir(dir, 0o777); err != nil && !errors.Is(err, fs.ErrExist) {
-		return err
-	} else if err == nil {
-		// Through a descriptor opened without following a link: a Chmod(path)
-		// here was raced into chmodding another directory.
-		fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-		if err != nil {
+	// On a filesystem shared by several hosts (GlusterFS, NFS), the parent
+	// another client has just created can still be missing here: mkdir then
+	// fails with ENOENT although the parent's mkdir said EEXIST. Look the
+	// parent up again and retry, briefly; a lock taken in a directory we
+	// could not make would not be the one other hosts take.
+	delay := time.Millisecond
+	for attempt := 0; ; attempt++ {
+		err := os.Mkdir(dir, 0o777)
+		if err == nil {
+			// Keep a setgid bit inherited from the parent (a group-shared
+			// registry): it gives what is created inside the registry's group.
+			mode := os.FileMode(0o777)
+			if fi, lerr := os.Lstat(dir); lerr == nil {
+				mode |= fi.Mode() & os.ModeSetgid
+			}
+			_ = os.Chmod(dir, mode)
+		}
+		if err == nil || errors.Is(err, fs.ErrExist) {
+			fi, serr := os.Stat(dir)
+			if serr == nil && fi.IsDir() {
+				return nil
+			}
+			if serr == nil {
+				return fmt.Errorf("%s is not a directory", dir)
+			}
+			err = serr
+		}
+		if !errors.Is(err, fs.ErrNotExist) || attempt == mkdirRetries {
 			return err
 		}
-		defer unix.Close(fd)
-		var st unix.Stat_t
-		if unix.Fstat(fd, &st) == nil && int(st.Uid) == os.Geteuid() {
-			_ = unix.Fchmod(fd, 0o777)
-		}
+		time.Sleep(delay)
+		delay = min(2*delay, 100*time.Millisecond)
+		_, _ = os.Stat(filepath.Dir(dir)) // a fresh lookup of the parent
 	}
-	return nil
 }
+
+// mkdirRetries bounds mkdirShared's retries of a directory whose parent
+// another host has just made: about two seconds in all.
+const mkdirRetries = 25
 
 // Set is a group of locks taken in one order.
 type Set struct {
@@ -253,23 +289,11 @@ func AcquireSet(ctx context.Context, paths []string, mode Mode, opt Options) (*S
 	sorted := SortPaths(paths)
 	got := make([]*Lock, len(sorted))
 	errs := make([]error, len(sorted))
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	workers := min(runtime.GOMAXPROCS(0), len(sorted))
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				n := int(next.Add(1) - 1)
-				if n >= len(sorted) {
-					return
-				}
-				got[n], errs[n] = tryFD(sorted[n], mode)
-			}
-		}()
+	workers := 0
+	if len(sorted) > 0 {
+		workers = Workers(filepath.Dir(sorted[0]))
 	}
-	wg.Wait()
+	Parallel(workers, len(sorted), func(n int) { got[n], errs[n] = lockAt(sorted[n], mode, takeFD) })
 	s := &Set{}
 	for n, p := range sorted {
 		if errs[n] != nil && !IsBusy(errs[n]) {
@@ -322,12 +346,9 @@ func (s *Set) Release() error {
 func (s *Set) Touch(now time.Time, minAge time.Duration) {
 	for _, l := range s.locks {
 		fi, err := l.Stat()
-		if err != nil || l.fd <= 0 || now.Sub(fi.ModTime()) < minAge {
+		if err != nil || now.Sub(fi.ModTime()) < minAge {
 			continue
 		}
-		// Through the held descriptor: the path may name another file by now.
-		if err := safefs.Futimens(l.fd, now, now); err != nil {
-			_ = safefs.Futimens(l.fd, time.Time{}, time.Time{}) // not ours: "now" needs write access only
-		}
+		_ = l.Chtimes(now)
 	}
 }

@@ -117,7 +117,7 @@ func (r Registry) readFile(p string, limit int64) ([]byte, error) {
 	return d.ReadFile(rel, limit)
 }
 
-func (r Registry) remove(p string) error {
+func (r Registry) unlink(p string) error {
 	d, rel, err := r.resolve(p)
 	if err != nil {
 		return err

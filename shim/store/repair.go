@@ -8,8 +8,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/cargo-shim/cargo-shim/shim/store/safefs"
@@ -26,8 +24,6 @@ type Action struct {
 	Left bool
 }
 
-const tmpPrefix = ".cargo-shim-tmp-"
-
 // Repair brings instance i back to a state cargo handles: complete, or
 // cleanly absent so that cargo downloads it. It must run under i's exclusive
 // lock, on a Finding taken under that lock. It never removes a readable
@@ -42,7 +38,7 @@ func (r Registry) Repair(f Finding) (Action, error) {
 	if f.TarballCorrupt != nil {
 		// Provably unreadable to its end: cargo would fail on it forever and
 		// never download it again while it is non-empty.
-		if err := r.remove(tb); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := r.unlink(tb); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return Action{}, fmt.Errorf("removing corrupt tarball %s of %s: %w", tb, i.Crate, err)
 		}
 		removedTarball = true
@@ -60,7 +56,7 @@ func (r Registry) Repair(f Finding) (Action, error) {
 			return Action{}, err
 		}
 		_ = r.recordState(i, m)
-		if f.Reason == "not extracted" {
+		if f.Fault == NotExtracted {
 			return Action{Verb: "Extracting", Detail: fmt.Sprintf("%s (cached, not extracted)", i.Crate)}, nil
 		}
 		return Action{Verb: "Repairing", Detail: fmt.Sprintf("%s (%s)", i.Crate, f.Reason)}, nil
@@ -72,7 +68,7 @@ func (r Registry) Repair(f Finding) (Action, error) {
 		if err := r.trash(root, i); err != nil {
 			return Action{}, err
 		}
-		r.remove(r.StatePath(i))
+		r.unlink(r.StatePath(i))
 		why := f.Reason
 		if removedTarball {
 			why += ", tarball truncated"
@@ -96,7 +92,7 @@ func (r Registry) reextract(i Instance) (*Manifest, error) {
 	if err := r.mkdirUmask(parent); err != nil {
 		return nil, err
 	}
-	tmp := filepath.Join(parent, fmt.Sprintf("%s%s-%d", tmpPrefix, i.Dir(), os.Getpid()))
+	tmp := filepath.Join(parent, leftover{kind: repairTemp, stem: i.Dir(), pid: os.Getpid()}.String())
 	r.removeAll(tmp)
 	m, err := extract(r.Tarball(i), i.Crate, tmp)
 	if err != nil {
@@ -114,7 +110,7 @@ func (r Registry) reextract(i Instance) (*Manifest, error) {
 	// the parent directory, so files another uid owns do not stop it.
 	if err = r.exchange(tmp, root); err != nil {
 		// Filesystems without RENAME_EXCHANGE: aside, then in.
-		old := tmp + "-old"
+		old := filepath.Join(parent, leftover{kind: repairTemp, stem: i.Dir(), pid: os.Getpid(), old: true}.String())
 		if err := r.rename(root, old); err != nil {
 			r.removeAll(tmp)
 			return nil, err
@@ -140,13 +136,16 @@ func (r Registry) reextract(i Instance) (*Manifest, error) {
 // parent) under a name cargo never reads, for gc to delete.
 func (r Registry) trash(p string, i Instance) error {
 	dir := r.TrashDir()
-	stamp := fmt.Sprintf("%d.%d", time.Now().UnixNano(), os.Getpid())
+	now, pid := time.Now(), os.Getpid()
 	if err := r.mkdirAll(dir, safefs.Shared); err == nil {
-		if err := r.rename(p, filepath.Join(dir, i.Regdir+"."+i.Dir()+"."+stamp)); err == nil {
+		name := leftover{kind: trashed, stem: i.Regdir + "." + i.Dir(), at: now, pid: pid}.String()
+		if err := r.rename(p, filepath.Join(dir, name)); err == nil {
+			r.dropOlderTrash(i, name)
 			return nil
 		}
 	}
-	if err := r.rename(p, filepath.Join(filepath.Dir(p), asidePrefix+i.Dir()+"."+stamp)); err == nil {
+	aside := leftover{kind: setAside, stem: i.Dir(), at: now, pid: pid}.String()
+	if err := r.rename(p, filepath.Join(filepath.Dir(p), aside)); err == nil {
 		return nil
 	}
 	// It is proven broken and we hold its exclusive lock: delete in place.
@@ -156,8 +155,21 @@ func (r Registry) trash(p string, i Instance) error {
 	return nil
 }
 
-// asidePrefix names broken directories trash could not move out of src/.
-const asidePrefix = ".cargo-shim-trash-"
+// dropOlderTrash deletes i's earlier trash entries. The caller holds i's
+// exclusive lock, and nothing reads the trash: a crate repaired again and
+// again before the trash is emptied keeps one copy there, not one per repair.
+func (r Registry) dropOlderTrash(i Instance, keep string) {
+	ents, err := r.readDir(r.TrashDir())
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		l, ok := parseLeftover(e.Name())
+		if ok && l.kind == trashed && l.stem == i.Regdir+"."+i.Dir() && e.Name() != keep {
+			r.removeAll(filepath.Join(r.TrashDir(), e.Name()))
+		}
+	}
+}
 
 // removeTemps deletes temp dirs a killed repair of i left. Safe: only a
 // repair creates them, and a repair of i holds i's exclusive lock, as we do.
@@ -167,24 +179,11 @@ func (r Registry) removeTemps(i Instance) {
 	if err != nil {
 		return
 	}
-	prefix := tmpPrefix + i.Dir() + "-"
 	for _, e := range ents {
-		if rest, ok := strings.CutPrefix(e.Name(), prefix); ok && isDigits(strings.TrimSuffix(rest, "-old")) {
+		if l, ok := parseLeftover(e.Name()); ok && l.kind == repairTemp && l.stem == i.Dir() {
 			r.removeAll(filepath.Join(parent, e.Name()))
 		}
 	}
-}
-
-func isDigits(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, c := range s {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
 }
 
 // EmptyTrash deletes trash entries older than minAge and returns the bytes
@@ -204,10 +203,12 @@ func (r Registry) EmptyTrash(minAge time.Duration) (freed int64, err error) {
 	}
 	for _, e := range ents {
 		p := filepath.Join(r.TrashDir(), e.Name())
-		if !isTrashName(e.Name()) {
+		l, ok := parseLeftover(e.Name())
+		if !ok || l.kind != trashed {
 			continue // not ours
 		}
-		if time.Since(trashedAt(e.Name())) < minAge {
+		// The name says when (a rename keeps the directory's old mtime).
+		if time.Since(l.at) < minAge {
 			continue
 		}
 		n := r.DiskUsage(p)
@@ -241,35 +242,16 @@ func diskUsage(d *safefs.Dir, rel string, depth int) int64 {
 	}
 	var n int64
 	for _, e := range ents {
-		sub := path.Join(rel, e.Name())
 		switch {
 		case e.Type().IsRegular():
 			if fi, err := e.Info(); err == nil {
 				n += fi.Size()
 			}
 		case e.IsDir():
-			n += diskUsage(d, sub, depth+1)
+			n += diskUsage(d, path.Join(rel, e.Name()), depth+1)
 		}
 	}
 	return n
-}
-
-// isTrashName matches the names trash gives: <regdir>.<name>-<version>.<ns>.<pid>.
-func isTrashName(name string) bool {
-	parts := strings.Split(name, ".")
-	return len(parts) >= 4 && isDigits(parts[len(parts)-1]) && isDigits(parts[len(parts)-2])
-}
-
-// trashedAt reads the time a trash entry was made from its name (a rename
-// keeps the directory's old mtime); a name without one is as old as can be.
-func trashedAt(name string) time.Time {
-	parts := strings.Split(name, ".")
-	if len(parts) >= 3 {
-		if ns, err := strconv.ParseInt(parts[len(parts)-2], 10, 64); err == nil {
-			return time.Unix(0, ns)
-		}
-	}
-	return time.Time{}
 }
 
 // RepairOptions tune RepairCrate.
@@ -278,11 +260,27 @@ type RepairOptions struct {
 	// waiting: nested shims and gc-style callers.
 	NoWait  bool
 	Offline bool
-	// Waiting is called once when a lock is not free after about a second;
-	// what is "crate" or "package cache".
-	Waiting func(what string)
+	// Waiting is called once when a lock is not free after about a second.
+	Waiting func(WaitFor)
 	// Deep also compares file contents with the tarball (verify --deep).
 	Deep bool
+}
+
+// WaitFor names the lock a repair waits for.
+type WaitFor int
+
+const (
+	// WaitCrate: a build holds the crate's lock.
+	WaitCrate WaitFor = iota
+	// WaitPackageCache: a cargo is downloading or unpacking.
+	WaitPackageCache
+)
+
+func (w WaitFor) String() string {
+	if w == WaitCrate {
+		return "crate"
+	}
+	return "package cache"
 }
 
 // ErrInUse is returned by RepairCrate with NoWait when a build holds the crate.
@@ -303,7 +301,7 @@ func (r Registry) RepairCrate(ctx context.Context, i Instance, o RepairOptions) 
 	} else {
 		lk, err = lockfile.Acquire(ctx, path, lockfile.Exclusive, lockfile.Options{Waiting: func(string) {
 			if o.Waiting != nil {
-				o.Waiting("crate")
+				o.Waiting(WaitCrate)
 			}
 		}})
 	}
@@ -316,7 +314,7 @@ func (r Registry) RepairCrate(ctx context.Context, i Instance, o RepairOptions) 
 	var repairErr error
 	err = r.Quiesce(ctx, func() {
 		if o.Waiting != nil {
-			o.Waiting("package cache")
+			o.Waiting(WaitPackageCache)
 		}
 	}, func() {
 		level := Files

@@ -87,7 +87,9 @@ func (d *Dir) mkdirOne(rel string, perm fs.FileMode) (*Dir, bool, error) {
 		return nil, false, d.pathErr("fstat", rel, err)
 	}
 	if created && int(st.Uid) == unix.Geteuid() {
-		if err := unix.Fchmod(fd, unixMode(perm)); err != nil {
+		// A setgid bit inherited from the parent (a group-shared registry)
+		// stays: it gives what is created below the registry's group.
+		if err := unix.Fchmod(fd, unixMode(perm)|st.Mode&unix.S_ISGID); err != nil {
 			sub.Close()
 			return nil, false, d.pathErr("fchmod", rel, err)
 		}
