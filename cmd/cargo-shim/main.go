@@ -128,7 +128,7 @@ func (c *common) parse(args []string) (store.Registry, shim.Config, error) {
 	}
 	reg := store.Registry{Root: cfg.Registry}
 	// Held by descriptor from here on: nothing below it is followed.
-	if err := reg.Open(); err != nil && c.fs.Name() != "status" {
+	if err := reg.Open(); err != nil && c.fs.Name() != "status" && c.fs.Name() != "init" {
 		return store.Registry{}, cfg, err
 	}
 	return reg, cfg, nil
