@@ -200,19 +200,19 @@ type Run struct {
 // maxRounds bounds step 5's "something broke in between, go back to 4".
 const maxRounds = 3
 
-// Prepare is steps 2 to 5 of a run: plan, check, repair, pin. It returns the
-// holder that has the planned set locked shared (nil when there is nothing
-// to pin), to be kept through the exec.
-func (r *Run) Prepare() (*lockfile.Holder, error) {
+// sharePackageCacheLock points this home's cargo lock into a shared
+// registry (see store.SharePackageCacheLock) and says whether it did. A
+// failure is an error only in strict mode: the per-crate protection does not
+// depend on it.
+func (r *Run) sharePackageCacheLock() (bool, error) {
 	shared := false
 	if r.Cfg.ShareLock != store.ShareNever {
 		var err error
 		shared, err = r.Reg.SharePackageCacheLock(r.Cfg.CargoHome, r.Cfg.ShareLock)
 		if err != nil {
-			// The per-crate protection below does not depend on it: go on.
 			err = fmt.Errorf("cannot share cargo's package cache lock, so cold starts are not deduplicated (CARGO_SHIM_SHARE_CARGO_LOCK=0 turns this off): %w", err)
 			if r.Cfg.Strict {
-				return nil, err
+				return false, err
 			}
 			r.shareErr = err
 		}
@@ -220,6 +220,17 @@ func (r *Run) Prepare() (*lockfile.Holder, error) {
 	if !shared {
 		// This home's cargo takes its own lock: that is the one to wait for.
 		r.Reg.CargoLock = store.CargoLockFiles(r.Cfg.CargoHome)[0]
+	}
+	return shared, nil
+}
+
+// Prepare is steps 2 to 5 of a run: plan, check, repair, pin. It returns the
+// holder that has the planned set locked shared (nil when there is nothing
+// to pin), to be kept through the exec.
+func (r *Run) Prepare() (*lockfile.Holder, error) {
+	shared, err := r.sharePackageCacheLock()
+	if err != nil {
+		return nil, err
 	}
 	if r.Cmd.Kind != Planned {
 		return nil, nil
