@@ -37,9 +37,11 @@ import (
 // them). With CARGO_SHIM_CHAOS=long the same sequences also run with plain
 // cargo in place of the shim, and both failure counts are logged.
 
-// fleetParams: K runners, steps per seed, seeds.
+// fleetParams: K runners, random steps per seed (after the one of each
+// event), seeds. The short run is for `make test`; CARGO_SHIM_CHAOS=long is
+// `make chaos`.
 func fleetParams() (k, steps int, seeds []uint64) {
-	k, steps, seeds = 3, 12, []uint64{1}
+	k, steps, seeds = 3, 6, []uint64{1}
 	if os.Getenv("CARGO_SHIM_CHAOS") == "long" {
 		k, steps, seeds = 4, 120, []uint64{1, 2, 3}
 	}
