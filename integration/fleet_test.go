@@ -178,8 +178,8 @@ func (f *fleet) fail(format string, args ...any) {
 	if !f.viaShim {
 		return
 	}
-	f.t.Fatalf("fleet-lifecycle invariant broken (seed %d, step %d):\n%s\n\nsteps:\n%s\n\nreplay: CARGO_SHIM_CHAOS_SEED=%d CARGO_SHIM_CHAOS_STEPS=%d go test -count=1 -run TestChaosFleetLifecycle ./integration/",
-		f.seed, f.st.steps, msg, strings.Join(f.steps, "\n"), f.seed, f.nsteps)
+	f.t.Fatalf("fleet-lifecycle invariant broken (seed %d, step %d):\n%s\n\nsteps:\n%s\n\nreplay: CARGO_SHIM_CHAOS=%s CARGO_SHIM_CHAOS_SEED=%d CARGO_SHIM_CHAOS_STEPS=%d go test -count=1 -run TestChaosFleetLifecycle ./integration/",
+		f.seed, f.st.steps, msg, strings.Join(f.steps, "\n"), os.Getenv("CARGO_SHIM_CHAOS"), f.seed, f.nsteps)
 }
 
 type fleetEvent struct {
