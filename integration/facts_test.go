@@ -11,7 +11,7 @@ import (
 	"testing"
 )
 
-// These tests pin the facts of CARGO-FACTS.md that cargo-shim relies on,
+// These tests pin the facts of cargo that cargo-shim relies on (docs/DESIGN.md),
 // against the cargo on this machine: if cargo changes, they fail here first.
 
 func listing(t *testing.T, root string) string {

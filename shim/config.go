@@ -22,10 +22,30 @@ type Config struct {
 	Log         LogMode         // CARGO_SHIM_LOG
 	Verify      store.Level     // CARGO_SHIM_VERIFY
 	ShareLock   store.ShareMode // CARGO_SHIM_SHARE_CARGO_LOCK: auto (default), 1 always, 0 never
+
+	// What the run reads of the environment besides its own settings.
+	Path       string // PATH, to find the real cargo
+	Execed     string // CARGO_SHIM_EXECED: the cargo another shim exec'd
+	Nested     bool   // CARGO_SHIM_ACTIVE: under another shim's cargo
+	Probe      bool   // CARGO_SHIM_PROBE=1: describe the shim, run nothing
+	NetOffline bool   // CARGO_NET_OFFLINE
 }
 
 // Getenv looks up one variable; tests pass their own.
 type Getenv func(string) string
+
+// LookupIn reads variables from an environ snapshot (os.Environ()); the
+// first of duplicate entries wins, as with os.Getenv and getenv(3).
+func LookupIn(environ []string) Getenv {
+	return func(key string) string {
+		for _, kv := range environ {
+			if v, ok := strings.CutPrefix(kv, key); ok && strings.HasPrefix(v, "=") {
+				return v[1:]
+			}
+		}
+		return ""
+	}
+}
 
 // LoadConfig reads the settings. Bad values are errors naming the variable;
 // the caller decides whether that is fatal (strict) or a warning.
@@ -35,6 +55,11 @@ func LoadConfig(getenv Getenv, cwd string) (Config, error) {
 	c.RealCargo = getenv("CARGO_SHIM_REAL_CARGO")
 	c.Strict = isTrue(getenv("CARGO_SHIM_STRICT"))
 	c.Disable = isTrue(getenv("CARGO_SHIM_DISABLE"))
+	c.Path = getenv("PATH")
+	c.Execed = getenv(ExecedEnv)
+	c.Nested = getenv(ActiveEnv) != ""
+	c.Probe = getenv(ProbeEnv) == "1"
+	c.NetOffline = isTrue(getenv("CARGO_NET_OFFLINE"))
 	switch v := getenv("CARGO_SHIM_SHARE_CARGO_LOCK"); {
 	case v == "" || strings.EqualFold(v, "auto"):
 	case isTrue(v):

@@ -77,7 +77,7 @@ func (r Registry) Regdirs() []string {
 			continue
 		}
 		for _, e := range ents {
-			if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
+			if e.IsDir() && ValidRegdir(e.Name()) {
 				seen[e.Name()] = true
 			}
 		}
@@ -113,7 +113,9 @@ func (r Registry) AllInstances() []Instance {
 	var out []Instance
 	add := func(regdir, stem string) {
 		name, version, ok := splitNameVersion(stem)
-		if !ok {
+		if !ok || !validCrate(Crate{Name: name, Version: version}) {
+			// Not a name cargo makes: another uid's file, never a path
+			// to build on.
 			return
 		}
 		i := Instance{Crate: Crate{Name: name, Version: version}, Regdir: regdir}
@@ -181,5 +183,6 @@ func isSemverStart(v string) bool {
 // ParseInstance reads "<name>-<version>" in regdir.
 func ParseInstance(regdir, stem string) (Instance, bool) {
 	name, version, ok := splitNameVersion(stem)
-	return Instance{Crate: Crate{Name: name, Version: version}, Regdir: regdir}, ok
+	c := Crate{Name: name, Version: version}
+	return Instance{Crate: c, Regdir: regdir}, ok && validCrate(c) && ValidRegdir(regdir)
 }
