@@ -253,7 +253,7 @@ func (r *Run) Prepare() (*lockfile.Holder, error) {
 			}
 		}
 		findings, fresh := r.checkPlan(p)
-		r.Log.Debug("round %d: checked (%s)", round, time.Since(r.start))
+		r.Log.Debug("round %d: checked, record trusted: %v (%s)", round, !fresh, time.Since(r.start))
 		if round == 0 {
 			if err := <-locked; err != nil {
 				holder.Stop()

@@ -73,6 +73,10 @@ func benchGluster(tmp, binDir string, runs int) (*glusterResult, error) {
 	defer down()
 	res := &glusterResult{}
 	shimBin := filepath.Join(binDir, "cargo")
+	if *gluster == "check" {
+		res.plainCheck, res.shimChk, res.checkCrates, err = noopCheck(tmp, mountA, shimBin, runs)
+		return res, err
+	}
 	root := filepath.Join(mountA, "r400")
 	fmt.Println("generating a 400-crate registry on GlusterFS...")
 	crates, err := genRegistryPar(root, 400, 16)
@@ -271,6 +275,11 @@ func writeGluster(b *strings.Builder, g *glusterResult, runs int) {
 	fmt.Fprintf(b, "\n## On GlusterFS (loopback volume, strict profile: no client caching)\n\n")
 	if g.skip != "" {
 		fmt.Fprintf(b, "Skipped on this machine: %s.\n", g.skip)
+		return
+	}
+	if *gluster == "check" {
+		fmt.Fprintf(b, "Warm no-op `cargo check` of %d registry crates, medians of %d interleaved runs: plain cargo %s, through the shim %s (%.2fx; %s).\n",
+			g.checkCrates, runs, ms(g.plainCheck), ms(g.shimChk), float64(g.shimChk)/float64(g.plainCheck), verdict(float64(g.shimChk) <= 1.3*float64(g.plainCheck), "<= 1.3x plain cargo"))
 		return
 	}
 	ov := g.shim400 - g.trueMed
