@@ -4,7 +4,7 @@ PREFIX  ?= /usr/local
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/cargo-shim/cargo-shim/shim.Version=$(VERSION)
 
-.PHONY: build test multihost demo chaos bench install clean
+.PHONY: build test fuzz multihost demo chaos bench install clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/cargo ./cmd/cargo
@@ -14,6 +14,16 @@ build:
 test:
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
+
+# Each fuzz target for FUZZTIME (its seed corpus in testdata/fuzz runs in
+# `make test`). A crasher lands in testdata/fuzz/<target>/: fix it, keep it.
+FUZZTIME ?= 30s
+FUZZ_TARGETS := FuzzParseCargoLock FuzzParseState FuzzParsePlan FuzzReadTarball
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $$t ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./shim/store/ || exit 1; \
+	done
 
 # The many-runners tests with runners on two "hosts": two FUSE mounts of a
 # loopback GlusterFS volume, set up and torn down here (root and FUSE needed;

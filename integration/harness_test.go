@@ -56,6 +56,7 @@ type World struct {
 	Work     string // the workspace
 	Regdir   string // the loopback registry's regdir, once known
 	homes    int
+	volumes  int
 	Checksum map[string]string
 	// hosts, under `make multihost`, is the shared registry as each "host"
 	// mounts it; home n reaches it through hosts[n%len(hosts)].
@@ -63,6 +64,13 @@ type World struct {
 }
 
 func NewWorld(t *testing.T) *World {
+	t.Helper()
+	return newWorldOf(t, fixtureCrates)
+}
+
+// newWorldOf is NewWorld publishing crates (the fixture's names and
+// versions, built another way) instead of the fixture.
+func newWorldOf(t *testing.T, crates []loopback.CrateSpec) *World {
 	t.Helper()
 	reg, err := loopback.NewRegistry()
 	if err != nil {
@@ -73,11 +81,11 @@ func NewWorld(t *testing.T) *World {
 	w.Shared = filepath.Join(w.Root, "shared-registry")
 	w.onHosts()
 	os.MkdirAll(w.Shared, 0o755)
-	for _, c := range fixtureCrates {
+	for _, c := range crates {
 		w.Checksum[c.Dir()] = w.Reg.Publish(c)
 	}
 	w.Work = filepath.Join(w.Root, "work")
-	if err := loopback.WriteWorkspace(w.Work, fixtureCrates, loopback.AppMain); err != nil {
+	if err := loopback.WriteWorkspace(w.Work, crates, loopback.AppMain); err != nil {
 		t.Fatal(err)
 	}
 	return w

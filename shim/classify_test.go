@@ -32,7 +32,10 @@ func TestClassify(t *testing.T) {
 		{"--frozen test", Planned, "", "", true},
 		{"--color never -Z unstable-options check --manifest-path a/Cargo.toml", Planned, "", "a/Cargo.toml", false},
 		{"run --manifest-path=b/Cargo.toml -- --offline", Planned, "", "b/Cargo.toml", false},
-		{"install ripgrep", Unplanned, "", "", false},
+		{"install ripgrep", Planned, "", "", false},
+		{"install --list", Planned, "", "", false},
+		{"publish --dry-run", Planned, "", "", false},
+		{"add fnv", Unplanned, "", "", false},
 		{"update", Unplanned, "", "", false},
 		{"shim verify", Admin, "", "", false},
 		{"nextest run", Planned, "", "", false},
@@ -53,5 +56,25 @@ func TestCargoEnvReplacesInherited(t *testing.T) {
 	got := strings.Join(env, " ")
 	if strings.Count(got, ExecedEnv+"=") != 1 || !strings.Contains(got, ExecedEnv+"=/new/cargo") || strings.Count(got, ActiveEnv+"=") != 1 || !strings.Contains(got, "CARGO_SHIM_EXECEDX=keep") {
 		t.Fatalf("env: %v", env)
+	}
+}
+
+// cargoEnv reads the environ it is given, not the process's.
+func TestCargoEnvKeepsUsersAutoClean(t *testing.T) {
+	env := LookupIn(cargoEnv([]string{"CARGO_CACHE_AUTO_CLEAN_FREQUENCY=1 day"}, "/c"))
+	if got := env("CARGO_CACHE_AUTO_CLEAN_FREQUENCY"); got != "1 day" {
+		t.Fatalf("user's frequency replaced: %q", got)
+	}
+	t.Setenv("CARGO_CACHE_AUTO_CLEAN_FREQUENCY", "always")
+	env = LookupIn(cargoEnv([]string{"A=1"}, "/c"))
+	if got := env("CARGO_CACHE_AUTO_CLEAN_FREQUENCY"); got != "never" {
+		t.Fatalf("auto-clean for an environ without it: %q, want never", got)
+	}
+}
+
+func TestLookupInFirstWins(t *testing.T) {
+	env := LookupIn([]string{"AB=x", "A=1", "A=2", "B="})
+	if env("A") != "1" || env("AB") != "x" || env("B") != "" || env("C") != "" {
+		t.Fatalf("A=%q AB=%q", env("A"), env("AB"))
 	}
 }

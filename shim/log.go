@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cargo-shim/cargo-shim/shim/store"
 )
 
 // LogMode is CARGO_SHIM_LOG.
@@ -72,6 +74,22 @@ func (l *Logger) json(level, verb, msg string) {
 	fmt.Fprintf(l.W, "%s\n", b)
 }
 
+// Fprintf is fmt.Fprintf with every string, error and Stringer argument
+// made store.Printable: for lines written outside the Logger.
+func Fprintf(w io.Writer, format string, args ...any) {
+	for n, a := range args {
+		switch v := a.(type) {
+		case string:
+			args[n] = store.Printable(v)
+		case error:
+			args[n] = store.Printable(v.Error())
+		case fmt.Stringer:
+			args[n] = store.Printable(v.String())
+		}
+	}
+	fmt.Fprintf(w, format, args...)
+}
+
 // Status prints "   Repairing fnv v1.0.7 (src/lib.rs missing)".
 func (l *Logger) Status(verb, msg string) {
 	switch l.Mode {
@@ -79,7 +97,7 @@ func (l *Logger) Status(verb, msg string) {
 	case LogJSON:
 		l.json("info", verb, msg)
 	default:
-		fmt.Fprintf(l.W, "%s %s\n", l.paint("1;32", fmt.Sprintf("%12s", verb)), msg)
+		fmt.Fprintf(l.W, "%s %s\n", l.paint("1;32", fmt.Sprintf("%12s", verb)), store.Printable(msg))
 	}
 }
 
@@ -91,7 +109,7 @@ func (l *Logger) Warn(format string, args ...any) {
 		l.json("warning", "", msg)
 		return
 	}
-	fmt.Fprintf(l.W, "%s cargo-shim: %s\n", l.paint("1;33", "warning:"), msg)
+	fmt.Fprintf(l.W, "%s cargo-shim: %s\n", l.paint("1;33", "warning:"), store.Printable(msg))
 }
 
 // Error prints "error: cargo-shim: ...".
@@ -101,14 +119,14 @@ func (l *Logger) Error(format string, args ...any) {
 		l.json("error", "", msg)
 		return
 	}
-	fmt.Fprintf(l.W, "%s cargo-shim: %s\n", l.paint("1;31", "error:"), msg)
+	fmt.Fprintf(l.W, "%s cargo-shim: %s\n", l.paint("1;31", "error:"), store.Printable(msg))
 }
 
 // Debug prints only with CARGO_SHIM_LOG=debug (or json).
 func (l *Logger) Debug(format string, args ...any) {
 	switch l.Mode {
 	case LogDebug:
-		fmt.Fprintf(l.W, "%s %s\n", l.paint("2", fmt.Sprintf("%12s", "[cargo-shim]")), fmt.Sprintf(format, args...))
+		fmt.Fprintf(l.W, "%s %s\n", l.paint("2", fmt.Sprintf("%12s", "[cargo-shim]")), store.Printable(fmt.Sprintf(format, args...)))
 	case LogJSON:
 		l.json("debug", "", fmt.Sprintf(format, args...))
 	}

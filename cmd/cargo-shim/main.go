@@ -25,6 +25,8 @@ Usage:
   cargo-shim repair [--registry DIR] [--lockfile FILE]... [--deep] [--json]
   cargo-shim gc     [--registry DIR] --max-age DURATION [--crate-max-age DURATION] [--dry-run] [--json]
   cargo-shim status [--registry DIR] [--json]
+  cargo-shim init   --group GROUP [--registry DIR] [--json]
+  cargo-shim uninstall [--cargo-home DIR]... [--dry-run] [--json]
   cargo-shim --version
 
 Each subcommand takes --help. Exit status: 0 ok, 1 problems found or left,
@@ -59,7 +61,7 @@ func run(args []string) int {
 		fmt.Println("cargo-shim", shim.Version)
 		return 0
 	}
-	cmds := map[string]func([]string) error{"verify": verify, "repair": repair, "gc": gc, "status": status}
+	cmds := map[string]func([]string) error{"verify": verify, "repair": repair, "gc": gc, "status": status, "init": initCmd, "uninstall": uninstall}
 	cmd, ok := cmds[args[0]]
 	if !ok {
 		fmt.Fprintf(os.Stderr, "cargo-shim: unknown subcommand %q\n\n%s", args[0], usage)
@@ -74,10 +76,10 @@ func run(args []string) int {
 	case errors.Is(err, errProblems):
 		return 1
 	case errors.As(err, new(usageError)):
-		fmt.Fprintf(os.Stderr, "cargo-shim %s: %v\n", args[0], err)
+		shim.Fprintf(os.Stderr, "cargo-shim %s: %v\n", args[0], err)
 		return 2
 	default:
-		fmt.Fprintf(os.Stderr, "error: cargo-shim %s: %v\n", args[0], err)
+		shim.Fprintf(os.Stderr, "error: cargo-shim %s: %v\n", args[0], err)
 		return 2
 	}
 }
@@ -112,15 +114,39 @@ func (c *common) parse(args []string) (store.Registry, shim.Config, error) {
 		return store.Registry{}, shim.Config{}, usageError{fmt.Errorf("unexpected argument %q", c.fs.Arg(0))}
 	}
 	cwd, _ := os.Getwd()
-	cfg, _ := shim.LoadConfig(os.Getenv, cwd)
+	cfg, err := shim.LoadConfig(os.Getenv, cwd)
+	if err != nil {
+		// A bad CARGO_SHIM_LOCK_TIMEOUT must not become the default silently.
+		return store.Registry{}, cfg, err
+	}
 	if c.registry != "" {
 		cfg.Registry = c.registry
 	}
 	c.log = shim.NewLogger(os.Stderr, shim.LogInfo, os.Getenv)
-	if fi, err := os.Stat(cfg.Registry); (err != nil || !fi.IsDir()) && c.fs.Name() != "status" {
+	if fi, err := os.Stat(cfg.Registry); (err != nil || !fi.IsDir()) && c.fs.Name() != "status" && c.fs.Name() != "init" {
 		return store.Registry{}, cfg, fmt.Errorf("registry %s is not a directory", cfg.Registry)
 	}
 	return store.Registry{Root: cfg.Registry}, cfg, nil
+}
+
+// parseTargets is parse, then the instances the Cargo.lock files name (every
+// one in the registry without any).
+func (c *common) parseTargets(args, lockfiles []string) (store.Registry, shim.Config, []store.Instance, error) {
+	reg, cfg, err := c.parse(args)
+	if err != nil {
+		return reg, cfg, nil, err
+	}
+	targets, err := admin.Targets(reg, lockfiles)
+	return reg, cfg, targets, err
+}
+
+// write prints a report: JSON with --json, else as text does.
+func (c *common) write(rep any, text func()) {
+	if c.json {
+		admin.WriteJSON(os.Stdout, rep)
+		return
+	}
+	text()
 }
 
 // progress draws "Checking n/total" on stderr when it is a terminal.
@@ -146,11 +172,7 @@ func verify(args []string) error {
 	lockfiles := c.fs.StringArray("lockfile", nil, "check only the crates this Cargo.lock names, against its checksums (repeatable)")
 	deep := c.fs.Bool("deep", false, "also check each tarball's sha256 and every file's content against its tarball")
 	fast := c.fs.Bool("fast", false, "trust directories whose recorded stamps are unchanged, as every drop-in run does (misses files rewritten in place)")
-	reg, _, err := c.parse(args)
-	if err != nil {
-		return err
-	}
-	targets, err := admin.Targets(reg, *lockfiles)
+	reg, _, targets, err := c.parseTargets(args, *lockfiles)
 	if err != nil {
 		return err
 	}
@@ -164,11 +186,7 @@ func verify(args []string) error {
 		level = store.Fast
 	}
 	rep := admin.Verify(reg, targets, level, progress("Checking"))
-	if c.json {
-		admin.WriteJSON(os.Stdout, rep)
-	} else {
-		admin.PrintVerify(c.log, os.Stdout, rep)
-	}
+	c.write(rep, func() { admin.PrintVerify(c.log, os.Stdout, rep) })
 	if len(rep.Problems) > 0 {
 		return errProblems
 	}
@@ -179,11 +197,7 @@ func repair(args []string) error {
 	c := newCommon("repair", "repair [--registry DIR] [--lockfile FILE]... [--deep] [--json]")
 	lockfiles := c.fs.StringArray("lockfile", nil, "repair only the crates this Cargo.lock names (repeatable)")
 	deep := c.fs.Bool("deep", false, "also repair files whose content differs from the tarball")
-	reg, cfg, err := c.parse(args)
-	if err != nil {
-		return err
-	}
-	targets, err := admin.Targets(reg, *lockfiles)
+	reg, cfg, targets, err := c.parseTargets(args, *lockfiles)
 	if err != nil {
 		return err
 	}
@@ -193,14 +207,10 @@ func repair(args []string) error {
 		ctx, cancel = context.WithTimeout(ctx, cfg.LockTimeout)
 		defer cancel()
 	}
-	rep, err := admin.Repair(ctx, reg, targets, *deep, func(i store.Instance, what string) {
+	rep, err := admin.Repair(ctx, reg, targets, *deep, func(i store.Instance, what store.WaitFor) {
 		c.log.Status("Blocking", fmt.Sprintf("waiting for lock on %s %s (in use by a running build)", what, i.Crate))
 	}, progress("Checking"))
-	if c.json {
-		admin.WriteJSON(os.Stdout, rep)
-	} else {
-		admin.PrintRepair(c.log, os.Stdout, rep)
-	}
+	c.write(rep, func() { admin.PrintRepair(c.log, os.Stdout, rep) })
 	if err != nil {
 		c.log.Warn("%v", err)
 	}
@@ -223,11 +233,7 @@ func gc(args []string) error {
 		return usageError{errors.New("--max-age is required (a duration such as 72h; 0s removes every crate no build holds)")}
 	}
 	rep, err := admin.GC(reg, admin.GCOptions{MaxAge: *maxAge, CrateMaxAge: *crateMaxAge, Tarballs: *crateMaxAge >= 0, DryRun: *dry}, time.Now())
-	if c.json {
-		admin.WriteJSON(os.Stdout, rep)
-	} else {
-		admin.PrintGC(c.log, os.Stdout, rep)
-	}
+	c.write(rep, func() { admin.PrintGC(c.log, os.Stdout, rep) })
 	if err != nil {
 		c.log.Warn("%v", err)
 		return errProblems

@@ -3,19 +3,17 @@
 package loopback
 
 import (
-	"archive/tar"
-	"bytes"
-	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
-	"sort"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/cargo-shim/cargo-shim/shim/store/storetest"
 )
 
 // CrateSpec describes a crate the test publishes to its loopback registry.
@@ -27,55 +25,45 @@ type CrateSpec struct {
 	Extra string
 	Deps  []string // "name = \"=1.0.0\"" lines
 	Lib   string   // extra [lib] lines, e.g. `proc-macro = true`
+	// Raw, when set, is served as the .crate instead of one built from
+	// Files: a crafted tarball.
+	Raw []byte
+	// NoDirEntries leaves directory entries out, as `cargo package` does:
+	// cargo then makes every directory with the process umask.
+	NoDirEntries bool
+	// Yanked is published as yanked in the index.
+	Yanked bool
 }
 
 func (c CrateSpec) Dir() string { return c.Name + "-" + c.Version }
 
-// tarball builds the .crate: a gzipped tar whose entries all start with
+// Manifest is the Cargo.toml generated for a spec without one.
+func (c CrateSpec) Manifest() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "[package]\nname = %q\nversion = %q\nedition = \"2021\"\n%s\n", c.Name, c.Version, c.Extra)
+	if c.Lib != "" {
+		fmt.Fprintf(&b, "[lib]\n%s\n", c.Lib)
+	}
+	if len(c.Deps) > 0 {
+		b.WriteString("[dependencies]\n" + strings.Join(c.Deps, "\n") + "\n")
+	}
+	return b.String()
+}
+
+// Tarball builds the .crate: a gzipped tar whose entries all start with
 // <name>-<version>/, with cargo package's fixed mtime.
-// Tarball builds the .crate.
 func (c CrateSpec) Tarball() []byte {
+	if c.Raw != nil {
+		return c.Raw
+	}
 	files := map[string]string{}
 	for k, v := range c.Files {
 		files[k] = v
 	}
 	if _, ok := files["Cargo.toml"]; !ok {
-		var b strings.Builder
-		fmt.Fprintf(&b, "[package]\nname = %q\nversion = %q\nedition = \"2021\"\n%s\n", c.Name, c.Version, c.Extra)
-		if c.Lib != "" {
-			fmt.Fprintf(&b, "[lib]\n%s\n", c.Lib)
-		}
-		if len(c.Deps) > 0 {
-			b.WriteString("[dependencies]\n" + strings.Join(c.Deps, "\n") + "\n")
-		}
-		files["Cargo.toml"] = b.String()
+		files["Cargo.toml"] = c.Manifest()
 	}
-	names := make([]string, 0, len(files))
-	for k := range files {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(zw)
-	mtime := time.Unix(1153704088, 0)
-	dirs := map[string]bool{}
-	for _, n := range names {
-		parts := strings.Split(n, "/")
-		for i := 1; i < len(parts); i++ {
-			d := strings.Join(parts[:i], "/")
-			if !dirs[d] {
-				dirs[d] = true
-				tw.WriteHeader(&tar.Header{Name: c.Dir() + "/" + d + "/", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: mtime})
-			}
-		}
-		body := files[n]
-		tw.WriteHeader(&tar.Header{Name: c.Dir() + "/" + n, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(body)), ModTime: mtime})
-		tw.Write([]byte(body))
-	}
-	tw.Close()
-	zw.Close()
-	return buf.Bytes()
+	return storetest.Files(c.Dir(), files)
 }
 
 // Registry is a sparse registry served on 127.0.0.1 by the test itself.
@@ -131,7 +119,7 @@ func (r *Registry) Publish(c CrateSpec) string {
 	}
 	line, _ := json.Marshal(map[string]any{
 		"name": c.Name, "vers": c.Version, "deps": deps, "cksum": cksum,
-		"features": map[string]any{}, "yanked": false,
+		"features": map[string]any{}, "yanked": c.Yanked,
 	})
 	r.mu.Lock()
 	defer r.mu.Unlock()

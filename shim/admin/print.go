@@ -21,7 +21,7 @@ func PrintVerify(log *shim.Logger, w io.Writer, rep *VerifyReport) {
 	for _, p := range rep.Problems {
 		log.Status("Problem", p.String())
 	}
-	fmt.Fprintf(w, "verified %d crates in %s: %d problems\n", rep.Checked, rep.Registry, len(rep.Problems))
+	shim.Fprintf(w, "verified %d crates in %s: %d problems\n", rep.Checked, rep.Registry, len(rep.Problems))
 }
 
 // PrintRepair says what was repaired and what is left.
@@ -32,7 +32,7 @@ func PrintRepair(log *shim.Logger, w io.Writer, rep *RepairReport) {
 	for _, p := range rep.Left {
 		log.Status("Left", p.String())
 	}
-	fmt.Fprintf(w, "checked %d crates in %s: %d repaired, %d problems left\n", rep.Checked, rep.Registry, len(rep.Repaired), len(rep.Left))
+	shim.Fprintf(w, "checked %d crates in %s: %d repaired, %d problems left\n", rep.Checked, rep.Registry, len(rep.Repaired), len(rep.Left))
 }
 
 // PrintGC lists removals and busy crates and the bytes freed.
@@ -47,8 +47,12 @@ func PrintGC(log *shim.Logger, w io.Writer, rep *GCReport) {
 	for _, e := range rep.Busy {
 		log.Status("Kept", fmt.Sprintf("%s v%s (%s): in use by a running build", e.Crate, e.Version, e.Regdir))
 	}
-	fmt.Fprintf(w, "%s %s from %d crates (%d kept because in use), %s from the trash\n",
-		map[bool]string{true: "would free", false: "freed"}[rep.DryRun], human(rep.FreedBytes), len(rep.Removed), len(rep.Busy), human(rep.TrashFreedBytes))
+	if rep.ColdBuild {
+		log.Status("Kept", "every crate: a build is downloading into a registry with no index yet (run gc again when it is done)")
+	}
+	shim.Fprintf(w, "%s %s from %d crates (%d kept because in use), %s from the trash; %d lock files and %d state records of crates no longer in the registry, %d unused or outdated plan records\n",
+		map[bool]string{true: "would free", false: "freed"}[rep.DryRun], human(rep.FreedBytes), len(rep.Removed), len(rep.Busy), human(rep.TrashFreedBytes),
+		rep.LockFiles, rep.StateRecords, rep.PlanRecords)
 }
 
 // PrintStatus writes the status as "key: value" lines.
@@ -57,22 +61,23 @@ func PrintStatus(w io.Writer, st *StatusReport) {
 	if st.PathCargoIsShim {
 		shimNote = "yes"
 	}
-	fmt.Fprintf(w, "cargo-shim %s\n", st.Version)
-	fmt.Fprintf(w, "cargo on PATH:      %s (is the shim: %s)\n", st.PathCargo, shimNote)
-	fmt.Fprintf(w, "real cargo:         %s\n", st.RealCargo)
-	fmt.Fprintf(w, "registry:           %s\n", st.Registry)
-	fmt.Fprintf(w, "filesystem:         %s (%s)\n", st.Filesystem, st.MountOptions)
-	fmt.Fprintf(w, "locks reach hosts:  %v: %s\n", st.LocksReachOtherHosts, st.LocksNote)
-	fmt.Fprintf(w, "cargo's own locks:  %s\n", st.CargoLocks)
-	fmt.Fprintf(w, "cold starts:        %s\n", st.ColdStarts)
-	fmt.Fprintf(w, "crates:             %d extracted, %d tarballs, %d lock files\n", st.Extractions, st.Tarballs, st.LockFiles)
-	fmt.Fprintf(w, "cargo's lock:       shared across homes for this CARGO_HOME: %v\n", st.CargoLockShared)
-	fmt.Fprintf(w, "cargo's auto-GC:    %s\n", st.CargoAutoGC)
-	fmt.Fprintf(w, "locked now:         %d\n", len(st.Locked))
+	shim.Fprintf(w, "cargo-shim %s\n", st.Version)
+	shim.Fprintf(w, "cargo on PATH:      %s (is the shim: %s)\n", st.PathCargo, shimNote)
+	shim.Fprintf(w, "real cargo:         %s\n", st.RealCargo)
+	shim.Fprintf(w, "registry:           %s\n", st.Registry)
+	shim.Fprintf(w, "filesystem:         %s (%s)\n", st.Filesystem, st.MountOptions)
+	shim.Fprintf(w, "locks reach hosts:  %v: %s\n", st.LocksReachOtherHosts, st.LocksNote)
+	shim.Fprintf(w, "cargo's own locks:  %s\n", st.CargoLocks)
+	shim.Fprintf(w, "cold starts:        %s\n", st.ColdStarts)
+	shim.Fprintf(w, "crates:             %d extracted, %d tarballs, %d lock files\n", st.Extractions, st.Tarballs, st.LockFiles)
+	shim.Fprintf(w, "cargo's lock:       shared across homes for this CARGO_HOME: %v\n", st.CargoLockShared)
+	shim.Fprintf(w, "cargo's auto-GC:    %s\n", st.CargoAutoGC)
+	printGroupStatus(w, st.GroupStatus)
+	shim.Fprintf(w, "locked now:         %d\n", len(st.Locked))
 	for _, h := range st.Locked {
-		fmt.Fprintf(w, "  %s v%s (%s) %s by pid %d (%s)", h.Crate, h.Version, h.Regdir, h.Mode, h.Pid, h.Command)
+		shim.Fprintf(w, "  %s v%s (%s) %s by pid %d (%s)", h.Crate, h.Version, h.Regdir, h.Mode, h.Pid, h.Command)
 		if h.ForPid != 0 {
-			fmt.Fprintf(w, " for pid %d (%s)", h.ForPid, h.ForCommand)
+			shim.Fprintf(w, " for pid %d (%s)", h.ForPid, h.ForCommand)
 		}
 		fmt.Fprintln(w)
 	}

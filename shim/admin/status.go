@@ -45,8 +45,9 @@ type StatusReport struct {
 	Locked               []LockHolder `json:"locked"`
 	CargoAutoGC          string       `json:"cargo_auto_gc"`
 	CargoLockShared      bool         `json:"cargo_lock_shared"`
-	CargoLocks           string       `json:"cargo_locks"`
-	ColdStarts           string       `json:"cold_starts"`
+	GroupStatus
+	CargoLocks string `json:"cargo_locks"`
+	ColdStarts string `json:"cold_starts"`
 }
 
 // Status gathers what an operator needs to see.
@@ -82,6 +83,7 @@ func Status(reg store.Registry, cargoHome string) *StatusReport {
 		})
 	}
 	st.Locked = lockHolders(reg)
+	st.GroupStatus = groupStatus(reg.Root)
 	// Run as `cargo shim status`, the drop-in has set the variable itself.
 	if v := os.Getenv("CARGO_CACHE_AUTO_CLEAN_FREQUENCY"); v != "" && !(v == "never" && os.Getenv(shim.ActiveEnv) != "") {
 		st.CargoAutoGC = "as set in CARGO_CACHE_AUTO_CLEAN_FREQUENCY: " + v

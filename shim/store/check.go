@@ -1,7 +1,7 @@
 package store
 
 import (
-	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -57,14 +57,29 @@ func (v Verdict) String() string {
 	return [...]string{"healthy", "cold", "broken"}[v]
 }
 
+// Fault is what kind of thing a Broken verdict is about: what repair does
+// and how a report names it follow from it.
+type Fault int
+
+const (
+	NoFault Fault = iota
+	// Damaged: the extraction is incomplete, altered or not a directory.
+	Damaged
+	// NotExtracted: a trusted tarball is cached but was never unpacked.
+	NotExtracted
+	// CorruptTarball: the .crate cannot be read to its end.
+	CorruptTarball
+)
+
 // Finding is the result of checking one instance.
 type Finding struct {
 	Instance
 	Verdict Verdict
+	Fault   Fault
 	// Reason says what is wrong, in a few words ("src/lib.rs missing").
 	Reason string
-	// Problem is the path Reason is about.
-	Problem string
+	// Path is the file or directory Reason is about.
+	Path string
 
 	ExtractionOK   bool   // the extraction is complete (whatever the tarball)
 	TarballMissing bool   // no .crate beside a healthy extraction
@@ -193,9 +208,11 @@ func (r Registry) fastCheck(i Instance, s *State, level Level) (f Finding, sure 
 	return f, true
 }
 
-func (f *Finding) broken(reason, p string) {
+func (f *Finding) broken(reason, p string) { f.brokenAs(Damaged, reason, p) }
+
+func (f *Finding) brokenAs(fault Fault, reason, p string) {
 	if f.Verdict != Broken {
-		f.Verdict, f.Reason, f.Problem = Broken, reason, p
+		f.Verdict, f.Fault, f.Reason, f.Path = Broken, fault, reason, p
 	}
 }
 
@@ -211,31 +228,7 @@ func (r Registry) fullCheck(i Instance, level Level, offline bool) Finding {
 	root := r.Extraction(i)
 	tb := r.Tarball(i)
 
-	var m *Manifest
-	tbInfo, tbErr := os.Lstat(tb)
-	switch {
-	case tbErr != nil:
-		f.TarballMissing = true
-	case !tbInfo.Mode().IsRegular():
-		f.TarballUnsafe = fmt.Errorf("%s is not a regular file", tb)
-	default:
-		var err error
-		m, err = ReadManifest(tb, i.Crate)
-		switch {
-		case errors.Is(err, ErrCorrupt):
-			f.TarballCorrupt = err
-		case errors.Is(err, ErrUnsafe):
-			f.TarballUnsafe = err
-		case err != nil:
-			// Unreadable (permissions, I/O) is not proof of anything: it is
-			// reported and not used, and the extraction is judged alone.
-			f.TarballUnsafe = fmt.Errorf("cannot read %s: %w", tb, err)
-		case i.Checksum != "" && m.SHA256 != i.Checksum:
-			f.Mismatch = m.SHA256
-		default:
-			f.trusted, f.tarballOK = true, true
-		}
-	}
+	m := r.readTarball(&f)
 	if m == nil || f.Mismatch != "" {
 		// What the extraction was verified to contain, when the tarball
 		// cannot say: gone, corrupt, or other bytes than Cargo.lock's.
@@ -250,10 +243,10 @@ func (r Registry) fullCheck(i Instance, level Level, offline bool) Finding {
 	if err != nil {
 		switch {
 		case f.TarballCorrupt != nil:
-			f.broken("tarball truncated or corrupt", tb)
+			f.brokenAs(CorruptTarball, "tarball truncated or corrupt", tb)
 		case f.tarballOK:
 			// Cached but not extracted: the shim extracts it under the lock.
-			f.broken("not extracted", root)
+			f.brokenAs(NotExtracted, "not extracted", root)
 		default:
 			f.Verdict = Cold
 		}
@@ -281,10 +274,41 @@ func (r Registry) fullCheck(i Instance, level Level, offline bool) Finding {
 		// cargo (it unpacks nothing) and needed offline (a missing .crate
 		// fails --offline), so it is repaired only when cargo can download.
 		if f.TarballCorrupt != nil && !offline {
-			f.broken("tarball truncated or corrupt", tb)
+			f.brokenAs(CorruptTarball, "tarball truncated or corrupt", tb)
 		}
 	}
 	return f
+}
+
+// readTarball reads i's tarball to its end and files what it found in f:
+// missing, unusable, corrupt, of another checksum, or trusted.
+func (r Registry) readTarball(f *Finding) *Manifest {
+	i, tb := f.Instance, r.Tarball(f.Instance)
+	tbInfo, tbErr := os.Lstat(tb)
+	switch {
+	case tbErr != nil:
+		f.TarballMissing = true
+		return nil
+	case !tbInfo.Mode().IsRegular():
+		f.TarballUnsafe = fmt.Errorf("%s is not a regular file", tb)
+		return nil
+	}
+	m, err := ReadManifest(tb, i.Crate)
+	switch {
+	case errors.Is(err, ErrCorrupt):
+		f.TarballCorrupt = err
+	case errors.Is(err, ErrUnsafe):
+		f.TarballUnsafe = err
+	case err != nil:
+		// Unreadable (permissions, I/O) is not proof of anything: it is
+		// reported and not used, and the extraction is judged alone.
+		f.TarballUnsafe = fmt.Errorf("cannot read %s: %w", tb, err)
+	case i.Checksum != "" && m.SHA256 != i.Checksum:
+		f.Mismatch = m.SHA256
+	default:
+		f.trusted, f.tarballOK = true, true
+	}
+	return m
 }
 
 func readSmall(p string) ([]byte, error) {
@@ -335,26 +359,33 @@ func (r Registry) compareFiles(f *Finding, root string, m *Manifest, level Level
 	}
 }
 
-// compareContents re-reads the tarball and compares each file byte for byte.
+// compareContents re-reads the tarball and compares each file with the
+// content of its last entry (the one an unpacker leaves).
 func (r Registry) compareContents(f *Finding, root string) {
-	tb := r.Tarball(f.Instance)
-	_ = walkTarball(tb, f.Crate, func(e FileEntry, body io.Reader) error {
+	want := map[string][sha256.Size]byte{}
+	_, err := walkTarball(r.Tarball(f.Instance), f.Crate, tarVisitor{file: func(e FileEntry, body io.Reader) error {
+		h := sha256.New()
+		if _, err := io.Copy(h, body); err != nil {
+			return err
+		}
+		want[e.Path] = [sha256.Size]byte(h.Sum(nil))
+		return nil
+	}})
+	if err != nil || f.manifest == nil {
+		return
+	}
+	for _, e := range f.manifest.Files {
 		p := filepath.Join(root, filepath.FromSlash(e.Path))
 		have, err := os.ReadFile(p)
 		if err != nil {
 			f.broken(e.Path+" unreadable: "+err.Error(), p)
-			return io.EOF
+			return
 		}
-		want, err := io.ReadAll(body)
-		if err != nil {
-			return err
-		}
-		if !bytes.Equal(have, want) {
+		if sha256.Sum256(have) != want[e.Path] {
 			f.broken(e.Path+" differs from the tarball", p)
-			return io.EOF
+			return
 		}
-		return nil
-	}, func(string) {})
+	}
 }
 
 // Fresh is true when the finding comes from a full check: worth reporting.
