@@ -104,7 +104,7 @@ func TestVerifyDeepSeesContent(t *testing.T) {
 	if r.Code != 1 || len(rep.Problems) != 1 || !strings.Contains(rep.Problems[0].Problem, "differs") {
 		t.Fatalf("deep verify: %s", r)
 	}
-	if r := w.Admin("repair", "--deep"); r.Code != 0 || !strings.Contains(r.Stderr, "Repairing flat v1.0.0 (lib.rs differs from the tarball)") {
+	if r := w.Admin("repair", "--deep"); r.Code != 0 || !strings.Contains(r.Stdout, "Repaired flat v1.0.0 (lib.rs differs from the tarball)") {
 		t.Fatalf("repair --deep: %s", r)
 	}
 	if r := w.Admin("verify", "--deep"); r.Code != 0 {
@@ -120,7 +120,7 @@ func TestVerifyUsageErrors(t *testing.T) {
 		}
 	}
 	for _, sub := range []string{"verify", "repair", "gc", "status"} {
-		if r := w.Admin(sub, "--help"); r.Code != 0 || !strings.Contains(r.Stderr, "Usage: cargo-shim "+sub) {
+		if r := w.Admin(sub, "--help"); r.Code != 0 || !strings.Contains(r.Stdout, "Usage: cargo-shim "+sub) {
 			t.Errorf("cargo-shim %s --help: %s", sub, r)
 		}
 	}
@@ -193,7 +193,7 @@ func TestCargoShimSubcommand(t *testing.T) {
 	w := NewWorld(t)
 	w.Warm()
 	r := w.Cargo(w.Home(), true, []string{"shim", "verify", "--registry", w.Shared})
-	if r.Code != 0 || !strings.Contains(r.Stdout, "verified 5 crates") {
+	if r.Code != 0 || !strings.Contains(r.Stdout, "Verified 5 crates") {
 		t.Fatalf("cargo shim verify: %s", r)
 	}
 }

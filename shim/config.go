@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/cargo-shim/cargo-shim/shim/duration"
 )
 
 // Config is the drop-in's settings, all from CARGO_SHIM_* variables: a
@@ -54,9 +56,9 @@ func LoadConfig(getenv Getenv, cwd string) (Config, error) {
 		c.Registry = filepath.Join(cwd, c.Registry)
 	}
 	if v := getenv("CARGO_SHIM_LOCK_TIMEOUT"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d < 0 {
-			errs = append(errs, fmt.Sprintf("CARGO_SHIM_LOCK_TIMEOUT=%q is not a duration such as 30s or 10m", v))
+		d, err := duration.Parse(v)
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("CARGO_SHIM_LOCK_TIMEOUT: %v", err))
 		} else {
 			c.LockTimeout = d
 		}

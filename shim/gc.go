@@ -61,7 +61,7 @@ func (r Registry) Remove(i Instance, tarballToo bool, eligible func(lastUse time
 	if ext {
 		root := r.Extraction(i)
 		if _, err := os.Lstat(root); err == nil {
-			n := DiskUsage(root)
+			n := DiskUsage(root) + Blocks(r.StatePath(i))
 			if err := r.trash(root, i); err != nil {
 				return rm, err
 			}
@@ -71,11 +71,12 @@ func (r Registry) Remove(i Instance, tarballToo bool, eligible func(lastUse time
 	}
 	if tb {
 		p := r.Tarball(i)
-		if fi, err := os.Lstat(p); err == nil {
+		if _, err := os.Lstat(p); err == nil {
+			n := Blocks(p)
 			if err := os.Remove(p); err != nil {
 				return rm, err
 			}
-			rm.Tarball, rm.Bytes = true, rm.Bytes+fi.Size()
+			rm.Tarball, rm.Bytes = true, rm.Bytes+n
 		}
 	}
 	_, errExt := os.Lstat(r.Extraction(i))
@@ -88,6 +89,19 @@ func (r Registry) Remove(i Instance, tarballToo bool, eligible func(lastUse time
 		os.Remove(r.StatePath(i))
 	}
 	return rm, nil
+}
+
+// Usage is what Remove would free for i: its extraction (with its state
+// record) and its tarball, as chosen. gc's dry run and its report agree.
+func (r Registry) Usage(i Instance, extraction, tarball bool) int64 {
+	var n int64
+	if extraction {
+		n += DiskUsage(r.Extraction(i)) + Blocks(r.StatePath(i))
+	}
+	if tarball {
+		n += Blocks(r.Tarball(i))
+	}
+	return n
 }
 
 // StaleTemps lists temp dirs of killed repairs older than minAge, with the

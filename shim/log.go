@@ -41,7 +41,21 @@ type Logger struct {
 	W     io.Writer
 	Mode  LogMode
 	Color bool
+	// Bare drops the "cargo-shim: " after "warning:" and "error:": the
+	// drop-in's lines mix with cargo's, the admin command's do not.
+	Bare bool
 }
+
+// Style is a status verb's colour, as cargo's: green for done or under
+// way, yellow for a warning, red for an error, cyan for a note.
+type Style string
+
+const (
+	Done    Style = "1;32"
+	Warning Style = "1;33"
+	Failure Style = "1;31"
+	Note    Style = "1;36"
+)
 
 // NewLogger honours CARGO_TERM_COLOR (always, never, auto) and NO_COLOR.
 func NewLogger(w *os.File, mode LogMode, getenv Getenv) *Logger {
@@ -73,13 +87,23 @@ func (l *Logger) json(level, verb, msg string) {
 }
 
 // Status prints "   Repairing fnv v1.0.7 (src/lib.rs missing)".
-func (l *Logger) Status(verb, msg string) {
+func (l *Logger) Status(verb, msg string) { l.Line(Done, verb, msg) }
+
+// Line prints a status line with the verb in style s.
+func (l *Logger) Line(s Style, verb, msg string) {
 	switch l.Mode {
 	case LogQuiet:
 	case LogJSON:
 		l.json("info", verb, msg)
 	default:
-		fmt.Fprintf(l.W, "%s %s\n", l.paint("1;32", fmt.Sprintf("%12s", verb)), msg)
+		fmt.Fprintf(l.W, "%s %s\n", l.paint(string(s), fmt.Sprintf("%12s", verb)), msg)
+	}
+}
+
+// Help prints "help: ..." (a suggested next step), as cargo does.
+func (l *Logger) Help(format string, args ...any) {
+	if l.Mode == LogInfo || l.Mode == LogDebug {
+		fmt.Fprintf(l.W, "%s %s\n", l.paint("1;36", "help:"), fmt.Sprintf(format, args...))
 	}
 }
 
@@ -91,7 +115,7 @@ func (l *Logger) Warn(format string, args ...any) {
 		l.json("warning", "", msg)
 		return
 	}
-	fmt.Fprintf(l.W, "%s cargo-shim: %s\n", l.paint("1;33", "warning:"), msg)
+	fmt.Fprintf(l.W, "%s %s%s\n", l.paint(string(Warning), "warning:"), l.prefix(), msg)
 }
 
 // Error prints "error: cargo-shim: ...".
@@ -101,7 +125,7 @@ func (l *Logger) Error(format string, args ...any) {
 		l.json("error", "", msg)
 		return
 	}
-	fmt.Fprintf(l.W, "%s cargo-shim: %s\n", l.paint("1;31", "error:"), msg)
+	fmt.Fprintf(l.W, "%s %s%s\n", l.paint(string(Failure), "error:"), l.prefix(), msg)
 }
 
 // Debug prints only with CARGO_SHIM_LOG=debug (or json).
@@ -112,4 +136,11 @@ func (l *Logger) Debug(format string, args ...any) {
 	case LogJSON:
 		l.json("debug", "", fmt.Sprintf(format, args...))
 	}
+}
+
+func (l *Logger) prefix() string {
+	if l.Bare {
+		return ""
+	}
+	return "cargo-shim: "
 }

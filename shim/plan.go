@@ -393,9 +393,11 @@ func (r Registry) RemoveStalePlans(maxAge time.Duration, dry bool) (n int, freed
 		if err != nil || !fi.Mode().IsRegular() || time.Since(fi.ModTime()) <= maxAge {
 			continue
 		}
-		if dry || os.Remove(filepath.Join(r.PlanDir(), e.Name())) == nil {
+		p := filepath.Join(r.PlanDir(), e.Name())
+		size := Blocks(p)
+		if dry || os.Remove(p) == nil {
 			n++
-			freed += fi.Size()
+			freed += size
 		}
 	}
 	return n, freed

@@ -16,14 +16,24 @@ import (
 	"github.com/cargo-shim/cargo-shim/lockfile"
 )
 
-// Action is what a repair did, for messages: Verb is cargo-style.
+// Action is what a repair did, for messages: Verb is cargo-style, Kind the
+// machine word (README: JSON output), Detail the rest of the line.
 type Action struct {
 	Verb   string // "Repairing", "Extracting", "Removing"
+	Kind   string // ActReextracted, ActExtracted, ActRemovedTarball, ActMovedAside
 	Detail string
 	// Left is set when the crate is left broken (no trusted tarball to repair
 	// from and nothing provably broken to remove).
 	Left bool
 }
+
+// The Kind words of an Action: a stable interface (JSON, stats).
+const (
+	ActReextracted    = "reextracted"     // a broken extraction unpacked again from its tarball
+	ActExtracted      = "extracted"       // a cached tarball with no extraction unpacked
+	ActRemovedTarball = "removed-tarball" // a truncated tarball removed; cargo downloads it again
+	ActMovedAside     = "moved-aside"     // a broken extraction with no trusted tarball moved to the trash
+)
 
 const tmpPrefix = ".cargo-shim-tmp-"
 
@@ -46,7 +56,7 @@ func (r Registry) Repair(f Finding) (Action, error) {
 		}
 		removedTarball = true
 		if f.ExtractionOK {
-			return Action{Verb: "Removing", Detail: fmt.Sprintf("truncated tarball of %s (%s); cargo will download it again", i.Crate, tb)}, nil
+			return Action{Verb: "Removing", Kind: ActRemovedTarball, Detail: fmt.Sprintf("truncated tarball of %s (%s); cargo will download it again", i.Crate, tb)}, nil
 		}
 	}
 
@@ -60,9 +70,9 @@ func (r Registry) Repair(f Finding) (Action, error) {
 		}
 		_ = r.recordState(i, m)
 		if f.Reason == "not extracted" {
-			return Action{Verb: "Extracting", Detail: fmt.Sprintf("%s (cached, not extracted)", i.Crate)}, nil
+			return Action{Verb: "Extracting", Kind: ActExtracted, Detail: fmt.Sprintf("%s (cached, not extracted)", i.Crate)}, nil
 		}
-		return Action{Verb: "Repairing", Detail: fmt.Sprintf("%s (%s)", i.Crate, f.Reason)}, nil
+		return Action{Verb: "Repairing", Kind: ActReextracted, Detail: fmt.Sprintf("%s (%s)", i.Crate, f.Reason)}, nil
 	}
 	// No tarball we trust: move the broken extraction aside so that cargo
 	// downloads (or, with a foreign tarball, unpacks) it afresh instead of
@@ -76,10 +86,10 @@ func (r Registry) Repair(f Finding) (Action, error) {
 		if removedTarball {
 			why += ", tarball truncated"
 		}
-		return Action{Verb: "Removing", Detail: fmt.Sprintf("broken extraction of %s (%s); cargo will download it again", i.Crate, why)}, nil
+		return Action{Verb: "Removing", Kind: ActMovedAside, Detail: fmt.Sprintf("broken extraction of %s (%s); cargo will download it again", i.Crate, why)}, nil
 	}
 	if removedTarball {
-		return Action{Verb: "Removing", Detail: fmt.Sprintf("truncated tarball of %s (%s); cargo will download it again", i.Crate, tb)}, nil
+		return Action{Verb: "Removing", Kind: ActRemovedTarball, Detail: fmt.Sprintf("truncated tarball of %s (%s); cargo will download it again", i.Crate, tb)}, nil
 	}
 	return Action{Left: true, Detail: fmt.Sprintf("%s (%s): no trusted tarball to repair from", i.Crate, f.Reason)}, nil
 }
@@ -224,14 +234,37 @@ func (r Registry) EmptyTrash(minAge time.Duration) (freed int64, err error) {
 // DiskUsage sums the sizes of the regular files under p (no links followed).
 func DiskUsage(p string) int64 {
 	var n int64
-	filepath.WalkDir(p, func(_ string, d fs.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() {
-			if fi, err := d.Info(); err == nil {
-				n += fi.Size()
-			}
+	filepath.WalkDir(p, func(path string, _ fs.DirEntry, err error) error {
+		if err == nil {
+			n += Blocks(path)
 		}
 		return nil
 	})
+	return n
+}
+
+// Blocks is the disk space of one file or directory, as du counts it (so
+// that what gc says it freed is what du sees go).
+func Blocks(p string) int64 {
+	var st unix.Stat_t
+	if unix.Lstat(p, &st) != nil {
+		return 0
+	}
+	return st.Blocks * 512
+}
+
+// TrashUsage is the disk space of what is in the trash now.
+func (r Registry) TrashUsage() int64 {
+	ents, err := os.ReadDir(r.TrashDir())
+	if err != nil {
+		return 0
+	}
+	var n int64
+	for _, e := range ents {
+		if isTrashName(e.Name()) {
+			n += DiskUsage(filepath.Join(r.TrashDir(), e.Name()))
+		}
+	}
 	return n
 }
 

@@ -58,14 +58,18 @@ func Main(args []string) int {
 		asReal, after = true, self
 	}
 	real, err := FindRealCargo(cfg.RealCargo, getenv("PATH"), self, after)
+	if getenv(ProbeEnv) == "1" {
+		// `cargo-shim status` asks whether `cargo` on PATH is a shim, and
+		// which real cargo it runs (none found: no such line).
+		fmt.Printf("cargo-shim %s\n", Version)
+		if err == nil {
+			fmt.Printf("real-cargo %s\n", real)
+		}
+		return 0
+	}
 	if err != nil {
 		log.Error("%v", err)
 		return exitError
-	}
-	if getenv(ProbeEnv) == "1" {
-		// `cargo-shim status` asks whether `cargo` on PATH is a shim.
-		fmt.Printf("cargo-shim %s\nreal-cargo %s\n", Version, real)
-		return 0
 	}
 	cmd := Classify(args)
 	if cfg.Disable {

@@ -34,13 +34,17 @@ type GCEntry struct {
 
 // GCReport is `cargo-shim gc --json`.
 type GCReport struct {
-	Registry        string    `json:"registry"`
-	DryRun          bool      `json:"dry_run"`
-	Removed         []GCEntry `json:"removed"`
-	Busy            []GCEntry `json:"busy"`
-	PlanRecords     int       `json:"plan_records_removed"`
-	FreedBytes      int64     `json:"freed_bytes"`
-	TrashFreedBytes int64     `json:"trash_freed_bytes"`
+	Registry    string    `json:"registry"`
+	DryRun      bool      `json:"dry_run"`
+	Removed     []GCEntry `json:"removed"`
+	Busy        []GCEntry `json:"busy"`
+	PlanRecords int       `json:"plan_records_removed"`
+	// FreedBytes is what the entries and plan records took on disk;
+	// TrashFreedBytes what earlier runs had left in the trash. Each byte is
+	// counted once: TotalFreedBytes is their sum, what du sees go.
+	FreedBytes      int64 `json:"freed_bytes"`
+	TrashFreedBytes int64 `json:"trash_freed_bytes"`
+	TotalFreedBytes int64 `json:"total_freed_bytes"`
 }
 
 // GC is the lock-aware replacement for a TTL reaper and cargo's auto-GC:
@@ -49,6 +53,9 @@ type GCReport struct {
 func GC(reg shim.Registry, o GCOptions, now time.Time) (*GCReport, error) {
 	rep := &GCReport{Registry: reg.Root, DryRun: o.DryRun, Removed: []GCEntry{}, Busy: []GCEntry{}}
 	var errs *multierror.Error
+	// What earlier runs left in the trash; what this run moves there is
+	// counted in its entry, not again when the trash is emptied.
+	rep.TrashFreedBytes = reg.TrashUsage()
 	eligible := func(lastUse time.Time) (bool, bool) {
 		age := now.Sub(lastUse)
 		return age > o.MaxAge, o.Tarballs && age > o.CrateMaxAge
@@ -73,14 +80,7 @@ func GC(reg shim.Registry, o GCOptions, now time.Time) (*GCReport, error) {
 			e.What = "extraction"
 		}
 		if o.DryRun {
-			if ext {
-				e.Bytes += shim.DiskUsage(reg.Extraction(i))
-			}
-			if tb {
-				if fi, err := os.Lstat(reg.Tarball(i)); err == nil {
-					e.Bytes += fi.Size()
-				}
-			}
+			e.Bytes = reg.Usage(i, ext, tb)
 			if reg.InUse(i) {
 				rep.Busy = append(rep.Busy, e)
 				continue
@@ -133,10 +133,11 @@ func GC(reg shim.Registry, o GCOptions, now time.Time) (*GCReport, error) {
 	rep.FreedBytes += planBytes
 	if !o.DryRun {
 		n, err := reg.EmptyTrash(0)
-		rep.TrashFreedBytes = n
+		rep.TrashFreedBytes = min(n, rep.TrashFreedBytes)
 		if err != nil {
-			errs = multierror.Append(errs, fmt.Errorf("emptying %s: %w", reg.TrashDir(), err))
+			errs = multierror.Append(errs, fmt.Errorf("cannot empty %s: %w", reg.TrashDir(), err))
 		}
 	}
+	rep.TotalFreedBytes = rep.FreedBytes + rep.TrashFreedBytes
 	return rep, errs.ErrorOrNil()
 }
