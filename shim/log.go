@@ -19,6 +19,7 @@ const (
 	LogQuiet
 	LogDebug
 	LogJSON
+	LogVerbose // info lines plus Verbose lines (cargo -v)
 )
 
 func ParseLogMode(s string) (LogMode, error) {
@@ -27,12 +28,36 @@ func ParseLogMode(s string) (LogMode, error) {
 		return LogInfo, nil
 	case "quiet":
 		return LogQuiet, nil
+	case "verbose":
+		return LogVerbose, nil
 	case "debug":
 		return LogDebug, nil
 	case "json":
 		return LogJSON, nil
 	}
-	return LogInfo, fmt.Errorf("unknown log mode %q (want quiet, info, debug or json)", s)
+	return LogInfo, fmt.Errorf("unknown log mode %q (want quiet, info, verbose, debug or json)", s)
+}
+
+// Verbosity is the log mode of a run: CARGO_SHIM_LOG when set, else what
+// cargo's own -q, -v, CARGO_TERM_QUIET and CARGO_TERM_VERBOSE ask of cargo
+// (quiet: warnings only; -v: a line on what the shim did; -vv: debug).
+func Verbosity(configured LogMode, getenv Getenv, cmd Command) LogMode {
+	if getenv("CARGO_SHIM_LOG") != "" {
+		return configured
+	}
+	switch {
+	case cmd.Quiet:
+		return LogQuiet
+	case cmd.Verbose >= 2:
+		return LogDebug
+	case cmd.Verbose == 1:
+		return LogVerbose
+	case isTrue(getenv("CARGO_TERM_QUIET")):
+		return LogQuiet
+	case isTrue(getenv("CARGO_TERM_VERBOSE")):
+		return LogVerbose
+	}
+	return configured
 }
 
 // Logger writes cargo-style status lines to stderr: a right-aligned verb,
@@ -102,7 +127,7 @@ func (l *Logger) Line(s Style, verb, msg string) {
 
 // Help prints "help: ..." (a suggested next step), as cargo does.
 func (l *Logger) Help(format string, args ...any) {
-	if l.Mode == LogInfo || l.Mode == LogDebug {
+	if l.Mode == LogInfo || l.Mode == LogVerbose || l.Mode == LogDebug {
 		fmt.Fprintf(l.W, "%s %s\n", l.paint("1;36", "help:"), fmt.Sprintf(format, args...))
 	}
 }
@@ -126,6 +151,13 @@ func (l *Logger) Error(format string, args ...any) {
 		return
 	}
 	fmt.Fprintf(l.W, "%s %s%s\n", l.paint(string(Failure), "error:"), l.prefix(), msg)
+}
+
+// Verbose prints a status line only with cargo -v (or debug).
+func (l *Logger) Verbose(verb, msg string) {
+	if l.Mode == LogVerbose || l.Mode == LogDebug {
+		fmt.Fprintf(l.W, "%s %s\n", l.paint(string(Done), fmt.Sprintf("%12s", verb)), msg)
+	}
 }
 
 // Debug prints only with CARGO_SHIM_LOG=debug (or json).

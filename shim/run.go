@@ -72,6 +72,7 @@ func Main(args []string) int {
 		return exitError
 	}
 	cmd := Classify(args)
+	log.Mode = Verbosity(cfg.Log, getenv, cmd)
 	if cfg.Disable {
 		// Pure pass-through: the caller's environment, plus only the
 		// recursion guard (a second shim further on PATH must not loop).
@@ -112,6 +113,9 @@ func Main(args []string) int {
 		log.Warn("%v; running cargo without the shim's protection", err)
 	} else if r.shareErr != nil {
 		log.Warn("%v", r.shareErr)
+	}
+	if err == nil && r.plan != nil {
+		log.Verbose("Checked", fmt.Sprintf("%d crates of Cargo.lock, locked until cargo exits (%s)", len(r.plan.instances), time.Since(r.start).Round(time.Millisecond)))
 	}
 	return execCargo(log, real, cmd, env, holder)
 }

@@ -1,0 +1,58 @@
+package integration
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// The drop-in follows cargo's verbosity: -q, --quiet and CARGO_TERM_QUIET
+// silence its info lines (repairs included) but not its warnings; -v adds a
+// line on what it checked; the build itself passes either way.
+func TestDropInQuietAndVerbose(t *testing.T) {
+	w := NewWorld(t)
+	w.Warm()
+	home := w.Home()
+	w.MustCargo(home, true, "build")
+	lib := filepath.Join(w.Extraction("flat-1.0.0"), "lib.rs")
+	for _, tc := range []struct {
+		args []string
+		env  []string
+	}{
+		{[]string{"-q", "build"}, nil},
+		{[]string{"build", "--quiet"}, nil},
+		{[]string{"build"}, []string{"CARGO_TERM_QUIET=true"}},
+	} {
+		if err := os.Remove(lib); err != nil {
+			t.Fatal(err)
+		}
+		r := w.Cargo(home, true, tc.args, tc.env...)
+		if r.Code != 0 {
+			t.Fatalf("cargo %v %v: %s", tc.env, tc.args, r)
+		}
+		if strings.Contains(r.Stderr, "Repairing") || strings.Contains(r.Stderr, "cargo-shim") {
+			t.Errorf("cargo %v %v printed shim info lines: %q", tc.env, tc.args, r.Stderr)
+		}
+		if _, err := os.Stat(lib); err != nil {
+			t.Errorf("cargo %v %v did not repair lib.rs: %v", tc.env, tc.args, err)
+		}
+	}
+	// Without -q the same repair is said.
+	os.Remove(lib)
+	if r := w.Cargo(home, true, []string{"build"}); r.Code != 0 || !strings.Contains(r.Stderr, "Repairing flat v1.0.0 (lib.rs missing)") {
+		t.Fatalf("plain build after damage: %s", r)
+	}
+	// Quiet keeps the warnings that matter.
+	r := w.Cargo(home, true, []string{"-q", "build"}, "CARGO_SHIM_VERIFY=bogus")
+	if r.Code != 0 || !strings.Contains(r.Stderr, "warning: cargo-shim: CARGO_SHIM_VERIFY") {
+		t.Fatalf("quiet run with a bad setting: %s", r)
+	}
+	r = w.Cargo(home, true, []string{"build", "-v"})
+	if r.Code != 0 || !strings.Contains(r.Stderr, "Checked 5 crates of Cargo.lock") {
+		t.Fatalf("cargo build -v: %s", r)
+	}
+	if strings.Contains(w.Cargo(home, true, []string{"build"}).Stderr, "Checked") {
+		t.Fatal("the -v line shows without -v")
+	}
+}
