@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cargo-shim/cargo-shim/shim/admin"
 )
 
 // The drop-in follows cargo's verbosity: -q, --quiet and CARGO_TERM_QUIET
@@ -54,5 +56,35 @@ func TestDropInQuietAndVerbose(t *testing.T) {
 	}
 	if strings.Contains(w.Cargo(home, true, []string{"build"}).Stderr, "Checked") {
 		t.Fatal("the -v line shows without -v")
+	}
+}
+
+// Stats are written only by runs that did something, and count what they
+// did: the warm run leaves the totals file untouched.
+func TestStatsRecordOnlyWork(t *testing.T) {
+	w := NewWorld(t)
+	w.Warm()
+	home := w.Home()
+	totals := filepath.Join(w.Shared, ".cargo-shim", "stats", "totals.json")
+	w.MustCargo(home, true, "build") // reads Cargo.lock, writes the plan
+	before, err := os.ReadFile(totals)
+	if err != nil {
+		t.Fatalf("the planning run wrote no stats: %v", err)
+	}
+	fi, _ := os.Stat(totals)
+	w.MustCargo(home, true, "build") // warm: nothing to do
+	after, _ := os.ReadFile(totals)
+	fi2, _ := os.Stat(totals)
+	if string(before) != string(after) || !fi.ModTime().Equal(fi2.ModTime()) {
+		t.Fatalf("a warm no-op run wrote stats:\n%s\n%s", before, after)
+	}
+	os.Remove(filepath.Join(w.Extraction("flat-1.0.0"), "lib.rs"))
+	w.MustCargo(home, true, "build")
+	st := decode[admin.StatsReport](t, w.Admin("stats", "--json"))
+	if st.Runs != 2 || st.RunsPlanned != 1 || st.Actions["reextracted"] != 1 || st.FailOpen != 0 {
+		t.Fatalf("stats after a planning run and a repair: %+v", st)
+	}
+	if r := w.Admin("stats", "--zero", "--json"); r.Code != 0 || decode[admin.StatsReport](t, r).Runs != 0 {
+		t.Fatalf("stats --zero: %s", r)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cargo-shim/cargo-shim/lockfile"
+	"github.com/cargo-shim/cargo-shim/shim/stats"
 	"golang.org/x/sys/unix"
 )
 
@@ -111,9 +112,12 @@ func Main(args []string) int {
 			return exitError
 		}
 		log.Warn("%v; running cargo without the shim's protection", err)
+		r.rec.FailOpen++
 	} else if r.shareErr != nil {
 		log.Warn("%v", r.shareErr)
+		r.rec.FailOpen++
 	}
+	r.saveStats()
 	if err == nil && r.plan != nil {
 		log.Verbose("Checked", fmt.Sprintf("%d crates of Cargo.lock, locked until cargo exits (%s)", len(r.plan.instances), time.Since(r.start).Round(time.Millisecond)))
 	}
@@ -190,6 +194,34 @@ type Run struct {
 	// shareErr is reported after Prepare, unless a failure that stopped the
 	// run is reported instead: one warning line per run, not two.
 	shareErr error
+	// rec is what this run did, for `cargo-shim stats`.
+	rec stats.Record
+}
+
+// lockWait times one operation that may wait for a lock: if it says it
+// waited, the whole operation counts as one wait.
+type lockWait struct {
+	t0     time.Time
+	waited atomic.Bool
+}
+
+func newLockWait() *lockWait { return &lockWait{t0: time.Now()} }
+
+func (r *Run) endWait(w *lockWait) {
+	if w.waited.Load() {
+		r.rec.Wait(time.Since(w.t0))
+	}
+}
+
+// saveStats adds this run's record to the registry's totals, unless the
+// run did nothing (the warm path writes nothing).
+func (r *Run) saveStats() {
+	if r.rec.Empty() {
+		return
+	}
+	if err := stats.Add(stats.Dir(r.Reg.ShimDir()), r.rec, time.Now()); err != nil {
+		r.Log.Debug("cannot record stats: %v", err)
+	}
 }
 
 // maxRounds bounds step 5's "something broke in between, go back to 4".
@@ -243,6 +275,7 @@ func (r *Run) Prepare() (*lockfile.Holder, error) {
 			holder.Stop()
 			return nil, fmt.Errorf("cannot read the planned crates: %w", err)
 		}
+		r.rec.Planned = true
 	}
 	lockPaths := r.Reg.lockPaths(p)
 	r.plan = p
@@ -255,11 +288,15 @@ func (r *Run) Prepare() (*lockfile.Holder, error) {
 	// cargo-shim makes to a crate is one atomic rename under its exclusive
 	// lock, so what this check sees is either what the locks then pin, or a
 	// crate removed meanwhile, which cargo downloads or extracts as usual.
-	locked := holder.LockAsync(lockPaths, r.Cfg.LockTimeout, r.waiting)
+	lw := newLockWait()
+	locked := holder.LockAsync(lockPaths, r.Cfg.LockTimeout, r.waitingFor(lw))
 	for round := 0; ; round++ {
 		if round > 0 {
-			locked = holder.LockAsync(lockPaths, r.Cfg.LockTimeout, r.waiting)
-			if err := <-locked; err != nil {
+			lw = newLockWait()
+			locked = holder.LockAsync(lockPaths, r.Cfg.LockTimeout, r.waitingFor(lw))
+			err := <-locked
+			r.endWait(lw)
+			if err != nil {
 				holder.Stop()
 				return nil, r.lockError(err)
 			}
@@ -267,7 +304,9 @@ func (r *Run) Prepare() (*lockfile.Holder, error) {
 		findings, fresh := r.checkPlan(p)
 		r.Log.Debug("round %d: checked (%s)", round, time.Since(r.start))
 		if round == 0 {
-			if err := <-locked; err != nil {
+			err := <-locked
+			r.endWait(lw)
+			if err != nil {
 				holder.Stop()
 				return nil, r.lockError(err)
 			}
@@ -371,9 +410,13 @@ func (r *Run) crateOfLock(path string) string {
 	return path
 }
 
-func (r *Run) waiting(path string) {
-	name := r.crateOfLock(path)
-	r.Log.Status("Blocking", fmt.Sprintf("waiting for lock on crate %s (held by another runner)", name))
+// waitingFor is the holder's wait callback for one lock operation.
+func (r *Run) waitingFor(w *lockWait) func(path string) {
+	return func(path string) {
+		w.waited.Store(true)
+		name := r.crateOfLock(path)
+		r.Log.Status("Blocking", fmt.Sprintf("waiting for lock on crate %s (held by another runner)", name))
+	}
 }
 
 func (r *Run) lockError(err error) error {
@@ -451,13 +494,16 @@ func ParallelEach(workers, n int, fn func(int)) {
 func (r *Run) repairOne(i Instance) error {
 	ctx, cancel := r.lockContext()
 	defer cancel()
+	lw := newLockWait()
 	act, _, err := r.Reg.RepairCrate(ctx, i, RepairOptions{NoWait: r.Nested, Offline: r.Offline, Waiting: func(what string) {
+		lw.waited.Store(true)
 		if what == "crate" {
 			r.Log.Status("Blocking", fmt.Sprintf("waiting for lock on crate %s (in use by another runner)", i.Crate))
 		} else {
 			r.Log.Status("Blocking", "waiting for file lock on package cache (another runner is downloading)")
 		}
 	}})
+	r.endWait(lw)
 	switch {
 	case errors.Is(err, ErrInUse):
 		r.Log.Debug("%s is in use by the build that runs us; not repairing it", i)
@@ -470,8 +516,10 @@ func (r *Run) repairOne(i Instance) error {
 	switch {
 	case act.Left:
 		r.Log.Warn("cannot repair %s", act.Detail)
+		r.rec.Act("left")
 	case act.Verb != "":
 		r.Log.Status(act.Verb, act.Detail)
+		r.rec.Act(act.Kind)
 	}
 	if _, err := r.Reg.EmptyTrash(time.Minute); err != nil {
 		r.Log.Debug("trash: %v", err)
@@ -483,7 +531,10 @@ func (r *Run) repairOne(i Instance) error {
 func (r *Run) quiesce(fn func()) error {
 	ctx, cancel := r.lockContext()
 	defer cancel()
+	lw := newLockWait()
+	defer r.endWait(lw)
 	return r.Reg.Quiesce(ctx, func() {
+		lw.waited.Store(true)
 		r.Log.Status("Blocking", "waiting for file lock on package cache (another runner is downloading)")
 	}, fn)
 }

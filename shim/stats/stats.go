@@ -1,0 +1,196 @@
+// Package stats keeps the registry's run counters, as `sccache
+// --show-stats` does for sccache: what the drop-in repaired, how long it
+// waited for locks, how often it failed open.
+//
+// Only a run that did something writes (a warm run that found everything
+// in place writes nothing, so the hot path stays a few lstats). The
+// totals are one small file of fixed shape, updated under an exclusive
+// flock by write-and-rename: concurrent runs add up, a reader never sees
+// half a file, and the size stays bounded however many runs there are.
+package stats
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cargo-shim/cargo-shim/lockfile"
+)
+
+// Record is what one run did.
+type Record struct {
+	Planned   bool           // read Cargo.lock afresh (no plan record matched)
+	Actions   map[string]int // repairs and extractions by kind word
+	LockWaits int
+	WaitTotal time.Duration
+	WaitMax   time.Duration
+	FailOpen  int // warnings after which cargo ran without full protection
+}
+
+// Act counts one repair or extraction of kind.
+func (r *Record) Act(kind string) {
+	if r.Actions == nil {
+		r.Actions = map[string]int{}
+	}
+	r.Actions[kind]++
+}
+
+// Wait counts one lock wait of d.
+func (r *Record) Wait(d time.Duration) {
+	r.LockWaits++
+	r.WaitTotal += d
+	r.WaitMax = max(r.WaitMax, d)
+}
+
+// Empty says the run did nothing worth recording.
+func (r *Record) Empty() bool {
+	return !r.Planned && len(r.Actions) == 0 && r.LockWaits == 0 && r.FailOpen == 0
+}
+
+// Totals is `cargo-shim stats --json` (README: JSON output).
+type Totals struct {
+	Since       time.Time        `json:"since"`
+	Updated     time.Time        `json:"updated,omitzero"`
+	Runs        int64            `json:"runs_recorded"`
+	RunsPlanned int64            `json:"runs_planned"`
+	Actions     map[string]int64 `json:"actions"`
+	LockWaits   Waits            `json:"lock_waits"`
+	FailOpen    int64            `json:"fail_open_warnings"`
+}
+
+// Waits sums lock waits; seconds as fractions.
+type Waits struct {
+	Count          int64   `json:"count"`
+	TotalSeconds   float64 `json:"total_seconds"`
+	LongestSeconds float64 `json:"longest_seconds"`
+}
+
+const (
+	fileName = "totals.json"
+	lockName = "totals.lock"
+	// maxFile bounds what a read takes in: the file has a fixed shape, a
+	// larger one was not written by us.
+	maxFile = 64 << 10
+	// lockWait bounds how long a run waits to add its record: stats are
+	// not worth holding up a build.
+	lockWait = 2 * time.Second
+)
+
+// Dir is where a registry keeps its stats.
+func Dir(shimDir string) string { return filepath.Join(shimDir, "stats") }
+
+// Add adds rec to the totals in dir.
+func Add(dir string, rec Record, now time.Time) error {
+	return update(dir, func(t *Totals) {
+		t.Runs++
+		if rec.Planned {
+			t.RunsPlanned++
+		}
+		for k, n := range rec.Actions {
+			t.Actions[k] += int64(n)
+		}
+		t.LockWaits.Count += int64(rec.LockWaits)
+		t.LockWaits.TotalSeconds += rec.WaitTotal.Seconds()
+		t.LockWaits.LongestSeconds = max(t.LockWaits.LongestSeconds, rec.WaitMax.Seconds())
+		t.FailOpen += int64(rec.FailOpen)
+		t.Updated = now
+	}, now)
+}
+
+// Zero starts the totals again from now.
+func Zero(dir string, now time.Time) error {
+	return update(dir, func(t *Totals) { *t = fresh(now) }, now)
+}
+
+// Read returns the totals; none recorded yet reads as zero since now.
+func Read(dir string, now time.Time) (Totals, error) {
+	t, err := load(filepath.Join(dir, fileName), now)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fresh(now), nil
+	}
+	return t, err
+}
+
+func fresh(now time.Time) Totals {
+	return Totals{Since: now, Actions: map[string]int64{}}
+}
+
+func update(dir string, change func(*Totals), now time.Time) error {
+	if err := lockfile.MkdirShared(dir); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), lockWait)
+	defer cancel()
+	lk, err := lockfile.Acquire(ctx, filepath.Join(dir, lockName), lockfile.Exclusive, lockfile.Options{})
+	if err != nil {
+		return err
+	}
+	defer lk.Release()
+	path := filepath.Join(dir, fileName)
+	t, err := load(path, now)
+	if err != nil {
+		// Missing, or not ours (garbled, planted): start again rather than
+		// fail every run that has something to add.
+		t = fresh(now)
+	}
+	change(&t)
+	return store(path, t)
+}
+
+func load(path string, now time.Time) (Totals, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return Totals{}, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxFile+1))
+	if err != nil {
+		return Totals{}, err
+	}
+	if len(b) > maxFile {
+		return Totals{}, fmt.Errorf("%s is larger than any totals file", path)
+	}
+	t := fresh(now)
+	if err := json.Unmarshal(b, &t); err != nil {
+		return Totals{}, fmt.Errorf("%s: %w", path, err)
+	}
+	if t.Actions == nil {
+		t.Actions = map[string]int64{}
+	}
+	return t, nil
+}
+
+// store writes t beside path and renames it over: readers see the old
+// totals or the new, never part of a file.
+func store(path string, t Totals) error {
+	b, err := json.MarshalIndent(t, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := fmt.Sprintf("%s.%d.tmp", path, os.Getpid())
+	os.Remove(tmp)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o666)
+	if err != nil {
+		return err
+	}
+	_ = f.Chmod(0o666) // every runner uid adds to the same totals
+	_, err = f.Write(append(b, '\n'))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+	}
+	return err
+}
