@@ -25,6 +25,8 @@ type command struct {
 	// Registry adds --registry and resolves it (the command fails with exit
 	// 2 on a directory that is not a cargo registry); JSON adds --json.
 	Registry, JSON bool
+	// MaxArgs is how many positional arguments run may find in fs.Args().
+	MaxArgs int
 	// Setup declares the command's own flags and returns what runs once
 	// they are parsed.
 	Setup func(fs *flag.FlagSet) func(*ctx) error
@@ -109,8 +111,8 @@ func (c *command) execute(args []string, stdout, stderr *os.File) int {
 		c.printHelp(stdout)
 		return 0
 	}
-	if fs.NArg() > 0 {
-		return c.usageFailure(errLog, usagef("unexpected argument '%s' found", fs.Arg(0)))
+	if fs.NArg() > c.MaxArgs {
+		return c.usageFailure(errLog, usagef("unexpected argument '%s' found", fs.Arg(c.MaxArgs)))
 	}
 	x := &ctx{cmd: c, Stdout: stdout, Out: newLogger(stdout), Err: errLog, JSON: f.json}
 	cwd, _ := os.Getwd()
