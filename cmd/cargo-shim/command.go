@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -22,8 +23,8 @@ type command struct {
 	Summary string // one line, for `cargo-shim --help`
 	Args    string // after "cargo-shim NAME", e.g. "[OPTIONS]"
 	Help    string // paragraphs after the options
-	// Registry adds --registry and resolves it (the command fails with exit
-	// 2 on a directory that is not a cargo registry); JSON adds --json.
+	// Registry adds --registry and resolves it (ctx.NeedRegistry says
+	// whether it is one); JSON adds --json.
 	Registry, JSON bool
 	// MaxArgs is how many positional arguments run may find in fs.Args().
 	MaxArgs int
@@ -42,10 +43,13 @@ type ctx struct {
 	Cfg      shim.Config
 	Reg      shim.Registry
 	Explicit bool // the registry was named (flag or CARGO_SHIM_REGISTRY)
-	// RegErr says why Reg is not a usable registry (commands with
-	// Registry set never run with it non-nil; status reports it).
+	// RegErr says why Reg is not a cargo registry; a command returns it
+	// (through NeedRegistry) once its own flags are checked.
 	RegErr error
 }
+
+// NeedRegistry is the error to return when the registry is not one.
+func (x *ctx) NeedRegistry() error { return x.RegErr }
 
 var commands = map[string]*command{}
 
@@ -124,10 +128,6 @@ func (c *command) execute(args []string, stdout, stderr *os.File) int {
 	if c.Registry {
 		x.Reg = shim.Registry{Root: x.Cfg.Registry}
 		x.RegErr = checkRegistry(x.Cfg.Registry)
-		if x.RegErr != nil && c.Name != "status" {
-			printError(errLog, x.RegErr)
-			return 2
-		}
 	}
 	err := f.run(x)
 	var ue usageError
@@ -146,7 +146,9 @@ func (c *command) execute(args []string, stdout, stderr *os.File) int {
 
 // checkRegistry refuses a directory that is not a cargo registry: a
 // project directory or a typo would otherwise verify as "0 crates, no
-// problems". cargo creates index/, cache/ and src/; the shim .cargo-shim/.
+// problems". cargo creates index/ and cache/ (and src/, which a project
+// has too: it counts only with a registry's subdirectory in it, such as
+// index.crates.io-1949cf8c6b5b557f); the shim creates .cargo-shim/.
 func checkRegistry(dir string) error {
 	fi, err := os.Stat(dir)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -158,13 +160,23 @@ func checkRegistry(dir string) error {
 	if !fi.IsDir() {
 		return fmt.Errorf("%s is not a cargo registry: not a directory", dir)
 	}
-	for _, marker := range []string{"index", "cache", "src", ".cargo-shim"} {
+	for _, marker := range []string{"index", "cache", ".cargo-shim"} {
 		if fi, err := os.Stat(filepath.Join(dir, marker)); err == nil && fi.IsDir() {
 			return nil
 		}
 	}
-	return fmt.Errorf("%s is not a cargo registry: it has none of index/, cache/, src/ or .cargo-shim/ (a registry is $CARGO_HOME/registry)", dir)
+	ents, _ := os.ReadDir(filepath.Join(dir, "src"))
+	for _, e := range ents {
+		if e.IsDir() && regdirName.MatchString(e.Name()) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s is not a cargo registry: it has none of index/, cache/, src/<registry>-<hash>/ or .cargo-shim/ (a registry is the registry/ directory of a CARGO_HOME)", dir)
 }
+
+// regdirName is cargo's name for one registry's subdirectory: the host and
+// a 16-digit hash.
+var regdirName = regexp.MustCompile(`^.+-[0-9a-f]{16}$`)
 
 func (c *command) usageFailure(log *shim.Logger, err error) int {
 	log.Error("%v", err)

@@ -31,6 +31,9 @@ byte once.`,
 				if !maxAge.set {
 					return usagef("the following required argument was not provided: '--max-age <DURATION>' (such as 30d)")
 				}
+				if err := c.NeedRegistry(); err != nil {
+					return err
+				}
 				rep, err := admin.GC(c.Reg, admin.GCOptions{MaxAge: maxAge.d, CrateMaxAge: crateMaxAge.d, Tarballs: crateMaxAge.set, DryRun: *dry}, time.Now())
 				if c.JSON {
 					admin.WriteJSON(c.Stdout, rep)

@@ -29,6 +29,9 @@ Exit status 1 when something is left broken.`,
 			lockfiles := fs.StringArray("lockfile", nil, "Repair only the crates this Cargo.lock `FILE` names (repeatable)")
 			deep := fs.Bool("deep", false, "Also repair files whose content differs from the tarball")
 			return func(c *ctx) error {
+				if err := c.NeedRegistry(); err != nil {
+					return err
+				}
 				targets, err := admin.Targets(c.Reg, *lockfiles)
 				if err != nil {
 					return err

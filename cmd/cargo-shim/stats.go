@@ -25,6 +25,9 @@ crate in place writes nothing.`,
 		Setup: func(fs *flag.FlagSet) func(*ctx) error {
 			zero := fs.Bool("zero", false, "Start the totals again from now (then show them)")
 			return func(c *ctx) error {
+				if err := c.NeedRegistry(); err != nil {
+					return err
+				}
 				now := time.Now()
 				rep, err := admin.Stats(c.Reg, *zero, now)
 				if err != nil {

@@ -22,8 +22,10 @@ a help line): the drop-in is not first on PATH, there is no real cargo,
 or the registry is on a network filesystem whose locks stay on one host.`,
 		Setup: func(fs *flag.FlagSet) func(*ctx) error {
 			return func(c *ctx) error {
-				if c.RegErr != nil && c.Explicit {
-					return c.RegErr
+				// A registry not created yet is reported, unless it was
+				// named: then it is a mistake.
+				if err := c.NeedRegistry(); err != nil && c.Explicit {
+					return err
 				}
 				st := admin.Status(c.Reg, c.Cfg.CargoHome)
 				if c.JSON {

@@ -30,6 +30,9 @@ is wrong. Exit status 1 when there are problems: run 'cargo-shim repair'.`,
 				if *fast && *deep {
 					return usagef("the argument '--fast' cannot be used with '--deep'")
 				}
+				if err := c.NeedRegistry(); err != nil {
+					return err
+				}
 				level := shim.Files
 				switch {
 				case *deep:
