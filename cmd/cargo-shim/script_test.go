@@ -16,6 +16,7 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/cargo-shim/cargo-shim/integration/loopback"
+	"github.com/cargo-shim/cargo-shim/lockfile"
 	"github.com/cargo-shim/cargo-shim/shim"
 	"github.com/cargo-shim/cargo-shim/shim/duration"
 	"github.com/cargo-shim/cargo-shim/shim/stats"
@@ -59,6 +60,7 @@ func TestScripts(t *testing.T) {
 			"mkregistry": cmdMkregistry,
 			"backdate":   cmdBackdate,
 			"addstats":   cmdAddstats,
+			"holdlock":   cmdHoldlock,
 		},
 	})
 }
@@ -157,4 +159,15 @@ func cmdAddstats(ts *testscript.TestScript, neg bool, args []string) {
 		}
 	}
 	ts.Check(stats.Add(stats.Dir(shim.Registry{Root: ts.MkAbs(args[0])}.ShimDir()), rec, time.Now()))
+}
+
+// holdlock PATH: take a shared lock on PATH, as a running build's holder
+// does, in this process (not the one under test) until the script ends.
+func cmdHoldlock(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: holdlock PATH")
+	}
+	lk, err := lockfile.Try(ts.MkAbs(args[0]), lockfile.Shared)
+	ts.Check(err)
+	ts.Defer(func() { lk.Release() })
 }

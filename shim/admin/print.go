@@ -62,8 +62,17 @@ func PrintRepair(out *shim.Logger, rep *RepairReport) {
 	}
 	printProblems(out, rep.Left)
 	out.Line(shim.Done, "Checked", fmt.Sprintf("%s in %s: %d repaired, %s left", plural(rep.Checked, "crate"), rep.Registry, len(rep.Repaired), problemCount(len(rep.Left))))
-	if len(rep.Left) > 0 {
-		out.Help("what is left needs a person: see each line above; `cargo-shim verify --deep` checks file contents too")
+	repairable := 0
+	for _, p := range rep.Left {
+		if p.Repairable() {
+			repairable++
+		}
+	}
+	switch {
+	case repairable > 0:
+		out.Help("run `cargo-shim repair` again once the builds using these crates finish; the errors below say why each was left")
+	case len(rep.Left) > 0:
+		out.Help("a tarball with another checksum may be another registry's: check the Cargo.lock; `cargo-shim repair` keeps it")
 	}
 }
 
