@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/cargo-shim/cargo-shim/integration/loopback"
-	"github.com/cargo-shim/cargo-shim/shim"
+	"github.com/cargo-shim/cargo-shim/shim/store"
 )
 
 var (
@@ -191,11 +191,11 @@ func (w *World) Tarball(dir string) string {
 // content against a tarball whose sha256 matches the registry's checksum.
 func (w *World) AssertHealthy() {
 	w.t.Helper()
-	reg := shim.Registry{Root: w.Shared}
+	reg := store.Registry{Root: w.Shared}
 	for _, c := range fixtureCrates {
-		i := shim.Instance{Crate: shim.Crate{Name: c.Name, Version: c.Version, Checksum: w.Checksum[c.Dir()]}, Regdir: w.Regdir}
-		f := reg.Check(i, shim.Deep, false)
-		if f.Verdict != shim.Healthy || f.TarballMissing || f.Mismatch != "" || f.TarballCorrupt != nil {
+		i := store.Instance{Crate: store.Crate{Name: c.Name, Version: c.Version, Checksum: w.Checksum[c.Dir()]}, Regdir: w.Regdir}
+		f := reg.Check(i, store.Deep, false)
+		if f.Verdict != store.Healthy || f.TarballMissing || f.Mismatch != "" || f.TarballCorrupt != nil {
 			w.t.Errorf("registry not healthy afterwards: %s: %s %s (tarball missing=%v corrupt=%v mismatch=%q)",
 				i, f.Verdict, f.Reason, f.TarballMissing, f.TarballCorrupt, f.Mismatch)
 		}

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/cargo-shim/cargo-shim/lockfile"
-	"github.com/cargo-shim/cargo-shim/shim"
+	"github.com/cargo-shim/cargo-shim/shim/store"
 )
 
 // runnerCount is K, the number of runners started at once.
@@ -424,8 +424,8 @@ func TestKilledMidRepair(t *testing.T) {
 	}
 	assertNoFakeExtractions(t, w)
 	w.AssertHealthy()
-	i := shim.Instance{Crate: shim.Crate{Name: big.Name, Version: big.Version, Checksum: w.Checksum[big.Dir()]}, Regdir: w.Regdir}
-	if f := (shim.Registry{Root: w.Shared}).Check(i, shim.Deep, false); f.Verdict != shim.Healthy {
+	i := store.Instance{Crate: store.Crate{Name: big.Name, Version: big.Version, Checksum: w.Checksum[big.Dir()]}, Regdir: w.Regdir}
+	if f := (store.Registry{Root: w.Shared}).Check(i, store.Deep, false); f.Verdict != store.Healthy {
 		t.Fatalf("bigcrate after the kill and the next run: %v %s", f.Verdict, f.Reason)
 	}
 }

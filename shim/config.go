@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cargo-shim/cargo-shim/shim/duration"
+	"github.com/cargo-shim/cargo-shim/shim/store"
 )
 
 // Config is the drop-in's settings, all from CARGO_SHIM_* variables: a
@@ -20,7 +21,7 @@ type Config struct {
 	Strict      bool          // CARGO_SHIM_STRICT=1
 	Disable     bool          // CARGO_SHIM_DISABLE=1
 	Log         LogMode       // CARGO_SHIM_LOG
-	Verify      Level         // CARGO_SHIM_VERIFY
+	Verify      store.Level   // CARGO_SHIM_VERIFY
 	ShareLock   bool          // CARGO_SHIM_SHARE_CARGO_LOCK (default on)
 }
 
@@ -67,7 +68,7 @@ func LoadConfig(getenv Getenv, cwd string) (Config, error) {
 	if c.Log, err = ParseLogMode(getenv("CARGO_SHIM_LOG")); err != nil {
 		errs = append(errs, "CARGO_SHIM_LOG: "+err.Error())
 	}
-	if c.Verify, err = ParseLevel(getenv("CARGO_SHIM_VERIFY")); err != nil {
+	if c.Verify, err = store.ParseLevel(getenv("CARGO_SHIM_VERIFY")); err != nil {
 		errs = append(errs, "CARGO_SHIM_VERIFY: "+err.Error())
 	}
 	if len(errs) > 0 {

@@ -1,17 +1,17 @@
-// Package shim is one run of the drop-in cargo, and the registry operations
-// it and the admin command share. The run of DESIGN.md, as functions:
+// Package shim is one run of the drop-in cargo: it classifies the command,
+// asks the registry store (package store) to plan, check and repair, keeps
+// the planned crates pinned through a lock holder, and execs the real cargo.
+// The run, as functions:
 //
 //  1. Classify the command: Classify. Registry-free commands are exec'd at
 //     once by Main.
-//  2. Plan from Cargo.lock: FindCargoLock, then Registry.loadPlan (the plan
-//     record of a warm run) or Registry.buildPlan (ParseCargoLock,
-//     Registry.Locate in every regdir).
-//  3. Check every planned crate while the holder pins them: Run.checkPlan,
-//     Registry.fastCheck against recorded stamps, Registry.fullCheck against
-//     the tarball (ReadManifest) when something changed.
+//  2. Plan from Cargo.lock: store.FindCargoLock, then Registry.LoadPlan (the
+//     plan record of a warm run, or a plan built from Cargo.lock).
+//  3. Check every planned crate while the holder pins them: Run.checkPlan
+//     -> Registry.CheckPlan (recorded stamps; the tarball when something
+//     changed).
 //  4. Repair the broken ones, one at a time, each under its exclusive lock
-//     and with no download in progress: Run.repairOne -> Registry.RepairCrate
-//     -> Registry.Quiesce -> Registry.Repair (reextract, trash).
+//     and with no download in progress: Run.repairOne -> Registry.RepairCrate.
 //  5. Pin again and re-check after repairs: the loop in Run.Prepare.
 //  6. Exec the real cargo, the holder keeping the shared locks: execCargo.
 //

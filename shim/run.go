@@ -7,15 +7,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"runtime/debug"
 	"sort"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/cargo-shim/cargo-shim/lockfile"
 	"github.com/cargo-shim/cargo-shim/shim/stats"
+	"github.com/cargo-shim/cargo-shim/shim/store"
 	"golang.org/x/sys/unix"
 )
 
@@ -85,7 +84,7 @@ func Main(args []string) int {
 	}
 	r := &Run{
 		Cfg:     cfg,
-		Reg:     Registry{Root: cfg.Registry},
+		Reg:     store.Registry{Root: cfg.Registry},
 		Log:     log,
 		Cmd:     cmd,
 		Cwd:     cwd,
@@ -119,7 +118,7 @@ func Main(args []string) int {
 	}
 	r.saveStats()
 	if err == nil && r.plan != nil {
-		log.Verbose("Checked", fmt.Sprintf("%d crates of Cargo.lock, locked until cargo exits (%s)", len(r.plan.instances), time.Since(r.start).Round(time.Millisecond)))
+		log.Verbose("Checked", fmt.Sprintf("%d crates of Cargo.lock, locked until cargo exits (%s)", r.plan.Crates(), time.Since(r.start).Round(time.Millisecond)))
 	}
 	return execCargo(log, real, cmd, env, holder)
 }
@@ -181,7 +180,7 @@ func execCargo(log *Logger, real string, cmd Command, env []string, holder *lock
 // Run is one drop-in invocation's plan-lock-check-repair.
 type Run struct {
 	Cfg     Config
-	Reg     Registry
+	Reg     store.Registry
 	Log     *Logger
 	Cmd     Command
 	Cwd     string
@@ -189,7 +188,7 @@ type Run struct {
 	Nested  bool
 	Offline bool
 
-	plan  *plan
+	plan  *store.Plan
 	start time.Time
 	// shareErr is reported after Prepare, unless a failure that stopped the
 	// run is reported instead: one warning line per run, not two.
@@ -234,7 +233,7 @@ func (r *Run) Prepare() (*lockfile.Holder, error) {
 	if r.Cfg.ShareLock {
 		err := os.MkdirAll(r.Reg.Root, 0o755)
 		if err == nil {
-			err = shareCargoLock(r.Cfg.CargoHome, r.Reg)
+			err = r.Reg.SharePackageCacheLock(r.Cfg.CargoHome)
 		}
 		if err != nil {
 			// The per-crate protection below does not depend on it: go on.
@@ -256,9 +255,9 @@ func (r *Run) Prepare() (*lockfile.Holder, error) {
 		}
 	}
 	r.start = time.Now()
-	lockPath := FindCargoLock(r.Cwd, r.Cmd.ManifestPath)
+	lockPath := store.FindCargoLock(r.Cwd, r.Cmd.ManifestPath)
 	if lockPath == "" {
-		return nil, r.checkAll()
+		return nil, r.checkRegistry()
 	}
 	lockData, err := os.ReadFile(lockPath)
 	if err != nil {
@@ -269,17 +268,15 @@ func (r *Run) Prepare() (*lockfile.Holder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot start the lock holder: %w", err)
 	}
-	p, cached := r.Reg.loadPlan(lockData)
-	if !cached {
-		if p, err = r.Reg.buildPlan(lockData, lockPath); err != nil {
-			holder.Stop()
-			return nil, fmt.Errorf("cannot read the planned crates: %w", err)
-		}
-		r.rec.Planned = true
+	p, err := r.Reg.LoadPlan(lockData, lockPath)
+	if err != nil {
+		holder.Stop()
+		return nil, fmt.Errorf("cannot read the planned crates: %w", err)
 	}
-	lockPaths := r.Reg.lockPaths(p)
+	r.rec.Planned = !p.Cached()
+	lockPaths := r.Reg.LockPaths(p)
 	r.plan = p
-	r.Log.Debug("planned %d crates from %s (plan record: %v), %d locks (%s)", len(p.crates), lockPath, cached, len(lockPaths), time.Since(r.start))
+	r.Log.Debug("planned %d crates from %s (plan record: %v), %d locks (%s)", p.Crates(), lockPath, p.Cached(), len(lockPaths), time.Since(r.start))
 	if len(lockPaths) == 0 {
 		holder.Stop()
 		return nil, nil
@@ -317,11 +314,11 @@ func (r *Run) Prepare() (*lockfile.Holder, error) {
 			// Another runner's cargo may be downloading or unpacking these
 			// very crates: look again once it is done.
 			err := r.quiesce(func() {
-				var again []Instance
+				var again []store.Instance
 				for _, f := range broken {
 					again = append(again, f.Instance)
 				}
-				broken = brokenOf(r.checkAllOf(again, r.Cfg.Verify))
+				broken = brokenOf(r.checkAll(again))
 			})
 			if err != nil {
 				holder.Stop()
@@ -330,14 +327,14 @@ func (r *Run) Prepare() (*lockfile.Holder, error) {
 		}
 		if len(broken) == 0 {
 			if fresh {
-				if err := r.Reg.savePlanFromStates(p); err != nil {
+				if err := r.Reg.RecordPlan(p); err != nil {
 					r.Log.Debug("cannot record the plan: %v", err)
 				}
 			}
 			return holder, nil
 		}
 		if round == maxRounds {
-			r.Log.Warn("the registry kept changing while cargo-shim repaired it; %d crates left as they are (first: %s: %s)", len(broken), broken[0].Instance, broken[0].describe())
+			r.Log.Warn("the registry kept changing while cargo-shim repaired it; %d crates left as they are (first: %s: %s)", len(broken), broken[0].Instance, broken[0].Describe())
 			return holder, nil
 		}
 		// flock cannot upgrade shared to exclusive: release everything,
@@ -352,63 +349,44 @@ func (r *Run) Prepare() (*lockfile.Holder, error) {
 				return nil, err
 			}
 		}
-		p.cached = false
+		p.Distrust()
 	}
 }
 
-// checkPlan checks every planned instance; the recorded stamps of the plan
-// make the warm case a few lstats per crate. fresh is true when anything was
-// looked at beyond the plan record, which should then be written again.
-func (r *Run) checkPlan(p *plan) (findings []Finding, fresh bool) {
-	out := make([]Finding, len(p.instances))
-	var unsure atomic.Bool
-	reg := r.Reg
-	reg.at = reg.openStater(p.regdirs)
-	defer reg.at.close()
-	parallelEach(len(p.instances), func(n int) {
-		i := p.instances[n]
-		if s := p.stamps[i]; s != nil && p.cached && r.Cfg.Verify == Fast {
-			if f, sure := reg.fastCheck(i, s, Fast); sure {
-				out[n] = f
-				return
-			}
-		}
-		unsure.Store(true)
-		out[n] = r.checkOne(i, r.Cfg.Verify)
-	})
-	r.reportFindings(out)
-	return out, unsure.Load() || !p.cached
+// checkOptions are this run's: its level, and a debug line for a state
+// that could not be recorded.
+func (r *Run) checkOptions() store.CheckOptions {
+	return store.CheckOptions{Level: r.Cfg.Verify, Offline: r.Offline, RecordFailed: func(i store.Instance, err error) {
+		r.Log.Debug("cannot record state of %s: %v", i, err)
+	}}
 }
 
-func brokenOf(fs []Finding) []Finding {
-	var out []Finding
+// checkPlan is step 3: every planned instance, reported.
+func (r *Run) checkPlan(p *store.Plan) (findings []store.Finding, fresh bool) {
+	findings, fresh = r.Reg.CheckPlan(p, r.checkOptions())
+	r.reportFindings(findings)
+	return findings, fresh
+}
+
+// checkAll checks instances in full, reported.
+func (r *Run) checkAll(instances []store.Instance) []store.Finding {
+	findings := r.Reg.CheckAll(instances, r.checkOptions())
+	r.reportFindings(findings)
+	return findings
+}
+
+func brokenOf(fs []store.Finding) []store.Finding {
+	var out []store.Finding
 	for _, f := range fs {
-		if f.Verdict == Broken {
+		if f.Verdict == store.Broken {
 			out = append(out, f)
 		}
 	}
 	return out
 }
 
-// crateOfLock names the crate a lock path belongs to, for messages (only
-// built when a message needs it: most runs never wait).
-func (r *Run) crateOfLock(path string) string {
-	if r.plan != nil {
-		for _, i := range r.plan.instances {
-			if r.Reg.LockPath(i) == path {
-				return i.Crate.String()
-			}
-		}
-		for _, c := range r.plan.cold {
-			for _, d := range r.plan.indexed {
-				if r.Reg.LockPath(Instance{Crate: c, Regdir: d}) == path {
-					return c.String()
-				}
-			}
-		}
-	}
-	return path
-}
+// crateOfLock names the crate a lock path belongs to, for messages.
+func (r *Run) crateOfLock(path string) string { return r.Reg.CrateOfLock(r.plan, path) }
 
 // waitingFor is the holder's wait callback for one lock operation.
 func (r *Run) waitingFor(w *lockWait) func(path string) {
@@ -431,31 +409,12 @@ func (r *Run) lockError(err error) error {
 	return fmt.Errorf("cannot lock the planned crates: %w", err)
 }
 
-// checkAllOf checks instances in parallel and records the state of those
-// whose full check passed.
-func (r *Run) checkAllOf(instances []Instance, level Level) []Finding {
-	out := make([]Finding, len(instances))
-	parallelEach(len(instances), func(n int) { out[n] = r.checkOne(instances[n], level) })
-	r.reportFindings(out)
-	return out
-}
-
-// checkOne checks one instance and records its state when a full check
-// found it healthy. Under the shared lock, no repair can change it meanwhile.
-func (r *Run) checkOne(i Instance, level Level) Finding {
-	f := r.Reg.Check(i, level, r.Offline)
-	if err := r.Reg.RecordIfVerified(f); err != nil {
-		r.Log.Debug("cannot record state of %s: %v", f.Instance, err)
-	}
-	return f
-}
-
-func (r *Run) reportFindings(out []Finding) {
+func (r *Run) reportFindings(out []store.Finding) {
 	for _, f := range out {
-		if f.Mismatch != "" && f.fresh {
+		if f.Mismatch != "" && f.Fresh() {
 			r.Log.Warn("%s: sha256 of %s is %s, Cargo.lock says %s; kept (it may come from another registry)", f.Crate, r.Reg.Tarball(f.Instance), f.Mismatch, f.Checksum)
 		}
-		if f.TarballUnsafe != nil && f.fresh {
+		if f.TarballUnsafe != nil && f.Fresh() {
 			r.Log.Warn("%s: %v", f.Crate, f.TarballUnsafe)
 		}
 		if f.TarballMissing && f.ExtractionOK && r.Offline {
@@ -464,38 +423,13 @@ func (r *Run) reportFindings(out []Finding) {
 	}
 }
 
-// parallelEach runs fn for 0..n-1 on GOMAXPROCS workers: the checks are
-// syscall-bound, one per core is what pays.
-func parallelEach(n int, fn func(int)) { ParallelEach(runtime.GOMAXPROCS(0), n, fn) }
-
-// ParallelEach runs fn for 0..n-1 on at most workers goroutines.
-func ParallelEach(workers, n int, fn func(int)) {
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	workers = min(workers, n)
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				k := int(next.Add(1) - 1)
-				if k >= n {
-					return
-				}
-				fn(k)
-			}
-		}()
-	}
-	wg.Wait()
-}
-
 // repairOne is step 4 for one crate. A nested shim never blocks: the build
 // that runs it may hold the very lock.
-func (r *Run) repairOne(i Instance) error {
+func (r *Run) repairOne(i store.Instance) error {
 	ctx, cancel := r.lockContext()
 	defer cancel()
 	lw := newLockWait()
-	act, _, err := r.Reg.RepairCrate(ctx, i, RepairOptions{NoWait: r.Nested, Offline: r.Offline, Waiting: func(what string) {
+	act, _, err := r.Reg.RepairCrate(ctx, i, store.RepairOptions{NoWait: r.Nested, Offline: r.Offline, Waiting: func(what string) {
 		lw.waited.Store(true)
 		if what == "crate" {
 			r.Log.Status("Blocking", fmt.Sprintf("waiting for lock on crate %s (in use by another runner)", i.Crate))
@@ -505,7 +439,7 @@ func (r *Run) repairOne(i Instance) error {
 	}})
 	r.endWait(lw)
 	switch {
-	case errors.Is(err, ErrInUse):
+	case errors.Is(err, store.ErrInUse):
 		r.Log.Debug("%s is in use by the build that runs us; not repairing it", i)
 		return nil
 	case errors.Is(err, context.DeadlineExceeded):
@@ -546,16 +480,15 @@ func (r *Run) lockContext() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), r.Cfg.LockTimeout)
 }
 
-// checkAll is the run without a Cargo.lock: every extraction in the registry
-// is checked and repaired, none is pinned (the plan is not known yet).
-func (r *Run) checkAll() error {
-	all := r.Reg.AllInstances()
-	findings := r.checkAllOf(all, r.Cfg.Verify)
+// checkRegistry is the run without a Cargo.lock: every extraction in the
+// registry is checked and repaired, none is pinned (the plan is not known yet).
+func (r *Run) checkRegistry() error {
+	findings := r.checkAll(r.Reg.AllInstances())
 	sort.Slice(findings, func(a, b int) bool {
 		return r.Reg.LockPath(findings[a].Instance) < r.Reg.LockPath(findings[b].Instance)
 	})
 	for _, f := range findings {
-		if f.Verdict == Broken {
+		if f.Verdict == store.Broken {
 			if err := r.repairOne(f.Instance); err != nil {
 				return err
 			}

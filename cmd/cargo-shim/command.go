@@ -14,6 +14,7 @@ import (
 	flag "github.com/spf13/pflag"
 
 	"github.com/cargo-shim/cargo-shim/shim"
+	"github.com/cargo-shim/cargo-shim/shim/store"
 )
 
 // command is one subcommand: everything about it lives in the file that
@@ -41,7 +42,7 @@ type ctx struct {
 	Err      *shim.Logger // warnings and waits, on stderr
 	JSON     bool
 	Cfg      shim.Config
-	Reg      shim.Registry
+	Reg      store.Registry
 	Explicit bool // the registry was named (flag or CARGO_SHIM_REGISTRY)
 	// RegErr says why Reg is not a cargo registry; a command returns it
 	// (through NeedRegistry) once its own flags are checked.
@@ -126,7 +127,7 @@ func (c *command) execute(args []string, stdout, stderr *os.File) int {
 		x.Cfg.Registry, _ = filepath.Abs(*registry)
 	}
 	if c.Registry {
-		x.Reg = shim.Registry{Root: x.Cfg.Registry}
+		x.Reg = store.Registry{Root: x.Cfg.Registry}
 		x.RegErr = checkRegistry(x.Cfg.Registry)
 	}
 	err := f.run(x)

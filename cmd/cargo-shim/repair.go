@@ -8,6 +8,7 @@ import (
 
 	"github.com/cargo-shim/cargo-shim/shim"
 	"github.com/cargo-shim/cargo-shim/shim/admin"
+	"github.com/cargo-shim/cargo-shim/shim/store"
 )
 
 func init() {
@@ -42,7 +43,7 @@ Exit status 1 when something is left broken.`,
 					ctx, cancel = context.WithTimeout(ctx, c.Cfg.LockTimeout)
 					defer cancel()
 				}
-				rep, err := admin.Repair(ctx, c.Reg, targets, *deep, func(i shim.Instance, what string) {
+				rep, err := admin.Repair(ctx, c.Reg, targets, *deep, func(i store.Instance, what string) {
 					c.Err.Line(shim.Note, "Blocking", fmt.Sprintf("waiting for lock on %s %s (in use by a running build)", what, i.Crate))
 				}, progress("Checking"))
 				if c.JSON {

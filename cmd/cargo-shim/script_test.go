@@ -20,6 +20,7 @@ import (
 	"github.com/cargo-shim/cargo-shim/shim"
 	"github.com/cargo-shim/cargo-shim/shim/duration"
 	"github.com/cargo-shim/cargo-shim/shim/stats"
+	"github.com/cargo-shim/cargo-shim/shim/store"
 )
 
 // The scripts run this binary as cargo-shim, and as the drop-in cargo
@@ -90,19 +91,19 @@ func cmdMkregistry(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("usage: mkregistry DIR")
 	}
 	root := ts.MkAbs(args[0])
-	reg := shim.Registry{Root: root}
+	reg := store.Registry{Root: root}
 	var lock strings.Builder
 	lock.WriteString("version = 4\n")
 	for _, c := range scriptCrates {
 		tb := c.Tarball()
 		sum := sha256.Sum256(tb)
-		i := shim.Instance{Crate: shim.Crate{Name: c.Name, Version: c.Version, Checksum: hex.EncodeToString(sum[:])}, Regdir: regdir}
+		i := store.Instance{Crate: store.Crate{Name: c.Name, Version: c.Version, Checksum: hex.EncodeToString(sum[:])}, Regdir: regdir}
 		ts.Check(os.MkdirAll(filepath.Dir(reg.Tarball(i)), 0o755))
 		ts.Check(os.MkdirAll(filepath.Join(root, "index", regdir), 0o755))
 		ts.Check(os.WriteFile(reg.Tarball(i), tb, 0o644))
-		act, _, err := reg.RepairCrate(context.Background(), i, shim.RepairOptions{})
+		act, _, err := reg.RepairCrate(context.Background(), i, store.RepairOptions{})
 		ts.Check(err)
-		if act.Kind != shim.ActExtracted {
+		if act.Kind != store.ActExtracted {
 			ts.Fatalf("extracting %s: %+v", i, act)
 		}
 		fmt.Fprintf(&lock, "\n[[package]]\nname = %q\nversion = %q\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\nchecksum = %q\n", c.Name, c.Version, i.Checksum)
@@ -158,7 +159,7 @@ func cmdAddstats(ts *testscript.TestScript, neg bool, args []string) {
 			}
 		}
 	}
-	ts.Check(stats.Add(stats.Dir(shim.Registry{Root: ts.MkAbs(args[0])}.ShimDir()), rec, time.Now()))
+	ts.Check(stats.Add(stats.Dir(store.Registry{Root: ts.MkAbs(args[0])}.ShimDir()), rec, time.Now()))
 }
 
 // holdlock PATH: take a shared lock on PATH, as a running build's holder

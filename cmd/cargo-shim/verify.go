@@ -5,8 +5,8 @@ import (
 
 	flag "github.com/spf13/pflag"
 
-	"github.com/cargo-shim/cargo-shim/shim"
 	"github.com/cargo-shim/cargo-shim/shim/admin"
+	"github.com/cargo-shim/cargo-shim/shim/store"
 )
 
 func init() {
@@ -33,12 +33,12 @@ is wrong. Exit status 1 when there are problems: run 'cargo-shim repair'.`,
 				if err := c.NeedRegistry(); err != nil {
 					return err
 				}
-				level := shim.Files
+				level := store.Files
 				switch {
 				case *deep:
-					level = shim.Deep
+					level = store.Deep
 				case *fast:
-					level = shim.Fast
+					level = store.Fast
 				}
 				targets, err := admin.Targets(c.Reg, *lockfiles)
 				if err != nil {

@@ -9,7 +9,7 @@ import (
 
 	"github.com/hashicorp/go-multierror"
 
-	"github.com/cargo-shim/cargo-shim/shim"
+	"github.com/cargo-shim/cargo-shim/shim/store"
 )
 
 // GCOptions: crates unused for longer than MaxAge lose their extraction;
@@ -50,7 +50,7 @@ type GCReport struct {
 // GC is the lock-aware replacement for a TTL reaper and cargo's auto-GC:
 // each crate is removed only under its exclusive lock, taken without
 // waiting, so a crate any running build holds is kept, whatever the age.
-func GC(reg shim.Registry, o GCOptions, now time.Time) (*GCReport, error) {
+func GC(reg store.Registry, o GCOptions, now time.Time) (*GCReport, error) {
 	rep := &GCReport{Registry: reg.Root, DryRun: o.DryRun, Removed: []GCEntry{}, Busy: []GCEntry{}}
 	var errs *multierror.Error
 	// What earlier runs left in the trash; what this run moves there is
@@ -91,7 +91,7 @@ func GC(reg shim.Registry, o GCOptions, now time.Time) (*GCReport, error) {
 		}
 		rm, err := reg.Remove(i, o.Tarballs, eligible)
 		switch {
-		case errors.Is(err, shim.ErrInUse):
+		case errors.Is(err, store.ErrInUse):
 			rep.Busy = append(rep.Busy, e)
 		case err != nil:
 			errs = multierror.Append(errs, fmt.Errorf("%s: %w", i, err))
@@ -111,14 +111,14 @@ func GC(reg shim.Registry, o GCOptions, now time.Time) (*GCReport, error) {
 		i := temps[p]
 		e := GCEntry{Crate: i.Name, Version: i.Version, Regdir: i.Regdir, What: "temp", Path: p}
 		if o.DryRun {
-			e.Bytes = shim.DiskUsage(p)
+			e.Bytes = store.DiskUsage(p)
 			rep.Removed = append(rep.Removed, e)
 			rep.FreedBytes += e.Bytes
 			continue
 		}
 		n, err := reg.RemoveTemp(p, i)
 		switch {
-		case errors.Is(err, shim.ErrInUse):
+		case errors.Is(err, store.ErrInUse):
 			rep.Busy = append(rep.Busy, e)
 		case err != nil:
 			errs = multierror.Append(errs, fmt.Errorf("%s: %w", p, err))

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cargo-shim/cargo-shim/shim"
+	"github.com/cargo-shim/cargo-shim/shim/store"
 )
 
 // WriteJSON writes v indented, one document per command.
@@ -51,8 +52,8 @@ func printProblems(out *shim.Logger, ps []Problem) {
 
 // pastVerbs are the admin command's verbs for what a repair did.
 var pastVerbs = map[string]string{
-	shim.ActReextracted: "Repaired", shim.ActExtracted: "Extracted",
-	shim.ActRemovedTarball: "Removed", shim.ActMovedAside: "Removed",
+	store.ActReextracted: "Repaired", store.ActExtracted: "Extracted",
+	store.ActRemovedTarball: "Removed", store.ActMovedAside: "Removed",
 }
 
 // PrintRepair says what was repaired and what is left.

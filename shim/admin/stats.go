@@ -7,6 +7,7 @@ import (
 
 	"github.com/cargo-shim/cargo-shim/shim"
 	"github.com/cargo-shim/cargo-shim/shim/stats"
+	"github.com/cargo-shim/cargo-shim/shim/store"
 )
 
 // StatsReport is `cargo-shim stats --json`: the totals, and where from.
@@ -16,7 +17,7 @@ type StatsReport struct {
 }
 
 // Stats reads the registry's totals; zero starts them again first.
-func Stats(reg shim.Registry, zero bool, now time.Time) (*StatsReport, error) {
+func Stats(reg store.Registry, zero bool, now time.Time) (*StatsReport, error) {
 	dir := stats.Dir(reg.ShimDir())
 	if zero {
 		if err := stats.Zero(dir, now); err != nil {

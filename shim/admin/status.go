@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cargo-shim/cargo-shim/shim"
+	"github.com/cargo-shim/cargo-shim/shim/store"
 )
 
 // LockHolder is one lock held now on a crate's lock file (/proc/locks).
@@ -88,7 +89,7 @@ func networkFS(fs string) bool {
 }
 
 // Status gathers what an operator needs to see.
-func Status(reg shim.Registry, cargoHome string) *StatusReport {
+func Status(reg store.Registry, cargoHome string) *StatusReport {
 	st := &StatusReport{Version: shim.Version, Registry: reg.Root, Locked: []LockHolder{}}
 	if p, err := exec.LookPath("cargo"); err == nil {
 		st.PathCargo = p
@@ -227,12 +228,12 @@ func locksReach(fs, opts string) (bool, string) {
 
 // lockHolders reads /proc/locks and names the crate of each lock on a lock
 // file of this registry.
-func lockHolders(reg shim.Registry) []LockHolder {
+func lockHolders(reg store.Registry) []LockHolder {
 	type key struct {
 		maj, min uint32
 		ino      uint64
 	}
-	files := map[key]shim.Instance{}
+	files := map[key]store.Instance{}
 	for _, d := range reg.Regdirs() {
 		dir := filepath.Join(reg.ShimDir(), "locks", d)
 		ents, _ := os.ReadDir(dir)
@@ -245,7 +246,7 @@ func lockHolders(reg shim.Registry) []LockHolder {
 			if unix.Lstat(filepath.Join(dir, e.Name()), &st) != nil {
 				continue
 			}
-			i, ok := shim.ParseInstance(d, stem)
+			i, ok := store.ParseInstance(d, stem)
 			if !ok {
 				continue
 			}

@@ -3,12 +3,13 @@ package admin
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 
 	"github.com/hashicorp/go-multierror"
 
-	"github.com/cargo-shim/cargo-shim/shim"
+	"github.com/cargo-shim/cargo-shim/shim/store"
 )
 
 // Problem is one thing wrong with one crate instance. The JSON field names
@@ -24,7 +25,7 @@ type Problem struct {
 	Code    string `json:"code"`
 	Problem string `json:"problem"`
 
-	instance shim.Instance
+	instance store.Instance
 }
 
 func (p Problem) String() string {
@@ -46,11 +47,11 @@ type VerifyReport struct {
 }
 
 // ModeName is a check level's word in reports and flags.
-func ModeName(l shim.Level) string {
+func ModeName(l store.Level) string {
 	switch l {
-	case shim.Fast:
+	case store.Fast:
 		return "fast"
-	case shim.Deep:
+	case store.Deep:
 		return "deep"
 	}
 	return "files"
@@ -60,33 +61,29 @@ func ModeName(l shim.Level) string {
 // stamps (what every drop-in run checks), Files also lstats every file of a
 // crate whose recorded state still matches, Deep re-reads every tarball,
 // compares its sha256 with the known checksum and every file's bytes.
-func Verify(reg shim.Registry, targets []shim.Instance, level shim.Level, progress func(done, total int)) *VerifyReport {
-	deep := level == shim.Deep
+func Verify(reg store.Registry, targets []store.Instance, level store.Level, progress func(done, total int)) *VerifyReport {
+	deep := level == store.Deep
 	rep := &VerifyReport{Registry: reg.Root, Mode: ModeName(level), Deep: deep, Checked: len(targets), Problems: []Problem{}}
-	reg = reg.WithStater()
-	defer reg.Close()
-	per := make([][]Problem, len(targets))
 	var mu sync.Mutex
 	done := 0
-	parallel(len(targets), func(n int) {
-		f := reg.Check(targets[n], level, false)
-		_ = reg.RecordIfVerified(f) // a read-only registry is still verified
-		per[n] = problemsOf(reg, f)
-	}, func() {
+	// Two workers per core: the admin command's checks wait on the disk
+	// more than a warm run's. A read-only registry is still verified: a
+	// state that cannot be recorded is no problem of the crate's.
+	findings := reg.CheckAll(targets, store.CheckOptions{Level: level, Workers: 2 * runtime.GOMAXPROCS(0), Done: func() {
 		if progress != nil {
 			mu.Lock()
 			done++
 			progress(done, len(targets))
 			mu.Unlock()
 		}
-	})
-	for _, ps := range per {
-		rep.Problems = append(rep.Problems, ps...)
+	}})
+	for _, f := range findings {
+		rep.Problems = append(rep.Problems, problemsOf(reg, f)...)
 	}
 	return rep
 }
 
-func problemsOf(reg shim.Registry, f shim.Finding) []Problem {
+func problemsOf(reg store.Registry, f store.Finding) []Problem {
 	mk := func(kind, path, code, what string) Problem {
 		return Problem{Crate: f.Name, Version: f.Version, Regdir: f.Regdir, Kind: kind, Path: path, Code: code, Problem: what, instance: f.Instance}
 	}
@@ -100,7 +97,7 @@ func problemsOf(reg shim.Registry, f shim.Finding) []Problem {
 	case f.Mismatch != "":
 		out = append(out, mk("checksum", tb, "checksum-mismatch", fmt.Sprintf("tarball sha256 %s, expected %s", f.Mismatch, f.Checksum)))
 	}
-	if f.Verdict == shim.Broken && f.TarballCorrupt == nil && f.Reason != "not extracted" {
+	if f.Verdict == store.Broken && f.TarballCorrupt == nil && f.Reason != "not extracted" {
 		out = append(out, mk("extraction", f.Problem, reasonCode(f.Reason), f.Reason))
 	}
 	return out
@@ -143,7 +140,7 @@ type Fixed struct {
 	Version string `json:"version"`
 	Regdir  string `json:"regdir"`
 	// Action is a machine word: reextracted, extracted, removed-tarball or
-	// moved-aside (shim.Act*); Detail says it for people.
+	// moved-aside (store.Act*); Detail says it for people.
 	Action string `json:"action"`
 	Detail string `json:"detail"`
 }
@@ -151,15 +148,15 @@ type Fixed struct {
 // Repair repairs what Verify finds, each crate under its exclusive lock
 // (waiting for builds that use it, up to ctx), and goes on past a crate it
 // cannot repair; those errors are gathered in the returned error.
-func Repair(ctx context.Context, reg shim.Registry, targets []shim.Instance, deep bool, waiting func(shim.Instance, string), progress func(done, total int)) (*RepairReport, error) {
-	level := shim.Files
+func Repair(ctx context.Context, reg store.Registry, targets []store.Instance, deep bool, waiting func(store.Instance, string), progress func(done, total int)) (*RepairReport, error) {
+	level := store.Files
 	if deep {
-		level = shim.Deep
+		level = store.Deep
 	}
 	found := Verify(reg, targets, level, progress)
 	rep := &RepairReport{Registry: reg.Root, Checked: found.Checked, Repaired: []Fixed{}, Left: []Problem{}}
 	var errs *multierror.Error
-	seen := map[shim.Instance]bool{}
+	seen := map[store.Instance]bool{}
 	for _, p := range found.Problems {
 		i := p.instance
 		if seen[i] {
@@ -172,7 +169,7 @@ func Repair(ctx context.Context, reg shim.Registry, targets []shim.Instance, dee
 			rep.Left = append(rep.Left, p)
 			continue
 		}
-		act, after, err := reg.RepairCrate(ctx, i, shim.RepairOptions{Deep: deep, Waiting: func(what string) {
+		act, after, err := reg.RepairCrate(ctx, i, store.RepairOptions{Deep: deep, Waiting: func(what string) {
 			if waiting != nil {
 				waiting(i, what)
 			}

@@ -1,4 +1,4 @@
-package shim
+package store
 
 import (
 	"archive/tar"
@@ -96,10 +96,9 @@ func BenchmarkCheckPlanWarm400(b *testing.B) {
 	if !ok {
 		b.Fatal("no plan record")
 	}
-	r := &Run{Reg: reg, Log: &Logger{W: os.Stderr, Mode: LogQuiet}}
 	b.ResetTimer()
 	for b.Loop() {
-		if _, fresh := r.checkPlan(p); fresh {
+		if _, fresh := reg.CheckPlan(p, CheckOptions{}); fresh {
 			b.Fatal("warm check fell back to a full check")
 		}
 	}

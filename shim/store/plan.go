@@ -1,4 +1,4 @@
-package shim
+package store
 
 import (
 	"bytes"
@@ -14,14 +14,14 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// A plan is step 2 of a run: the planned crates, where each one lives, and
+// A Plan is step 2 of a run: the planned crates, where each one lives, and
 // what to lock. Building one costs a TOML parse of Cargo.lock, a readdir of
 // every regdir and a state file per crate. A warm run instead reads one plan
 // record, keyed by the Cargo.lock's bytes: the crates with their recorded
 // directory stamps, and the registry's top directories' stamps (a regdir
 // added or removed changes them). Cost then grows with the crates used, not
 // with the registry: one read and the lstats the check needs anyway.
-type plan struct {
+type Plan struct {
 	key       string
 	crates    []Crate
 	instances []Instance
@@ -58,12 +58,12 @@ func (r Registry) topStamps() [3]stamp {
 }
 
 // buildPlan is the slow way: parse Cargo.lock and look at the registry.
-func (r Registry) buildPlan(lockData []byte, lockPath string) (*plan, error) {
+func (r Registry) buildPlan(lockData []byte, lockPath string) (*Plan, error) {
 	crates, err := ParseCargoLock(lockData, lockPath)
 	if err != nil {
 		return nil, err
 	}
-	p := &plan{key: planKey(lockData), crates: crates, top: r.topStamps(), stamps: map[Instance]*State{}}
+	p := &Plan{key: planKey(lockData), crates: crates, top: r.topStamps(), stamps: map[Instance]*State{}}
 	p.regdirs = r.Regdirs()
 	for _, d := range p.regdirs {
 		if _, err := os.Lstat(filepath.Join(r.Root, "index", d)); err == nil {
@@ -82,7 +82,7 @@ func (r Registry) buildPlan(lockData []byte, lockPath string) (*plan, error) {
 
 // loadPlan reads the plan record for lockData and checks that the registry
 // still has the shape it describes. ok is false when it must be rebuilt.
-func (r Registry) loadPlan(lockData []byte) (*plan, bool) {
+func (r Registry) loadPlan(lockData []byte) (*Plan, bool) {
 	key := planKey(lockData)
 	path := filepath.Join(r.PlanDir(), key)
 	f, err := os.Open(path)
@@ -120,7 +120,7 @@ func (r Registry) loadPlan(lockData []byte) (*plan, bool) {
 
 // lockPaths: every instance, and every cold crate under every regdir with an
 // index (where cargo will put it).
-func (r Registry) lockPaths(p *plan) []string {
+func (r Registry) lockPaths(p *Plan) []string {
 	var out []string
 	for _, i := range p.instances {
 		out = append(out, r.LockPath(i))
@@ -161,7 +161,7 @@ func (w *planWriter) stamp(s stamp) {
 }
 
 // savePlan writes the plan record from p.stamps.
-func (r Registry) savePlan(p *plan) error {
+func (r Registry) savePlan(p *Plan) error {
 	var w planWriter
 	w.b.WriteString(planMagic)
 	w.str(p.key)
@@ -289,12 +289,12 @@ func (r *planReader) stamp() stamp {
 	return stamp{Ino: r.u64(), Size: r.i64(), Mtime: r.i64(), Ctime: r.i64()}
 }
 
-func parsePlan(data []byte) (*plan, error) {
+func parsePlan(data []byte) (*Plan, error) {
 	if !bytes.HasPrefix(data, []byte(planMagic)) {
 		return nil, errBadPlan
 	}
 	r := &planReader{s: string(data[len(planMagic):])}
-	p := &plan{key: r.str(), stamps: map[Instance]*State{}}
+	p := &Plan{key: r.str(), stamps: map[Instance]*State{}}
 	for n := range p.top {
 		p.top[n] = r.stamp()
 	}
@@ -368,7 +368,7 @@ func parsePlan(data []byte) (*plan, error) {
 
 // savePlanFromStates fills the plan's stamps from the per-crate states (all
 // just verified) and writes the plan record.
-func (r Registry) savePlanFromStates(p *plan) error {
+func (r Registry) savePlanFromStates(p *Plan) error {
 	// p.top stays as read before the plan was built: had a regdir appeared
 	// since, the next run must not trust this plan's list of them.
 	p.stamps = map[Instance]*State{}

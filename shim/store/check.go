@@ -1,4 +1,4 @@
-package shim
+package store
 
 import (
 	"bytes"
@@ -106,16 +106,6 @@ const (
 type stater struct {
 	fds map[[2]string]int
 }
-
-// WithStater returns a copy of r whose checks stat relative to descriptors
-// of its regdirs; Close releases them.
-func (r Registry) WithStater() Registry {
-	r.at = r.openStater(r.Regdirs())
-	return r
-}
-
-// Close releases what WithStater opened.
-func (r Registry) Close() { r.at.close() }
 
 func (r Registry) openStater(regdirs []string) *stater {
 	s := &stater{fds: map[[2]string]int{}}
@@ -367,8 +357,11 @@ func (r Registry) compareContents(f *Finding, root string) {
 	}, func(string) {})
 }
 
-// describe renders a finding for messages: "src/lib.rs missing".
-func (f Finding) describe() string {
+// Fresh is true when the finding comes from a full check: worth reporting.
+func (f Finding) Fresh() bool { return f.fresh }
+
+// Describe renders a finding for messages: "src/lib.rs missing".
+func (f Finding) Describe() string {
 	if f.Reason != "" {
 		return f.Reason
 	}

@@ -1,4 +1,4 @@
-package shim
+package store
 
 import (
 	"context"
@@ -32,12 +32,12 @@ func (r Registry) CargoLockDir() string { return filepath.Join(r.ShimDir(), "car
 // DownloadLock is the shared file behind every home's .package-cache.
 func (r Registry) DownloadLock() string { return filepath.Join(r.CargoLockDir(), ".package-cache") }
 
-// shareCargoLock makes home's cargo lock files symlinks into the registry.
+// SharePackageCacheLock makes home's cargo lock files symlinks into the registry.
 // The fast path is one readlink per file.
-func shareCargoLock(home string, reg Registry) error {
+func (r Registry) SharePackageCacheLock(home string) error {
 	for _, name := range cargoLockNames {
 		link := filepath.Join(home, name)
-		target := filepath.Join(reg.CargoLockDir(), name)
+		target := filepath.Join(r.CargoLockDir(), name)
 		if cur, err := os.Readlink(link); err == nil && cur == target {
 			continue
 		}

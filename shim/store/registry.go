@@ -1,4 +1,4 @@
-package shim
+package store
 
 import (
 	"os"
@@ -10,7 +10,7 @@ import (
 // Registry is a shared $CARGO_HOME/registry directory.
 type Registry struct {
 	Root string
-	at   *stater // optional: see WithStater
+	at   *stater // optional: set by CheckPlan and CheckAll
 }
 
 // Crate is one registry package of a Cargo.lock: a lock entry.
