@@ -4,7 +4,7 @@ PREFIX  ?= /usr/local
 # The version is the newest vX.Y.Z tag (git describe: 0.2.0, or
 # 0.2.0-3-g1a2b3c4d5 three commits later); a clone without tags (CI's
 # shallow clones) builds as 0.0.0-dev. Commit and date come from HEAD.
-VERSION ?= $(shell v=$$(git describe --tags --match 'v[0-9]*' --dirty 2>/dev/null) && echo $${v\#v} || echo 0.0.0-dev)
+VERSION ?= $(or $(shell git describe --tags --match 'v[0-9]*' --dirty 2>/dev/null | sed 's/^v//'),0.0.0-dev)
 COMMIT  ?= $(shell git rev-parse --short=9 HEAD 2>/dev/null)
 DATE    ?= $(shell git log -1 --format=%cs 2>/dev/null)
 PKG     := github.com/cargo-shim/cargo-shim/shim
