@@ -116,9 +116,8 @@ func scenario(dir string, k int, bin, shimDir string) (*modeResult, error) {
 	}
 	res := &modeResult{}
 	homes := 0
-	// round starts K runners, runner n after n*stagger (CI jobs do not
-	// start in the same millisecond), kills some, and checks the others.
-	round := func(name, shared string, stagger time.Duration, killAfter map[int]time.Duration) *phase {
+	// round starts K runners at once, kills some, and checks the others.
+	round := func(name, shared string, killAfter map[int]time.Duration) *phase {
 		ph := &phase{name: name}
 		procs := make([]*loopback.Proc, k)
 		home := make([]string, k)
@@ -129,7 +128,6 @@ func scenario(dir string, k int, bin, shimDir string) (*modeResult, error) {
 		}
 		start := time.Now()
 		for n := range procs {
-			time.Sleep(time.Until(start.Add(time.Duration(n) * stagger)))
 			procs[n] = loopback.Start(bin, works[n], loopback.CargoEnv(home[n], shimDir), []string{"build"})
 		}
 		for n, after := range killAfter {
@@ -175,14 +173,15 @@ func scenario(dir string, k int, bin, shimDir string) (*modeResult, error) {
 	t0 := time.Now()
 	cold := filepath.Join(dir, "registry-cold")
 	os.MkdirAll(cold, 0o755)
-	// Slow downloads widen cargo's window: a .crate is written in place, and
-	// a runner that starts while another is half-way through one takes the
-	// partial file for downloaded and fails to unpack it. Plain cargo fails
-	// this every time; the shim makes the later runners wait on cargo's
-	// (now shared) package-cache lock.
-	reg.SetDownloadDelay(300 * time.Millisecond)
-	round("cold start", cold, 150*time.Millisecond, nil)
-	reg.SetDownloadDelay(0)
+	// Held downloads widen cargo's window: the registry answers the K
+	// requests for a crate together, so K plain cargos unpack it at the same
+	// moment and all but one fail (.cargo-ok: File exists, or a file missing
+	// under a compile), on an idle or a loaded machine alike. Through the
+	// shim the others wait on cargo's (now shared) package-cache lock: one
+	// request arrives, and is held only until the timeout.
+	reg.SetDownloadBarrier(k, 3*time.Second)
+	round("cold start", cold, nil)
+	reg.SetDownloadBarrier(0, 0)
 	res.coldMax = maxOf(reg.Downloads())
 
 	killed := filepath.Join(dir, "registry-kills")
@@ -192,13 +191,13 @@ func scenario(dir string, k int, bin, shimDir string) (*modeResult, error) {
 	for n := 0; n < k/2; n++ {
 		kills[n] = time.Duration(150+400*n) * time.Millisecond
 	}
-	round("kills mid-download and mid-build", killed, 0, kills)
+	round("kills mid-download and mid-build", killed, kills)
 	reg.SetDownloadDelay(0)
-	round("the run after the kills", killed, 0, nil)
+	round("the run after the kills", killed, nil)
 
 	damage(killed)
-	round("damage left between runs", killed, 0, nil)
-	round("the run after that", killed, 0, nil)
+	round("damage left between runs", killed, nil)
+	round("the run after that", killed, nil)
 	// Warm runners must not wait for each other: same wall time as plain,
 	// on a healthy registry warmed by one run first.
 	warm := filepath.Join(dir, "registry-warm")
@@ -209,7 +208,7 @@ func scenario(dir string, k int, bin, shimDir string) (*modeResult, error) {
 		return nil, fmt.Errorf("warming the registry: %s", r)
 	}
 	load := startLoad()
-	res.warm = round("warm registry, all at once", warm, 0, nil).wall
+	res.warm = round("warm registry, all at once", warm, nil).wall
 	res.warmLoad = load.other()
 	res.wall = time.Since(t0)
 	res.downloads = reg.Downloads()
