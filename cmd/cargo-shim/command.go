@@ -18,7 +18,32 @@ import (
 )
 
 // command is one subcommand: everything about it lives in the file that
-// registers it.
+// registers it. A new subcommand is one file, e.g. uninstall.go:
+//
+//	func init() {
+//		register(&command{
+//			Name: "uninstall", Summary: "one line for the command list",
+//			Args: "[OPTIONS]", Help: "paragraphs after the options",
+//			Registry: true, JSON: true, // --registry and --json, if wanted
+//			Setup: func(fs *flag.FlagSet) func(*ctx) error {
+//				home := fs.String("home", "", "The `DIR` to restore")
+//				return func(c *ctx) error {
+//					if err := c.NeedRegistry(); err != nil {
+//						return err // after the command's own usage checks
+//					}
+//					...print with c.Out (stdout) / c.Err (stderr), or
+//					admin.WriteJSON(c.Stdout, rep) when c.JSON...
+//				}
+//			},
+//		})
+//	}
+//
+// Help, usage errors, completions and the command list follow from it; a
+// usage error is usagef(...) (exit 2), errProblems exits 1, any other error
+// prints as cargo's ("error:", "Caused by:") and exits 2. Every non-switch
+// flag's usage names its value in backquotes (`DIR`, `FILE`, `DURATION`);
+// durations use durationVar (30d, 2w). Add a script under
+// testdata/script for its text and JSON.
 type command struct {
 	Name    string
 	Summary string // one line, for `cargo-shim --help`
