@@ -52,9 +52,12 @@ func TestScripts(t *testing.T) {
 			e.Setenv("CARGO_SHIM_REGISTRY", "")
 			e.Setenv("CARGO_TERM_COLOR", "")
 			e.Setenv("NO_COLOR", "")
-			// For scripts that take cargo-shim off PATH.
+			// For scripts that take cargo-shim off PATH, or put the real
+			// cargo (REAL_CARGO_DIR) before the drop-in (SHIM_BIN).
 			self, err := exec.LookPath("cargo-shim")
 			e.Setenv("CARGO_SHIM", self)
+			e.Setenv("SHIM_BIN", filepath.Dir(self))
+			e.Setenv("REAL_CARGO_DIR", filepath.Dir(realCargo()))
 			return err
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
@@ -171,4 +174,15 @@ func cmdHoldlock(ts *testscript.TestScript, neg bool, args []string) {
 	lk, err := lockfile.Try(ts.MkAbs(args[0]), lockfile.Shared)
 	ts.Check(err)
 	ts.Defer(func() { lk.Release() })
+}
+
+// realCargo is the first cargo on PATH after the scripts' own commands.
+func realCargo() string {
+	for _, d := range filepath.SplitList(os.Getenv("PATH")) {
+		p := filepath.Join(d, "cargo")
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && !strings.HasPrefix(d, os.TempDir()) {
+			return p
+		}
+	}
+	return ""
 }
