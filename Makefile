@@ -10,7 +10,7 @@ DATE    ?= $(shell git log -1 --format=%cs 2>/dev/null)
 PKG     := github.com/cargo-shim/cargo-shim/shim
 LDFLAGS := -s -w -X $(PKG).Version=$(VERSION) -X $(PKG).Commit=$(COMMIT) -X $(PKG).Date=$(DATE)
 
-.PHONY: build test demo chaos bench install clean
+.PHONY: build test multihost demo chaos bench install clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/cargo ./cmd/cargo
@@ -20,6 +20,12 @@ build:
 test:
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
+
+# The many-runners tests with runners on two "hosts": two FUSE mounts of a
+# loopback GlusterFS volume, set up and torn down here (root and FUSE needed;
+# skipped with a message otherwise).
+multihost:
+	GO=$(GO) integration/multihost/run
 
 demo: build
 	$(GO) run ./integration/cmd/demo

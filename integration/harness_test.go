@@ -57,9 +57,19 @@ type World struct {
 	Regdir   string // the loopback registry's regdir, once known
 	homes    int
 	Checksum map[string]string
+	// hosts, under `make multihost`, is the shared registry as each "host"
+	// mounts it; home n reaches it through hosts[n%len(hosts)].
+	hosts []string
 }
 
 func NewWorld(t *testing.T) *World {
+	t.Helper()
+	return newWorldOf(t, fixtureCrates)
+}
+
+// newWorldOf is NewWorld publishing crates (the fixture's names and
+// versions, built another way) instead of the fixture.
+func newWorldOf(t *testing.T, crates []loopback.CrateSpec) *World {
 	t.Helper()
 	reg, err := loopback.NewRegistry()
 	if err != nil {
@@ -68,12 +78,13 @@ func NewWorld(t *testing.T) *World {
 	t.Cleanup(func() { reg.Close() })
 	w := &World{t: t, Root: t.TempDir(), Reg: reg, Checksum: map[string]string{}}
 	w.Shared = filepath.Join(w.Root, "shared-registry")
+	w.onHosts()
 	os.MkdirAll(w.Shared, 0o755)
-	for _, c := range fixtureCrates {
+	for _, c := range crates {
 		w.Checksum[c.Dir()] = w.Reg.Publish(c)
 	}
 	w.Work = filepath.Join(w.Root, "work")
-	if err := loopback.WriteWorkspace(w.Work, fixtureCrates, loopback.AppMain); err != nil {
+	if err := loopback.WriteWorkspace(w.Work, crates, loopback.AppMain); err != nil {
 		t.Fatal(err)
 	}
 	return w
@@ -94,7 +105,11 @@ func writeFile(t testing.TB, p, s string) {
 func (w *World) Home() string {
 	w.homes++
 	h := filepath.Join(w.Root, fmt.Sprintf("home%d", w.homes))
-	if err := loopback.NewHome(h, w.Reg, w.Shared); err != nil {
+	shared := w.Shared
+	if len(w.hosts) > 0 {
+		shared = w.hosts[w.homes%len(w.hosts)]
+	}
+	if err := loopback.NewHome(h, w.Reg, shared); err != nil {
 		w.t.Fatal(err)
 	}
 	return h

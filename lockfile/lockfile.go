@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -252,13 +251,45 @@ func mkdirShared(dir string) error {
 	if err := mkdirShared(filepath.Dir(dir)); err != nil {
 		return err
 	}
-	if err := os.Mkdir(dir, 0o777); err != nil && !errors.Is(err, fs.ErrExist) {
-		return err
-	} else if err == nil {
-		_ = os.Chmod(dir, 0o777)
+	// On a filesystem shared by several hosts (GlusterFS, NFS), the parent
+	// another client has just created can still be missing here: mkdir then
+	// fails with ENOENT although the parent's mkdir said EEXIST. Look the
+	// parent up again and retry, briefly; a lock taken in a directory we
+	// could not make would not be the one other hosts take.
+	delay := time.Millisecond
+	for attempt := 0; ; attempt++ {
+		err := os.Mkdir(dir, 0o777)
+		if err == nil {
+			// Keep a setgid bit inherited from the parent (a group-shared
+			// registry): it gives what is created inside the registry's group.
+			mode := os.FileMode(0o777)
+			if fi, lerr := os.Lstat(dir); lerr == nil {
+				mode |= fi.Mode() & os.ModeSetgid
+			}
+			_ = os.Chmod(dir, mode)
+		}
+		if err == nil || errors.Is(err, fs.ErrExist) {
+			fi, serr := os.Stat(dir)
+			if serr == nil && fi.IsDir() {
+				return nil
+			}
+			if serr == nil {
+				return fmt.Errorf("%s is not a directory", dir)
+			}
+			err = serr
+		}
+		if !errors.Is(err, fs.ErrNotExist) || attempt == mkdirRetries {
+			return err
+		}
+		time.Sleep(delay)
+		delay = min(2*delay, 100*time.Millisecond)
+		_, _ = os.Stat(filepath.Dir(dir)) // a fresh lookup of the parent
 	}
-	return nil
 }
+
+// mkdirRetries bounds mkdirShared's retries of a directory whose parent
+// another host has just made: about two seconds in all.
+const mkdirRetries = 25
 
 // Set is a group of locks taken in one order.
 type Set struct {
@@ -293,7 +324,10 @@ func AcquireSet(ctx context.Context, paths []string, mode Mode, opt Options) (*S
 	errs := make([]error, len(sorted))
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	workers := min(runtime.GOMAXPROCS(0), len(sorted))
+	workers := 0
+	if len(sorted) > 0 {
+		workers = min(Workers(dirOf(sorted[0])), len(sorted))
+	}
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func() {

@@ -12,7 +12,7 @@ const (
 	// new, clean without -p, ...): straight to cargo, no registry I/O.
 	PassThrough Kind = iota
 	// Unplanned: the command downloads but not from the workspace's
-	// Cargo.lock (install, update, ...): only cargo's own lock is shared.
+	// Cargo.lock (update, add, ...): only cargo's own lock is shared.
 	Unplanned
 	// Planned: the command uses the workspace's registry crates: plan, lock,
 	// check, repair, then cargo.
@@ -67,8 +67,7 @@ var passThrough = map[string]bool{
 }
 
 var unplanned = map[string]bool{
-	"install": true, "update": true, "generate-lockfile": true, "add": true,
-	"remove": true, "info": true, "publish": true,
+	"update": true, "generate-lockfile": true, "add": true, "remove": true, "info": true,
 }
 
 // Classify reads a cargo command line (without argv[0]).
@@ -145,8 +144,10 @@ func Classify(args []string) Command {
 	case unplanned[c.Sub]:
 		c.Kind = Unplanned
 	default:
-		// build, check, test, run, doc, fetch, tree, vendor, clippy, and
-		// external subcommands, which run cargo on the workspace themselves.
+		// build, check, test, run, doc, fetch, tree, vendor, clippy,
+		// package and publish (their verification build uses the
+		// workspace's Cargo.lock), install (install.go), and external
+		// subcommands, which run cargo on the workspace themselves.
 		c.Kind = Planned
 	}
 	return c

@@ -5,8 +5,10 @@
 //
 //  1. Classify the command: Classify. Registry-free commands are exec'd at
 //     once by Main.
-//  2. Plan from Cargo.lock: store.FindCargoLock, then Registry.LoadPlan (the
-//     plan record of a warm run, or a plan built from Cargo.lock).
+//  2. Plan from Cargo.lock: Run.planSource (store.FindCargoLock; for cargo
+//     install, install.go: the tool's version from the cached index and the
+//     Cargo.lock packaged in its tarball), then Registry.LoadPlan (the plan
+//     record of a warm run, or a plan built from Cargo.lock).
 //  3. Check every planned crate while the holder pins them: Run.checkPlan
 //     -> Registry.CheckPlan (recorded stamps; the tarball when something
 //     changed).

@@ -15,6 +15,7 @@ import (
 	"github.com/cargo-shim/cargo-shim/lockfile"
 	"github.com/cargo-shim/cargo-shim/shim/stats"
 	"github.com/cargo-shim/cargo-shim/shim/store"
+	"github.com/cargo-shim/cargo-shim/shim/store/groupshare"
 	"golang.org/x/sys/unix"
 )
 
@@ -82,7 +83,11 @@ func Main(args []string) int {
 	if asReal || cmd.Kind == PassThrough || cmd.Kind == Admin || cmd.Kind == Unplanned && !cfg.ShareLock {
 		return execCargo(log, real, cmd, env, nil)
 	}
+	// Before any repair and before cargo: what both create must be
+	// writable by the group on a group-shared registry.
+	group := groupshare.ApplyUmask(cfg.Registry)
 	r := &Run{
+		Group:   group,
 		Cfg:     cfg,
 		Reg:     store.Registry{Root: cfg.Registry},
 		Log:     log,
@@ -110,10 +115,10 @@ func Main(args []string) int {
 			}
 			return exitError
 		}
-		log.Warn("%v; running cargo without the shim's protection", err)
+		log.Warn("%v; running cargo without the shim's protection%s", err, hint(cfg.Registry, err))
 		r.rec.FailOpen++
 	} else if r.shareErr != nil {
-		log.Warn("%v", r.shareErr)
+		log.Warn("%v%s", r.shareErr, hint(cfg.Registry, r.shareErr))
 		r.rec.FailOpen++
 	}
 	r.saveStats()
@@ -121,6 +126,15 @@ func Main(args []string) int {
 		log.Verbose("Checked", fmt.Sprintf("%d crates of Cargo.lock, locked until cargo exits (%s)", r.plan.Crates(), time.Since(r.start).Round(time.Millisecond)))
 	}
 	return execCargo(log, real, cmd, env, holder)
+}
+
+// hint is the fix for a permission failure, appended to the run's one
+// warning.
+func hint(registry string, err error) string {
+	if h := groupshare.Hint(registry, err); h != "" {
+		return ": " + h
+	}
+	return ""
 }
 
 // cargoEnv is the environment cargo gets: the caller's, plus cargo's
@@ -187,6 +201,7 @@ type Run struct {
 	Self    string
 	Nested  bool
 	Offline bool
+	Group   groupshare.State // whether the registry is group-shared
 
 	plan  *store.Plan
 	start time.Time
@@ -255,13 +270,9 @@ func (r *Run) Prepare() (*lockfile.Holder, error) {
 		}
 	}
 	r.start = time.Now()
-	lockPath := store.FindCargoLock(r.Cwd, r.Cmd.ManifestPath)
-	if lockPath == "" {
-		return nil, r.checkRegistry()
-	}
-	lockData, err := os.ReadFile(lockPath)
-	if err != nil {
-		return nil, fmt.Errorf("cannot read the planned crates: %w", err)
+	lockPath, lockData, err := r.planSource()
+	if err != nil || lockData == nil {
+		return nil, err
 	}
 	// The holder starts while we plan: its start-up overlaps our work.
 	holder, err := lockfile.StartHolder(r.Self, bytes.Count(lockData, []byte("[[package]]")))
@@ -356,9 +367,13 @@ func (r *Run) Prepare() (*lockfile.Holder, error) {
 // checkOptions are this run's: its level, and a debug line for a state
 // that could not be recorded.
 func (r *Run) checkOptions() store.CheckOptions {
-	return store.CheckOptions{Level: r.Cfg.Verify, Offline: r.Offline, RecordFailed: func(i store.Instance, err error) {
+	o := store.CheckOptions{Level: r.Cfg.Verify, Offline: r.Offline, RecordFailed: func(i store.Instance, err error) {
 		r.Log.Debug("cannot record state of %s: %v", i, err)
 	}}
+	if r.Group.Shared {
+		o.Verified = func(i store.Instance) { groupshare.FixDirs(r.Reg.Extraction(i), r.Group.Gid) }
+	}
+	return o
 }
 
 // checkPlan is step 3: every planned instance, reported.
@@ -429,9 +444,9 @@ func (r *Run) repairOne(i store.Instance) error {
 	ctx, cancel := r.lockContext()
 	defer cancel()
 	lw := newLockWait()
-	act, _, err := r.Reg.RepairCrate(ctx, i, store.RepairOptions{NoWait: r.Nested, Offline: r.Offline, Waiting: func(what string) {
+	act, _, err := r.Reg.RepairCrate(ctx, i, store.RepairOptions{NoWait: r.Nested, Offline: r.Offline, Waiting: func(what store.WaitFor) {
 		lw.waited.Store(true)
-		if what == "crate" {
+		if what == store.WaitCrate {
 			r.Log.Status("Blocking", fmt.Sprintf("waiting for lock on crate %s (in use by another runner)", i.Crate))
 		} else {
 			r.Log.Status("Blocking", "waiting for file lock on package cache (another runner is downloading)")

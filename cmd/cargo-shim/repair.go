@@ -43,7 +43,7 @@ Exit status 1 when something is left broken.`,
 					ctx, cancel = context.WithTimeout(ctx, c.Cfg.LockTimeout)
 					defer cancel()
 				}
-				rep, err := admin.Repair(ctx, c.Reg, targets, *deep, func(i store.Instance, what string) {
+				rep, err := admin.Repair(ctx, c.Reg, targets, *deep, func(i store.Instance, what store.WaitFor) {
 					c.Err.Line(shim.Note, "Blocking", fmt.Sprintf("waiting for lock on %s %s (in use by a running build)", what, i.Crate))
 				}, progress("Checking"))
 				if c.JSON {

@@ -27,28 +27,37 @@ type CrateSpec struct {
 	Extra string
 	Deps  []string // "name = \"=1.0.0\"" lines
 	Lib   string   // extra [lib] lines, e.g. `proc-macro = true`
+	// NoDirEntries leaves directory entries out, as `cargo package` does:
+	// cargo then makes every directory with the process umask.
+	NoDirEntries bool
+	// Yanked is published as yanked in the index.
+	Yanked bool
 }
 
 func (c CrateSpec) Dir() string { return c.Name + "-" + c.Version }
 
-// tarball builds the .crate: a gzipped tar whose entries all start with
+// Manifest is the Cargo.toml generated for a spec without one.
+func (c CrateSpec) Manifest() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "[package]\nname = %q\nversion = %q\nedition = \"2021\"\n%s\n", c.Name, c.Version, c.Extra)
+	if c.Lib != "" {
+		fmt.Fprintf(&b, "[lib]\n%s\n", c.Lib)
+	}
+	if len(c.Deps) > 0 {
+		b.WriteString("[dependencies]\n" + strings.Join(c.Deps, "\n") + "\n")
+	}
+	return b.String()
+}
+
+// Tarball builds the .crate: a gzipped tar whose entries all start with
 // <name>-<version>/, with cargo package's fixed mtime.
-// Tarball builds the .crate.
 func (c CrateSpec) Tarball() []byte {
 	files := map[string]string{}
 	for k, v := range c.Files {
 		files[k] = v
 	}
 	if _, ok := files["Cargo.toml"]; !ok {
-		var b strings.Builder
-		fmt.Fprintf(&b, "[package]\nname = %q\nversion = %q\nedition = \"2021\"\n%s\n", c.Name, c.Version, c.Extra)
-		if c.Lib != "" {
-			fmt.Fprintf(&b, "[lib]\n%s\n", c.Lib)
-		}
-		if len(c.Deps) > 0 {
-			b.WriteString("[dependencies]\n" + strings.Join(c.Deps, "\n") + "\n")
-		}
-		files["Cargo.toml"] = b.String()
+		files["Cargo.toml"] = c.Manifest()
 	}
 	names := make([]string, 0, len(files))
 	for k := range files {
@@ -64,7 +73,7 @@ func (c CrateSpec) Tarball() []byte {
 		parts := strings.Split(n, "/")
 		for i := 1; i < len(parts); i++ {
 			d := strings.Join(parts[:i], "/")
-			if !dirs[d] {
+			if !dirs[d] && !c.NoDirEntries {
 				dirs[d] = true
 				tw.WriteHeader(&tar.Header{Name: c.Dir() + "/" + d + "/", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: mtime})
 			}
@@ -132,7 +141,7 @@ func (r *Registry) Publish(c CrateSpec) string {
 	}
 	line, _ := json.Marshal(map[string]any{
 		"name": c.Name, "vers": c.Version, "deps": deps, "cksum": cksum,
-		"features": map[string]any{}, "yanked": false,
+		"features": map[string]any{}, "yanked": c.Yanked,
 	})
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -3,13 +3,13 @@ package admin
 import (
 	"errors"
 	"fmt"
-	"os"
 	"sort"
 	"time"
 
 	"github.com/hashicorp/go-multierror"
 
 	"github.com/cargo-shim/cargo-shim/shim/store"
+	"github.com/cargo-shim/cargo-shim/shim/store/groupshare"
 )
 
 // GCOptions: crates unused for longer than MaxAge lose their extraction;
@@ -48,58 +48,20 @@ type GCReport struct {
 }
 
 // GC is the lock-aware replacement for a TTL reaper and cargo's auto-GC:
-// each crate is removed only under its exclusive lock, taken without
-// waiting, so a crate any running build holds is kept, whatever the age.
+// the store decides and removes each crate under its exclusive lock, taken
+// without waiting, so a crate any running build holds is kept, whatever the
+// age. A dry run takes the same steps and removes nothing.
 func GC(reg store.Registry, o GCOptions, now time.Time) (*GCReport, error) {
+	groupshare.ApplyUmask(reg.Root) // the trash it may create, as the drop-in makes it
 	rep := &GCReport{Registry: reg.Root, DryRun: o.DryRun, Removed: []GCEntry{}, Busy: []GCEntry{}}
+	pol := store.GCPolicy{MaxAge: o.MaxAge, CrateMaxAge: o.CrateMaxAge, Tarballs: o.Tarballs, DryRun: o.DryRun, Now: now}
 	var errs *multierror.Error
 	// What earlier runs left in the trash; what this run moves there is
 	// counted in its entry, not again when the trash is emptied.
 	rep.TrashFreedBytes = reg.TrashUsage()
-	eligible := func(lastUse time.Time) (bool, bool) {
-		age := now.Sub(lastUse)
-		return age > o.MaxAge, o.Tarballs && age > o.CrateMaxAge
-	}
 	for _, i := range reg.AllInstances() {
-		last := reg.LastUse(i)
-		ext, tb := eligible(last)
-		_, extErr := os.Lstat(reg.Extraction(i))
-		_, tbErr := os.Lstat(reg.Tarball(i))
-		ext = ext && extErr == nil
-		tb = tb && tbErr == nil
-		if !ext && !tb {
-			continue
-		}
-		e := GCEntry{Crate: i.Name, Version: i.Version, Regdir: i.Regdir, Path: reg.Extraction(i), LastUsed: last}
-		switch {
-		case ext && tb:
-			e.What = "extraction+tarball"
-		case tb:
-			e.What, e.Path = "tarball", reg.Tarball(i)
-		default:
-			e.What = "extraction"
-		}
-		if o.DryRun {
-			e.Bytes = reg.Usage(i, ext, tb)
-			if reg.InUse(i) {
-				rep.Busy = append(rep.Busy, e)
-				continue
-			}
-			rep.Removed = append(rep.Removed, e)
-			rep.FreedBytes += e.Bytes
-			continue
-		}
-		rm, err := reg.Remove(i, o.Tarballs, eligible)
-		switch {
-		case errors.Is(err, store.ErrInUse):
-			rep.Busy = append(rep.Busy, e)
-		case err != nil:
-			errs = multierror.Append(errs, fmt.Errorf("%s: %w", i, err))
-		case rm.Extraction || rm.Tarball:
-			e.Bytes = rm.Bytes
-			rep.Removed = append(rep.Removed, e)
-			rep.FreedBytes += rm.Bytes
-		}
+		rm, err := reg.Collect(i, pol)
+		errs = rep.add(gcEntry(reg, i, rm), err, errs)
 	}
 	temps := reg.StaleTemps(time.Hour)
 	paths := make([]string, 0, len(temps))
@@ -109,24 +71,9 @@ func GC(reg store.Registry, o GCOptions, now time.Time) (*GCReport, error) {
 	sort.Strings(paths)
 	for _, p := range paths {
 		i := temps[p]
-		e := GCEntry{Crate: i.Name, Version: i.Version, Regdir: i.Regdir, What: "temp", Path: p}
-		if o.DryRun {
-			e.Bytes = store.DiskUsage(p)
-			rep.Removed = append(rep.Removed, e)
-			rep.FreedBytes += e.Bytes
-			continue
-		}
-		n, err := reg.RemoveTemp(p, i)
-		switch {
-		case errors.Is(err, store.ErrInUse):
-			rep.Busy = append(rep.Busy, e)
-		case err != nil:
-			errs = multierror.Append(errs, fmt.Errorf("%s: %w", p, err))
-		default:
-			e.Bytes = n
-			rep.Removed = append(rep.Removed, e)
-			rep.FreedBytes += n
-		}
+		n, err := reg.CollectTemp(p, i, o.DryRun)
+		e := GCEntry{Crate: i.Name, Version: i.Version, Regdir: i.Regdir, What: "temp", Path: p, Bytes: n}
+		errs = rep.add(e, err, errs)
 	}
 	plans, planBytes := reg.RemoveStalePlans(max(o.MaxAge, time.Hour), o.DryRun)
 	rep.PlanRecords = plans
@@ -140,4 +87,33 @@ func GC(reg store.Registry, o GCOptions, now time.Time) (*GCReport, error) {
 	}
 	rep.TotalFreedBytes = rep.FreedBytes + rep.TrashFreedBytes
 	return rep, errs.ErrorOrNil()
+}
+
+// gcEntry describes what Collect removed, would remove, or found busy; What
+// is empty when nothing of the crate was due.
+func gcEntry(reg store.Registry, i store.Instance, rm store.Removal) GCEntry {
+	e := GCEntry{Crate: i.Name, Version: i.Version, Regdir: i.Regdir, Path: reg.Extraction(i), Bytes: rm.Bytes, LastUsed: rm.LastUse}
+	switch {
+	case rm.Extraction && rm.Tarball:
+		e.What = "extraction+tarball"
+	case rm.Tarball:
+		e.What, e.Path = "tarball", reg.Tarball(i)
+	case rm.Extraction:
+		e.What = "extraction"
+	}
+	return e
+}
+
+// add files one outcome of the store's gc into the report.
+func (rep *GCReport) add(e GCEntry, err error, errs *multierror.Error) *multierror.Error {
+	switch {
+	case errors.Is(err, store.ErrInUse):
+		rep.Busy = append(rep.Busy, e)
+	case err != nil:
+		return multierror.Append(errs, fmt.Errorf("%s v%s (%s): %w", e.Crate, e.Version, e.Path, err))
+	case e.What != "":
+		rep.Removed = append(rep.Removed, e)
+		rep.FreedBytes += e.Bytes
+	}
+	return errs
 }

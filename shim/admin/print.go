@@ -137,9 +137,12 @@ func PrintStatus(out *shim.Logger, st *StatusReport) {
 	fmt.Fprintf(w, "registry:           %s\n", st.Registry)
 	fmt.Fprintf(w, "filesystem:         %s (%s)\n", st.Filesystem, st.MountOptions)
 	fmt.Fprintf(w, "locks reach hosts:  %v: %s\n", st.LocksReachOtherHosts, st.LocksNote)
+	fmt.Fprintf(w, "cargo's own locks:  %s\n", st.CargoLocks)
+	fmt.Fprintf(w, "cold starts:        %s\n", st.ColdStarts)
 	fmt.Fprintf(w, "crates:             %d extracted, %d tarballs, %d lock files\n", st.Extractions, st.Tarballs, st.LockFiles)
 	fmt.Fprintf(w, "cargo's lock:       shared across homes for this CARGO_HOME: %v\n", st.CargoLockShared)
 	fmt.Fprintf(w, "cargo's auto-GC:    %s\n", st.CargoAutoGC)
+	printGroupStatus(w, st.GroupStatus)
 	fmt.Fprintf(w, "locked now:         %d\n", len(st.Locked))
 	for _, h := range st.Locked {
 		fmt.Fprintf(w, "  %s v%s (%s) %s by pid %d (%s)", h.Crate, h.Version, h.Regdir, h.Mode, h.Pid, h.Command)

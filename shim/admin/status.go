@@ -48,14 +48,17 @@ type StatusReport struct {
 	// off) or "user" (CARGO_CACHE_AUTO_CLEAN_FREQUENCY is set).
 	CargoAutoGCMode string `json:"cargo_auto_gc_mode"`
 	CargoLockShared bool   `json:"cargo_lock_shared"`
+	GroupStatus
+	CargoLocks string `json:"cargo_locks"`
+	ColdStarts string `json:"cold_starts"`
 	// Attention lists what needs a person; status exits 1 when it is not
 	// empty.
 	Attention []Attention `json:"attention"`
 }
 
 // Attention is one thing status found wrong: Code is a machine word
-// ("shim-not-first", "no-real-cargo", "locks-stay-on-host"), Detail says it
-// for people and Help what to do.
+// ("shim-not-first", "no-real-cargo", "locks-stay-on-host", ...), Detail
+// says it for people and Help what to do.
 type Attention struct {
 	Code   string `json:"code"`
 	Detail string `json:"detail"`
@@ -73,8 +76,11 @@ func (st *StatusReport) attention() []Attention {
 	case st.RealCargo == "":
 		out = append(out, Attention{"no-real-cargo", "the drop-in finds no real cargo after itself on PATH", "install cargo (rustup), or set CARGO_SHIM_REAL_CARGO"})
 	}
-	if shared := networkFS(st.Filesystem); shared && !st.LocksReachOtherHosts {
+	if networkFS(st.Filesystem) && !st.LocksReachOtherHosts {
 		out = append(out, Attention{"locks-stay-on-host", st.LocksNote, "runners on other hosts are not coordinated; see README: Limitations"})
+	}
+	if st.GroupStatus.Shared && len(st.Unwritable) > 0 {
+		out = append(out, Attention{"group-cannot-write", fmt.Sprintf("the sharing group cannot write %s", strings.Join(st.Unwritable, ", ")), "run `cargo-shim init --group " + st.Group + "` again"})
 	}
 	return out
 }
@@ -82,7 +88,7 @@ func (st *StatusReport) attention() []Attention {
 // networkFS says whether a registry on fs can be shared between hosts.
 func networkFS(fs string) bool {
 	switch fs {
-	case "nfs", "nfs4", "fuse", "smb2", "cifs", "ceph", "gpfs", "lustre":
+	case "ceph", "gpfs", "lustre", "cifs", "smb2", "smb3", "glusterfs":
 		return true
 	}
 	return strings.HasPrefix(fs, "nfs") || strings.HasPrefix(fs, "fuse")
@@ -110,7 +116,8 @@ func Status(reg store.Registry, cargoHome string) *StatusReport {
 		}
 	}
 	st.Filesystem, st.MountOptions = filesystemOf(reg.Root)
-	st.LocksReachOtherHosts, st.LocksNote = locksReach(st.Filesystem, st.MountOptions)
+	lr := LocksOn(st.Filesystem, st.MountOptions)
+	st.LocksReachOtherHosts, st.LocksNote, st.CargoLocks, st.ColdStarts = lr.Reach, lr.Note, lr.CargoLocks, lr.ColdStarts
 	for _, d := range reg.Regdirs() {
 		st.Extractions += countEntries(filepath.Join(reg.Root, "src", d), func(e os.DirEntry) bool {
 			return e.IsDir() && !strings.HasPrefix(e.Name(), ".")
@@ -123,6 +130,7 @@ func Status(reg store.Registry, cargoHome string) *StatusReport {
 		})
 	}
 	st.Locked = lockHolders(reg)
+	st.GroupStatus = groupStatus(reg.Root)
 	// Run as `cargo shim status`, the drop-in has set the variable itself.
 	if v := os.Getenv("CARGO_CACHE_AUTO_CLEAN_FREQUENCY"); v != "" && !(v == "never" && os.Getenv(shim.ActiveEnv) != "") {
 		st.CargoAutoGC = "as set in CARGO_CACHE_AUTO_CLEAN_FREQUENCY: " + v
@@ -198,32 +206,14 @@ func filesystemOf(p string) (string, string) {
 		if (real == mp || strings.HasPrefix(real, strings.TrimSuffix(mp, "/")+"/")) && len(mp) > len(best) {
 			best = mp
 			opts = fields[5] + "," + fields[sep+3]
-			if fields[sep+1] != "" && name == "unknown" {
+			// The mount's own type is the more exact: fuse.glusterfs
+			// rather than fuse, nfs4 rather than nfs.
+			if fields[sep+1] != "" {
 				name = fields[sep+1]
 			}
 		}
 	}
 	return name, opts
-}
-
-func locksReach(fs, opts string) (bool, string) {
-	switch {
-	case strings.HasPrefix(fs, "nfs"):
-		for _, o := range strings.Split(opts, ",") {
-			if v, ok := strings.CutPrefix(o, "local_lock="); ok {
-				if v == "flock" || v == "all" {
-					return false, "NFS with local_lock=" + v + ": flock stays on this host; runners on other hosts are not coordinated (mount with local_lock=none)"
-				}
-				return true, "NFS with local_lock=" + v + ": flock is forwarded to the server. Cargo itself skips locking on NFS"
-			}
-		}
-		return true, "NFS (local_lock not shown, default none): flock is forwarded to the server. Cargo itself skips locking on NFS"
-	case fs == "ceph":
-		return true, "CephFS: flock is coordinated by the MDS across clients"
-	case fs == "fuse" || fs == "smb2" || fs == "cifs":
-		return false, fs + ": whether flock reaches other hosts depends on the server; do not rely on it"
-	}
-	return false, fs + " is local: locks coordinate every container of this host (bind mounts share inodes), not other hosts"
 }
 
 // lockHolders reads /proc/locks and names the crate of each lock on a lock

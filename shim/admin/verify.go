@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/go-multierror"
 
 	"github.com/cargo-shim/cargo-shim/shim/store"
+	"github.com/cargo-shim/cargo-shim/shim/store/groupshare"
 )
 
 // Problem is one thing wrong with one crate instance. The JSON field names
@@ -97,8 +98,8 @@ func problemsOf(reg store.Registry, f store.Finding) []Problem {
 	case f.Mismatch != "":
 		out = append(out, mk("checksum", tb, "checksum-mismatch", fmt.Sprintf("tarball sha256 %s, expected %s", f.Mismatch, f.Checksum)))
 	}
-	if f.Verdict == store.Broken && f.TarballCorrupt == nil && f.Reason != "not extracted" {
-		out = append(out, mk("extraction", f.Problem, reasonCode(f.Reason), f.Reason))
+	if f.Fault == store.Damaged && f.TarballCorrupt == nil {
+		out = append(out, mk("extraction", f.Path, reasonCode(f.Reason), f.Reason))
 	}
 	return out
 }
@@ -148,7 +149,9 @@ type Fixed struct {
 // Repair repairs what Verify finds, each crate under its exclusive lock
 // (waiting for builds that use it, up to ctx), and goes on past a crate it
 // cannot repair; those errors are gathered in the returned error.
-func Repair(ctx context.Context, reg store.Registry, targets []store.Instance, deep bool, waiting func(store.Instance, string), progress func(done, total int)) (*RepairReport, error) {
+func Repair(ctx context.Context, reg store.Registry, targets []store.Instance, deep bool, waiting func(store.Instance, store.WaitFor), progress func(done, total int)) (*RepairReport, error) {
+	// Re-extractions must be as writable by the group as the drop-in's.
+	groupshare.ApplyUmask(reg.Root)
 	level := store.Files
 	if deep {
 		level = store.Deep
@@ -169,7 +172,7 @@ func Repair(ctx context.Context, reg store.Registry, targets []store.Instance, d
 			rep.Left = append(rep.Left, p)
 			continue
 		}
-		act, after, err := reg.RepairCrate(ctx, i, store.RepairOptions{Deep: deep, Waiting: func(what string) {
+		act, after, err := reg.RepairCrate(ctx, i, store.RepairOptions{Deep: deep, Waiting: func(what store.WaitFor) {
 			if waiting != nil {
 				waiting(i, what)
 			}

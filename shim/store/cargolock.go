@@ -10,8 +10,8 @@ import (
 	"github.com/BurntSushi/toml"
 )
 
-// lockFile is the part of Cargo.lock (versions 1 to 4) the shim reads.
-type lockFile struct {
+// cargoLockFile is the part of Cargo.lock (versions 1 to 4) the shim reads.
+type cargoLockFile struct {
 	Version  int `toml:"version"`
 	Packages []struct {
 		Name     string `toml:"name"`
@@ -37,7 +37,7 @@ func ReadCargoLock(p string) ([]Crate, error) {
 
 // ParseCargoLock parses Cargo.lock content; name is used in errors.
 func ParseCargoLock(data []byte, name string) ([]Crate, error) {
-	var lf lockFile
+	var lf cargoLockFile
 	if err := toml.Unmarshal(data, &lf); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}

@@ -57,14 +57,29 @@ func (v Verdict) String() string {
 	return [...]string{"healthy", "cold", "broken"}[v]
 }
 
+// Fault is what kind of thing a Broken verdict is about: what repair does
+// and how a report names it follow from it.
+type Fault int
+
+const (
+	NoFault Fault = iota
+	// Damaged: the extraction is incomplete, altered or not a directory.
+	Damaged
+	// NotExtracted: a trusted tarball is cached but was never unpacked.
+	NotExtracted
+	// CorruptTarball: the .crate cannot be read to its end.
+	CorruptTarball
+)
+
 // Finding is the result of checking one instance.
 type Finding struct {
 	Instance
 	Verdict Verdict
+	Fault   Fault
 	// Reason says what is wrong, in a few words ("src/lib.rs missing").
 	Reason string
-	// Problem is the path Reason is about.
-	Problem string
+	// Path is the file or directory Reason is about.
+	Path string
 
 	ExtractionOK   bool   // the extraction is complete (whatever the tarball)
 	TarballMissing bool   // no .crate beside a healthy extraction
@@ -193,9 +208,11 @@ func (r Registry) fastCheck(i Instance, s *State, level Level) (f Finding, sure 
 	return f, true
 }
 
-func (f *Finding) broken(reason, p string) {
+func (f *Finding) broken(reason, p string) { f.brokenAs(Damaged, reason, p) }
+
+func (f *Finding) brokenAs(fault Fault, reason, p string) {
 	if f.Verdict != Broken {
-		f.Verdict, f.Reason, f.Problem = Broken, reason, p
+		f.Verdict, f.Fault, f.Reason, f.Path = Broken, fault, reason, p
 	}
 }
 
@@ -250,10 +267,10 @@ func (r Registry) fullCheck(i Instance, level Level, offline bool) Finding {
 	if err != nil {
 		switch {
 		case f.TarballCorrupt != nil:
-			f.broken("tarball truncated or corrupt", tb)
+			f.brokenAs(CorruptTarball, "tarball truncated or corrupt", tb)
 		case f.tarballOK:
 			// Cached but not extracted: the shim extracts it under the lock.
-			f.broken("not extracted", root)
+			f.brokenAs(NotExtracted, "not extracted", root)
 		default:
 			f.Verdict = Cold
 		}
@@ -281,7 +298,7 @@ func (r Registry) fullCheck(i Instance, level Level, offline bool) Finding {
 		// cargo (it unpacks nothing) and needed offline (a missing .crate
 		// fails --offline), so it is repaired only when cargo can download.
 		if f.TarballCorrupt != nil && !offline {
-			f.broken("tarball truncated or corrupt", tb)
+			f.brokenAs(CorruptTarball, "tarball truncated or corrupt", tb)
 		}
 	}
 	return f

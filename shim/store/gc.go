@@ -5,7 +5,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/cargo-shim/cargo-shim/lockfile"
@@ -27,56 +26,111 @@ func (r Registry) LastUse(i Instance) time.Time {
 	return t
 }
 
-// Removal is what Remove deleted (or, dry, would delete).
+// GCPolicy says what gc removes: the extractions of crates unused for
+// longer than MaxAge and, with Tarballs, the tarballs of those unused for
+// longer than CrateMaxAge. A dry run takes every step but the removal.
+type GCPolicy struct {
+	MaxAge      time.Duration
+	CrateMaxAge time.Duration
+	Tarballs    bool
+	DryRun      bool
+	Now         time.Time
+}
+
+// Removal is what Collect removed (or, dry, would remove) of one crate.
 type Removal struct {
 	Extraction bool
 	Tarball    bool
 	Bytes      int64
+	LastUse    time.Time
 }
 
-// Remove deletes i's extraction and, if tarballToo, its tarball, but only if
-// no build holds i (exclusive try-lock: never waits) and only if still
-// eligible(lastUse) once the lock is held. It returns ErrInUse when busy.
-func (r Registry) Remove(i Instance, tarballToo bool, eligible func(lastUse time.Time) (extraction, tarball bool)) (Removal, error) {
-	var rm Removal
-	_, statErr := os.Lstat(r.LockPath(i))
-	before := r.LastUse(i)
-	lk, err := lockfile.Try(r.LockPath(i), lockfile.Exclusive)
-	if lockfile.IsBusy(err) {
-		return rm, ErrInUse
+// due is what of i the policy removes, of what exists now.
+func (r Registry) due(i Instance, p GCPolicy) Removal {
+	rm := Removal{LastUse: r.LastUse(i)}
+	age := p.Now.Sub(rm.LastUse)
+	_, extErr := os.Lstat(r.Extraction(i))
+	_, tbErr := os.Lstat(r.Tarball(i))
+	rm.Extraction = extErr == nil && age > p.MaxAge
+	rm.Tarball = tbErr == nil && p.Tarballs && age > p.CrateMaxAge
+	return rm
+}
+
+// Collect is gc of one crate, decided here only: what the policy makes due
+// is removed under i's exclusive lock, taken without waiting (ErrInUse, with
+// what was due, when a build holds it), and only if still due once the lock
+// is held: a run may have used the crate since the first look.
+func (r Registry) Collect(i Instance, p GCPolicy) (Removal, error) {
+	rm := r.due(i, p)
+	if !rm.Extraction && !rm.Tarball {
+		return rm, nil
 	}
+	lk, err := r.gcLock(i, p.DryRun)
 	if err != nil {
 		return rm, err
 	}
 	defer lk.Release()
-	if statErr != nil {
+	rm = r.due(i, p)
+	if p.DryRun {
+		rm.Bytes = r.sizeOf(i, rm)
+		return rm, nil
+	}
+	return r.remove(i, rm)
+}
+
+// gcLock takes i's exclusive lock without waiting. A dry run creates no lock
+// file: where there is none, no build through a shim holds the crate.
+func (r Registry) gcLock(i Instance, dry bool) (*lockfile.Lock, error) {
+	_, statErr := os.Lstat(r.LockPath(i))
+	if dry && statErr != nil {
+		return nil, nil
+	}
+	before := r.LastUse(i)
+	lk, err := lockfile.Try(r.LockPath(i), lockfile.Exclusive)
+	if lockfile.IsBusy(err) {
+		return nil, ErrInUse
+	}
+	if err == nil && statErr != nil {
 		// We just created the lock file: its mtime says "now", but the crate
-		// was last used when the scan said.
+		// was last used when the first look said.
 		_ = os.Chtimes(r.LockPath(i), before, before)
 	}
-	// The lock file's mtime may have been touched between the scan and the
-	// lock: decide again now that no build can start using it.
-	ext, tb := eligible(r.LastUse(i))
-	tb = tb && tarballToo
-	if ext {
-		root := r.Extraction(i)
-		if _, err := os.Lstat(root); err == nil {
-			n := DiskUsage(root) + Blocks(r.StatePath(i))
-			if err := r.trash(root, i); err != nil {
-				return rm, err
-			}
-			os.Remove(r.StatePath(i))
-			rm.Extraction, rm.Bytes = true, rm.Bytes+n
-		}
+	return lk, err
+}
+
+// sizeOf is what remove frees for rm, as du counts it: the extraction with
+// its state record, the tarball. A dry run reports the same numbers.
+func (r Registry) sizeOf(i Instance, rm Removal) int64 {
+	var n int64
+	if rm.Extraction {
+		n += DiskUsage(r.Extraction(i)) + Blocks(r.StatePath(i))
 	}
-	if tb {
+	if rm.Tarball {
+		n += Blocks(r.Tarball(i))
+	}
+	return n
+}
+
+// remove deletes what rm says, under i's exclusive lock.
+func (r Registry) remove(i Instance, rm Removal) (Removal, error) {
+	done := Removal{LastUse: rm.LastUse}
+	if rm.Extraction {
+		root := r.Extraction(i)
+		n := DiskUsage(root) + Blocks(r.StatePath(i))
+		if err := r.trash(root, i); err != nil {
+			return done, err
+		}
+		os.Remove(r.StatePath(i))
+		done.Extraction, done.Bytes = true, done.Bytes+n
+	}
+	if rm.Tarball {
 		p := r.Tarball(i)
 		if _, err := os.Lstat(p); err == nil {
 			n := Blocks(p)
 			if err := os.Remove(p); err != nil {
-				return rm, err
+				return done, err
 			}
-			rm.Tarball, rm.Bytes = true, rm.Bytes+n
+			done.Tarball, done.Bytes = true, done.Bytes+n
 		}
 	}
 	_, errExt := os.Lstat(r.Extraction(i))
@@ -88,20 +142,7 @@ func (r Registry) Remove(i Instance, tarballToo bool, eligible func(lastUse time
 		os.Remove(r.LockPath(i))
 		os.Remove(r.StatePath(i))
 	}
-	return rm, nil
-}
-
-// Usage is what Remove would free for i: its extraction (with its state
-// record) and its tarball, as chosen. gc's dry run and its report agree.
-func (r Registry) Usage(i Instance, extraction, tarball bool) int64 {
-	var n int64
-	if extraction {
-		n += DiskUsage(r.Extraction(i)) + Blocks(r.StatePath(i))
-	}
-	if tarball {
-		n += Blocks(r.Tarball(i))
-	}
-	return n
+	return done, nil
 }
 
 // StaleTemps lists temp dirs of killed repairs older than minAge, with the
@@ -115,11 +156,11 @@ func (r Registry) StaleTemps(minAge time.Duration) map[string]Instance {
 			continue
 		}
 		for _, e := range ents {
-			stem, ok := tempStem(e.Name())
-			if !ok {
+			l, ok := parseLeftover(e.Name())
+			if !ok || l.kind == trashed {
 				continue
 			}
-			name, version, ok := splitNameVersion(stem)
+			name, version, ok := splitNameVersion(l.stem)
 			if !ok {
 				continue
 			}
@@ -131,49 +172,17 @@ func (r Registry) StaleTemps(minAge time.Duration) map[string]Instance {
 	return out
 }
 
-// tempStem reads "<name>-<version>" from the name of a repair's temp dir
-// (.cargo-shim-tmp-<name>-<version>-<pid>[-old]) or of a directory set aside
-// (.cargo-shim-trash-<name>-<version>.<ns>.<pid>).
-func tempStem(entry string) (string, bool) {
-	if rest, ok := strings.CutPrefix(entry, tmpPrefix); ok {
-		rest = strings.TrimSuffix(rest, "-old")
-		if k := strings.LastIndexByte(rest, '-'); k > 0 && isDigits(rest[k+1:]) {
-			return rest[:k], true
-		}
-		return "", false
-	}
-	if rest, ok := strings.CutPrefix(entry, asidePrefix); ok {
-		parts := strings.Split(rest, ".")
-		if len(parts) >= 3 && isDigits(parts[len(parts)-1]) && isDigits(parts[len(parts)-2]) {
-			return strings.Join(parts[:len(parts)-2], "."), true
-		}
-	}
-	return "", false
-}
-
-// RemoveTemp deletes one stale temp dir under its crate's exclusive lock.
-func (r Registry) RemoveTemp(p string, i Instance) (int64, error) {
-	lk, err := lockfile.Try(r.LockPath(i), lockfile.Exclusive)
-	if lockfile.IsBusy(err) {
-		return 0, ErrInUse
-	}
+// CollectTemp deletes one stale temp dir (StaleTemps) under its crate's
+// exclusive lock, taken without waiting; dry, it only says how much.
+func (r Registry) CollectTemp(p string, i Instance, dry bool) (int64, error) {
+	lk, err := r.gcLock(i, dry)
 	if err != nil {
 		return 0, err
 	}
 	defer lk.Release()
 	n := DiskUsage(p)
+	if dry {
+		return n, nil
+	}
 	return n, os.RemoveAll(p)
-}
-
-// InUse reports whether a build holds i now (an exclusive try-lock fails).
-func (r Registry) InUse(i Instance) bool {
-	if _, err := os.Lstat(r.LockPath(i)); err != nil {
-		return false // no lock file: no build through a shim has it
-	}
-	lk, err := lockfile.Try(r.LockPath(i), lockfile.Exclusive)
-	if err != nil {
-		return lockfile.IsBusy(err)
-	}
-	lk.Release()
-	return false
 }

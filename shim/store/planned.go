@@ -2,6 +2,8 @@ package store
 
 import (
 	"sync/atomic"
+
+	"github.com/cargo-shim/cargo-shim/lockfile"
 )
 
 // This file is what the drop-in's run asks of the store: the plan for a
@@ -59,13 +61,18 @@ func (r Registry) RecordPlan(p *Plan) error { return r.savePlanFromStates(p) }
 type CheckOptions struct {
 	Level   Level
 	Offline bool
-	// Workers bounds the parallel checks; 0 is one per core.
+	// Workers bounds the parallel checks; 0 is one per core, more on a
+	// network filesystem (lockfile.Workers).
 	Workers int
 	// RecordFailed is told when a healthy instance's state could not be
 	// recorded (a read-only registry is still checked).
 	RecordFailed func(Instance, error)
 	// Done is called after each instance, from any worker, for progress.
 	Done func()
+	// Verified is called for each instance a full check found healthy,
+	// before its state is recorded: a run on a group-shared registry gives
+	// back the group bits cargo took from tar directory entries.
+	Verified func(Instance)
 }
 
 // CheckPlan checks every planned instance; the recorded stamps of a cached
@@ -77,7 +84,7 @@ func (r Registry) CheckPlan(p *Plan, o CheckOptions) (findings []Finding, fresh 
 	var unsure atomic.Bool
 	r.at = r.openStater(p.regdirs)
 	defer r.at.close()
-	parallelEach(o.Workers, len(p.instances), func(n int) {
+	parallelEach(r.workers(o), len(p.instances), func(n int) {
 		i := p.instances[n]
 		if s := p.stamps[i]; s != nil && p.cached && o.Level == Fast {
 			if f, sure := r.fastCheck(i, s, Fast); sure {
@@ -106,8 +113,17 @@ func (r Registry) CheckAll(instances []Instance, o CheckOptions) []Finding {
 	r.at = r.openStater(regdirs)
 	defer r.at.close()
 	out := make([]Finding, len(instances))
-	parallelEach(o.Workers, len(instances), func(n int) { out[n] = r.checkOne(instances[n], o) })
+	parallelEach(r.workers(o), len(instances), func(n int) { out[n] = r.checkOne(instances[n], o) })
 	return out
+}
+
+// workers is how many checks run at once: one per core where they are
+// syscall-bound, more where each syscall waits on a server.
+func (r Registry) workers(o CheckOptions) int {
+	if o.Workers > 0 {
+		return o.Workers
+	}
+	return lockfile.Workers(r.Root)
 }
 
 // checkOne checks one instance and records its state when a full check
@@ -115,6 +131,9 @@ func (r Registry) CheckAll(instances []Instance, o CheckOptions) []Finding {
 // meanwhile; without it, a repair swaps in a directory whose stamps differ.
 func (r Registry) checkOne(i Instance, o CheckOptions) Finding {
 	f := r.Check(i, o.Level, o.Offline)
+	if o.Verified != nil && f.fresh && f.Verdict == Healthy && f.ExtractionOK {
+		o.Verified(f.Instance)
+	}
 	if err := r.RecordIfVerified(f); err != nil && o.RecordFailed != nil {
 		o.RecordFailed(f.Instance, err)
 	}

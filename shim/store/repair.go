@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -34,8 +33,6 @@ const (
 	ActRemovedTarball = "removed-tarball" // a truncated tarball removed; cargo downloads it again
 	ActMovedAside     = "moved-aside"     // a broken extraction with no trusted tarball moved to the trash
 )
-
-const tmpPrefix = ".cargo-shim-tmp-"
 
 // Repair brings instance i back to a state cargo handles: complete, or
 // cleanly absent so that cargo downloads it. It must run under i's exclusive
@@ -69,7 +66,7 @@ func (r Registry) Repair(f Finding) (Action, error) {
 			return Action{}, err
 		}
 		_ = r.recordState(i, m)
-		if f.Reason == "not extracted" {
+		if f.Fault == NotExtracted {
 			return Action{Verb: "Extracting", Kind: ActExtracted, Detail: fmt.Sprintf("%s (cached, not extracted)", i.Crate)}, nil
 		}
 		return Action{Verb: "Repairing", Kind: ActReextracted, Detail: fmt.Sprintf("%s (%s)", i.Crate, f.Reason)}, nil
@@ -103,7 +100,7 @@ func (r Registry) reextract(i Instance) (*Manifest, error) {
 	if err := os.MkdirAll(parent, 0o777); err != nil {
 		return nil, err
 	}
-	tmp := filepath.Join(parent, fmt.Sprintf("%s%s-%d", tmpPrefix, i.Dir(), os.Getpid()))
+	tmp := filepath.Join(parent, leftover{kind: repairTemp, stem: i.Dir(), pid: os.Getpid()}.String())
 	os.RemoveAll(tmp)
 	m, err := extract(r.Tarball(i), i.Crate, tmp)
 	if err != nil {
@@ -122,7 +119,7 @@ func (r Registry) reextract(i Instance) (*Manifest, error) {
 	err = unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, root, unix.RENAME_EXCHANGE)
 	if err != nil {
 		// Filesystems without RENAME_EXCHANGE: aside, then in.
-		old := tmp + "-old"
+		old := filepath.Join(parent, leftover{kind: repairTemp, stem: i.Dir(), pid: os.Getpid(), old: true}.String())
 		if err := os.Rename(root, old); err != nil {
 			os.RemoveAll(tmp)
 			return nil, err
@@ -148,13 +145,15 @@ func (r Registry) reextract(i Instance) (*Manifest, error) {
 // parent) under a name cargo never reads, for gc to delete.
 func (r Registry) trash(p string, i Instance) error {
 	dir := r.TrashDir()
-	stamp := fmt.Sprintf("%d.%d", time.Now().UnixNano(), os.Getpid())
+	now, pid := time.Now(), os.Getpid()
 	if err := lockfile.MkdirShared(dir); err == nil && r.realDir(dir) {
-		if err := os.Rename(p, filepath.Join(dir, i.Regdir+"."+i.Dir()+"."+stamp)); err == nil {
+		name := leftover{kind: trashed, stem: i.Regdir + "." + i.Dir(), at: now, pid: pid}.String()
+		if err := os.Rename(p, filepath.Join(dir, name)); err == nil {
 			return nil
 		}
 	}
-	if err := os.Rename(p, filepath.Join(filepath.Dir(p), asidePrefix+i.Dir()+"."+stamp)); err == nil {
+	aside := leftover{kind: setAside, stem: i.Dir(), at: now, pid: pid}.String()
+	if err := os.Rename(p, filepath.Join(filepath.Dir(p), aside)); err == nil {
 		return nil
 	}
 	// It is proven broken and we hold its exclusive lock: delete in place.
@@ -164,9 +163,6 @@ func (r Registry) trash(p string, i Instance) error {
 	return nil
 }
 
-// asidePrefix names broken directories trash could not move out of src/.
-const asidePrefix = ".cargo-shim-trash-"
-
 // removeTemps deletes temp dirs a killed repair of i left. Safe: only a
 // repair creates them, and a repair of i holds i's exclusive lock, as we do.
 func (r Registry) removeTemps(i Instance) {
@@ -175,24 +171,11 @@ func (r Registry) removeTemps(i Instance) {
 	if err != nil {
 		return
 	}
-	prefix := tmpPrefix + i.Dir() + "-"
 	for _, e := range ents {
-		if rest, ok := strings.CutPrefix(e.Name(), prefix); ok && isDigits(strings.TrimSuffix(rest, "-old")) {
+		if l, ok := parseLeftover(e.Name()); ok && l.kind == repairTemp && l.stem == i.Dir() {
 			os.RemoveAll(filepath.Join(parent, e.Name()))
 		}
 	}
-}
-
-func isDigits(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, c := range s {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
 }
 
 // EmptyTrash deletes trash entries older than minAge and returns the bytes
@@ -215,10 +198,12 @@ func (r Registry) EmptyTrash(minAge time.Duration) (freed int64, err error) {
 	}
 	for _, e := range ents {
 		p := filepath.Join(r.TrashDir(), e.Name())
-		if !isTrashName(e.Name()) {
+		l, ok := parseLeftover(e.Name())
+		if !ok || l.kind != trashed {
 			continue // not ours
 		}
-		if time.Since(trashedAt(e.Name(), p)) < minAge {
+		// The name says when (a rename keeps the directory's old mtime).
+		if time.Since(l.at) < minAge {
 			continue
 		}
 		n := DiskUsage(p)
@@ -231,7 +216,8 @@ func (r Registry) EmptyTrash(minAge time.Duration) (freed int64, err error) {
 	return freed, err
 }
 
-// DiskUsage sums the sizes of the regular files under p (no links followed).
+// DiskUsage is what deleting p frees on disk: the blocks of everything
+// under it, directories included, as du counts them (no links followed).
 func DiskUsage(p string) int64 {
 	var n int64
 	filepath.WalkDir(p, func(path string, _ fs.DirEntry, err error) error {
@@ -261,7 +247,7 @@ func (r Registry) TrashUsage() int64 {
 	}
 	var n int64
 	for _, e := range ents {
-		if isTrashName(e.Name()) {
+		if l, ok := parseLeftover(e.Name()); ok && l.kind == trashed {
 			n += DiskUsage(filepath.Join(r.TrashDir(), e.Name()))
 		}
 	}
@@ -286,38 +272,33 @@ func (r Registry) realDir(p string) bool {
 	return true
 }
 
-// isTrashName matches the names trash gives: <regdir>.<name>-<version>.<ns>.<pid>.
-func isTrashName(name string) bool {
-	parts := strings.Split(name, ".")
-	return len(parts) >= 4 && isDigits(parts[len(parts)-1]) && isDigits(parts[len(parts)-2])
-}
-
-// trashedAt reads the time a trash entry was made from its name (a rename
-// keeps the directory's old mtime), falling back to its mtime.
-func trashedAt(name, p string) time.Time {
-	parts := strings.Split(name, ".")
-	if len(parts) >= 3 {
-		if ns, err := strconv.ParseInt(parts[len(parts)-2], 10, 64); err == nil {
-			return time.Unix(0, ns)
-		}
-	}
-	if fi, err := os.Lstat(p); err == nil {
-		return fi.ModTime()
-	}
-	return time.Time{}
-}
-
 // RepairOptions tune RepairCrate.
 type RepairOptions struct {
 	// NoWait skips a crate whose lock is held (a build uses it) instead of
 	// waiting: nested shims and gc-style callers.
 	NoWait  bool
 	Offline bool
-	// Waiting is called once when a lock is not free after about a second;
-	// what is "crate" or "package cache".
-	Waiting func(what string)
+	// Waiting is called once when a lock is not free after about a second.
+	Waiting func(WaitFor)
 	// Deep also compares file contents with the tarball (verify --deep).
 	Deep bool
+}
+
+// WaitFor names the lock a repair waits for.
+type WaitFor int
+
+const (
+	// WaitCrate: a build holds the crate's lock.
+	WaitCrate WaitFor = iota
+	// WaitPackageCache: a cargo is downloading or unpacking.
+	WaitPackageCache
+)
+
+func (w WaitFor) String() string {
+	if w == WaitCrate {
+		return "crate"
+	}
+	return "package cache"
 }
 
 // ErrInUse is returned by RepairCrate with NoWait when a build holds the crate.
@@ -338,7 +319,7 @@ func (r Registry) RepairCrate(ctx context.Context, i Instance, o RepairOptions) 
 	} else {
 		lk, err = lockfile.Acquire(ctx, path, lockfile.Exclusive, lockfile.Options{Waiting: func(string) {
 			if o.Waiting != nil {
-				o.Waiting("crate")
+				o.Waiting(WaitCrate)
 			}
 		}})
 	}
@@ -351,7 +332,7 @@ func (r Registry) RepairCrate(ctx context.Context, i Instance, o RepairOptions) 
 	var repairErr error
 	err = r.Quiesce(ctx, func() {
 		if o.Waiting != nil {
-			o.Waiting("package cache")
+			o.Waiting(WaitPackageCache)
 		}
 	}, func() {
 		level := Files

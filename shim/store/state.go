@@ -130,9 +130,17 @@ func parseStamp(s string, withRel bool) (stamp, string, error) {
 	if len(parts) != n {
 		return stamp{}, "", errors.New("short stamp")
 	}
-	var v [4]int64
-	for i := 0; i < 4; i++ {
-		x, err := strconv.ParseInt(parts[i], 10, 64)
+	// Inode numbers use all 64 bits on some filesystems (GlusterFS derives
+	// them from 128-bit file ids): read as signed, half of them failed to
+	// parse there, so every record was rejected and every run re-verified
+	// and rewrote every crate.
+	ino, err := strconv.ParseUint(parts[0], 10, 64)
+	if err != nil {
+		return stamp{}, "", err
+	}
+	var v [3]int64
+	for i := range v {
+		x, err := strconv.ParseInt(parts[i+1], 10, 64)
 		if err != nil {
 			return stamp{}, "", err
 		}
@@ -142,7 +150,7 @@ func parseStamp(s string, withRel bool) (stamp, string, error) {
 	if withRel {
 		rel = parts[4]
 	}
-	return stamp{Ino: uint64(v[0]), Size: v[1], Mtime: v[2], Ctime: v[3]}, rel, nil
+	return stamp{Ino: ino, Size: v[0], Mtime: v[1], Ctime: v[2]}, rel, nil
 }
 
 func (s *State) encode() []byte {

@@ -24,7 +24,7 @@ import (
 
 const regdir = "127.0.0.1-00bench00bench00"
 
-var keep *string
+var keep, gluster *string
 
 type crateInfo struct {
 	name, version, sum string
@@ -35,8 +35,13 @@ func main() {
 	out := flag.String("out", "BENCHMARKS.md", "report file")
 	binDir := flag.String("bin", "bin", "directory with cargo and cargo-shim")
 	keep = flag.String("keep", "", "generate the registries into this directory and keep them")
+	gluster = flag.String("glusterfs", "auto", "GlusterFS rows: auto (when a loopback volume can be made), off, only")
 	flag.Parse()
-	if err := run(*runs, *out, *binDir); err != nil {
+	runBench := run
+	if *gluster == "only" {
+		runBench = runGlusterOnly
+	}
+	if err := runBench(*runs, *out, *binDir); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -48,50 +53,63 @@ func main() {
 // shape of a real 400-crate registry.
 func genRegistry(root string, n int) ([]crateInfo, error) {
 	reg := filepath.Join(root, "registry")
-	for _, sub := range []string{"index", "cache", "src"} {
-		if err := os.MkdirAll(filepath.Join(reg, sub, regdir), 0o755); err != nil {
-			return nil, err
-		}
+	if err := mkTrees(reg); err != nil {
+		return nil, err
 	}
-	dirs := []string{"src", "src/a", "src/a/b", "src/c", "tests", "benches", "examples"}
 	var out []crateInfo
-	body := bytes.Repeat([]byte("// generated\npub fn f() -> u32 { 1 }\n"), 40)
 	for k := 0; k < n; k++ {
-		c := crateInfo{name: fmt.Sprintf("bench-crate-%05d", k), version: "1.0.0"}
-		stem := c.name + "-" + c.version
-		nfiles := 10 + (k*7919)%50
-		ndirs := 1 + (k*31)%len(dirs)
-		spec := loopback.CrateSpec{Name: c.name, Version: c.version, Files: map[string]string{
-			"Cargo.toml": fmt.Sprintf("[package]\nname = %q\nversion = \"1.0.0\"\n", c.name),
-		}}
-		for f := 0; f < nfiles-1; f++ {
-			spec.Files[fmt.Sprintf("%s/f%02d.rs", dirs[f%ndirs], f)] = string(body[:200+(f*37)%(len(body)-200)])
-		}
-		// The extraction as cargo leaves it: the tarball's files, its mtimes.
-		mtime := time.Unix(1153704088, 0)
-		ext := filepath.Join(reg, "src", regdir, stem)
-		for p, data := range spec.Files {
-			dst := filepath.Join(ext, p)
-			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-				return nil, err
-			}
-			if err := os.WriteFile(dst, []byte(data), 0o644); err != nil {
-				return nil, err
-			}
-			os.Chtimes(dst, mtime, mtime)
-		}
-		tb := spec.Tarball()
-		sum := sha256.Sum256(tb)
-		c.sum = hex.EncodeToString(sum[:])
-		if err := os.WriteFile(filepath.Join(reg, "cache", regdir, stem+".crate"), tb, 0o644); err != nil {
-			return nil, err
-		}
-		if err := os.WriteFile(filepath.Join(ext, ".cargo-ok"), []byte(`{"v":1}`), 0o644); err != nil {
+		c, err := genCrate(reg, k)
+		if err != nil {
 			return nil, err
 		}
 		out = append(out, c)
 	}
 	return out, nil
+}
+
+func mkTrees(reg string) error {
+	for _, sub := range []string{"index", "cache", "src"} {
+		if err := os.MkdirAll(filepath.Join(reg, sub, regdir), 0o755); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// genCrate writes crate k of a generated registry.
+func genCrate(reg string, k int) (crateInfo, error) {
+	dirs := []string{"src", "src/a", "src/a/b", "src/c", "tests", "benches", "examples"}
+	body := bytes.Repeat([]byte("// generated\npub fn f() -> u32 { 1 }\n"), 40)
+	c := crateInfo{name: fmt.Sprintf("bench-crate-%05d", k), version: "1.0.0"}
+	stem := c.name + "-" + c.version
+	nfiles := 10 + (k*7919)%50
+	ndirs := 1 + (k*31)%len(dirs)
+	spec := loopback.CrateSpec{Name: c.name, Version: c.version, Files: map[string]string{
+		"Cargo.toml": fmt.Sprintf("[package]\nname = %q\nversion = \"1.0.0\"\n", c.name),
+	}}
+	for f := 0; f < nfiles-1; f++ {
+		spec.Files[fmt.Sprintf("%s/f%02d.rs", dirs[f%ndirs], f)] = string(body[:200+(f*37)%(len(body)-200)])
+	}
+	// The extraction as cargo leaves it: the tarball's files, its mtimes.
+	mtime := time.Unix(1153704088, 0)
+	ext := filepath.Join(reg, "src", regdir, stem)
+	for p, data := range spec.Files {
+		dst := filepath.Join(ext, p)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return c, err
+		}
+		if err := os.WriteFile(dst, []byte(data), 0o644); err != nil {
+			return c, err
+		}
+		os.Chtimes(dst, mtime, mtime)
+	}
+	tb := spec.Tarball()
+	sum := sha256.Sum256(tb)
+	c.sum = hex.EncodeToString(sum[:])
+	if err := os.WriteFile(filepath.Join(reg, "cache", regdir, stem+".crate"), tb, 0o644); err != nil {
+		return c, err
+	}
+	return c, os.WriteFile(filepath.Join(ext, ".cargo-ok"), []byte(`{"v":1}`), 0o644)
 }
 
 // workspace writes a Cargo.lock naming crates (version 4, with checksums).
@@ -327,6 +345,13 @@ func run(runs int, out, binDir string) error {
 	fmt.Fprintf(&b, "| `verify --fast` (recorded directory stamps) | %s | %s |\n", ms(median(verifyFast)), verdict(median(verifyFast) <= 150*time.Millisecond, "<= 150 ms"))
 	fmt.Fprintf(&b, "| floor: one lstat of every file, sequential | %s | |\n", ms(bigFiles))
 	fmt.Fprintf(&b, "\nPeak RSS %.1f MB. The default `verify` is %.2fx the floor of looking at every file once.\n", float64(verifyRSS)/1024, float64(median(verify))/float64(bigFiles))
+	if *gluster != "off" {
+		g, err := benchGluster(tmp, binDir, runs)
+		if err != nil {
+			return err
+		}
+		writeGluster(&b, g, runs)
+	}
 	if err := os.WriteFile(out, []byte(b.String()), 0o644); err != nil {
 		return err
 	}

@@ -1,0 +1,121 @@
+package integration
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cargo-shim/cargo-shim/shim/admin"
+)
+
+// MultihostEnv names the mount points of one shared filesystem as two hosts
+// see it ("A B"), set by `make multihost`. With it, every World puts its
+// shared registry on that filesystem and gives its runners, in turn, the
+// path through A or through B: the many-runners tests then run as on two
+// hosts, whose locks only the filesystem's server can arbitrate.
+const MultihostEnv = "CARGO_SHIM_TEST_MULTIHOST"
+
+func multihostMounts() []string {
+	return strings.Fields(os.Getenv(MultihostEnv))
+}
+
+// onHosts moves the world's shared registry onto the multihost mounts, when
+// there are any.
+func (w *World) onHosts() {
+	mounts := multihostMounts()
+	if len(mounts) == 0 {
+		return
+	}
+	var id [6]byte
+	rand.Read(id[:])
+	name := "csi11-" + hex.EncodeToString(id[:])
+	for _, m := range mounts {
+		w.hosts = append(w.hosts, filepath.Join(m, name, "registry"))
+	}
+	w.Shared = w.hosts[0]
+	top := filepath.Join(mounts[0], name)
+	w.t.Cleanup(func() { os.RemoveAll(top) })
+}
+
+// needHosts skips a test written for two hosts when there are none.
+func needHosts(t *testing.T) {
+	if len(multihostMounts()) < 2 {
+		t.Skipf("needs %s (make multihost)", MultihostEnv)
+	}
+}
+
+// gc from one host while a build on the other holds its crates: every crate
+// is busy, none removed. Then gc as a reaper, in a loop from both hosts,
+// while runners on both hosts build: every build passes.
+func TestMultihostGCWhileBuildsRun(t *testing.T) {
+	needHosts(t)
+	w := NewWorld(t)
+	w.Warm()
+	st := decode[admin.StatusReport](t, w.Admin("status", "--json"))
+	if !st.LocksReachOtherHosts || !strings.Contains(st.ColdStarts, "across hosts") {
+		t.Errorf("status on %s: locks reach other hosts %v, cold starts %q", st.Filesystem, st.LocksReachOtherHosts, st.ColdStarts)
+	}
+	held, open := w.StartHeldBuild()
+	other := w.hosts[(w.homes+1)%len(w.hosts)]
+	rep := decode[admin.GCReport](t, w.Admin("gc", "--registry", other, "--max-age", "0s", "--crate-max-age", "0s", "--json"))
+	if len(rep.Busy) != len(fixtureCrates) {
+		t.Errorf("gc on the other host while a build holds every crate: busy=%d, want %d", len(rep.Busy), len(fixtureCrates))
+	}
+	for _, e := range rep.Removed {
+		if e.What != "temp" {
+			t.Errorf("gc on the other host removed %+v from under a running build", e)
+		}
+	}
+	open()
+	if r := held.Wait(); r.Code != 0 {
+		t.Fatalf("the build gc raced: %s", r)
+	}
+
+	// The reaper has a home of its own: World.Home is not for two goroutines.
+	reaperHome := w.Home()
+	reap := func(reg string) Result {
+		cmd := exec.Command(filepath.Join(binDir, "cargo-shim"), "gc", "--registry", reg, "--max-age", "0s", "--crate-max-age", "0s", "--json")
+		cmd.Env = w.Env(reaperHome, true)
+		out, err := cmd.Output()
+		return Result{Stdout: string(out), Code: cmd.ProcessState.ExitCode(), Err: err}
+	}
+	stop := make(chan struct{})
+	reaped := make(chan int)
+	go func() {
+		n := 0
+		for k := 0; ; k++ {
+			select {
+			case <-stop:
+				reaped <- n
+				return
+			default:
+			}
+			r := reap(w.hosts[k%len(w.hosts)])
+			var rep admin.GCReport
+			if err := json.Unmarshal([]byte(r.Stdout), &rep); r.Code != 0 || err != nil {
+				t.Errorf("reaper: %s", r)
+			}
+			n += len(rep.Removed)
+		}
+	}()
+	for round := 0; round < 3; round++ {
+		procs := make([]*Proc, 2*len(w.hosts))
+		for n := range procs {
+			procs[n] = w.Start(w.Workspace(round*len(procs)+n), w.Home(), true, []string{"build"})
+		}
+		for n, p := range procs {
+			if r := p.Wait(); r.Code != 0 {
+				t.Errorf("round %d: runner %d failed while the reaper ran: %s", round, n, r)
+			}
+		}
+	}
+	close(stop)
+	t.Logf("the reaper removed %d entries while the runners built", <-reaped)
+	w.MustCargo(w.Home(), true, "build")
+	w.AssertHealthy()
+}

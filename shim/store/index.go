@@ -1,0 +1,214 @@
+package store
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// IndexEntry is one version of a crate in a registry's index.
+type IndexEntry struct {
+	Name        string `json:"name"`
+	Vers        string `json:"vers"`
+	Cksum       string `json:"cksum"`
+	Yanked      bool   `json:"yanked"`
+	RustVersion string `json:"rust_version"`
+}
+
+// indexCacheVersion is the first byte of cargo's index cache files
+// (sources/registry/index/cache.rs: CURRENT_CACHE_VERSION); a file of
+// another version is one this cargo would not read either.
+const indexCacheVersion = 3
+
+// maxIndexCache bounds what is read of one cache file: the largest crates.io
+// entries are a few MB.
+const maxIndexCache = 64 << 20
+
+// indexDepPath is the index's layout for a crate name: 1/a, 2/ab, 3/a/abc,
+// ab/cd/abcd... Cargo keys its cache by the lowercased name.
+func indexDepPath(name string) string {
+	name = strings.ToLower(name)
+	switch len(name) {
+	case 1:
+		return "1/" + name
+	case 2:
+		return "2/" + name
+	case 3:
+		return "3/" + name[:1] + "/" + name
+	}
+	return name[:2] + "/" + name[2:4] + "/" + name
+}
+
+// validCrateName refuses what could not be a crate name and could escape a
+// path.
+func validCrateName(name string) bool {
+	if name == "" || len(name) > 64 {
+		return false
+	}
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// IndexCachePath is cargo's cached index file for name in regdir.
+func (r Registry) IndexCachePath(regdir, name string) string {
+	return filepath.Join(r.Root, "index", regdir, ".cache", filepath.FromSlash(indexDepPath(name)))
+}
+
+// ReadIndexCache returns the versions cargo's cached index of regdir lists
+// for name. The file is cargo's: a version byte, the index schema version
+// (4 bytes), the index file's version, then version and JSON line pairs,
+// each field ended by a NUL byte.
+func (r Registry) ReadIndexCache(regdir, name string) ([]IndexEntry, error) {
+	if !validCrateName(name) {
+		return nil, fmt.Errorf("%q is not a crate name", name)
+	}
+	p := r.IndexCachePath(regdir, name)
+	data, err := readRegular(p, maxIndexCache)
+	if err != nil {
+		return nil, err
+	}
+	if len(data) < 5 || data[0] != indexCacheVersion {
+		return nil, fmt.Errorf("%s: not a cargo index cache of version %d", p, indexCacheVersion)
+	}
+	fields := bytes.Split(data[5:], []byte{0})
+	if len(fields) < 1 {
+		return nil, fmt.Errorf("%s: malformed index cache", p)
+	}
+	var out []IndexEntry
+	for n := 1; n+1 < len(fields); n += 2 {
+		var e IndexEntry
+		if err := json.Unmarshal(fields[n+1], &e); err != nil {
+			return nil, fmt.Errorf("%s: version %s: %w", p, fields[n], err)
+		}
+		if e.Vers != string(fields[n]) || !strings.EqualFold(e.Name, name) {
+			return nil, fmt.Errorf("%s: entry for %s %s does not match its key %s %s", p, e.Name, e.Vers, name, fields[n])
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// readRegular reads a regular file of at most limit bytes without
+// following a symlink at its last component.
+func readRegular(p string, limit int64) ([]byte, error) {
+	f, err := os.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", p)
+	}
+	if fi.Size() > limit {
+		return nil, fmt.Errorf("%s is larger than %d bytes", p, limit)
+	}
+	return io.ReadAll(io.LimitReader(f, limit))
+}
+
+// maxPackagedLock bounds a packaged Cargo.lock (the largest real ones are
+// well under 1 MB).
+const maxPackagedLock = 16 << 20
+
+// PackagedLock reads the Cargo.lock that `cargo package` put into i's
+// tarball: what `cargo install --locked` builds with. It reads the tarball,
+// never the extraction (which may be the very thing that is damaged), and
+// trusts it only when the tarball's sha256 is i's checksum.
+func (r Registry) PackagedLock(i Instance) ([]byte, error) {
+	tb := r.Tarball(i)
+	if fi, err := os.Lstat(tb); err != nil {
+		return nil, err
+	} else if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", tb)
+	}
+	var lock []byte
+	var sum string
+	err := walkTarball(tb, i.Crate, func(e FileEntry, body io.Reader) error {
+		if e.Path != "Cargo.lock" {
+			return nil
+		}
+		if e.Size > maxPackagedLock {
+			return fmt.Errorf("%s: Cargo.lock is larger than %d bytes", tb, maxPackagedLock)
+		}
+		var err error
+		lock, err = io.ReadAll(io.LimitReader(body, maxPackagedLock))
+		return err
+	}, func(s string) { sum = s })
+	switch {
+	case err != nil:
+		return nil, err
+	case i.Checksum == "" || sum != i.Checksum:
+		return nil, fmt.Errorf("%s: sha256 %s is not the index's %s", tb, sum, i.Checksum)
+	case lock == nil:
+		return nil, fmt.Errorf("%s has no Cargo.lock", tb)
+	}
+	return lock, nil
+}
+
+// installMemoPath is where the plan input of an install of tools is
+// remembered. The packaged Cargo.lock is a function of the tarball's bytes,
+// which the index's checksum names, so a warm run need not read the tarball
+// again. It lives with the plan records, and gc ages it out with them.
+func (r Registry) installMemoPath(tools []Instance) string {
+	h := sha256.New()
+	for _, t := range tools {
+		fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00", t.Regdir, t.Name, t.Version, t.Checksum)
+	}
+	return filepath.Join(r.PlanDir(), "install-"+hex.EncodeToString(h.Sum(nil)[:16]))
+}
+
+// InstallMemo returns what RecordInstallMemo recorded for tools.
+func (r Registry) InstallMemo(tools []Instance) ([]byte, error) {
+	p := r.installMemoPath(tools)
+	data, err := readRegular(p, maxPackagedLock)
+	if err == nil {
+		touchHourly(p)
+	}
+	return data, err
+}
+
+// RecordInstallMemo remembers the plan input of an install of tools. Only
+// what came from verified tarballs may be recorded: a plan that lacks a
+// tool's dependencies must be rebuilt once cargo has the tool.
+func (r Registry) RecordInstallMemo(tools []Instance, data []byte) error {
+	return writeFileAtomic(r.installMemoPath(tools), data)
+}
+
+// touchHourly marks a record as used, for gc, at most once an hour.
+func touchHourly(p string) {
+	if fi, err := os.Stat(p); err == nil && time.Since(fi.ModTime()) > time.Hour {
+		now := time.Now()
+		_ = os.Chtimes(p, now, now)
+	}
+}
+
+// EncodeIndexCache writes entries in cargo's index cache format, as cargo
+// 1.95 does (index schema version 2): the inverse of ReadIndexCache, for
+// tests and benchmarks that stand in for cargo.
+func EncodeIndexCache(entries []IndexEntry) []byte {
+	var b bytes.Buffer
+	b.WriteByte(indexCacheVersion)
+	b.Write([]byte{2, 0, 0, 0})
+	b.WriteString("etag: \"x\"\x00")
+	for _, e := range entries {
+		line, _ := json.Marshal(e)
+		b.WriteString(e.Vers + "\x00" + string(line) + "\x00")
+	}
+	return b.Bytes()
+}
