@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cargo-shim/cargo-shim/shim/admin"
 )
@@ -158,6 +159,11 @@ func TestGCKeepsCratesOfRunningBuilds(t *testing.T) {
 	if r := held.Wait(); r.Code != 0 {
 		t.Fatalf("the build gc raced: %s", r)
 	}
+	// Its lock holder lets go once it sees cargo exit, a moment later on a
+	// loaded machine.
+	waitFor(t, "the build's locks to be released", time.Minute, func() bool {
+		return len(decode[admin.StatusReport](t, w.Admin("status", "--json")).Locked) == 0
+	})
 	// Dry run: says, removes nothing.
 	r = w.Admin("gc", "--max-age", "0s", "--dry-run", "--json")
 	dry := decode[admin.GCReport](t, r)
