@@ -10,7 +10,7 @@ DATE    ?= $(shell git log -1 --format=%cs 2>/dev/null)
 PKG     := github.com/cargo-shim/cargo-shim/shim
 LDFLAGS := -s -w -X $(PKG).Version=$(VERSION) -X $(PKG).Commit=$(COMMIT) -X $(PKG).Date=$(DATE)
 
-.PHONY: build test multihost demo chaos bench install clean
+.PHONY: build test fuzz multihost demo chaos bench install clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/cargo ./cmd/cargo
@@ -20,6 +20,16 @@ build:
 test:
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
+
+# Each fuzz target for FUZZTIME (its seed corpus in testdata/fuzz runs in
+# `make test`). A crasher lands in testdata/fuzz/<target>/: fix it, keep it.
+FUZZTIME ?= 30s
+FUZZ_TARGETS := FuzzParseCargoLock FuzzParseState FuzzParsePlan FuzzReadTarball
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $$t ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./shim/store/ || exit 1; \
+	done
 
 # The many-runners tests with runners on two "hosts": two FUSE mounts of a
 # loopback GlusterFS volume, set up and torn down here (root and FUSE needed;

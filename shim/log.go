@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cargo-shim/cargo-shim/shim/store"
 )
 
 // LogMode is CARGO_SHIM_LOG.
@@ -111,6 +113,22 @@ func (l *Logger) json(level, verb, msg string) {
 	fmt.Fprintf(l.W, "%s\n", b)
 }
 
+// Fprintf is fmt.Fprintf with every string, error and Stringer argument
+// made store.Printable: for lines written outside the Logger.
+func Fprintf(w io.Writer, format string, args ...any) {
+	for n, a := range args {
+		switch v := a.(type) {
+		case string:
+			args[n] = store.Printable(v)
+		case error:
+			args[n] = store.Printable(v.Error())
+		case fmt.Stringer:
+			args[n] = store.Printable(v.String())
+		}
+	}
+	fmt.Fprintf(w, format, args...)
+}
+
 // Status prints "   Repairing fnv v1.0.7 (src/lib.rs missing)".
 func (l *Logger) Status(verb, msg string) { l.Line(Done, verb, msg) }
 
@@ -121,14 +139,14 @@ func (l *Logger) Line(s Style, verb, msg string) {
 	case LogJSON:
 		l.json("info", verb, msg)
 	default:
-		fmt.Fprintf(l.W, "%s %s\n", l.paint(string(s), fmt.Sprintf("%12s", verb)), msg)
+		fmt.Fprintf(l.W, "%s %s\n", l.paint(string(s), fmt.Sprintf("%12s", verb)), store.Printable(msg))
 	}
 }
 
 // Help prints "help: ..." (a suggested next step), as cargo does.
 func (l *Logger) Help(format string, args ...any) {
 	if l.Mode == LogInfo || l.Mode == LogVerbose || l.Mode == LogDebug {
-		fmt.Fprintf(l.W, "%s %s\n", l.paint("1;36", "help:"), fmt.Sprintf(format, args...))
+		fmt.Fprintf(l.W, "%s %s\n", l.paint("1;36", "help:"), store.Printable(fmt.Sprintf(format, args...)))
 	}
 }
 
@@ -140,7 +158,7 @@ func (l *Logger) Warn(format string, args ...any) {
 		l.json("warning", "", msg)
 		return
 	}
-	fmt.Fprintf(l.W, "%s %s%s\n", l.paint(string(Warning), "warning:"), l.prefix(), msg)
+	fmt.Fprintf(l.W, "%s %s%s\n", l.paint(string(Warning), "warning:"), l.prefix(), store.Printable(msg))
 }
 
 // Error prints "error: cargo-shim: ...".
@@ -150,13 +168,13 @@ func (l *Logger) Error(format string, args ...any) {
 		l.json("error", "", msg)
 		return
 	}
-	fmt.Fprintf(l.W, "%s %s%s\n", l.paint(string(Failure), "error:"), l.prefix(), msg)
+	fmt.Fprintf(l.W, "%s %s%s\n", l.paint(string(Failure), "error:"), l.prefix(), store.Printable(msg))
 }
 
 // Verbose prints a status line only with cargo -v (or debug).
 func (l *Logger) Verbose(verb, msg string) {
 	if l.Mode == LogVerbose || l.Mode == LogDebug {
-		fmt.Fprintf(l.W, "%s %s\n", l.paint(string(Done), fmt.Sprintf("%12s", verb)), msg)
+		fmt.Fprintf(l.W, "%s %s\n", l.paint(string(Done), fmt.Sprintf("%12s", verb)), store.Printable(msg))
 	}
 }
 
@@ -164,7 +182,7 @@ func (l *Logger) Verbose(verb, msg string) {
 func (l *Logger) Debug(format string, args ...any) {
 	switch l.Mode {
 	case LogDebug:
-		fmt.Fprintf(l.W, "%s %s\n", l.paint("2", fmt.Sprintf("%12s", "[cargo-shim]")), fmt.Sprintf(format, args...))
+		fmt.Fprintf(l.W, "%s %s\n", l.paint("2", fmt.Sprintf("%12s", "[cargo-shim]")), store.Printable(fmt.Sprintf(format, args...)))
 	case LogJSON:
 		l.json("debug", "", fmt.Sprintf(format, args...))
 	}

@@ -3,19 +3,17 @@
 package loopback
 
 import (
-	"archive/tar"
-	"bytes"
-	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
-	"sort"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/cargo-shim/cargo-shim/shim/store/storetest"
 )
 
 // CrateSpec describes a crate the test publishes to its loopback registry.
@@ -27,6 +25,9 @@ type CrateSpec struct {
 	Extra string
 	Deps  []string // "name = \"=1.0.0\"" lines
 	Lib   string   // extra [lib] lines, e.g. `proc-macro = true`
+	// Raw, when set, is served as the .crate instead of one built from
+	// Files: a crafted tarball.
+	Raw []byte
 	// NoDirEntries leaves directory entries out, as `cargo package` does:
 	// cargo then makes every directory with the process umask.
 	NoDirEntries bool
@@ -52,6 +53,9 @@ func (c CrateSpec) Manifest() string {
 // Tarball builds the .crate: a gzipped tar whose entries all start with
 // <name>-<version>/, with cargo package's fixed mtime.
 func (c CrateSpec) Tarball() []byte {
+	if c.Raw != nil {
+		return c.Raw
+	}
 	files := map[string]string{}
 	for k, v := range c.Files {
 		files[k] = v
@@ -59,32 +63,7 @@ func (c CrateSpec) Tarball() []byte {
 	if _, ok := files["Cargo.toml"]; !ok {
 		files["Cargo.toml"] = c.Manifest()
 	}
-	names := make([]string, 0, len(files))
-	for k := range files {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(zw)
-	mtime := time.Unix(1153704088, 0)
-	dirs := map[string]bool{}
-	for _, n := range names {
-		parts := strings.Split(n, "/")
-		for i := 1; i < len(parts); i++ {
-			d := strings.Join(parts[:i], "/")
-			if !dirs[d] && !c.NoDirEntries {
-				dirs[d] = true
-				tw.WriteHeader(&tar.Header{Name: c.Dir() + "/" + d + "/", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: mtime})
-			}
-		}
-		body := files[n]
-		tw.WriteHeader(&tar.Header{Name: c.Dir() + "/" + n, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(body)), ModTime: mtime})
-		tw.Write([]byte(body))
-	}
-	tw.Close()
-	zw.Close()
-	return buf.Bytes()
+	return storetest.Files(c.Dir(), files)
 }
 
 // Registry is a sparse registry served on 127.0.0.1 by the test itself.

@@ -6,6 +6,7 @@ import (
 	"os"
 	"syscall"
 
+	"github.com/cargo-shim/cargo-shim/shim"
 	"github.com/cargo-shim/cargo-shim/shim/store/groupshare"
 )
 
@@ -52,17 +53,17 @@ func groupStatus(root string) GroupStatus {
 }
 
 func printGroupStatus(w io.Writer, gs GroupStatus) {
-	fmt.Fprintf(w, "group-shared:       %v: %s\n", gs.Shared, gs.Note)
+	shim.Fprintf(w, "group-shared:       %v: %s\n", gs.Shared, gs.Note)
 	if len(gs.Unwritable) == 0 {
-		fmt.Fprintf(w, "group can write:    everything a member needs to\n")
+		shim.Fprintf(w, "group can write:    everything a member needs to\n")
 		return
 	}
 	more := ""
 	if len(gs.Unwritable) == maxUnwritable {
 		more = ", maybe more"
 	}
-	fmt.Fprintf(w, "group cannot write: (first %d%s)\n", len(gs.Unwritable), more)
+	shim.Fprintf(w, "group cannot write: (first %d%s)\n", len(gs.Unwritable), more)
 	for _, p := range gs.Unwritable {
-		fmt.Fprintf(w, "  %s\n", p)
+		shim.Fprintf(w, "  %s\n", p)
 	}
 }

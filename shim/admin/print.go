@@ -94,12 +94,18 @@ func PrintGC(out *shim.Logger, rep *GCReport) {
 	for _, e := range rep.Busy {
 		out.Line(shim.Warning, "Kept", fmt.Sprintf("%s v%s: in use by a running build", e.Crate, e.Version))
 	}
+	if rep.ColdBuild {
+		out.Line(shim.Warning, "Kept", "every crate: a build is downloading into a registry with no index yet (run gc again when it is done)")
+	}
 	msg := fmt.Sprintf("%s from %s", human(rep.TotalFreedBytes), plural(len(rep.Removed), "removal"))
 	if rep.TrashFreedBytes > 0 {
 		msg += fmt.Sprintf(" (%s of it trash of earlier repairs)", human(rep.TrashFreedBytes))
 	}
 	if len(rep.Busy) > 0 {
 		msg += fmt.Sprintf(", %s kept because in use", plural(len(rep.Busy), "crate"))
+	}
+	if n := rep.LockFiles + rep.StateRecords + rep.PlanRecords; n > 0 {
+		msg += fmt.Sprintf("; %s, %s of crates no longer in the registry and %s", plural(rep.LockFiles, "lock file"), plural(rep.StateRecords, "state record"), plural(rep.PlanRecords, "unused or outdated plan record"))
 	}
 	if rep.DryRun {
 		out.Line(shim.Done, "Summary", "would free "+msg)
@@ -131,23 +137,23 @@ func PrintStatus(out *shim.Logger, st *StatusReport) {
 	if st.PathCargoIsShim {
 		shimNote = "yes"
 	}
-	fmt.Fprintf(w, "cargo-shim %s\n", shim.LongVersion())
-	fmt.Fprintf(w, "cargo on PATH:      %s (is the shim: %s)\n", st.PathCargo, shimNote)
-	fmt.Fprintf(w, "real cargo:         %s\n", st.RealCargo)
-	fmt.Fprintf(w, "registry:           %s\n", st.Registry)
-	fmt.Fprintf(w, "filesystem:         %s (%s)\n", st.Filesystem, st.MountOptions)
-	fmt.Fprintf(w, "locks reach hosts:  %v: %s\n", st.LocksReachOtherHosts, st.LocksNote)
-	fmt.Fprintf(w, "cargo's own locks:  %s\n", st.CargoLocks)
-	fmt.Fprintf(w, "cold starts:        %s\n", st.ColdStarts)
-	fmt.Fprintf(w, "crates:             %d extracted, %d tarballs, %d lock files\n", st.Extractions, st.Tarballs, st.LockFiles)
-	fmt.Fprintf(w, "cargo's lock:       shared across homes for this CARGO_HOME: %v\n", st.CargoLockShared)
-	fmt.Fprintf(w, "cargo's auto-GC:    %s\n", st.CargoAutoGC)
+	shim.Fprintf(w, "cargo-shim %s\n", shim.LongVersion())
+	shim.Fprintf(w, "cargo on PATH:      %s (is the shim: %s)\n", st.PathCargo, shimNote)
+	shim.Fprintf(w, "real cargo:         %s\n", st.RealCargo)
+	shim.Fprintf(w, "registry:           %s\n", st.Registry)
+	shim.Fprintf(w, "filesystem:         %s (%s)\n", st.Filesystem, st.MountOptions)
+	shim.Fprintf(w, "locks reach hosts:  %v: %s\n", st.LocksReachOtherHosts, st.LocksNote)
+	shim.Fprintf(w, "cargo's own locks:  %s\n", st.CargoLocks)
+	shim.Fprintf(w, "cold starts:        %s\n", st.ColdStarts)
+	shim.Fprintf(w, "crates:             %d extracted, %d tarballs, %d lock files\n", st.Extractions, st.Tarballs, st.LockFiles)
+	shim.Fprintf(w, "cargo's lock:       shared across homes for this CARGO_HOME: %v\n", st.CargoLockShared)
+	shim.Fprintf(w, "cargo's auto-GC:    %s\n", st.CargoAutoGC)
 	printGroupStatus(w, st.GroupStatus)
-	fmt.Fprintf(w, "locked now:         %d\n", len(st.Locked))
+	shim.Fprintf(w, "locked now:         %d\n", len(st.Locked))
 	for _, h := range st.Locked {
-		fmt.Fprintf(w, "  %s v%s (%s) %s by pid %d (%s)", h.Crate, h.Version, h.Regdir, h.Mode, h.Pid, h.Command)
+		shim.Fprintf(w, "  %s v%s (%s) %s by pid %d (%s)", h.Crate, h.Version, h.Regdir, h.Mode, h.Pid, h.Command)
 		if h.ForPid != 0 {
-			fmt.Fprintf(w, " for pid %d (%s)", h.ForPid, h.ForCommand)
+			shim.Fprintf(w, " for pid %d (%s)", h.ForPid, h.ForCommand)
 		}
 		fmt.Fprintln(w)
 	}

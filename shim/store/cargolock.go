@@ -35,33 +35,50 @@ func ReadCargoLock(p string) ([]Crate, error) {
 	return ParseCargoLock(data, p)
 }
 
-// ParseCargoLock parses Cargo.lock content; name is used in errors.
+// ParseCargoLock parses Cargo.lock content; name is used in errors. Entries
+// whose name or version cargo would not accept are left out (see
+// ParseCargoLockEntries for the list).
 func ParseCargoLock(data []byte, name string) ([]Crate, error) {
+	crates, _, err := ParseCargoLockEntries(data, name)
+	return crates, err
+}
+
+// ParseCargoLockEntries parses Cargo.lock content into the planned set and
+// describes each registry entry it skipped because its name or version is
+// not one cargo accepts: such an entry never becomes a path.
+func ParseCargoLockEntries(data []byte, name string) (crates []Crate, skipped []string, err error) {
+	if err := preScanTOML(data); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", name, err)
+	}
 	var lf cargoLockFile
 	if err := toml.Unmarshal(data, &lf); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return nil, nil, fmt.Errorf("%s: %w", name, err)
 	}
 	seen := map[Crate]bool{}
-	var out []Crate
 	for _, p := range lf.Packages {
 		if !isRegistrySource(p.Source) {
 			continue
 		}
-		if p.Name == "" || p.Version == "" || strings.ContainsAny(p.Name+p.Version, "/\\\n") || strings.Contains(p.Name+p.Version, "..") {
-			return nil, fmt.Errorf("%s: invalid package name or version %q %q", name, p.Name, p.Version)
+		if !ValidName(p.Name) || !ValidVersion(p.Version) {
+			skipped = append(skipped, p.Name+" v"+p.Version)
+			continue
 		}
 		sum := p.Checksum
 		if sum == "" && lf.Metadata != nil {
 			sum = lf.Metadata[fmt.Sprintf("checksum %s %s (%s)", p.Name, p.Version, p.Source)]
 		}
+		if !validSHA256(sum) {
+			skipped = append(skipped, p.Name+" v"+p.Version+" (checksum "+sum+")")
+			continue
+		}
 		c := Crate{Name: p.Name, Version: p.Version, Checksum: sum}
 		if !seen[c] {
 			seen[c] = true
-			out = append(out, c)
+			crates = append(crates, c)
 		}
 	}
-	sort.Slice(out, func(a, b int) bool { return out[a].Dir() < out[b].Dir() })
-	return out, nil
+	sort.Slice(crates, func(a, b int) bool { return crates[a].Dir() < crates[b].Dir() })
+	return crates, skipped, nil
 }
 
 func isRegistrySource(src string) bool {

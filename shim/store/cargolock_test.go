@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -76,15 +77,78 @@ checksum = "` + sum + `"
 	}
 }
 
-func TestParseCargoLockRejectsPathsInNames(t *testing.T) {
-	for _, name := range []string{"../x", "a/b", ".."} {
-		text := "version = 3\n[[package]]\nname = \"" + name + "\"\nversion = \"1.0.0\"\nsource = \"registry+https://x\"\n"
-		if _, err := ParseCargoLock([]byte(text), "Cargo.lock"); err == nil {
-			t.Errorf("name %q accepted", name)
-		}
+func TestParseCargoLockSkipsInvalidEntries(t *testing.T) {
+	bad := []struct{ name, version string }{
+		{"../x", "1.0.0"}, {"a/b", "1.0.0"}, {"..", "1.0.0"}, {`a\u0000b`, "1.0.0"},
+		{`\u001b[31mred`, "1.0.0"}, {"a\\nb", "1.0.0"}, {strings.Repeat("a", 65), "1.0.0"},
+		{"fnv", "1.0"}, {"fnv", "01.0.0"}, {"fnv", "1.0.0-"}, {"fnv", "1.0.0/../../x"}, {"fnv", `1.0.0\u0000`},
+	}
+	text := "version = 3\n"
+	for _, e := range bad {
+		text += "[[package]]\nname = \"" + e.name + "\"\nversion = \"" + e.version + "\"\nsource = \"registry+https://x\"\n"
+	}
+	text += "[[package]]\nname = \"ok_crate-2\"\nversion = \"1.2.3-rc.1+build.5\"\nsource = \"registry+https://x\"\n"
+	crates, skipped, err := ParseCargoLockEntries([]byte(text), "Cargo.lock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(crates) != 1 || crates[0].Dir() != "ok_crate-2-1.2.3-rc.1+build.5" {
+		t.Errorf("planned %v, want only ok_crate-2", crates)
+	}
+	if len(skipped) != len(bad) {
+		t.Errorf("skipped %d entries, want %d: %q", len(skipped), len(bad), skipped)
 	}
 	if _, err := ParseCargoLock([]byte("[[package]\nbroken"), "ws/Cargo.lock"); err == nil || !strings.Contains(err.Error(), "ws/Cargo.lock") {
 		t.Errorf("a TOML error must name the file: %v", err)
+	}
+}
+
+func TestValidNameAndVersion(t *testing.T) {
+	for s, want := range map[string]bool{
+		"fnv": true, "serde_json": true, "a-b_c9": true, strings.Repeat("x", 64): true,
+		"": false, strings.Repeat("x", 65): false, "a.b": false, "a b": false, "é": false, "a\x00": false,
+	} {
+		if ValidName(s) != want {
+			t.Errorf("ValidName(%q) = %v", s, !want)
+		}
+	}
+	for s, want := range map[string]bool{
+		"1.0.7": true, "0.0.0": true, "1.2.3-alpha.1": true, "1.2.3+build.01": true, "1.2.3-0a.x-y": true,
+		"1.0": false, "1.0.0.0": false, "01.0.0": false, "1.0.0-01": false, "1.0.0-": false,
+		"1.0.0+": false, "1.0.0-a..b": false, "1.0.0/x": false, "v1.0.0": false, "1.0.0-é": false,
+		"1.0.0-" + strings.Repeat("a", 200): false,
+	} {
+		if ValidVersion(s) != want {
+			t.Errorf("ValidVersion(%q) = %v", s, !want)
+		}
+	}
+}
+
+// The hostile file of the report fails, and fails before the parser: the
+// benchmark below measures how fast.
+func TestParseCargoLockRefusesDeepNesting(t *testing.T) {
+	for name, data := range map[string][]byte{
+		"inline tables": nestedLock(8000),
+		"arrays":        []byte("x = " + strings.Repeat("[", 8000) + strings.Repeat("]", 8000)),
+		"dotted keys":   []byte(strings.Repeat("a.", 8000) + "b = 1\n"),
+		"table header":  []byte("[" + strings.Repeat("a.", 8000) + "b]\n"),
+		"too big":       make([]byte, maxLockSize+1),
+	} {
+		if _, err := ParseCargoLock(data, "Cargo.lock"); !errors.Is(err, errLockShape) {
+			t.Errorf("%s: got %v, want the pre-scan to refuse it", name, err)
+		}
+	}
+}
+
+// Brackets, dots and quotes inside strings and comments are not syntax.
+func TestPreScanIgnoresStringsAndComments(t *testing.T) {
+	deep := strings.Repeat("[{.", 40)
+	text := "# " + deep + "\nversion = 3\n[[package]]\nname = \"fnv\"\nversion = \"1.0.7\"\n" +
+		"source = \"registry+https://x\"\ndependencies = [\n \"" + deep + "\\\"\",\n '" + deep + "',\n" +
+		" \"\"\"" + deep + "\n\"\"\"\"\", '''" + deep + "''''',\n]\n"
+	crates, err := ParseCargoLock([]byte(text), "Cargo.lock")
+	if err != nil || len(crates) != 1 {
+		t.Fatalf("got %v, %v; want fnv", crates, err)
 	}
 }
 

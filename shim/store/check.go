@@ -1,7 +1,7 @@
 package store
 
 import (
-	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -228,31 +228,7 @@ func (r Registry) fullCheck(i Instance, level Level, offline bool) Finding {
 	root := r.Extraction(i)
 	tb := r.Tarball(i)
 
-	var m *Manifest
-	tbInfo, tbErr := os.Lstat(tb)
-	switch {
-	case tbErr != nil:
-		f.TarballMissing = true
-	case !tbInfo.Mode().IsRegular():
-		f.TarballUnsafe = fmt.Errorf("%s is not a regular file", tb)
-	default:
-		var err error
-		m, err = ReadManifest(tb, i.Crate)
-		switch {
-		case errors.Is(err, ErrCorrupt):
-			f.TarballCorrupt = err
-		case errors.Is(err, ErrUnsafe):
-			f.TarballUnsafe = err
-		case err != nil:
-			// Unreadable (permissions, I/O) is not proof of anything: it is
-			// reported and not used, and the extraction is judged alone.
-			f.TarballUnsafe = fmt.Errorf("cannot read %s: %w", tb, err)
-		case i.Checksum != "" && m.SHA256 != i.Checksum:
-			f.Mismatch = m.SHA256
-		default:
-			f.trusted, f.tarballOK = true, true
-		}
-	}
+	m := r.readTarball(&f)
 	if m == nil || f.Mismatch != "" {
 		// What the extraction was verified to contain, when the tarball
 		// cannot say: gone, corrupt, or other bytes than Cargo.lock's.
@@ -304,6 +280,37 @@ func (r Registry) fullCheck(i Instance, level Level, offline bool) Finding {
 	return f
 }
 
+// readTarball reads i's tarball to its end and files what it found in f:
+// missing, unusable, corrupt, of another checksum, or trusted.
+func (r Registry) readTarball(f *Finding) *Manifest {
+	i, tb := f.Instance, r.Tarball(f.Instance)
+	tbInfo, tbErr := os.Lstat(tb)
+	switch {
+	case tbErr != nil:
+		f.TarballMissing = true
+		return nil
+	case !tbInfo.Mode().IsRegular():
+		f.TarballUnsafe = fmt.Errorf("%s is not a regular file", tb)
+		return nil
+	}
+	m, err := ReadManifest(tb, i.Crate)
+	switch {
+	case errors.Is(err, ErrCorrupt):
+		f.TarballCorrupt = err
+	case errors.Is(err, ErrUnsafe):
+		f.TarballUnsafe = err
+	case err != nil:
+		// Unreadable (permissions, I/O) is not proof of anything: it is
+		// reported and not used, and the extraction is judged alone.
+		f.TarballUnsafe = fmt.Errorf("cannot read %s: %w", tb, err)
+	case i.Checksum != "" && m.SHA256 != i.Checksum:
+		f.Mismatch = m.SHA256
+	default:
+		f.trusted, f.tarballOK = true, true
+	}
+	return m
+}
+
 func readSmall(p string) ([]byte, error) {
 	fd, err := os.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW, 0)
 	if err != nil {
@@ -352,26 +359,33 @@ func (r Registry) compareFiles(f *Finding, root string, m *Manifest, level Level
 	}
 }
 
-// compareContents re-reads the tarball and compares each file byte for byte.
+// compareContents re-reads the tarball and compares each file with the
+// content of its last entry (the one an unpacker leaves).
 func (r Registry) compareContents(f *Finding, root string) {
-	tb := r.Tarball(f.Instance)
-	_ = walkTarball(tb, f.Crate, func(e FileEntry, body io.Reader) error {
+	want := map[string][sha256.Size]byte{}
+	_, err := walkTarball(r.Tarball(f.Instance), f.Crate, tarVisitor{file: func(e FileEntry, body io.Reader) error {
+		h := sha256.New()
+		if _, err := io.Copy(h, body); err != nil {
+			return err
+		}
+		want[e.Path] = [sha256.Size]byte(h.Sum(nil))
+		return nil
+	}})
+	if err != nil || f.manifest == nil {
+		return
+	}
+	for _, e := range f.manifest.Files {
 		p := filepath.Join(root, filepath.FromSlash(e.Path))
 		have, err := os.ReadFile(p)
 		if err != nil {
 			f.broken(e.Path+" unreadable: "+err.Error(), p)
-			return io.EOF
+			return
 		}
-		want, err := io.ReadAll(body)
-		if err != nil {
-			return err
-		}
-		if !bytes.Equal(have, want) {
+		if sha256.Sum256(have) != want[e.Path] {
 			f.broken(e.Path+" differs from the tarball", p)
-			return io.EOF
+			return
 		}
-		return nil
-	}, func(string) {})
+	}
 }
 
 // Fresh is true when the finding comes from a full check: worth reporting.

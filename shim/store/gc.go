@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/cargo-shim/cargo-shim/lockfile"
@@ -185,4 +186,109 @@ func (r Registry) CollectTemp(p string, i Instance, dry bool) (int64, error) {
 		return n, nil
 	}
 	return n, os.RemoveAll(p)
+}
+
+// Orphans counts what SweepOrphans removed (or, dry, would remove).
+type Orphans struct {
+	LockFiles    int
+	StateRecords int
+}
+
+// SweepOrphans removes the lock files and state records of crates no longer
+// in the registry: a lock file whose crate has neither an extraction nor a
+// tarball (a cold crate planned but never downloaded, a crate wiped or
+// collected), a state record whose extraction is gone. Each crate is taken
+// exclusively without waiting, so a lock a build holds (a cold crate being
+// downloaded) is kept, and its files are unlinked while the lock is held: a
+// process that opened the old lock file finds, after locking, that the path
+// no longer names it, and locks the new one.
+func (r Registry) SweepOrphans(dry bool) (Orphans, error) {
+	var out Orphans
+	var firstErr error
+	for _, i := range r.recordedInstances() {
+		_, extErr := os.Lstat(r.Extraction(i))
+		_, tbErr := os.Lstat(r.Tarball(i))
+		if extErr == nil {
+			continue
+		}
+		_, lockErr := os.Lstat(r.LockPath(i))
+		_, stateErr := os.Lstat(r.StatePath(i))
+		orphanLock := lockErr == nil && tbErr != nil
+		if !orphanLock && stateErr != nil {
+			continue
+		}
+		if dry {
+			out.LockFiles += btoi(orphanLock)
+			out.StateRecords += btoi(stateErr == nil)
+			continue
+		}
+		n, err := r.removeOrphan(i)
+		if err != nil && firstErr == nil {
+			firstErr = err
+		}
+		out.LockFiles += n.LockFiles
+		out.StateRecords += n.StateRecords
+	}
+	return out, firstErr
+}
+
+// removeOrphan decides again under i's exclusive lock.
+func (r Registry) removeOrphan(i Instance) (Orphans, error) {
+	var n Orphans
+	_, lockErr := os.Lstat(r.LockPath(i))
+	lk, err := lockfile.Try(r.LockPath(i), lockfile.Exclusive)
+	if lockfile.IsBusy(err) {
+		return n, nil
+	}
+	if err != nil {
+		return n, err
+	}
+	defer lk.Release()
+	if _, err := os.Lstat(r.Extraction(i)); err == nil {
+		return n, nil
+	}
+	if os.Remove(r.StatePath(i)) == nil {
+		n.StateRecords++
+	}
+	if _, err := os.Lstat(r.Tarball(i)); errors.Is(err, fs.ErrNotExist) {
+		if os.Remove(r.LockPath(i)) == nil && lockErr == nil {
+			n.LockFiles++
+		}
+	}
+	return n, nil
+}
+
+// recordedInstances lists every instance with a lock file or a state record.
+func (r Registry) recordedInstances() []Instance {
+	seen := map[Instance]bool{}
+	var out []Instance
+	scan := func(top, suffix string) {
+		regdirs, _ := os.ReadDir(filepath.Join(r.ShimDir(), top))
+		for _, d := range regdirs {
+			if !d.IsDir() || d.Name() == "plans" {
+				continue
+			}
+			ents, _ := os.ReadDir(filepath.Join(r.ShimDir(), top, d.Name()))
+			for _, e := range ents {
+				stem, ok := strings.CutSuffix(e.Name(), suffix)
+				if !ok || !e.Type().IsRegular() || strings.HasPrefix(stem, ".") {
+					continue
+				}
+				if i, ok := ParseInstance(d.Name(), stem); ok && !seen[i] {
+					seen[i] = true
+					out = append(out, i)
+				}
+			}
+		}
+	}
+	scan("locks", ".lock")
+	scan("state", "")
+	return out
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -138,8 +138,9 @@ func (r Registry) PackagedLock(i Instance) ([]byte, error) {
 		return nil, fmt.Errorf("%s is not a regular file", tb)
 	}
 	var lock []byte
-	var sum string
-	err := walkTarball(tb, i.Crate, func(e FileEntry, body io.Reader) error {
+	// A later Cargo.lock entry replaces an earlier one, as in cargo's
+	// extraction.
+	m, err := walkTarball(tb, i.Crate, tarVisitor{file: func(e FileEntry, body io.Reader) error {
 		if e.Path != "Cargo.lock" {
 			return nil
 		}
@@ -149,12 +150,12 @@ func (r Registry) PackagedLock(i Instance) ([]byte, error) {
 		var err error
 		lock, err = io.ReadAll(io.LimitReader(body, maxPackagedLock))
 		return err
-	}, func(s string) { sum = s })
+	}})
 	switch {
 	case err != nil:
 		return nil, err
-	case i.Checksum == "" || sum != i.Checksum:
-		return nil, fmt.Errorf("%s: sha256 %s is not the index's %s", tb, sum, i.Checksum)
+	case i.Checksum == "" || m.SHA256 != i.Checksum:
+		return nil, fmt.Errorf("%s: sha256 %s is not the index's %s", tb, m.SHA256, i.Checksum)
 	case lock == nil:
 		return nil, fmt.Errorf("%s has no Cargo.lock", tb)
 	}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -33,6 +34,10 @@ type Plan struct {
 	// or the per-crate state; nil when the instance has none yet.
 	stamps map[Instance]*State
 	cached bool // came from a plan record whose stamps still matched
+	// skipped describes Cargo.lock entries whose name or version cargo
+	// would not accept; a plan with any is never recorded, so that every
+	// run warns about them.
+	skipped []string
 }
 
 var topDirs = [3]string{"src", "cache", "index"}
@@ -59,11 +64,11 @@ func (r Registry) topStamps() [3]stamp {
 
 // buildPlan is the slow way: parse Cargo.lock and look at the registry.
 func (r Registry) buildPlan(lockData []byte, lockPath string) (*Plan, error) {
-	crates, err := ParseCargoLock(lockData, lockPath)
+	crates, skipped, err := ParseCargoLockEntries(lockData, lockPath)
 	if err != nil {
 		return nil, err
 	}
-	p := &Plan{key: planKey(lockData), crates: crates, top: r.topStamps(), stamps: map[Instance]*State{}}
+	p := &Plan{key: planKey(lockData), crates: crates, top: r.topStamps(), stamps: map[Instance]*State{}, skipped: skipped}
 	p.regdirs = r.Regdirs()
 	for _, d := range p.regdirs {
 		if _, err := os.Lstat(filepath.Join(r.Root, "index", d)); err == nil {
@@ -92,11 +97,11 @@ func (r Registry) loadPlan(lockData []byte) (*Plan, bool) {
 	fi, err := f.Stat()
 	var data []byte
 	if err == nil {
-		data = make([]byte, fi.Size())
-		_, err = io.ReadFull(f, data)
+		// The size is another uid's to choose: never allocate by it.
+		data, err = io.ReadAll(io.LimitReader(f, maxRecordSize+1))
 	}
 	f.Close()
-	if err != nil {
+	if err != nil || len(data) > maxRecordSize {
 		return nil, false
 	}
 	// The record's mtime is its last use, for gc; touched at most hourly.
@@ -119,9 +124,14 @@ func (r Registry) loadPlan(lockData []byte) (*Plan, bool) {
 }
 
 // lockPaths: every instance, and every cold crate under every regdir with an
-// index (where cargo will put it).
+// index (where cargo will put it). Cold crates on a registry with no index
+// yet (a new or wiped one) have no regdir to be pinned under: the plan then
+// pins the cold lock, and gc removes no crate while it is held.
 func (r Registry) lockPaths(p *Plan) []string {
 	var out []string
+	if len(p.cold) > 0 && len(p.indexed) == 0 {
+		out = append(out, r.ColdLock())
+	}
 	for _, i := range p.instances {
 		out = append(out, r.LockPath(i))
 	}
@@ -301,20 +311,32 @@ func parsePlan(data []byte) (*Plan, error) {
 	nreg := r.uv()
 	for k := 0; k < nreg && !r.bad; k++ {
 		d := r.str()
+		if !ValidRegdir(d) {
+			return nil, errBadPlan
+		}
 		p.regdirs = append(p.regdirs, d)
 		if r.byte1() == 1 {
 			p.indexed = append(p.indexed, d)
 		}
 	}
+	// Each count is checked against the bytes left, at the smallest
+	// encoding of one item, before anything is allocated for it.
 	ncrates := r.uv()
-	if r.bad || ncrates > len(r.s) {
+	if r.bad || ncrates > len(r.s)/3 {
 		return nil, errBadPlan
 	}
 	p.crates = make([]Crate, 0, ncrates)
 	for k := 0; k < ncrates && !r.bad; k++ {
-		p.crates = append(p.crates, Crate{Name: r.str(), Version: r.str(), Checksum: r.str()})
+		c := Crate{Name: r.str(), Version: r.str(), Checksum: r.str()}
+		if !r.bad && (!validCrate(c) || !validSHA256(c.Checksum)) {
+			return nil, errBadPlan
+		}
+		p.crates = append(p.crates, c)
 	}
 	ncold := r.uv()
+	if ncold > len(p.crates) {
+		return nil, errBadPlan
+	}
 	for k := 0; k < ncold && !r.bad; k++ {
 		c := r.uv()
 		if c >= len(p.crates) {
@@ -322,16 +344,26 @@ func parsePlan(data []byte) (*Plan, error) {
 		}
 		p.cold = append(p.cold, p.crates[c])
 	}
-	ninst := r.uv()
-	if r.bad || ninst > len(r.s) {
+	if err := parsePlanInstances(r, p); err != nil {
+		return nil, err
+	}
+	if r.bad || len(r.s) != 0 {
 		return nil, errBadPlan
 	}
+	return p, nil
+}
+
+// parsePlanInstances reads the instances and their recorded stamps.
+func parsePlanInstances(r *planReader, p *Plan) error {
+	ninst := r.uv()
+	if r.bad || ninst > len(r.s)/10 {
+		return errBadPlan
+	}
 	p.instances = make([]Instance, 0, ninst)
-	states := make([]State, ninst)
 	for k := 0; k < ninst && !r.bad; k++ {
 		d, c := r.uv(), r.uv()
 		if d >= len(p.regdirs) || c >= len(p.crates) {
-			return nil, errBadPlan
+			return errBadPlan
 		}
 		i := Instance{Crate: p.crates[c], Regdir: p.regdirs[d]}
 		p.instances = append(p.instances, i)
@@ -339,31 +371,27 @@ func parsePlan(data []byte) (*Plan, error) {
 		if rec < 0 {
 			continue
 		}
-		s := &states[k]
-		s.Recorded = rec
+		s := &State{Recorded: rec}
 		s.Marker = r.stamp()
 		if r.byte1() == 1 {
 			t := r.stamp()
 			s.Tarball = &t
 		}
 		nd := r.uv()
-		if r.bad || nd == 0 || nd > len(r.s) {
-			return nil, errBadPlan
+		if r.bad || nd == 0 || nd > len(r.s)/33 {
+			return errBadPlan
 		}
 		s.Dirs = make([]dirStamp, nd)
 		for j := range s.Dirs {
 			s.Dirs[j].Rel = r.str()
 			s.Dirs[j].stamp = r.stamp()
-		}
-		if s.Dirs[0].Rel != "." {
-			return nil, errBadPlan
+			if !r.bad && !validRecordedDir(s.Dirs[j].Rel, j == 0) {
+				return errBadPlan
+			}
 		}
 		p.stamps[i] = s
 	}
-	if r.bad || len(r.s) != 0 {
-		return nil, errBadPlan
-	}
-	return p, nil
+	return nil
 }
 
 // savePlanFromStates fills the plan's stamps from the per-crate states (all
@@ -382,18 +410,24 @@ func (r Registry) savePlanFromStates(p *Plan) error {
 }
 
 // RemoveStalePlans deletes plan records unused for longer than maxAge (a
-// record in use is touched hourly; a removed one is rebuilt by the next run).
+// record in use is touched hourly; a removed one is rebuilt by the next run),
+// and records whose registry top directories have changed since (a wipe, a
+// re-created registry, a regdir added): loadPlan never trusts them again.
 func (r Registry) RemoveStalePlans(maxAge time.Duration, dry bool) (n int, freed int64) {
 	ents, err := os.ReadDir(r.PlanDir())
 	if err != nil {
 		return 0, 0
 	}
+	top := r.topStamps()
 	for _, e := range ents {
 		fi, err := e.Info()
-		if err != nil || !fi.Mode().IsRegular() || time.Since(fi.ModTime()) <= maxAge {
+		if err != nil || !fi.Mode().IsRegular() || strings.HasPrefix(e.Name(), ".") {
 			continue
 		}
 		p := filepath.Join(r.PlanDir(), e.Name())
+		if time.Since(fi.ModTime()) <= maxAge && !planOutdated(p, top) {
+			continue
+		}
 		size := Blocks(p)
 		if dry || os.Remove(p) == nil {
 			n++
@@ -401,4 +435,15 @@ func (r Registry) RemoveStalePlans(maxAge time.Duration, dry bool) (n int, freed
 		}
 	}
 	return n, freed
+}
+
+// planOutdated: the record was made for registry top directories that are
+// gone. An unreadable record is left to the age rule.
+func planOutdated(p string, top [3]stamp) bool {
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return false
+	}
+	pl, err := parsePlan(data)
+	return err == nil && pl.top != top
 }

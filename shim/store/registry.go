@@ -10,7 +10,11 @@ import (
 // Registry is a shared $CARGO_HOME/registry directory.
 type Registry struct {
 	Root string
-	at   *stater // optional: set by CheckPlan and CheckAll
+	// CargoLock is the download lock cargo takes for the runs this
+	// Registry serves, when it is not the registry's shared one (a home
+	// whose registry is not shared keeps its own).
+	CargoLock string
+	at        *stater // optional: set by CheckPlan and CheckAll
 }
 
 // Crate is one registry package of a Cargo.lock: a lock entry.
@@ -52,6 +56,10 @@ func (r Registry) LockPath(i Instance) string {
 	return filepath.Join(r.ShimDir(), "locks", i.Regdir, i.Dir()+".lock")
 }
 
+// ColdLock is held shared by runs that download crates into a registry with
+// no index yet, and taken exclusively by gc before it removes any crate.
+func (r Registry) ColdLock() string { return filepath.Join(r.ShimDir(), "locks", "cold.lock") }
+
 // StatePath records what a verified extraction contains.
 func (r Registry) StatePath(i Instance) string {
 	return filepath.Join(r.ShimDir(), "state", i.Regdir, i.Dir())
@@ -69,7 +77,7 @@ func (r Registry) Regdirs() []string {
 			continue
 		}
 		for _, e := range ents {
-			if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
+			if e.IsDir() && ValidRegdir(e.Name()) {
 				seen[e.Name()] = true
 			}
 		}
@@ -105,7 +113,9 @@ func (r Registry) AllInstances() []Instance {
 	var out []Instance
 	add := func(regdir, stem string) {
 		name, version, ok := splitNameVersion(stem)
-		if !ok {
+		if !ok || !validCrate(Crate{Name: name, Version: version}) {
+			// Not a name cargo makes: another uid's file, never a path
+			// to build on.
 			return
 		}
 		i := Instance{Crate: Crate{Name: name, Version: version}, Regdir: regdir}
@@ -173,5 +183,6 @@ func isSemverStart(v string) bool {
 // ParseInstance reads "<name>-<version>" in regdir.
 func ParseInstance(regdir, stem string) (Instance, bool) {
 	name, version, ok := splitNameVersion(stem)
-	return Instance{Crate: Crate{Name: name, Version: version}, Regdir: regdir}, ok
+	c := Crate{Name: name, Version: version}
+	return Instance{Crate: c, Regdir: regdir}, ok && validCrate(c) && ValidRegdir(regdir)
 }

@@ -149,6 +149,7 @@ func (r Registry) trash(p string, i Instance) error {
 	if err := lockfile.MkdirShared(dir); err == nil && r.realDir(dir) {
 		name := leftover{kind: trashed, stem: i.Regdir + "." + i.Dir(), at: now, pid: pid}.String()
 		if err := os.Rename(p, filepath.Join(dir, name)); err == nil {
+			r.dropOlderTrash(i, name)
 			return nil
 		}
 	}
@@ -161,6 +162,22 @@ func (r Registry) trash(p string, i Instance) error {
 		return fmt.Errorf("removing broken %s of %s: %w", p, i.Crate, err)
 	}
 	return nil
+}
+
+// dropOlderTrash deletes i's earlier trash entries. The caller holds i's
+// exclusive lock, and nothing reads the trash: a crate repaired again and
+// again before the trash is emptied keeps one copy there, not one per repair.
+func (r Registry) dropOlderTrash(i Instance, keep string) {
+	ents, err := os.ReadDir(r.TrashDir())
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		l, ok := parseLeftover(e.Name())
+		if ok && l.kind == trashed && l.stem == i.Regdir+"."+i.Dir() && e.Name() != keep {
+			os.RemoveAll(filepath.Join(r.TrashDir(), e.Name()))
+		}
+	}
 }
 
 // removeTemps deletes temp dirs a killed repair of i left. Safe: only a

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -66,23 +67,57 @@ type State struct {
 	hasFiles bool
 }
 
-func readState(p string, withFiles bool) (*State, error) {
-	data, err := os.ReadFile(p)
+// maxRecordSize bounds what a state or plan record may hold (another uid can
+// write one): 8 MiB is a state of 100,000 files or a plan of 20,000 crates.
+const maxRecordSize = 8 << 20
+
+// readRecord reads a whole record file, refusing one over the bound before
+// allocating for it.
+func readRecord(p string) ([]byte, error) {
+	f, err := os.Open(p)
 	if err != nil {
 		return nil, err
 	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxRecordSize+1))
+	if err == nil && len(data) > maxRecordSize {
+		err = fmt.Errorf("%s: record larger than %d bytes", p, maxRecordSize)
+	}
+	return data, err
+}
+
+func readState(p string, withFiles bool) (*State, error) {
+	data, err := readRecord(p)
+	if err != nil {
+		return nil, err
+	}
+	s, err := parseState(data, withFiles)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p, err)
+	}
+	return s, nil
+}
+
+// parseState decodes a state record. Everything in it came from a file
+// another uid could have written: paths are checked like a tarball's, and
+// anything malformed makes the whole record void (a full check follows).
+func parseState(data []byte, withFiles bool) (*State, error) {
 	s := &State{}
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	if !sc.Scan() || sc.Text() != stateHeader {
-		return nil, fmt.Errorf("%s: not a cargo-shim state record", p)
+		return nil, errors.New("not a cargo-shim state record")
 	}
 	for sc.Scan() {
 		line := sc.Text()
 		kind, rest, _ := strings.Cut(line, " ")
+		var err error
 		switch kind {
 		case "sha256":
 			s.SHA256 = rest
+			if !validSHA256(rest) {
+				err = errBadRecord
+			}
 		case "recorded":
 			s.Recorded, err = strconv.ParseInt(rest, 10, 64)
 		case "tarball":
@@ -94,30 +129,76 @@ func readState(p string, withFiles bool) (*State, error) {
 		case "d":
 			var d dirStamp
 			d.stamp, d.Rel, err = parseStamp(rest, true)
+			if err == nil && !validRecordedDir(d.Rel, len(s.Dirs) == 0) {
+				err = errBadRecord
+			}
 			s.Dirs = append(s.Dirs, d)
 		case "f":
 			s.hasFiles = true
 			if !withFiles {
 				return s, nil
 			}
-			size, rel, ok := strings.Cut(rest, " ")
-			if !ok {
-				return nil, fmt.Errorf("%s: bad line %q", p, line)
-			}
-			n, perr := strconv.ParseInt(size, 10, 64)
-			if perr != nil {
-				return nil, fmt.Errorf("%s: bad line %q", p, line)
-			}
-			s.Files = append(s.Files, FileEntry{Path: rel, Size: n})
+			var fe FileEntry
+			fe, err = parseFileLine(rest)
+			s.Files = append(s.Files, fe)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%s: bad line %q", p, line)
+			return nil, fmt.Errorf("bad line %q", Printable(line))
 		}
 	}
-	if len(s.Dirs) == 0 || s.Dirs[0].Rel != "." {
-		return nil, fmt.Errorf("%s: no root directory recorded", p)
+	if err := sc.Err(); err != nil {
+		return nil, err
 	}
-	return s, sc.Err()
+	if len(s.Dirs) == 0 || s.Dirs[0].Rel != "." {
+		return nil, errors.New("no root directory recorded")
+	}
+	return s, nil
+}
+
+var errBadRecord = errors.New("bad record")
+
+func parseFileLine(rest string) (FileEntry, error) {
+	size, rel, ok := strings.Cut(rest, " ")
+	n, err := strconv.ParseInt(size, 10, 64)
+	if !ok || err != nil || n < 0 || !validRelPath(rel) {
+		return FileEntry{}, errBadRecord
+	}
+	return FileEntry{Path: rel, Size: n}, nil
+}
+
+// validRelPath: a path below an extraction as a tarball entry may name one,
+// never leaving it, never printable as something else.
+func validRelPath(rel string) bool {
+	if rel == "" || len(rel) > maxTarPath {
+		return false
+	}
+	for _, part := range strings.Split(rel, "/") {
+		if part == "" || part == "." || part == ".." || strings.IndexFunc(part, needsEscape) >= 0 {
+			return false
+		}
+	}
+	return rel != markerName && !strings.HasPrefix(rel, markerName+"/")
+}
+
+// validRecordedDir: "." first, below it only paths.
+func validRecordedDir(rel string, first bool) bool {
+	if first {
+		return rel == "."
+	}
+	return validRelPath(rel)
+}
+
+// validSHA256: lowercase hex, at most a sha256's 64 digits; "" is none.
+func validSHA256(s string) bool {
+	if len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // parseStamp reads "ino size mtime ctime[ rel]".

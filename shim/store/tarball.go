@@ -2,12 +2,14 @@ package store
 
 import (
 	"archive/tar"
+	"compress/flate"
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -45,7 +47,8 @@ type Manifest struct {
 	Dirs   []string // every directory, "." first, sorted
 }
 
-// maxUnpacked mirrors cargo's cap: max(512 MiB, 20x the compressed size).
+// maxUnpacked mirrors cargo's cap on the decompressed tar stream (headers
+// included): max(512 MiB, 20x the compressed size).
 func maxUnpacked(compressed int64) int64 {
 	if n := compressed * 20; n > 512<<20 {
 		return n
@@ -53,30 +56,38 @@ func maxUnpacked(compressed int64) int64 {
 	return 512 << 20
 }
 
+// Limits of cargo-shim's own, far above any published crate: past them a
+// tarball is left to cargo rather than held in memory.
+const (
+	maxTarEntries = 200_000
+	maxTarPath    = 4096
+)
+
 // ReadManifest reads the whole tarball at p, checking every entry the way an
 // extraction would and hashing the raw bytes.
 func ReadManifest(p string, c Crate) (*Manifest, error) {
-	m := &Manifest{}
-	err := walkTarball(p, c, func(e FileEntry, r io.Reader) error {
-		m.Files = append(m.Files, e)
-		return nil
-	}, func(sum string) { m.SHA256 = sum })
-	if err != nil {
-		return nil, err
-	}
-	m.Dirs = dirsOf(m.Files)
-	return m, nil
+	return walkTarball(p, c, tarVisitor{})
 }
 
-func dirsOf(files []FileEntry) []string {
+func dirsOf(files []FileEntry) []string { return dirsWith(files, nil) }
+
+// dirsWith lists every directory the files imply plus extra (directory
+// entries of the tarball), "." first, sorted.
+func dirsWith(files []FileEntry, extra []string) []string {
 	set := map[string]bool{".": true}
-	for _, f := range files {
-		for d := path.Dir(f.Path); d != "."; d = path.Dir(d) {
+	add := func(d string) {
+		for ; d != "."; d = path.Dir(d) {
 			if set[d] {
 				break
 			}
 			set[d] = true
 		}
+	}
+	for _, f := range files {
+		add(path.Dir(f.Path))
+	}
+	for _, d := range extra {
+		add(d)
 	}
 	out := make([]string, 0, len(set))
 	for d := range set {
@@ -86,146 +97,348 @@ func dirsOf(files []FileEntry) []string {
 	return out
 }
 
-// walkTarball streams p's regular files to fn. Directory entries are implied
-// by file paths (an empty directory is not damage cargo would notice).
-func walkTarball(p string, c Crate, fn func(FileEntry, io.Reader) error, sum func(string)) error {
+// tarVisitor receives the entries of a tarball in order. A path may come
+// again (cargo's unpacker replaces the file: the last entry wins).
+type tarVisitor struct {
+	file func(FileEntry, io.Reader) error // nil: bodies are only read
+	dir  func(rel string) error           // an explicit directory entry
+}
+
+// walkTarball reads tarball p as cargo's unpacker would, refusing what
+// cargo-shim will not reproduce, and returns what an extraction holds.
+func walkTarball(p string, c Crate, v tarVisitor) (*Manifest, error) {
 	f, err := os.Open(p)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if fi.Size() == 0 {
-		return fmt.Errorf("%s: empty file: %w", p, ErrCorrupt)
+		return nil, fmt.Errorf("%s: empty file: %w", p, ErrCorrupt)
 	}
 	h := sha256.New()
 	raw := io.TeeReader(f, h)
 	zr, err := gzip.NewReader(raw)
 	if err != nil {
-		return fmt.Errorf("%s: %v: %w", p, err, ErrCorrupt)
+		return nil, fmt.Errorf("%s: %v: %w", p, err, ErrCorrupt)
 	}
 	// One member only: cargo ignores what follows it, and so do we.
 	zr.Multistream(false)
-	prefix := c.Dir() + "/"
-	limit := maxUnpacked(fi.Size())
-	var total int64
-	tr := tar.NewReader(zr)
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("%s: %v: %w", p, err, ErrCorrupt)
-		}
-		name := hdr.Name
-		rel, ok := strings.CutPrefix(name, prefix)
-		if !ok && name+"/" != prefix {
-			return fmt.Errorf("%s: entry %q is outside %s: %w", p, name, prefix, ErrUnsafe)
-		}
-		rel = strings.TrimSuffix(rel, "/")
-		if rel == "" && hdr.Typeflag == tar.TypeDir {
-			continue
-		}
-		for _, part := range strings.Split(rel, "/") {
-			if part == ".." || part == "." || part == "" {
-				return fmt.Errorf("%s: entry %q has a %q component: %w", p, name, part, ErrUnsafe)
-			}
-		}
-		switch hdr.Typeflag {
-		case tar.TypeDir:
-			continue
-		case tar.TypeReg, tar.TypeRegA:
-		case tar.TypeXGlobalHeader:
-			continue
-		default:
-			return fmt.Errorf("%s: entry %q is not a regular file or directory (type %q): %w", p, name, hdr.Typeflag, ErrUnsafe)
-		}
-		if rel == markerName {
-			// cargo skips a packaged marker; so must we, or a crate could
-			// ship a "complete" marker for a half extraction.
-			if _, err := io.Copy(io.Discard, tr); err != nil {
-				return fmt.Errorf("%s: %v: %w", p, err, ErrCorrupt)
-			}
-			continue
-		}
-		total += hdr.Size
-		if total > limit {
-			return fmt.Errorf("%s: unpacked size exceeds %d bytes: %w", p, limit, ErrUnsafe)
-		}
-		e := FileEntry{Path: rel, Size: hdr.Size, Mode: hdr.Mode, Mtime: hdr.ModTime}
-		if err := fn(e, tr); err != nil {
-			return err
-		}
-		// fn may not consume the body; reading the rest proves it is there.
-		if _, err := io.Copy(io.Discard, tr); err != nil {
-			return fmt.Errorf("%s: %v: %w", p, err, ErrCorrupt)
-		}
+	w := &tarWalk{p: p, c: c, v: v, tree: map[string]bool{}, index: map[string]int{}}
+	w.in = &tarStream{r: zr, left: maxUnpacked(fi.Size())}
+	if err := w.run(tar.NewReader(w.in)); err != nil {
+		return nil, err
 	}
 	// A broken gzip trailer or garbage after the member: cargo accepts both,
 	// so they are not corruption; the checksum will tell.
 	_, _ = io.Copy(io.Discard, zr)
 	if _, err := io.Copy(io.Discard, raw); err != nil {
-		return err
+		return nil, err
 	}
-	sum(hex.EncodeToString(h.Sum(nil)))
+	m := &Manifest{SHA256: hex.EncodeToString(h.Sum(nil)), Files: w.files}
+	m.Dirs = dirsWith(w.files, w.dirs)
+	return m, nil
+}
+
+// errUnpackLimit: cargo stops reading at max_unpack_size and fails.
+var errUnpackLimit = errors.New("maximum limit reached when reading")
+
+// tarStream is the decompressed stream with cargo's size cap. It remembers
+// the last two blocks read: cargo's tar reader ends an archive at the first
+// zero block, Go's wants a second one.
+type tarStream struct {
+	r    io.Reader
+	left int64
+	last [1024]byte
+}
+
+func (s *tarStream) Read(b []byte) (int, error) {
+	if s.left <= 0 {
+		return 0, errUnpackLimit
+	}
+	if int64(len(b)) > s.left {
+		b = b[:s.left]
+	}
+	n, err := s.r.Read(b)
+	s.left -= int64(n)
+	if n >= len(s.last) {
+		copy(s.last[:], b[n-len(s.last):n])
+	} else {
+		copy(s.last[:], s.last[n:])
+		copy(s.last[len(s.last)-n:], b[:n])
+	}
+	return n, err
+}
+
+// endedAtZeroBlock: the header Go refused follows a zero block, where cargo
+// had already stopped.
+func (s *tarStream) endedAtZeroBlock() bool {
+	for _, c := range s.last[:512] {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// tarWalk is one pass over a tarball.
+type tarWalk struct {
+	p     string
+	c     Crate
+	v     tarVisitor
+	in    *tarStream
+	tree  map[string]bool // path -> is a regular file (else a directory)
+	index map[string]int  // path -> position in files
+	files []FileEntry
+	dirs  []string
+	n     int
+}
+
+func (w *tarWalk) run(tr *tar.Reader) error {
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF || errors.Is(err, tar.ErrHeader) && w.in.endedAtZeroBlock() {
+			return nil
+		}
+		if err != nil {
+			return w.readError(err)
+		}
+		if w.n++; w.n > maxTarEntries {
+			return fmt.Errorf("%s: more than %d entries: %w", w.p, maxTarEntries, ErrUnsafe)
+		}
+		rel, skip, err := w.entryPath(hdr)
+		if err != nil {
+			return err
+		}
+		if !skip {
+			if err := w.entry(hdr, rel, tr); err != nil {
+				if isReadError(err) {
+					return w.readError(err)
+				}
+				return err
+			}
+		}
+		// The visitor may not consume the body; reading the rest proves it
+		// is there.
+		if _, err := io.Copy(io.Discard, tr); err != nil {
+			return w.readError(err)
+		}
+	}
+}
+
+// isReadError: err came from reading the tarball, not from a visitor.
+func isReadError(err error) bool {
+	return errors.Is(err, errUnpackLimit) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, gzip.ErrChecksum) || errors.As(err, new(flate.CorruptInputError))
+}
+
+// readError classifies a failure to read: a stream that ends early is
+// corrupt (cargo fails on it forever); a format Go's reader refuses may be
+// one cargo's accepts, so it proves nothing.
+func (w *tarWalk) readError(err error) error {
+	switch {
+	case errors.Is(err, errUnpackLimit):
+		return fmt.Errorf("%s: unpacked size exceeds cargo's limit: %w", w.p, ErrUnsafe)
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, gzip.ErrChecksum), errors.Is(err, gzip.ErrHeader):
+		return fmt.Errorf("%s: %v: %w", w.p, err, ErrCorrupt)
+	case errors.As(err, new(flate.CorruptInputError)):
+		return fmt.Errorf("%s: %v: %w", w.p, err, ErrCorrupt)
+	}
+	return fmt.Errorf("%s: %v: %w", w.p, err, ErrUnsafe)
+}
+
+// entryPath maps an entry's name to a path inside the extraction the way
+// cargo does: the first component must be <name>-<version>, "." and empty
+// components vanish, and an entry named .cargo-ok anywhere is skipped (a
+// crate must not ship a "complete" marker for a half extraction).
+func (w *tarWalk) entryPath(hdr *tar.Header) (rel string, skip bool, err error) {
+	name := hdr.Name
+	unsafe := func(why string) (string, bool, error) {
+		return "", false, fmt.Errorf("%s: entry %q %s: %w", w.p, Printable(name), why, ErrUnsafe)
+	}
+	if len(name) > maxTarPath {
+		return unsafe("is too long")
+	}
+	parts := strings.Split(name, "/")
+	if parts[0] != w.c.Dir() {
+		return unsafe("is outside " + w.c.Dir() + "/")
+	}
+	var clean []string
+	for _, part := range parts[1:] {
+		switch {
+		case part == "" || part == ".":
+		case part == "..":
+			return unsafe(`has a ".." component`)
+		case strings.IndexFunc(part, needsEscape) >= 0:
+			return unsafe("has a control character in its name")
+		default:
+			clean = append(clean, part)
+		}
+	}
+	switch {
+	case len(clean) > 0 && clean[len(clean)-1] == markerName:
+		return "", true, nil
+	case len(clean) > 1 && clean[0] == markerName:
+		return unsafe("is inside the marker's place")
+	case len(clean) == 0 && hdr.Typeflag == tar.TypeDir:
+		return "", true, nil
+	case len(clean) == 0:
+		return unsafe("is not a directory but names the extraction itself")
+	}
+	return strings.Join(clean, "/"), false, nil
+}
+
+// entry records one file or directory, refusing what cargo's unpacker
+// would fail on (a file where a directory is, or the reverse) and every
+// kind it would not make a plain file or directory of.
+func (w *tarWalk) entry(hdr *tar.Header, rel string, tr io.Reader) error {
+	unsafe := func(why string) error {
+		return fmt.Errorf("%s: entry %q %s: %w", w.p, Printable(hdr.Name), why, ErrUnsafe)
+	}
+	if hdr.Typeflag == tar.TypeGNUSparse || hasSparseRecords(hdr) {
+		// Go expands a sparse entry to its logical size, cargo (PAX) writes
+		// the raw map: neither is worth reproducing.
+		return unsafe("is a sparse file")
+	}
+	isFile := false
+	switch hdr.Typeflag {
+	case tar.TypeXGlobalHeader:
+		return nil
+	case tar.TypeDir:
+	case tar.TypeReg, tar.TypeRegA:
+		if strings.HasSuffix(hdr.Name, "/") {
+			return unsafe("is a file with a directory's name")
+		}
+		isFile = true
+	default:
+		return unsafe(fmt.Sprintf("is not a regular file or directory (type %q)", hdr.Typeflag))
+	}
+	for d := path.Dir(rel); d != "."; d = path.Dir(d) {
+		if w.tree[d] {
+			return unsafe("is inside a path that is a file")
+		}
+		w.tree[d] = false
+	}
+	if was, seen := w.tree[rel]; seen && was != isFile {
+		return unsafe("clashes with an earlier entry of another kind")
+	}
+	w.tree[rel] = isFile
+	if !isFile {
+		w.dirs = append(w.dirs, rel)
+		if w.v.dir != nil {
+			return w.v.dir(rel)
+		}
+		return nil
+	}
+	return w.file(hdr, rel, tr)
+}
+
+func hasSparseRecords(hdr *tar.Header) bool {
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return true
+		}
+	}
+	return false
+}
+
+// file records a regular file: a later entry of the same path replaces the
+// earlier one, as cargo's unpacker replaces the file.
+func (w *tarWalk) file(hdr *tar.Header, rel string, tr io.Reader) error {
+	// cargo's unpacker takes whole seconds and turns 0 into 1.
+	mtime := hdr.ModTime.Unix()
+	if mtime == 0 {
+		mtime = 1
+	}
+	e := FileEntry{Path: rel, Size: hdr.Size, Mode: hdr.Mode, Mtime: time.Unix(mtime, 0)}
+	if k, ok := w.index[rel]; ok {
+		w.files[k] = e
+	} else {
+		w.index[rel] = len(w.files)
+		w.files = append(w.files, e)
+	}
+	if w.v.file != nil {
+		return w.v.file(e, tr)
+	}
 	return nil
 }
 
 // extract unpacks tarball p into dir (which must not exist) with cargo's
-// rules: mode & 0o777 (the umask applies through open(2)), tar mtimes kept,
-// the marker written last. It returns the manifest it extracted.
+// rules: mode & 0o777 (the umask applies through open(2)), a later entry
+// replacing an earlier file, whole-second mtimes, the generated files'
+// fixed mtime, the marker written last. It returns the manifest it extracted.
 func extract(p string, c Crate, dir string) (*Manifest, error) {
 	if err := os.Mkdir(dir, 0o777); err != nil {
 		return nil, err
 	}
-	m := &Manifest{}
 	made := map[string]bool{".": true}
-	err := walkTarball(p, c, func(e FileEntry, r io.Reader) error {
-		parent := path.Dir(e.Path)
-		if !made[parent] {
-			if err := os.MkdirAll(filepath.Join(dir, filepath.FromSlash(parent)), 0o777); err != nil {
-				return err
-			}
-			for d := parent; d != "."; d = path.Dir(d) {
-				made[d] = true
-			}
+	mkdirs := func(d string) error {
+		if made[d] {
+			return nil
 		}
-		dst := filepath.Join(dir, filepath.FromSlash(e.Path))
-		out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, os.FileMode(e.Mode&0o777))
-		if err != nil {
+		if err := os.MkdirAll(filepath.Join(dir, filepath.FromSlash(d)), 0o777); err != nil {
 			return err
 		}
-		n, err := io.Copy(out, r)
-		if cerr := out.Close(); err == nil {
-			err = cerr
+		for ; d != "."; d = path.Dir(d) {
+			made[d] = true
 		}
-		if err != nil {
-			if errors.Is(err, io.ErrUnexpectedEOF) {
-				return fmt.Errorf("%s: %v: %w", p, err, ErrCorrupt)
-			}
-			return err
-		}
-		if n != e.Size {
-			return fmt.Errorf("%s: %s: short read: %w", p, e.Path, ErrCorrupt)
-		}
-		if !e.Mtime.IsZero() {
-			_ = os.Chtimes(dst, e.Mtime, e.Mtime)
-		}
-		m.Files = append(m.Files, e)
 		return nil
-	}, func(sum string) { m.SHA256 = sum })
+	}
+	m, err := walkTarball(p, c, tarVisitor{dir: mkdirs, file: func(e FileEntry, r io.Reader) error {
+		if err := mkdirs(path.Dir(e.Path)); err != nil {
+			return err
+		}
+		return extractFile(filepath.Join(dir, filepath.FromSlash(e.Path)), e, r)
+	}})
 	if err != nil {
 		return nil, err
 	}
-	m.Dirs = dirsOf(m.Files)
+	for _, name := range generatedFiles {
+		if fi, err := os.Lstat(filepath.Join(dir, name)); err == nil && fi.Mode().IsRegular() {
+			_ = os.Chtimes(filepath.Join(dir, name), time.Time{}, time.Unix(generatedMtime, 0))
+		}
+	}
 	if err := writeMarker(filepath.Join(dir, markerName)); err != nil {
 		return nil, err
 	}
 	return m, nil
+}
+
+// cargo sets these files' mtime after unpacking (older cargo packaged them
+// without one); mtimes under the registry never trigger rebuilds, but the
+// tree should be the one cargo makes.
+var generatedFiles = []string{"Cargo.lock", "Cargo.toml", ".cargo_vcs_info.json"}
+
+const generatedMtime = 1153704088
+
+// extractFile writes one file. The walk has proven that an existing dst is
+// a file of an earlier entry: like cargo, replace it.
+func extractFile(dst string, e FileEntry, r io.Reader) error {
+	perm := os.FileMode(e.Mode & 0o777)
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if errors.Is(err, fs.ErrExist) {
+		if err = os.Remove(dst); err == nil {
+			out, err = os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	n, err := io.Copy(out, r)
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if n != e.Size {
+		return fmt.Errorf("%s: short read: %w", e.Path, io.ErrUnexpectedEOF)
+	}
+	_ = os.Chtimes(dst, e.Mtime, e.Mtime)
+	return nil
 }
 
 func writeMarker(p string) error {
