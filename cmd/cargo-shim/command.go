@@ -146,7 +146,13 @@ func (c *command) execute(args []string, stdout, stderr *os.File) int {
 	}
 	x := &ctx{cmd: c, Stdout: stdout, Out: newLogger(stdout), Err: errLog, JSON: f.json}
 	cwd, _ := os.Getwd()
-	x.Cfg, _ = shim.LoadConfig(os.Getenv, cwd)
+	var cfgErr error
+	x.Cfg, cfgErr = shim.LoadConfig(os.Getenv, cwd)
+	if cfgErr != nil && c.Registry {
+		// A bad CARGO_SHIM_LOCK_TIMEOUT must not become the default silently.
+		printError(errLog, cfgErr)
+		return 2
+	}
 	x.Explicit = *registry != "" || os.Getenv("CARGO_SHIM_REGISTRY") != ""
 	if *registry != "" {
 		x.Cfg.Registry, _ = filepath.Abs(*registry)
@@ -154,6 +160,10 @@ func (c *command) execute(args []string, stdout, stderr *os.File) int {
 	if c.Registry {
 		x.Reg = store.Registry{Root: x.Cfg.Registry}
 		x.RegErr = checkRegistry(x.Cfg.Registry)
+		if x.RegErr == nil {
+			// Held by descriptor from here on: nothing below it is followed.
+			x.RegErr = x.Reg.Open()
+		}
 	}
 	err := f.run(x)
 	var ue usageError
