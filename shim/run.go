@@ -232,7 +232,7 @@ func (r *Run) saveStats() {
 	if r.rec.Empty() {
 		return
 	}
-	if err := stats.Add(stats.Dir(r.Reg.ShimDir()), r.rec, time.Now()); err != nil {
+	if err := stats.Add(r.Reg.Root, r.rec, time.Now()); err != nil {
 		r.Log.Debug("cannot record stats: %v", err)
 	}
 }

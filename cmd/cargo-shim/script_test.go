@@ -162,7 +162,7 @@ func cmdAddstats(ts *testscript.TestScript, neg bool, args []string) {
 			}
 		}
 	}
-	ts.Check(stats.Add(stats.Dir(store.Registry{Root: ts.MkAbs(args[0])}.ShimDir()), rec, time.Now()))
+	ts.Check(stats.Add(ts.MkAbs(args[0]), rec, time.Now()))
 }
 
 // holdlock PATH: take a shared lock on PATH, as a running build's holder

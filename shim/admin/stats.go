@@ -18,15 +18,14 @@ type StatsReport struct {
 
 // Stats reads the registry's totals; zero starts them again first.
 func Stats(reg store.Registry, zero bool, now time.Time) (*StatsReport, error) {
-	dir := stats.Dir(reg.ShimDir())
 	if zero {
-		if err := stats.Zero(dir, now); err != nil {
-			return nil, fmt.Errorf("cannot zero the stats in %s: %w", dir, err)
+		if err := stats.Zero(reg.Root, now); err != nil {
+			return nil, fmt.Errorf("cannot zero the stats of %s: %w", reg.Root, err)
 		}
 	}
-	t, err := stats.Read(dir, now)
+	t, err := stats.Read(reg.Root, now)
 	if err != nil {
-		return nil, fmt.Errorf("cannot read the stats in %s: %w", dir, err)
+		return nil, fmt.Errorf("cannot read the stats of %s: %w", reg.Root, err)
 	}
 	return &StatsReport{Registry: reg.Root, Totals: t}, nil
 }

@@ -14,15 +14,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/cargo-shim/cargo-shim/lockfile"
+	"github.com/cargo-shim/cargo-shim/shim/store/safefs"
 )
 
 // Record is what one run did.
@@ -86,12 +83,12 @@ const (
 // contention, not the give-up.)
 var lockWait = 2 * time.Second
 
-// Dir is where a registry keeps its stats.
-func Dir(shimDir string) string { return filepath.Join(shimDir, "stats") }
+// dirRel is where a registry keeps its stats, relative to its root.
+const dirRel = ".cargo-shim/stats"
 
-// Add adds rec to the totals in dir.
-func Add(dir string, rec Record, now time.Time) error {
-	return update(dir, func(t *Totals) {
+// Add adds rec to the totals of the registry at root.
+func Add(root string, rec Record, now time.Time) error {
+	return update(root, func(t *Totals) {
 		t.Runs++
 		if rec.Planned {
 			t.RunsPlanned++
@@ -108,13 +105,18 @@ func Add(dir string, rec Record, now time.Time) error {
 }
 
 // Zero starts the totals again from now.
-func Zero(dir string, now time.Time) error {
-	return update(dir, func(t *Totals) { *t = fresh(now) }, now)
+func Zero(root string, now time.Time) error {
+	return update(root, func(t *Totals) { *t = fresh(now) }, now)
 }
 
 // Read returns the totals; none recorded yet reads as zero since now.
-func Read(dir string, now time.Time) (Totals, error) {
-	t, err := load(filepath.Join(dir, fileName), now)
+func Read(root string, now time.Time) (Totals, error) {
+	r, err := safefs.OpenRoot(root)
+	if err != nil {
+		return Totals{}, err
+	}
+	defer r.Close()
+	t, err := load(r, dirRel+"/"+fileName, now)
 	if errors.Is(err, fs.ErrNotExist) {
 		return fresh(now), nil
 	}
@@ -125,74 +127,54 @@ func fresh(now time.Time) Totals {
 	return Totals{Since: now, Actions: map[string]int64{}}
 }
 
-func update(dir string, change func(*Totals), now time.Time) error {
-	if err := lockfile.MkdirShared(dir); err != nil {
+// update changes the totals under the stats lock. Every path is resolved
+// beneath the registry's descriptor (safefs): a symlink another uid planted
+// in the registry never sends the write outside it.
+func update(root string, change func(*Totals), now time.Time) error {
+	r, err := safefs.OpenRoot(root)
+	if err != nil {
 		return err
 	}
+	defer r.Close()
+	d, err := r.MkdirAll(dirRel, safefs.Shared)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), lockWait)
 	defer cancel()
-	lk, err := lockfile.Acquire(ctx, filepath.Join(dir, lockName), lockfile.Exclusive, lockfile.Options{})
+	lk, err := lockfile.Acquire(ctx, filepath.Join(root, dirRel, lockName), lockfile.Exclusive, lockfile.Options{})
 	if err != nil {
 		return err
 	}
 	defer lk.Release()
-	path := filepath.Join(dir, fileName)
-	t, err := load(path, now)
+	t, err := load(d, fileName, now)
 	if err != nil {
 		// Missing, or not ours (garbled, planted): start again rather than
 		// fail every run that has something to add.
 		t = fresh(now)
 	}
 	change(&t)
-	return store(path, t)
+	b, err := json.MarshalIndent(t, "", "  ")
+	if err != nil {
+		return err
+	}
+	// A fresh file renamed over the old: readers see the old totals or
+	// the new, never part of a file; every runner uid adds to them.
+	return d.WriteFile(fileName, append(b, '\n'), 0o666)
 }
 
-func load(path string, now time.Time) (Totals, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+func load(d *safefs.Dir, rel string, now time.Time) (Totals, error) {
+	b, err := d.ReadFile(rel, maxFile)
 	if err != nil {
 		return Totals{}, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxFile+1))
-	if err != nil {
-		return Totals{}, err
-	}
-	if len(b) > maxFile {
-		return Totals{}, fmt.Errorf("%s is larger than any totals file", path)
 	}
 	t := fresh(now)
 	if err := json.Unmarshal(b, &t); err != nil {
-		return Totals{}, fmt.Errorf("%s: %w", path, err)
+		return Totals{}, fmt.Errorf("%s: %w", d.Join(rel), err)
 	}
 	if t.Actions == nil {
 		t.Actions = map[string]int64{}
 	}
 	return t, nil
-}
-
-// store writes t beside path and renames it over: readers see the old
-// totals or the new, never part of a file.
-func store(path string, t Totals) error {
-	b, err := json.MarshalIndent(t, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp := fmt.Sprintf("%s.%d.tmp", path, os.Getpid())
-	os.Remove(tmp)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o666)
-	if err != nil {
-		return err
-	}
-	_ = f.Chmod(0o666) // every runner uid adds to the same totals
-	_, err = f.Write(append(b, '\n'))
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
 }
