@@ -210,6 +210,16 @@ func (r *Run) Prepare() (pinned *lockfile.Holder, err error) {
 		return nil, nil
 	}
 	r.start = time.Now()
+	// Before the holder starts: it resolves lock files beneath the same
+	// descriptor (lockfile.Beneath). Nothing below the registry is followed
+	// anyway; failing open here names a replaced directory in the run's one
+	// warning line instead of an error further on.
+	if err := r.Reg.Open(); err != nil {
+		return nil, fmt.Errorf("cannot open the registry: %w", err)
+	}
+	if bad := r.Reg.NotReal(); len(bad) > 0 {
+		return nil, fmt.Errorf("%s is not a real directory (another uid may have replaced it with a symlink); nothing below the registry is followed", bad[0])
+	}
 	lockPath, lockData, err := r.planSource()
 	if err != nil || lockData == nil {
 		return nil, err
@@ -330,7 +340,7 @@ func (r *Run) pinAndCheck(holder *lockfile.Holder, lockPaths []string, round int
 		}
 	}
 	findings, fresh := r.checkPlan(r.plan)
-	r.Log.Debug("round %d: checked (%s)", round, time.Since(r.start))
+	r.Log.Debug("round %d: checked, record trusted: %v (%s)", round, !fresh, time.Since(r.start))
 	if round == 0 {
 		if err := <-locked; err != nil {
 			return nil, false, r.lockError(err)

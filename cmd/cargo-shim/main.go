@@ -126,7 +126,12 @@ func (c *common) parse(args []string) (store.Registry, shim.Config, error) {
 	if fi, err := os.Stat(cfg.Registry); (err != nil || !fi.IsDir()) && c.fs.Name() != "status" && c.fs.Name() != "init" {
 		return store.Registry{}, cfg, fmt.Errorf("registry %s is not a directory", cfg.Registry)
 	}
-	return store.Registry{Root: cfg.Registry}, cfg, nil
+	reg := store.Registry{Root: cfg.Registry}
+	// Held by descriptor from here on: nothing below it is followed.
+	if err := reg.Open(); err != nil && c.fs.Name() != "status" && c.fs.Name() != "init" {
+		return store.Registry{}, cfg, err
+	}
+	return reg, cfg, nil
 }
 
 // parseTargets is parse, then the instances the Cargo.lock files name (every
