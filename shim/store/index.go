@@ -86,8 +86,8 @@ func (r Registry) ReadIndexCache(regdir, name string) ([]IndexEntry, error) {
 	return out, nil
 }
 
-// readRegular reads a regular file of at most limit bytes without
-// following a symlink at its last component.
+// readRegular reads a regular file of at most limit bytes below the
+// registry, following no link on the way.
 func readRegular(p string, limit int64) ([]byte, error) {
 	f, err := openBelow(p) // beneath its registry: no link followed anywhere
 	if err != nil {
