@@ -340,7 +340,7 @@ func (r *Run) pinAndCheck(holder *lockfile.Holder, lockPaths []string, round int
 		}
 	}
 	findings, fresh := r.checkPlan(r.plan)
-	r.Log.Debug("round %d: checked (%s)", round, time.Since(r.start))
+	r.Log.Debug("round %d: checked, record trusted: %v (%s)", round, !fresh, time.Since(r.start))
 	if round == 0 {
 		if err := <-locked; err != nil {
 			return nil, false, r.lockError(err)

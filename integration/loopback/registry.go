@@ -63,6 +63,9 @@ func (c CrateSpec) Tarball() []byte {
 	if _, ok := files["Cargo.toml"]; !ok {
 		files["Cargo.toml"] = c.Manifest()
 	}
+	if c.NoDirEntries {
+		return storetest.Packaged(c.Dir(), files)
+	}
 	return storetest.Files(c.Dir(), files)
 }
 
