@@ -35,7 +35,7 @@ demo: build
 	$(GO) run ./integration/cmd/demo
 
 chaos:
-	CARGO_SHIM_CHAOS=long $(GO) test -count=1 -timeout 60m -run 'Chaos' -v ./integration/
+	CARGO_SHIM_CHAOS=long $(GO) test -count=1 -timeout 120m -run 'Chaos' -v ./integration/
 
 bench: build
 	$(GO) run ./integration/cmd/bench

@@ -197,3 +197,14 @@ func TestCargoShimSubcommand(t *testing.T) {
 		t.Fatalf("cargo shim verify: %s", r)
 	}
 }
+
+// A bad setting is an error of the admin command, never a silent default.
+func TestAdminRefusesBadConfig(t *testing.T) {
+	w := NewWorld(t)
+	cmd := exec.Command(filepath.Join(binDir, "cargo-shim"), "repair")
+	cmd.Env = append(w.Env(w.Home(), true), "CARGO_SHIM_REGISTRY="+w.Shared, "CARGO_SHIM_LOCK_TIMEOUT=soon")
+	out, _ := cmd.CombinedOutput()
+	if code := cmd.ProcessState.ExitCode(); code != 2 || !strings.Contains(string(out), "CARGO_SHIM_LOCK_TIMEOUT") {
+		t.Fatalf("exit %d, want 2 naming CARGO_SHIM_LOCK_TIMEOUT:\n%s", code, out)
+	}
+}

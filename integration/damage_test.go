@@ -10,7 +10,7 @@ import (
 	"testing"
 )
 
-// What plain cargo does with a damaged registry (CARGO-FACTS.md 1 and 2);
+// What plain cargo does with a damaged registry (docs/DESIGN.md, C1 and C2);
 // each case pins it, so a cargo that changes its behaviour shows up here.
 const (
 	plainFails       = "fails"
@@ -134,7 +134,7 @@ func TestDamageBetweenRuns(t *testing.T) {
 			switch tc.plain {
 			case plainFails:
 				if pr.Code == 0 {
-					t.Fatalf("plain cargo passed; the damage no longer breaks cargo 1.95 (update CARGO-FACTS): %s", pr)
+					t.Fatalf("plain cargo passed; the damage no longer breaks cargo 1.95 (update docs/DESIGN.md, C1): %s", pr)
 				}
 			case plainMiscompiles:
 				if pr.Code != 0 {

@@ -11,7 +11,7 @@ import (
 	"testing"
 )
 
-// These tests pin the facts of CARGO-FACTS.md that cargo-shim relies on,
+// These tests pin the facts of cargo that cargo-shim relies on (docs/DESIGN.md),
 // against the cargo on this machine: if cargo changes, they fail here first.
 
 func listing(t *testing.T, root string) string {
@@ -84,7 +84,8 @@ func TestFactRepairDoesNotForceRebuild(t *testing.T) {
 }
 
 // Section 4: cargo's locks are $CARGO_HOME/.package-cache{,-mutate}; the
-// shim points them into the shared registry, and cargo follows the links.
+// shim points them into the shared registry's root, and cargo follows the
+// links.
 func TestFactCargoLockFilesAreShared(t *testing.T) {
 	w := NewWorld(t)
 	w.Warm()
@@ -94,10 +95,10 @@ func TestFactCargoLockFilesAreShared(t *testing.T) {
 		// The link names the file as the runner sees it, inside its
 		// registry mount; the file itself is in the shared directory.
 		target, err := os.Readlink(filepath.Join(home, name))
-		if err != nil || target != filepath.Join(home, "registry", ".cargo-shim", "cargo", name) {
+		if err != nil || target != filepath.Join(home, "registry", ".cargo-shim-"+name[1:]) {
 			t.Errorf("%s -> %q (%v), want a link into the registry", name, target, err)
 		}
-		if _, err := os.Stat(filepath.Join(w.Shared, ".cargo-shim", "cargo", name)); err != nil {
+		if _, err := os.Stat(filepath.Join(w.Shared, ".cargo-shim-"+name[1:])); err != nil {
 			t.Errorf("shared %s: %v", name, err)
 		}
 	}

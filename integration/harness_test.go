@@ -56,6 +56,7 @@ type World struct {
 	Work     string // the workspace
 	Regdir   string // the loopback registry's regdir, once known
 	homes    int
+	volumes  int
 	Checksum map[string]string
 	// hosts, under `make multihost`, is the shared registry as each "host"
 	// mounts it; home n reaches it through hosts[n%len(hosts)].

@@ -2,12 +2,10 @@ package integration
 
 import (
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/cargo-shim/cargo-shim/integration/loopback"
@@ -76,36 +74,32 @@ var installForms = []installForm{
 	{name: "path", args: []string{"install", "--path", ".", "--locked"}, inCheckout: true},
 }
 
-// StartInstall starts `cargo install` of the tool as a fresh runner: a home
-// and an install root of its own, on the shared registry. cred runs it as
-// another uid (nil: as the test): the seam for group-shared registries,
-// whose caller makes the home and the shared registry writable to that uid.
-// Debug builds keep the test short; what the registry gives is the same.
-func (w *ToolWorld) StartInstall(f installForm, viaShim bool, cred *syscall.Credential, extra ...string) (p *Proc, root string) {
-	w.installs++
-	root = filepath.Join(w.Root, fmt.Sprintf("install-root-%d", w.installs))
-	home := w.Home()
-	if cred != nil {
-		for _, d := range []string{home, filepath.Join(home, "registry")} {
-			os.Chown(d, int(cred.Uid), int(cred.Gid))
-		}
-	}
-	dir := w.Root
+// InstallCommand is a runner's `cargo install` of the tool in form f: the
+// directory to run it in and its arguments, installing into a root inside
+// home. The seam for group-shared registries: World.CargoAs(m, dir, home,
+// true, args) runs it as a member uid. Debug builds keep the tests short;
+// what cargo reads of the registry is the same.
+func (w *ToolWorld) InstallCommand(f installForm, home string) (dir string, args []string, root string) {
+	root = filepath.Join(home, "install-root")
+	dir = w.Root
 	if f.inCheckout {
 		dir = w.ToolSrc
 	}
-	bin := realCargo
-	if viaShim {
-		bin = filepath.Join(binDir, "cargo")
-	}
-	args := append(append([]string{}, f.args...), "--debug", "--root", root)
-	return loopback.StartAs(cred, bin, dir, w.Env(home, viaShim, extra...), args), root
+	return dir, append(append([]string{}, f.args...), "--debug", "--root", root), root
+}
+
+// StartInstall starts `cargo install` of the tool as a fresh runner: a home
+// and an install root of its own, on the shared registry.
+func (w *ToolWorld) StartInstall(f installForm, viaShim bool, extra ...string) (p *Proc, root string) {
+	home := w.Home()
+	dir, args, root := w.InstallCommand(f, home)
+	return w.Start(dir, home, viaShim, args, extra...), root
 }
 
 // Install runs one install to its end; ok says whether it exited 0 and the
 // tool it installed prints what a right build prints.
 func (w *ToolWorld) Install(f installForm, viaShim bool, extra ...string) (r Result, ok bool, why string) {
-	p, root := w.StartInstall(f, viaShim, nil, extra...)
+	p, root := w.StartInstall(f, viaShim, extra...)
 	r = p.Wait()
 	if r.Code != 0 {
 		return r, false, "exit " + fmt.Sprint(r.Code)
@@ -248,7 +242,7 @@ func TestInstallColdManyRunners(t *testing.T) {
 		procs := make([]*Proc, k)
 		roots := make([]string, k)
 		for n := range procs {
-			procs[n], roots[n] = w.StartInstall(installForms[n%2], viaShim, nil)
+			procs[n], roots[n] = w.StartInstall(installForms[n%2], viaShim)
 		}
 		failed := 0
 		for n, p := range procs {

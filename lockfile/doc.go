@@ -9,11 +9,18 @@
 // Single locks (Try, Acquire) go through github.com/gofrs/flock. Sets
 // (AcquireSet, the drop-in's pin of hundreds of crates) use raw descriptors:
 // an *os.File costs ten syscalls per lock, a raw descriptor four (pin.go).
-// Either way a lock file is opened read-only with O_NOFOLLOW and O_CLOEXEC,
-// made world-lockable whatever the umask, and checked after locking to still
-// be the file at its path. The Holder keeps a set across the exec of cargo.
+// Either way one contract applies (contract.go): a lock file is opened
+// read-only with O_NOFOLLOW and O_CLOEXEC, made world-lockable whatever the
+// umask, and checked after locking to still be the file at its path.
+// Parallel is the one worker pool, for AcquireSet and the registry checks.
+// The Holder keeps a set across the exec of cargo.
 //
 // Caveats: flock reaches other hosts only on NFSv4/CephFS mounts configured to
 // forward it (NFS: local_lock=none). On a local filesystem shared through bind
 // mounts it coordinates every container of the host, since they share inodes.
+//
+// Below a registry declared with Beneath (the store declares its registry
+// before any lock, and holders declare the same), lock files and their
+// directories are resolved beneath the registry's descriptor following no
+// symlink (safefs), and missing directories are made race-free and sticky.
 package lockfile

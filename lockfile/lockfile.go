@@ -8,11 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/cargo-shim/cargo-shim/shim/store/safefs"
 	"github.com/gofrs/flock"
 	"golang.org/x/sys/unix"
 )
@@ -70,6 +69,21 @@ func (l *Lock) Release() error {
 	return nil
 }
 
+// Chtimes sets the locked file's times through the held descriptor (the
+// path may name another file by now); "now" when explicit times are refused
+// (another uid's file: they need ownership, now needs write access only).
+func (l *Lock) Chtimes(t time.Time) error {
+	fd := l.fd
+	if l.f != nil {
+		return &fs.PathError{Op: "futimens", Path: l.path, Err: errors.ErrUnsupported}
+	}
+	err := safefs.Futimens(fd, t, t)
+	if err != nil && time.Since(t) < time.Minute {
+		err = safefs.Futimens(fd, time.Time{}, time.Time{})
+	}
+	return err
+}
+
 // Stat describes the locked file (fstat of the held descriptor).
 func (l *Lock) Stat() (fs.FileInfo, error) {
 	if l.f != nil {
@@ -94,16 +108,6 @@ func (s statInfo) Mode() fs.FileMode  { return fs.FileMode(s.st.Mode & 0o777) }
 func (s statInfo) ModTime() time.Time { return time.Unix(s.st.Mtim.Unix()) }
 func (s statInfo) IsDir() bool        { return s.st.Mode&unix.S_IFMT == unix.S_IFDIR }
 func (s statInfo) Sys() any           { return &s.st }
-
-// openFlags: read-only is enough for flock and lets any uid lock a file another
-// uid created; O_NOFOLLOW so a planted symlink never redirects a lock out of the
-// registry (Go adds O_CLOEXEC itself, so descriptors never leak into cargo).
-const openFlags = os.O_RDONLY | os.O_CREATE | syscall.O_NOFOLLOW
-
-// filePerm lets every runner uid open (and so lock) a lock file; umask is
-// corrected after creation because flock needs only read access but a later
-// utimes by another uid needs write access.
-const filePerm = 0o666
 
 // Options tune a blocking acquisition.
 type Options struct {
@@ -133,7 +137,7 @@ func acquire(ctx context.Context, path string, mode Mode, wait bool, opt Options
 	warned := false
 	delay := time.Millisecond
 	for {
-		l, err := tryOnce(path, mode)
+		l, err := lockAt(path, mode, takeFlock)
 		if err == nil {
 			return l, nil
 		}
@@ -157,55 +161,35 @@ func acquire(ctx context.Context, path string, mode Mode, wait bool, opt Options
 	}
 }
 
-// tryOnce takes the lock on the file at path, then checks the path still names
-// that file: a lock file replaced or removed between open and flock would let
-// two holders believe they hold "the" lock.
-func tryOnce(path string, mode Mode) (*Lock, error) {
-	for attempt := 0; ; attempt++ {
-		f := flock.New(path, flock.SetFlag(openFlags), flock.SetPermissions(filePerm))
-		var ok bool
-		var err error
-		if mode == Exclusive {
-			ok, err = f.TryLock()
-		} else {
-			ok, err = f.TryRLock()
-		}
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				if mkErr := mkdirShared(filepath.Dir(path)); mkErr != nil {
-					return nil, &fs.PathError{Op: "lock", Path: path, Err: mkErr}
-				}
-				if attempt < 3 {
-					continue
-				}
-			}
-			err = unwrapPathErr(err)
-			if errors.Is(err, syscall.ELOOP) {
-				err = fmt.Errorf("lock file is a symlink, refusing to follow it: %w", err)
-			}
-			return nil, &fs.PathError{Op: "lock", Path: path, Err: err}
-		}
-		if !ok {
-			return nil, &fs.PathError{Op: "lock", Path: path, Err: ErrBusy}
-		}
-		held, err := f.Stat()
-		if err != nil {
-			f.Unlock()
-			return nil, &fs.PathError{Op: "lock", Path: path, Err: err}
-		}
-		now, err := os.Lstat(path)
-		if err != nil || !os.SameFile(held, now) {
-			f.Unlock()
-			if attempt < 10 {
-				continue
-			}
-			return nil, &fs.PathError{Op: "lock", Path: path, Err: errors.New("lock file keeps being replaced")}
-		}
-		if held.Mode().Perm()&filePerm != filePerm {
-			fixPerm(path, held)
-		}
-		return &Lock{f: f, path: path, mode: mode}, nil
+// takeFlock is the gofrs/flock primitive, for single locks.
+func takeFlock(path string, mode Mode) (*Lock, heldFile, error) {
+	f := flock.New(path, flock.SetFlag(openFlags), flock.SetPermissions(filePerm))
+	var ok bool
+	var err error
+	if mode == Exclusive {
+		ok, err = f.TryLock()
+	} else {
+		ok, err = f.TryRLock()
 	}
+	if err != nil || !ok {
+		f.Close() // gofrs keeps the descriptor of a failed try open
+		if err != nil {
+			return nil, heldFile{}, unwrapPathErr(err)
+		}
+		return nil, heldFile{}, ErrBusy
+	}
+	l := &Lock{f: f, path: path, mode: mode}
+	fi, err := f.Stat()
+	if err != nil {
+		l.Release()
+		return nil, heldFile{}, err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		l.Release()
+		return nil, heldFile{}, errors.New("no file identity")
+	}
+	return l, heldFile{dev: st.Dev, ino: st.Ino, uid: st.Uid, mode: st.Mode}, nil
 }
 
 func unwrapPathErr(err error) error {
@@ -216,31 +200,14 @@ func unwrapPathErr(err error) error {
 	return err
 }
 
-// fixPerm widens a freshly created lock file to 0666 when we own it (our umask
-// narrowed it). Opened with O_NOFOLLOW and compared to the locked file, so a
-// swapped path is never chmodded.
-func fixPerm(path string, held fs.FileInfo) {
-	st, ok := held.Sys().(*syscall.Stat_t)
-	if !ok || int(st.Uid) != os.Geteuid() {
-		return
-	}
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return
-	}
-	defer unix.Close(fd)
-	var cur unix.Stat_t
-	if unix.Fstat(fd, &cur) != nil || cur.Ino != st.Ino || cur.Dev != st.Dev {
-		return
-	}
-	_ = unix.Fchmod(fd, filePerm)
-}
-
 // MkdirShared creates dir (and parents) so that every runner uid can create
 // files in it, whatever the umask: lock files, state records, the trash.
 func MkdirShared(dir string) error { return mkdirShared(dir) }
 
 func mkdirShared(dir string) error {
+	if below, err := mkdirBeneath(dir); below {
+		return err
+	}
 	// Stat, not Lstat: the registry itself may be a symlink or a bind mount.
 	if fi, err := os.Stat(dir); err == nil {
 		if !fi.IsDir() {
@@ -322,26 +289,11 @@ func AcquireSet(ctx context.Context, paths []string, mode Mode, opt Options) (*S
 	sorted := SortPaths(paths)
 	got := make([]*Lock, len(sorted))
 	errs := make([]error, len(sorted))
-	var next atomic.Int64
-	var wg sync.WaitGroup
 	workers := 0
 	if len(sorted) > 0 {
-		workers = min(Workers(dirOf(sorted[0])), len(sorted))
+		workers = Workers(filepath.Dir(sorted[0]))
 	}
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				n := int(next.Add(1) - 1)
-				if n >= len(sorted) {
-					return
-				}
-				got[n], errs[n] = tryFD(sorted[n], mode)
-			}
-		}()
-	}
-	wg.Wait()
+	Parallel(workers, len(sorted), func(n int) { got[n], errs[n] = lockAt(sorted[n], mode, takeFD) })
 	s := &Set{}
 	for n, p := range sorted {
 		if errs[n] != nil && !IsBusy(errs[n]) {
@@ -397,6 +349,6 @@ func (s *Set) Touch(now time.Time, minAge time.Duration) {
 		if err != nil || now.Sub(fi.ModTime()) < minAge {
 			continue
 		}
-		_ = os.Chtimes(l.Path(), now, now)
+		_ = l.Chtimes(now)
 	}
 }

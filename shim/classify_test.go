@@ -58,3 +58,23 @@ func TestCargoEnvReplacesInherited(t *testing.T) {
 		t.Fatalf("env: %v", env)
 	}
 }
+
+// cargoEnv reads the environ it is given, not the process's.
+func TestCargoEnvKeepsUsersAutoClean(t *testing.T) {
+	env := LookupIn(cargoEnv([]string{"CARGO_CACHE_AUTO_CLEAN_FREQUENCY=1 day"}, "/c"))
+	if got := env("CARGO_CACHE_AUTO_CLEAN_FREQUENCY"); got != "1 day" {
+		t.Fatalf("user's frequency replaced: %q", got)
+	}
+	t.Setenv("CARGO_CACHE_AUTO_CLEAN_FREQUENCY", "always")
+	env = LookupIn(cargoEnv([]string{"A=1"}, "/c"))
+	if got := env("CARGO_CACHE_AUTO_CLEAN_FREQUENCY"); got != "never" {
+		t.Fatalf("auto-clean for an environ without it: %q, want never", got)
+	}
+}
+
+func TestLookupInFirstWins(t *testing.T) {
+	env := LookupIn([]string{"AB=x", "A=1", "A=2", "B="})
+	if env("A") != "1" || env("AB") != "x" || env("B") != "" || env("C") != "" {
+		t.Fatalf("A=%q AB=%q", env("A"), env("AB"))
+	}
+}

@@ -13,30 +13,59 @@ import (
 // Config is the drop-in's settings, all from CARGO_SHIM_* variables: a
 // drop-in cannot take flags of its own.
 type Config struct {
-	RealCargo   string        // CARGO_SHIM_REAL_CARGO
-	CargoHome   string        // CARGO_HOME, else ~/.cargo
-	Registry    string        // CARGO_SHIM_REGISTRY, else $CARGO_HOME/registry
-	LockTimeout time.Duration // CARGO_SHIM_LOCK_TIMEOUT, 0 = forever
-	Strict      bool          // CARGO_SHIM_STRICT=1
-	Disable     bool          // CARGO_SHIM_DISABLE=1
-	Log         LogMode       // CARGO_SHIM_LOG
-	Verify      store.Level   // CARGO_SHIM_VERIFY
-	ShareLock   bool          // CARGO_SHIM_SHARE_CARGO_LOCK (default on)
+	RealCargo   string          // CARGO_SHIM_REAL_CARGO
+	CargoHome   string          // CARGO_HOME, else ~/.cargo
+	Registry    string          // CARGO_SHIM_REGISTRY, else $CARGO_HOME/registry
+	LockTimeout time.Duration   // CARGO_SHIM_LOCK_TIMEOUT, 0 = forever
+	Strict      bool            // CARGO_SHIM_STRICT=1
+	Disable     bool            // CARGO_SHIM_DISABLE=1
+	Log         LogMode         // CARGO_SHIM_LOG
+	Verify      store.Level     // CARGO_SHIM_VERIFY
+	ShareLock   store.ShareMode // CARGO_SHIM_SHARE_CARGO_LOCK: auto (default), 1 always, 0 never
+
+	// What the run reads of the environment besides its own settings.
+	Path       string // PATH, to find the real cargo
+	Execed     string // CARGO_SHIM_EXECED: the cargo another shim exec'd
+	Nested     bool   // CARGO_SHIM_ACTIVE: under another shim's cargo
+	Probe      bool   // CARGO_SHIM_PROBE=1: describe the shim, run nothing
+	NetOffline bool   // CARGO_NET_OFFLINE
 }
 
 // Getenv looks up one variable; tests pass their own.
 type Getenv func(string) string
 
+// LookupIn reads variables from an environ snapshot (os.Environ()); the
+// first of duplicate entries wins, as with os.Getenv and getenv(3).
+func LookupIn(environ []string) Getenv {
+	return func(key string) string {
+		for _, kv := range environ {
+			if v, ok := strings.CutPrefix(kv, key); ok && strings.HasPrefix(v, "=") {
+				return v[1:]
+			}
+		}
+		return ""
+	}
+}
+
 // LoadConfig reads the settings. Bad values are errors naming the variable;
 // the caller decides whether that is fatal (strict) or a warning.
 func LoadConfig(getenv Getenv, cwd string) (Config, error) {
-	c := Config{LockTimeout: 10 * time.Minute, ShareLock: true}
+	c := Config{LockTimeout: 10 * time.Minute}
 	var errs []string
 	c.RealCargo = getenv("CARGO_SHIM_REAL_CARGO")
 	c.Strict = isTrue(getenv("CARGO_SHIM_STRICT"))
 	c.Disable = isTrue(getenv("CARGO_SHIM_DISABLE"))
-	if v := getenv("CARGO_SHIM_SHARE_CARGO_LOCK"); v != "" {
-		c.ShareLock = isTrue(v)
+	c.Path = getenv("PATH")
+	c.Execed = getenv(ExecedEnv)
+	c.Nested = getenv(ActiveEnv) != ""
+	c.Probe = getenv(ProbeEnv) == "1"
+	c.NetOffline = isTrue(getenv("CARGO_NET_OFFLINE"))
+	switch v := getenv("CARGO_SHIM_SHARE_CARGO_LOCK"); {
+	case v == "" || strings.EqualFold(v, "auto"):
+	case isTrue(v):
+		c.ShareLock = store.ShareAlways
+	default:
+		c.ShareLock = store.ShareNever
 	}
 	home := getenv("CARGO_HOME")
 	if home == "" {

@@ -35,7 +35,8 @@ const exitError = 101
 var processStart = time.Now()
 
 // Main runs the drop-in `cargo`. It returns an exit code only when cargo
-// could not be exec'd.
+// could not be exec'd. The environment is read here, once: every setting
+// the run uses comes from LoadConfig over this snapshot.
 func Main(args []string) int {
 	// A run lives a few milliseconds and then execs: collecting garbage is
 	// wasted work. The limit brings the collector back for a huge plan.
@@ -44,24 +45,26 @@ func Main(args []string) int {
 	if lockfile.IsHolder() {
 		return lockfile.RunHolder()
 	}
-	getenv := os.Getenv
+	environ := os.Environ()
+	getenv := LookupIn(environ)
 	cwd, _ := os.Getwd()
 	cfg, cfgErr := LoadConfig(getenv, cwd)
 	log := NewLogger(os.Stderr, cfg.Log, getenv)
 	self := resolvedSelf()
 
-	asReal := false
+	// Another shim found us on PATH and exec'd us as the real cargo: pass
+	// through, and look for cargo only after our own PATH entry.
+	asReal := cfg.Execed != "" && sameExecutable(cfg.Execed, self)
 	after := ""
-	if e := getenv(ExecedEnv); e != "" && sameExecutable(e, self) {
-		// Another shim found us on PATH and exec'd us as the real cargo.
-		asReal, after = true, self
+	if asReal {
+		after = self
 	}
-	real, err := FindRealCargo(cfg.RealCargo, getenv("PATH"), self, after)
+	real, err := FindRealCargo(cfg.RealCargo, cfg.Path, self, after)
 	if err != nil {
 		log.Error("%v", err)
 		return exitError
 	}
-	if getenv(ProbeEnv) == "1" {
+	if cfg.Probe {
 		// `cargo-shim status` asks whether `cargo` on PATH is a shim.
 		fmt.Printf("cargo-shim %s\nreal-cargo %s\n", Version, real)
 		return 0
@@ -70,25 +73,11 @@ func Main(args []string) int {
 	if cfg.Disable {
 		// Pure pass-through: the caller's environment, plus only the
 		// recursion guard (a second shim further on PATH must not loop).
-		return execCargo(log, real, cmd, setEnv(os.Environ(), ExecedEnv, real), nil)
+		return execCargo(log, real, cmd, setEnv(environ, ExecedEnv, real), nil)
 	}
-	env := cargoEnv(os.Environ(), real)
-	if asReal || cmd.Kind == PassThrough || cmd.Kind == Admin || cmd.Kind == Unplanned && !cfg.ShareLock {
+	env := cargoEnv(environ, real)
+	if asReal || cmd.Kind == PassThrough || cmd.Kind == Admin || cmd.Kind == Unplanned && cfg.ShareLock == store.ShareNever {
 		return execCargo(log, real, cmd, env, nil)
-	}
-	// Before any repair and before cargo: what both create must be
-	// writable by the group on a group-shared registry.
-	group := groupshare.ApplyUmask(cfg.Registry)
-	r := &Run{
-		Group:   group,
-		Cfg:     cfg,
-		Reg:     store.Registry{Root: cfg.Registry},
-		Log:     log,
-		Cmd:     cmd,
-		Cwd:     cwd,
-		Self:    self,
-		Nested:  getenv(ActiveEnv) != "",
-		Offline: cmd.Offline || isTrue(getenv("CARGO_NET_OFFLINE")),
 	}
 	if cfgErr != nil {
 		if cfg.Strict {
@@ -97,22 +86,30 @@ func Main(args []string) int {
 		}
 		log.Warn("%v; using defaults for those", cfgErr)
 	}
+	// Before any repair and before cargo: what both create must be
+	// writable by the group on a group-shared registry.
+	group := groupshare.ApplyUmask(cfg.Registry)
+	r := &Run{Group: group, Cfg: cfg, Reg: store.Registry{Root: cfg.Registry}, Log: log, Cmd: cmd, Cwd: cwd, Self: self,
+		Nested: cfg.Nested, Offline: cmd.Offline || cfg.NetOffline}
+	return r.exec(real, env)
+}
+
+// exec is Prepare, then the real cargo: with the planned set pinned, or, when
+// Prepare failed, without the shim's protection (or not at all when strict).
+func (r *Run) exec(real string, env []string) int {
 	r.Log.Debug("starting (%s since process start)", time.Since(processStart))
 	holder, err := r.Prepare()
 	r.Log.Debug("exec %s (%s since process start)", real, time.Since(processStart))
-	if err != nil {
-		if cfg.Strict {
-			log.Error("%v (CARGO_SHIM_STRICT is set, so cargo was not run)", err)
-			if holder != nil {
-				holder.Stop()
-			}
-			return exitError
-		}
-		log.Warn("%v; running cargo without the shim's protection%s", err, hint(cfg.Registry, err))
-	} else if r.shareErr != nil {
-		log.Warn("%v%s", r.shareErr, hint(cfg.Registry, r.shareErr))
+	switch {
+	case err != nil && r.Cfg.Strict:
+		r.Log.Error("%v (CARGO_SHIM_STRICT is set, so cargo was not run)", err)
+		return exitError
+	case err != nil:
+		r.Log.Warn("%v; running cargo without the shim's protection%s", err, hint(r.Cfg.Registry, err))
+	case r.shareErr != nil:
+		r.Log.Warn("%v%s", r.shareErr, hint(r.Cfg.Registry, r.shareErr))
 	}
-	return execCargo(log, real, cmd, env, holder)
+	return execCargo(r.Log, real, r.Cmd, env, holder)
 }
 
 // hint is the fix for a permission failure, appended to the run's one
@@ -130,7 +127,7 @@ func hint(registry string, err error) string {
 // lock-aware replacement) unless the user chose a frequency.
 func cargoEnv(environ []string, real string) []string {
 	env := environ
-	if os.Getenv("CARGO_CACHE_AUTO_CLEAN_FREQUENCY") == "" {
+	if LookupIn(environ)("CARGO_CACHE_AUTO_CLEAN_FREQUENCY") == "" {
 		env = setEnv(env, "CARGO_CACHE_AUTO_CLEAN_FREQUENCY", "never")
 	}
 	return setEnv(setEnv(env, ExecedEnv, real), ActiveEnv, "1")
@@ -195,6 +192,8 @@ type Run struct {
 	// shareErr is reported after Prepare, unless a failure that stopped the
 	// run is reported instead: one warning line per run, not two.
 	shareErr error
+	// shared: this home's cargo lock files name the registry's.
+	shared bool
 }
 
 // maxRounds bounds step 5's "something broke in between, go back to 4".
@@ -202,33 +201,25 @@ const maxRounds = 3
 
 // Prepare is steps 2 to 5 of a run: plan, check, repair, pin. It returns the
 // holder that has the planned set locked shared (nil when there is nothing
-// to pin), to be kept through the exec.
-func (r *Run) Prepare() (*lockfile.Holder, error) {
-	if r.Cfg.ShareLock {
-		err := os.MkdirAll(r.Reg.Root, 0o755)
-		if err == nil {
-			err = r.Reg.SharePackageCacheLock(r.Cfg.CargoHome)
-		}
-		if err != nil {
-			// The per-crate protection below does not depend on it: go on.
-			err = fmt.Errorf("cannot share cargo's package cache lock, so cold starts are not deduplicated (CARGO_SHIM_SHARE_CARGO_LOCK=0 turns this off): %w", err)
-			if r.Cfg.Strict {
-				return nil, err
-			}
-			r.shareErr = err
-		}
+// to pin), to be kept through the exec. On an error no holder is left.
+func (r *Run) Prepare() (pinned *lockfile.Holder, err error) {
+	if err := r.sharePackageCacheLock(); err != nil {
+		return nil, err
 	}
-	if r.Cmd.Kind != Planned {
+	if r.Cmd.Kind != Planned || !r.registryExists() {
 		return nil, nil
 	}
-	if r.shareErr != nil || !r.Cfg.ShareLock {
-		if fi, err := os.Stat(r.Reg.Root); err != nil || !fi.IsDir() {
-			// A registry that does not exist yet: nothing to check or pin;
-			// cargo will create it.
-			return nil, nil
-		}
-	}
 	r.start = time.Now()
+	// Before the holder starts: it resolves lock files beneath the same
+	// descriptor (lockfile.Beneath). Nothing below the registry is followed
+	// anyway; failing open here names a replaced directory in the run's one
+	// warning line instead of an error further on.
+	if err := r.Reg.Open(); err != nil {
+		return nil, fmt.Errorf("cannot open the registry: %w", err)
+	}
+	if bad := r.Reg.NotReal(); len(bad) > 0 {
+		return nil, fmt.Errorf("%s is not a real directory (another uid may have replaced it with a symlink); nothing below the registry is followed", bad[0])
+	}
 	lockPath, lockData, err := r.planSource()
 	if err != nil || lockData == nil {
 		return nil, err
@@ -238,9 +229,58 @@ func (r *Run) Prepare() (*lockfile.Holder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot start the lock holder: %w", err)
 	}
+	defer func() {
+		if pinned == nil {
+			holder.Stop()
+		}
+	}()
+	lockPaths, err := r.loadPlan(lockData, lockPath)
+	if err != nil || len(lockPaths) == 0 {
+		return nil, err
+	}
+	if err := r.pinHealthy(holder, lockPaths); err != nil {
+		return nil, err
+	}
+	return holder, nil
+}
+
+// sharePackageCacheLock points this home's cargo package-cache lock into the
+// registry when the registry is shared. The per-crate protection does not
+// depend on it: a failure stops only a strict run, and is otherwise reported
+// once, after Prepare.
+func (r *Run) sharePackageCacheLock() error {
+	if r.Cfg.ShareLock != store.ShareNever {
+		shared, err := r.Reg.SharePackageCacheLock(r.Cfg.CargoHome, r.Cfg.ShareLock)
+		if err != nil {
+			err = fmt.Errorf("cannot share cargo's package cache lock, so cold starts are not deduplicated (CARGO_SHIM_SHARE_CARGO_LOCK=0 turns this off): %w", err)
+			if r.Cfg.Strict {
+				return err
+			}
+			r.shareErr = err
+		}
+		r.shared = shared
+	}
+	if !r.shared {
+		// This home's cargo takes its own lock: that is the one to wait for.
+		r.Reg.CargoLock = store.CargoLockFiles(r.Cfg.CargoHome)[0]
+	}
+	return nil
+}
+
+// registryExists is false for a registry cargo has yet to create: nothing
+// to check or pin. (Sharing cargo's lock creates it.)
+func (r *Run) registryExists() bool {
+	if r.shared {
+		return true
+	}
+	fi, err := os.Stat(r.Reg.Root)
+	return err == nil && fi.IsDir()
+}
+
+// loadPlan is step 2: the plan, and the lock paths that pin it.
+func (r *Run) loadPlan(lockData []byte, lockPath string) ([]string, error) {
 	p, err := r.Reg.LoadPlan(lockData, lockPath)
 	if err != nil {
-		holder.Stop()
 		return nil, fmt.Errorf("cannot read the planned crates: %w", err)
 	}
 	for _, e := range p.Skipped() {
@@ -249,74 +289,78 @@ func (r *Run) Prepare() (*lockfile.Holder, error) {
 	lockPaths := r.Reg.LockPaths(p)
 	r.plan = p
 	r.Log.Debug("planned %d crates from %s (plan record: %v), %d locks (%s)", p.Crates(), lockPath, p.Cached(), len(lockPaths), time.Since(r.start))
-	if len(lockPaths) == 0 {
-		holder.Stop()
-		return nil, nil
-	}
-	// Round 0 checks while the holder takes the shared locks: every change
-	// cargo-shim makes to a crate is one atomic rename under its exclusive
-	// lock, so what this check sees is either what the locks then pin, or a
-	// crate removed meanwhile, which cargo downloads or extracts as usual.
-	locked := holder.LockAsync(lockPaths, r.Cfg.LockTimeout, r.waiting)
+	return lockPaths, nil
+}
+
+// pinHealthy is steps 3 to 5: pin, check, and while something is broken,
+// unpin, repair and go round again (at most maxRounds times).
+func (r *Run) pinHealthy(holder *lockfile.Holder, lockPaths []string) error {
 	for round := 0; ; round++ {
-		if round > 0 {
-			locked = holder.LockAsync(lockPaths, r.Cfg.LockTimeout, r.waiting)
-			if err := <-locked; err != nil {
-				holder.Stop()
-				return nil, r.lockError(err)
-			}
-		}
-		findings, fresh := r.checkPlan(p)
-		r.Log.Debug("round %d: checked (%s)", round, time.Since(r.start))
-		if round == 0 {
-			if err := <-locked; err != nil {
-				holder.Stop()
-				return nil, r.lockError(err)
-			}
-			r.Log.Debug("locked (%s)", time.Since(r.start))
-		}
-		broken := brokenOf(findings)
-		if len(broken) > 0 {
-			// Another runner's cargo may be downloading or unpacking these
-			// very crates: look again once it is done.
-			err := r.quiesce(func() {
-				var again []store.Instance
-				for _, f := range broken {
-					again = append(again, f.Instance)
-				}
-				broken = brokenOf(r.checkAll(again))
-			})
-			if err != nil {
-				holder.Stop()
-				return nil, err
-			}
+		broken, fresh, err := r.pinAndCheck(holder, lockPaths, round)
+		if err != nil {
+			return err
 		}
 		if len(broken) == 0 {
-			if fresh && len(p.Skipped()) == 0 {
-				if err := r.Reg.RecordPlan(p); err != nil {
+			if fresh && len(r.plan.Skipped()) == 0 {
+				if err := r.Reg.RecordPlan(r.plan); err != nil {
 					r.Log.Debug("cannot record the plan: %v", err)
 				}
 			}
-			return holder, nil
+			return nil
 		}
 		if round == maxRounds {
 			r.Log.Warn("the registry kept changing while cargo-shim repaired it; %d crates left as they are (first: %s: %s)", len(broken), broken[0].Instance, broken[0].Describe())
-			return holder, nil
+			return nil
 		}
 		// flock cannot upgrade shared to exclusive: release everything,
 		// repair one crate at a time, then pin again and re-check.
 		if err := holder.Release(); err != nil {
-			holder.Stop()
-			return nil, err
+			return err
 		}
 		for _, f := range broken {
 			if err := r.repairOne(f.Instance); err != nil {
-				holder.Stop()
-				return nil, err
+				return err
 			}
 		}
-		p.Distrust()
+		r.plan.Distrust()
 	}
+}
+
+// pinAndCheck takes the shared locks and checks the plan, returning what is
+// still broken once no download is in progress. Round 0 checks while the
+// holder takes the locks: every change cargo-shim makes to a crate is one
+// atomic rename under its exclusive lock, so what this check sees is either
+// what the locks then pin, or a crate removed meanwhile, which cargo
+// downloads or extracts as usual. Later rounds follow repairs and pin first.
+func (r *Run) pinAndCheck(holder *lockfile.Holder, lockPaths []string, round int) (broken []store.Finding, fresh bool, err error) {
+	locked := holder.LockAsync(lockPaths, r.Cfg.LockTimeout, r.waiting)
+	if round > 0 {
+		if err := <-locked; err != nil {
+			return nil, false, r.lockError(err)
+		}
+	}
+	findings, fresh := r.checkPlan(r.plan)
+	r.Log.Debug("round %d: checked, record trusted: %v (%s)", round, !fresh, time.Since(r.start))
+	if round == 0 {
+		if err := <-locked; err != nil {
+			return nil, false, r.lockError(err)
+		}
+		r.Log.Debug("locked (%s)", time.Since(r.start))
+	}
+	broken = brokenOf(findings)
+	if len(broken) == 0 {
+		return nil, fresh, nil
+	}
+	// Another runner's cargo may be downloading or unpacking these very
+	// crates: look again once it is done.
+	err = r.quiesce(func() {
+		again := make([]store.Instance, len(broken))
+		for n, f := range broken {
+			again[n] = f.Instance
+		}
+		broken = brokenOf(r.checkAll(again))
+	})
+	return broken, fresh, err
 }
 
 // checkOptions are this run's: its level, and a debug line for a state
@@ -359,6 +403,10 @@ func brokenOf(fs []store.Finding) []store.Finding {
 func (r *Run) crateOfLock(path string) string { return r.Reg.CrateOfLock(r.plan, path) }
 
 func (r *Run) waiting(path string) {
+	if path == r.Reg.ColdLock() {
+		r.Log.Status("Blocking", "waiting for cargo-shim gc to finish (this build downloads crates)")
+		return
+	}
 	name := r.crateOfLock(path)
 	r.Log.Status("Blocking", fmt.Sprintf("waiting for lock on crate %s (held by another runner)", name))
 }

@@ -6,18 +6,17 @@ import (
 	"strings"
 )
 
-// semver is a version as cargo's semver crate reads it; build metadata is
-// kept for printing only (it takes no part in ordering or matching).
+// semver is a version as cargo's semver crate reads it; build metadata
+// takes no part in ordering or matching, so it is checked and dropped.
 type semver struct {
 	Major, Minor, Patch uint64
 	Pre                 string
-	text                string
 }
 
 var errSemver = errors.New("not a semver version")
 
 func parseSemver(s string) (semver, error) {
-	v := semver{text: s}
+	var v semver
 	core, build, hasBuild := strings.Cut(s, "+")
 	core, pre, hasPre := strings.Cut(core, "-")
 	v.Pre = pre

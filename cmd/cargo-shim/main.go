@@ -26,6 +26,7 @@ Usage:
   cargo-shim gc     [--registry DIR] --max-age DURATION [--crate-max-age DURATION] [--dry-run] [--json]
   cargo-shim status [--registry DIR] [--json]
   cargo-shim init   --group GROUP [--registry DIR] [--json]
+  cargo-shim uninstall [--cargo-home DIR]... [--dry-run] [--json]
   cargo-shim --version
 
 Each subcommand takes --help. Exit status: 0 ok, 1 problems found or left,
@@ -60,7 +61,7 @@ func run(args []string) int {
 		fmt.Println("cargo-shim", shim.Version)
 		return 0
 	}
-	cmds := map[string]func([]string) error{"verify": verify, "repair": repair, "gc": gc, "status": status, "init": initCmd}
+	cmds := map[string]func([]string) error{"verify": verify, "repair": repair, "gc": gc, "status": status, "init": initCmd, "uninstall": uninstall}
 	cmd, ok := cmds[args[0]]
 	if !ok {
 		fmt.Fprintf(os.Stderr, "cargo-shim: unknown subcommand %q\n\n%s", args[0], usage)
@@ -113,7 +114,11 @@ func (c *common) parse(args []string) (store.Registry, shim.Config, error) {
 		return store.Registry{}, shim.Config{}, usageError{fmt.Errorf("unexpected argument %q", c.fs.Arg(0))}
 	}
 	cwd, _ := os.Getwd()
-	cfg, _ := shim.LoadConfig(os.Getenv, cwd)
+	cfg, err := shim.LoadConfig(os.Getenv, cwd)
+	if err != nil {
+		// A bad CARGO_SHIM_LOCK_TIMEOUT must not become the default silently.
+		return store.Registry{}, cfg, err
+	}
 	if c.registry != "" {
 		cfg.Registry = c.registry
 	}
@@ -121,7 +126,32 @@ func (c *common) parse(args []string) (store.Registry, shim.Config, error) {
 	if fi, err := os.Stat(cfg.Registry); (err != nil || !fi.IsDir()) && c.fs.Name() != "status" && c.fs.Name() != "init" {
 		return store.Registry{}, cfg, fmt.Errorf("registry %s is not a directory", cfg.Registry)
 	}
-	return store.Registry{Root: cfg.Registry}, cfg, nil
+	reg := store.Registry{Root: cfg.Registry}
+	// Held by descriptor from here on: nothing below it is followed.
+	if err := reg.Open(); err != nil && c.fs.Name() != "status" && c.fs.Name() != "init" {
+		return store.Registry{}, cfg, err
+	}
+	return reg, cfg, nil
+}
+
+// parseTargets is parse, then the instances the Cargo.lock files name (every
+// one in the registry without any).
+func (c *common) parseTargets(args, lockfiles []string) (store.Registry, shim.Config, []store.Instance, error) {
+	reg, cfg, err := c.parse(args)
+	if err != nil {
+		return reg, cfg, nil, err
+	}
+	targets, err := admin.Targets(reg, lockfiles)
+	return reg, cfg, targets, err
+}
+
+// write prints a report: JSON with --json, else as text does.
+func (c *common) write(rep any, text func()) {
+	if c.json {
+		admin.WriteJSON(os.Stdout, rep)
+		return
+	}
+	text()
 }
 
 // progress draws "Checking n/total" on stderr when it is a terminal.
@@ -147,11 +177,7 @@ func verify(args []string) error {
 	lockfiles := c.fs.StringArray("lockfile", nil, "check only the crates this Cargo.lock names, against its checksums (repeatable)")
 	deep := c.fs.Bool("deep", false, "also check each tarball's sha256 and every file's content against its tarball")
 	fast := c.fs.Bool("fast", false, "trust directories whose recorded stamps are unchanged, as every drop-in run does (misses files rewritten in place)")
-	reg, _, err := c.parse(args)
-	if err != nil {
-		return err
-	}
-	targets, err := admin.Targets(reg, *lockfiles)
+	reg, _, targets, err := c.parseTargets(args, *lockfiles)
 	if err != nil {
 		return err
 	}
@@ -165,11 +191,7 @@ func verify(args []string) error {
 		level = store.Fast
 	}
 	rep := admin.Verify(reg, targets, level, progress("Checking"))
-	if c.json {
-		admin.WriteJSON(os.Stdout, rep)
-	} else {
-		admin.PrintVerify(c.log, os.Stdout, rep)
-	}
+	c.write(rep, func() { admin.PrintVerify(c.log, os.Stdout, rep) })
 	if len(rep.Problems) > 0 {
 		return errProblems
 	}
@@ -180,11 +202,7 @@ func repair(args []string) error {
 	c := newCommon("repair", "repair [--registry DIR] [--lockfile FILE]... [--deep] [--json]")
 	lockfiles := c.fs.StringArray("lockfile", nil, "repair only the crates this Cargo.lock names (repeatable)")
 	deep := c.fs.Bool("deep", false, "also repair files whose content differs from the tarball")
-	reg, cfg, err := c.parse(args)
-	if err != nil {
-		return err
-	}
-	targets, err := admin.Targets(reg, *lockfiles)
+	reg, cfg, targets, err := c.parseTargets(args, *lockfiles)
 	if err != nil {
 		return err
 	}
@@ -197,11 +215,7 @@ func repair(args []string) error {
 	rep, err := admin.Repair(ctx, reg, targets, *deep, func(i store.Instance, what store.WaitFor) {
 		c.log.Status("Blocking", fmt.Sprintf("waiting for lock on %s %s (in use by a running build)", what, i.Crate))
 	}, progress("Checking"))
-	if c.json {
-		admin.WriteJSON(os.Stdout, rep)
-	} else {
-		admin.PrintRepair(c.log, os.Stdout, rep)
-	}
+	c.write(rep, func() { admin.PrintRepair(c.log, os.Stdout, rep) })
 	if err != nil {
 		c.log.Warn("%v", err)
 	}
@@ -224,11 +238,7 @@ func gc(args []string) error {
 		return usageError{errors.New("--max-age is required (a duration such as 72h; 0s removes every crate no build holds)")}
 	}
 	rep, err := admin.GC(reg, admin.GCOptions{MaxAge: *maxAge, CrateMaxAge: *crateMaxAge, Tarballs: *crateMaxAge >= 0, DryRun: *dry}, time.Now())
-	if c.json {
-		admin.WriteJSON(os.Stdout, rep)
-	} else {
-		admin.PrintGC(c.log, os.Stdout, rep)
-	}
+	c.write(rep, func() { admin.PrintGC(c.log, os.Stdout, rep) })
 	if err != nil {
 		c.log.Warn("%v", err)
 		return errProblems

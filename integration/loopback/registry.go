@@ -3,19 +3,17 @@
 package loopback
 
 import (
-	"archive/tar"
-	"bytes"
-	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
-	"sort"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/cargo-shim/cargo-shim/shim/store/storetest"
 )
 
 // CrateSpec describes a crate the test publishes to its loopback registry.
@@ -65,32 +63,10 @@ func (c CrateSpec) Tarball() []byte {
 	if _, ok := files["Cargo.toml"]; !ok {
 		files["Cargo.toml"] = c.Manifest()
 	}
-	names := make([]string, 0, len(files))
-	for k := range files {
-		names = append(names, k)
+	if c.NoDirEntries {
+		return storetest.Packaged(c.Dir(), files)
 	}
-	sort.Strings(names)
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(zw)
-	mtime := time.Unix(1153704088, 0)
-	dirs := map[string]bool{}
-	for _, n := range names {
-		parts := strings.Split(n, "/")
-		for i := 1; i < len(parts); i++ {
-			d := strings.Join(parts[:i], "/")
-			if !dirs[d] && !c.NoDirEntries {
-				dirs[d] = true
-				tw.WriteHeader(&tar.Header{Name: c.Dir() + "/" + d + "/", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: mtime})
-			}
-		}
-		body := files[n]
-		tw.WriteHeader(&tar.Header{Name: c.Dir() + "/" + n, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(body)), ModTime: mtime})
-		tw.Write([]byte(body))
-	}
-	tw.Close()
-	zw.Close()
-	return buf.Bytes()
+	return storetest.Files(c.Dir(), files)
 }
 
 // Registry is a sparse registry served on 127.0.0.1 by the test itself.

@@ -107,7 +107,13 @@ type Proc struct {
 }
 
 // Start runs bin with args in dir.
-func Start(bin, dir string, env, args []string) *Proc { return StartAs(nil, bin, dir, env, args) }
+func Start(bin, dir string, env, args []string) *Proc {
+	p := &Proc{Cmd: Command(bin, dir, env, args)}
+	p.Cmd.Stdout, p.Cmd.Stderr = &p.out, &p.errb
+	p.Cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	p.startErr = p.Cmd.Start()
+	return p
+}
 
 // Command is exec.Command for a runner: in dir, with env, and with the
 // shared registry mounted into its CARGO_HOME.
@@ -146,14 +152,4 @@ func CopyDir(src, dst string) error {
 		return fmt.Errorf("cp -a %s %s: %v: %s", src, dst, err, out)
 	}
 	return nil
-}
-
-// StartAs is Start as another user (cred nil: as this process): a runner of
-// a fleet whose jobs run under several uids.
-func StartAs(cred *syscall.Credential, bin, dir string, env, args []string) *Proc {
-	p := &Proc{Cmd: Command(bin, dir, env, args)}
-	p.Cmd.Stdout, p.Cmd.Stderr = &p.out, &p.errb
-	p.Cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: cred}
-	p.startErr = p.Cmd.Start()
-	return p
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/hashicorp/go-multierror"
 
+	"github.com/cargo-shim/cargo-shim/lockfile"
 	"github.com/cargo-shim/cargo-shim/shim/store"
 	"github.com/cargo-shim/cargo-shim/shim/store/groupshare"
 )
@@ -39,8 +40,13 @@ type GCReport struct {
 	Removed         []GCEntry `json:"removed"`
 	Busy            []GCEntry `json:"busy"`
 	PlanRecords     int       `json:"plan_records_removed"`
+	LockFiles       int       `json:"lock_files_removed"`
+	StateRecords    int       `json:"state_records_removed"`
 	FreedBytes      int64     `json:"freed_bytes"`
 	TrashFreedBytes int64     `json:"trash_freed_bytes"`
+	// ColdBuild: a build on crates not in the registry yet was running, so
+	// no crate was removed.
+	ColdBuild bool `json:"cold_build_running"`
 }
 
 // GC is the lock-aware replacement for a TTL reaper and cargo's auto-GC:
@@ -52,9 +58,20 @@ func GC(reg store.Registry, o GCOptions, now time.Time) (*GCReport, error) {
 	rep := &GCReport{Registry: reg.Root, DryRun: o.DryRun, Removed: []GCEntry{}, Busy: []GCEntry{}}
 	pol := store.GCPolicy{MaxAge: o.MaxAge, CrateMaxAge: o.CrateMaxAge, Tarballs: o.Tarballs, DryRun: o.DryRun, Now: now}
 	var errs *multierror.Error
-	for _, i := range reg.AllInstances() {
-		rm, err := reg.Collect(i, pol)
-		errs = rep.add(gcEntry(reg, i, rm), err, errs)
+	cold, err := coldLock(reg, o.DryRun)
+	switch {
+	case lockfile.IsBusy(err):
+		// A build whose crates cargo is downloading into places no lock
+		// names yet: any crate may be one of them.
+		rep.ColdBuild = true
+	case err != nil:
+		errs = multierror.Append(errs, err)
+	default:
+		for _, i := range reg.AllInstances() {
+			rm, err := reg.Collect(i, pol)
+			errs = rep.add(gcEntry(reg, i, rm), err, errs)
+		}
+		cold.Release()
 	}
 	temps := reg.StaleTemps(time.Hour)
 	paths := make([]string, 0, len(temps))
@@ -68,6 +85,11 @@ func GC(reg store.Registry, o GCOptions, now time.Time) (*GCReport, error) {
 		e := GCEntry{Crate: i.Name, Version: i.Version, Regdir: i.Regdir, What: "temp", Path: p, Bytes: n}
 		errs = rep.add(e, err, errs)
 	}
+	orphans, err := reg.SweepOrphans(o.DryRun)
+	rep.LockFiles, rep.StateRecords = orphans.LockFiles, orphans.StateRecords
+	if err != nil {
+		errs = multierror.Append(errs, err)
+	}
 	plans, planBytes := reg.RemoveStalePlans(max(o.MaxAge, time.Hour), o.DryRun)
 	rep.PlanRecords = plans
 	rep.FreedBytes += planBytes
@@ -79,6 +101,15 @@ func GC(reg store.Registry, o GCOptions, now time.Time) (*GCReport, error) {
 		}
 	}
 	return rep, errs.ErrorOrNil()
+}
+
+// coldLock keeps builds that download crates out while gc removes any (a
+// dry run takes no lock).
+func coldLock(reg store.Registry, dry bool) (*lockfile.Lock, error) {
+	if dry {
+		return nil, nil
+	}
+	return lockfile.Try(reg.ColdLock(), lockfile.Exclusive)
 }
 
 // gcEntry describes what Collect removed, would remove, or found busy; What

@@ -47,8 +47,12 @@ func PrintGC(log *shim.Logger, w io.Writer, rep *GCReport) {
 	for _, e := range rep.Busy {
 		log.Status("Kept", fmt.Sprintf("%s v%s (%s): in use by a running build", e.Crate, e.Version, e.Regdir))
 	}
-	shim.Fprintf(w, "%s %s from %d crates (%d kept because in use), %s from the trash\n",
-		map[bool]string{true: "would free", false: "freed"}[rep.DryRun], human(rep.FreedBytes), len(rep.Removed), len(rep.Busy), human(rep.TrashFreedBytes))
+	if rep.ColdBuild {
+		log.Status("Kept", "every crate: a build is downloading into a registry with no index yet (run gc again when it is done)")
+	}
+	shim.Fprintf(w, "%s %s from %d crates (%d kept because in use), %s from the trash; %d lock files and %d state records of crates no longer in the registry, %d unused or outdated plan records\n",
+		map[bool]string{true: "would free", false: "freed"}[rep.DryRun], human(rep.FreedBytes), len(rep.Removed), len(rep.Busy), human(rep.TrashFreedBytes),
+		rep.LockFiles, rep.StateRecords, rep.PlanRecords)
 }
 
 // PrintStatus writes the status as "key: value" lines.

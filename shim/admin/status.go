@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -72,13 +73,13 @@ func Status(reg store.Registry, cargoHome string) *StatusReport {
 	lr := LocksOn(st.Filesystem, st.MountOptions)
 	st.LocksReachOtherHosts, st.LocksNote, st.CargoLocks, st.ColdStarts = lr.Reach, lr.Note, lr.CargoLocks, lr.ColdStarts
 	for _, d := range reg.Regdirs() {
-		st.Extractions += countEntries(filepath.Join(reg.Root, "src", d), func(e os.DirEntry) bool {
+		st.Extractions += countEntries(reg, filepath.Join(reg.Root, "src", d), func(e os.DirEntry) bool {
 			return e.IsDir() && !strings.HasPrefix(e.Name(), ".")
 		})
-		st.Tarballs += countEntries(filepath.Join(reg.Root, "cache", d), func(e os.DirEntry) bool {
+		st.Tarballs += countEntries(reg, filepath.Join(reg.Root, "cache", d), func(e os.DirEntry) bool {
 			return strings.HasSuffix(e.Name(), ".crate")
 		})
-		st.LockFiles += countEntries(filepath.Join(reg.ShimDir(), "locks", d), func(e os.DirEntry) bool {
+		st.LockFiles += countEntries(reg, filepath.Join(reg.ShimDir(), "locks", d), func(e os.DirEntry) bool {
 			return strings.HasSuffix(e.Name(), ".lock")
 		})
 	}
@@ -96,8 +97,8 @@ func Status(reg store.Registry, cargoHome string) *StatusReport {
 	return st
 }
 
-func countEntries(dir string, keep func(os.DirEntry) bool) int {
-	ents, err := os.ReadDir(dir)
+func countEntries(reg store.Registry, dir string, keep func(os.DirEntry) bool) int {
+	ents, err := reg.ReadDir(dir)
 	if err != nil {
 		return 0
 	}
@@ -176,16 +177,17 @@ func lockHolders(reg store.Registry) []LockHolder {
 	files := map[key]store.Instance{}
 	for _, d := range reg.Regdirs() {
 		dir := filepath.Join(reg.ShimDir(), "locks", d)
-		ents, _ := os.ReadDir(dir)
+		ents, _ := reg.ReadDir(dir)
 		for _, e := range ents {
 			stem, ok := strings.CutSuffix(e.Name(), ".lock")
 			if !ok {
 				continue
 			}
-			var st unix.Stat_t
-			if unix.Lstat(filepath.Join(dir, e.Name()), &st) != nil {
+			fi, err := e.Info()
+			if err != nil {
 				continue
 			}
+			st := fi.Sys().(*syscall.Stat_t)
 			i, ok := store.ParseInstance(d, stem)
 			if !ok {
 				continue

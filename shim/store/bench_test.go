@@ -1,9 +1,6 @@
 package store
 
 import (
-	"archive/tar"
-	"bytes"
-	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -12,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cargo-shim/cargo-shim/shim/store/storetest"
 )
 
 // benchRegistry builds a warm registry of n crates shaped like a real one
@@ -25,26 +24,15 @@ func benchRegistry(b testing.TB, n int) (Registry, []byte) {
 	for _, sub := range []string{"index", "cache", "src"} {
 		os.MkdirAll(filepath.Join(root, sub, regdir), 0o755)
 	}
-	dirs := []string{"src", "src/a", "src/a/b", "src/c", "tests", "benches", "examples"}
 	var lock strings.Builder
 	lock.WriteString("version = 4\n")
 	for k := 0; k < n; k++ {
 		c := Crate{Name: fmt.Sprintf("crate-%05d", k), Version: "1.0.0"}
-		var buf bytes.Buffer
-		zw := gzip.NewWriter(&buf)
-		tw := tar.NewWriter(zw)
-		nfiles, ndirs := 10+(k*7919)%50, 1+(k*31)%len(dirs)
-		for f := 0; f < nfiles; f++ {
-			body := strings.Repeat("x", 100+f)
-			tw.WriteHeader(&tar.Header{Name: fmt.Sprintf("%s/%s/f%02d.rs", c.Dir(), dirs[f%ndirs], f), Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg})
-			tw.Write([]byte(body))
-		}
-		tw.Close()
-		zw.Close()
-		sum := sha256.Sum256(buf.Bytes())
+		tb := storetest.Files(c.Dir(), storetest.Shaped(c.Name, k))
+		sum := sha256.Sum256(tb)
 		c.Checksum = hex.EncodeToString(sum[:])
 		i := Instance{Crate: c, Regdir: regdir}
-		os.WriteFile(reg.Tarball(i), buf.Bytes(), 0o644)
+		os.WriteFile(reg.Tarball(i), tb, 0o644)
 		if _, err := extract(reg.Tarball(i), c, reg.Extraction(i)); err != nil {
 			b.Fatal(err)
 		}

@@ -7,12 +7,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/cargo-shim/cargo-shim/shim/store/safefs"
 )
 
 // IndexEntry is one version of a crate in a registry's index.
@@ -104,7 +103,7 @@ func (r Registry) ReadIndexCache(regdir, name string) ([]IndexEntry, error) {
 // readRegular reads a regular file of at most limit bytes without
 // following a symlink at its last component.
 func readRegular(p string, limit int64) ([]byte, error) {
-	f, err := os.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+	f, err := openBelow(p) // beneath its registry: no link followed anywhere
 	if err != nil {
 		return nil, err
 	}
@@ -132,7 +131,7 @@ const maxPackagedLock = 16 << 20
 // trusts it only when the tarball's sha256 is i's checksum.
 func (r Registry) PackagedLock(i Instance) ([]byte, error) {
 	tb := r.Tarball(i)
-	if fi, err := os.Lstat(tb); err != nil {
+	if fi, err := r.lstat(tb); err != nil {
 		return nil, err
 	} else if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s is not a regular file", tb)
@@ -188,14 +187,20 @@ func (r Registry) InstallMemo(tools []Instance) ([]byte, error) {
 // what came from verified tarballs may be recorded: a plan that lacks a
 // tool's dependencies must be rebuilt once cargo has the tool.
 func (r Registry) RecordInstallMemo(tools []Instance, data []byte) error {
-	return writeFileAtomic(r.installMemoPath(tools), data)
+	return r.writeFileAtomic(r.installMemoPath(tools), data)
 }
 
 // touchHourly marks a record as used, for gc, at most once an hour.
 func touchHourly(p string) {
-	if fi, err := os.Stat(p); err == nil && time.Since(fi.ModTime()) > time.Hour {
+	f, err := openBelow(p)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	// Through the descriptor: never a link's target.
+	if fi, err := f.Stat(); err == nil && time.Since(fi.ModTime()) > time.Hour {
 		now := time.Now()
-		_ = os.Chtimes(p, now, now)
+		_ = safefs.Futimens(int(f.Fd()), now, now)
 	}
 }
 

@@ -88,7 +88,7 @@ func (r Registry) CheckPlan(p *Plan, o CheckOptions) (findings []Finding, fresh 
 	var unsure atomic.Bool
 	r.at = r.openStater(p.regdirs)
 	defer r.at.close()
-	parallelEach(r.workers(o), len(p.instances), func(n int) {
+	lockfile.Parallel(r.workers(o), len(p.instances), func(n int) {
 		i := p.instances[n]
 		if s := p.stamps[i]; s != nil && p.cached && o.Level == Fast {
 			if f, sure := r.fastCheck(i, s, Fast); sure {
@@ -117,7 +117,7 @@ func (r Registry) CheckAll(instances []Instance, o CheckOptions) []Finding {
 	r.at = r.openStater(regdirs)
 	defer r.at.close()
 	out := make([]Finding, len(instances))
-	parallelEach(r.workers(o), len(instances), func(n int) { out[n] = r.checkOne(instances[n], o) })
+	lockfile.Parallel(r.workers(o), len(instances), func(n int) { out[n] = r.checkOne(instances[n], o) })
 	return out
 }
 

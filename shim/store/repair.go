@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
-	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/cargo-shim/cargo-shim/shim/store/safefs"
 
 	"github.com/cargo-shim/cargo-shim/lockfile"
 )
@@ -38,7 +38,7 @@ func (r Registry) Repair(f Finding) (Action, error) {
 	if f.TarballCorrupt != nil {
 		// Provably unreadable to its end: cargo would fail on it forever and
 		// never download it again while it is non-empty.
-		if err := os.Remove(tb); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := r.unlink(tb); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return Action{}, fmt.Errorf("removing corrupt tarball %s of %s: %w", tb, i.Crate, err)
 		}
 		removedTarball = true
@@ -64,11 +64,11 @@ func (r Registry) Repair(f Finding) (Action, error) {
 	// No tarball we trust: move the broken extraction aside so that cargo
 	// downloads (or, with a foreign tarball, unpacks) it afresh instead of
 	// trusting a marker over missing files.
-	if _, err := os.Lstat(root); err == nil {
+	if _, err := r.lstat(root); err == nil {
 		if err := r.trash(root, i); err != nil {
 			return Action{}, err
 		}
-		os.Remove(r.StatePath(i))
+		r.unlink(r.StatePath(i))
 		why := f.Reason
 		if removedTarball {
 			why += ", tarball truncated"
@@ -87,36 +87,37 @@ func (r Registry) Repair(f Finding) (Action, error) {
 func (r Registry) reextract(i Instance) (*Manifest, error) {
 	root := r.Extraction(i)
 	parent := filepath.Dir(root)
-	if err := os.MkdirAll(parent, 0o777); err != nil {
+	// As cargo makes it (0o777 less the umask): src/ and the regdir are
+	// cargo's directories, not the shim's shared ones.
+	if err := r.mkdirUmask(parent); err != nil {
 		return nil, err
 	}
 	tmp := filepath.Join(parent, leftover{kind: repairTemp, stem: i.Dir(), pid: os.Getpid()}.String())
-	os.RemoveAll(tmp)
+	r.removeAll(tmp)
 	m, err := extract(r.Tarball(i), i.Crate, tmp)
 	if err != nil {
-		os.RemoveAll(tmp)
+		r.removeAll(tmp)
 		return nil, fmt.Errorf("extracting %s into %s: %w", r.Tarball(i), tmp, err)
 	}
-	if _, err := os.Lstat(root); err != nil {
-		if err := os.Rename(tmp, root); err != nil {
-			os.RemoveAll(tmp)
+	if _, err := r.lstat(root); err != nil {
+		if err := r.rename(tmp, root); err != nil {
+			r.removeAll(tmp)
 			return nil, err
 		}
 		return m, nil
 	}
 	// Atomic exchange: no moment where the path is missing. Rename needs only
 	// the parent directory, so files another uid owns do not stop it.
-	err = unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, root, unix.RENAME_EXCHANGE)
-	if err != nil {
+	if err = r.exchange(tmp, root); err != nil {
 		// Filesystems without RENAME_EXCHANGE: aside, then in.
 		old := filepath.Join(parent, leftover{kind: repairTemp, stem: i.Dir(), pid: os.Getpid(), old: true}.String())
-		if err := os.Rename(root, old); err != nil {
-			os.RemoveAll(tmp)
+		if err := r.rename(root, old); err != nil {
+			r.removeAll(tmp)
 			return nil, err
 		}
-		if err := os.Rename(tmp, root); err != nil {
-			os.Rename(old, root)
-			os.RemoveAll(tmp)
+		if err := r.rename(tmp, root); err != nil {
+			r.rename(old, root)
+			r.removeAll(tmp)
 			return nil, err
 		}
 		tmp = old
@@ -136,34 +137,51 @@ func (r Registry) reextract(i Instance) (*Manifest, error) {
 func (r Registry) trash(p string, i Instance) error {
 	dir := r.TrashDir()
 	now, pid := time.Now(), os.Getpid()
-	if err := lockfile.MkdirShared(dir); err == nil && r.realDir(dir) {
+	if err := r.mkdirAll(dir, safefs.Shared); err == nil {
 		name := leftover{kind: trashed, stem: i.Regdir + "." + i.Dir(), at: now, pid: pid}.String()
-		if err := os.Rename(p, filepath.Join(dir, name)); err == nil {
+		if err := r.rename(p, filepath.Join(dir, name)); err == nil {
+			r.dropOlderTrash(i, name)
 			return nil
 		}
 	}
 	aside := leftover{kind: setAside, stem: i.Dir(), at: now, pid: pid}.String()
-	if err := os.Rename(p, filepath.Join(filepath.Dir(p), aside)); err == nil {
+	if err := r.rename(p, filepath.Join(filepath.Dir(p), aside)); err == nil {
 		return nil
 	}
 	// It is proven broken and we hold its exclusive lock: delete in place.
-	if err := os.RemoveAll(p); err != nil {
+	if err := r.removeAll(p); err != nil {
 		return fmt.Errorf("removing broken %s of %s: %w", p, i.Crate, err)
 	}
 	return nil
+}
+
+// dropOlderTrash deletes i's earlier trash entries. The caller holds i's
+// exclusive lock, and nothing reads the trash: a crate repaired again and
+// again before the trash is emptied keeps one copy there, not one per repair.
+func (r Registry) dropOlderTrash(i Instance, keep string) {
+	ents, err := r.readDir(r.TrashDir())
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		l, ok := parseLeftover(e.Name())
+		if ok && l.kind == trashed && l.stem == i.Regdir+"."+i.Dir() && e.Name() != keep {
+			r.removeAll(filepath.Join(r.TrashDir(), e.Name()))
+		}
+	}
 }
 
 // removeTemps deletes temp dirs a killed repair of i left. Safe: only a
 // repair creates them, and a repair of i holds i's exclusive lock, as we do.
 func (r Registry) removeTemps(i Instance) {
 	parent := filepath.Join(r.Root, "src", i.Regdir)
-	ents, err := os.ReadDir(parent)
+	ents, err := r.readDir(parent)
 	if err != nil {
 		return
 	}
 	for _, e := range ents {
 		if l, ok := parseLeftover(e.Name()); ok && l.kind == repairTemp && l.stem == i.Dir() {
-			os.RemoveAll(filepath.Join(parent, e.Name()))
+			r.removeAll(filepath.Join(parent, e.Name()))
 		}
 	}
 }
@@ -171,15 +189,12 @@ func (r Registry) removeTemps(i Instance) {
 // EmptyTrash deletes trash entries older than minAge and returns the bytes
 // freed. Entries it cannot delete (another uid's read-only dirs) stay.
 func (r Registry) EmptyTrash(minAge time.Duration) (freed int64, err error) {
-	if _, err := os.Lstat(r.TrashDir()); errors.Is(err, fs.ErrNotExist) {
+	if _, err := r.lstat(r.TrashDir()); errors.Is(err, fs.ErrNotExist) {
 		return 0, nil
 	}
-	if !r.realDir(r.TrashDir()) {
-		// Deleting "everything in the trash" through a planted symlink would
-		// delete outside the registry.
-		return 0, fmt.Errorf("%s is not a plain directory inside the registry; not emptying it", r.TrashDir())
-	}
-	ents, err := os.ReadDir(r.TrashDir())
+	// Below the registry's descriptor, no link followed: a trash replaced by
+	// a symlink fails here instead of being emptied.
+	ents, err := r.readDir(r.TrashDir())
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return 0, nil
@@ -196,8 +211,8 @@ func (r Registry) EmptyTrash(minAge time.Duration) (freed int64, err error) {
 		if time.Since(l.at) < minAge {
 			continue
 		}
-		n := DiskUsage(p)
-		if rerr := os.RemoveAll(p); rerr == nil {
+		n := r.DiskUsage(p)
+		if rerr := r.removeAll(p); rerr == nil {
 			freed += n
 		} else if err == nil {
 			err = rerr
@@ -206,36 +221,37 @@ func (r Registry) EmptyTrash(minAge time.Duration) (freed int64, err error) {
 	return freed, err
 }
 
-// DiskUsage sums the sizes of the regular files under p (no links followed).
-func DiskUsage(p string) int64 {
-	var n int64
-	filepath.WalkDir(p, func(_ string, d fs.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() {
-			if fi, err := d.Info(); err == nil {
-				n += fi.Size()
-			}
+// DiskUsage sums the sizes of the regular files under p, a path below the
+// registry (no links followed).
+func (r Registry) DiskUsage(p string) int64 {
+	d, err := r.subdir(p)
+	if err != nil {
+		if fi, err := r.lstat(p); err == nil && fi.Mode().IsRegular() {
+			return fi.Size()
 		}
-		return nil
-	})
-	return n
+		return 0
+	}
+	defer d.Close()
+	return diskUsage(d, ".", 0)
 }
 
-// realDir reports whether p and every directory between the registry root
-// and p are directories, not symlinks.
-func (r Registry) realDir(p string) bool {
-	rel, err := filepath.Rel(r.Root, p)
-	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
-		return false
+func diskUsage(d *safefs.Dir, rel string, depth int) int64 {
+	ents, err := d.ReadDir(rel)
+	if err != nil || depth > 256 {
+		return 0
 	}
-	cur := r.Root
-	for _, part := range strings.Split(rel, string(filepath.Separator)) {
-		cur = filepath.Join(cur, part)
-		fi, err := os.Lstat(cur)
-		if err != nil || !fi.IsDir() {
-			return false
+	var n int64
+	for _, e := range ents {
+		switch {
+		case e.Type().IsRegular():
+			if fi, err := e.Info(); err == nil {
+				n += fi.Size()
+			}
+		case e.IsDir():
+			n += diskUsage(d, path.Join(rel, e.Name()), depth+1)
 		}
 	}
-	return true
+	return n
 }
 
 // RepairOptions tune RepairCrate.

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/cargo-shim/cargo-shim/integration/loopback"
+	"github.com/cargo-shim/cargo-shim/shim/store/storetest"
 )
 
 const regdir = "127.0.0.1-00bench00bench00"
@@ -35,10 +36,10 @@ func main() {
 	out := flag.String("out", "BENCHMARKS.md", "report file")
 	binDir := flag.String("bin", "bin", "directory with cargo and cargo-shim")
 	keep = flag.String("keep", "", "generate the registries into this directory and keep them")
-	gluster = flag.String("glusterfs", "auto", "GlusterFS rows: auto (when a loopback volume can be made), off, only")
+	gluster = flag.String("glusterfs", "auto", "GlusterFS rows: auto (when a loopback volume can be made), off, only, check (only the no-op cargo check)")
 	flag.Parse()
 	runBench := run
-	if *gluster == "only" {
+	if *gluster == "only" || *gluster == "check" {
 		runBench = runGlusterOnly
 	}
 	if err := runBench(*runs, *out, *binDir); err != nil {
@@ -78,20 +79,11 @@ func mkTrees(reg string) error {
 
 // genCrate writes crate k of a generated registry.
 func genCrate(reg string, k int) (crateInfo, error) {
-	dirs := []string{"src", "src/a", "src/a/b", "src/c", "tests", "benches", "examples"}
-	body := bytes.Repeat([]byte("// generated\npub fn f() -> u32 { 1 }\n"), 40)
 	c := crateInfo{name: fmt.Sprintf("bench-crate-%05d", k), version: "1.0.0"}
 	stem := c.name + "-" + c.version
-	nfiles := 10 + (k*7919)%50
-	ndirs := 1 + (k*31)%len(dirs)
-	spec := loopback.CrateSpec{Name: c.name, Version: c.version, Files: map[string]string{
-		"Cargo.toml": fmt.Sprintf("[package]\nname = %q\nversion = \"1.0.0\"\n", c.name),
-	}}
-	for f := 0; f < nfiles-1; f++ {
-		spec.Files[fmt.Sprintf("%s/f%02d.rs", dirs[f%ndirs], f)] = string(body[:200+(f*37)%(len(body)-200)])
-	}
+	spec := loopback.CrateSpec{Name: c.name, Version: c.version, Files: storetest.Shaped(c.name, k)}
 	// The extraction as cargo leaves it: the tarball's files, its mtimes.
-	mtime := time.Unix(1153704088, 0)
+	mtime := storetest.Mtime
 	ext := filepath.Join(reg, "src", regdir, stem)
 	for p, data := range spec.Files {
 		dst := filepath.Join(ext, p)
@@ -165,188 +157,27 @@ func (s *scenario) env(binDir string) []string {
 }
 
 func run(runs int, out, binDir string) error {
-	binDir, _ = filepath.Abs(binDir)
-	shimBin := filepath.Join(binDir, "cargo")
-	adminBin := filepath.Join(binDir, "cargo-shim")
-	for _, b := range []string{shimBin, adminBin} {
-		if _, err := os.Stat(b); err != nil {
-			return fmt.Errorf("%s missing (make build): %w", b, err)
-		}
-	}
-	tmp, err := os.MkdirTemp("", "cargo-shim-bench-")
+	bn := &bench{runs: runs}
+	cleanup, err := bn.prepare(binDir)
 	if err != nil {
 		return err
 	}
-	if *keep != "" {
-		tmp = *keep
-		os.MkdirAll(tmp, 0o755)
-	} else {
-		defer os.RemoveAll(tmp)
-	}
-
-	fmt.Println("generating registries (400 and 4,000 crates)...")
-	small := filepath.Join(tmp, "r400")
-	big := filepath.Join(tmp, "r4000")
-	smallCrates, err := genRegistry(small, 400)
-	if err != nil {
+	defer cleanup()
+	if err := bn.measureWarm(); err != nil {
 		return err
 	}
-	bigCrates, err := genRegistry(big, 4000)
-	if err != nil {
+	if err := bn.measureFirstAndVerify(); err != nil {
 		return err
 	}
-	files, dirs := countTree(filepath.Join(small, "registry", "src"))
-
-	scen := []*scenario{
-		{label: "100 crates (4,000-crate registry)", root: big, crates: 100},
-		{label: "400 crates (400-crate registry)", root: small, crates: 400},
-		{label: "400 crates (4,000-crate registry)", root: big, crates: 400},
-		{label: "1,500 crates (4,000-crate registry)", root: big, crates: 1500},
-	}
-	for n, s := range scen {
-		s.work = filepath.Join(tmp, fmt.Sprintf("ws%d", n))
-		cr := bigCrates
-		if s.root == small {
-			cr = smallCrates
-		}
-		if err := workspace(s.work, cr[:s.crates]); err != nil {
-			return err
-		}
-		os.MkdirAll(filepath.Join(s.root, "home"), 0o755)
-		// The first run records state; its cost is measured separately.
-		if _, _, err := timed(shimBin, []string{"build"}, s.work, s.env(binDir)); err != nil {
-			return err
-		}
-	}
-
-	goExec, err := buildGoExec(tmp)
-	if err != nil {
-		return err
-	}
-	fmt.Printf("measuring %d interleaved runs...\n", runs)
-	var trueRuns, goExecRuns, passRuns []time.Duration
-	passEnv := append(os.Environ(), "CARGO_SHIM_REAL_CARGO=/bin/true")
-	for r := 0; r < runs; r++ {
-		d, _, err := timed("/bin/true", nil, tmp, os.Environ())
-		if err != nil {
-			return err
-		}
-		trueRuns = append(trueRuns, d)
-		if d, _, err = timed(goExec, nil, tmp, os.Environ()); err != nil {
-			return err
-		}
-		goExecRuns = append(goExecRuns, d)
-		if d, _, err = timed(shimBin, []string{"--version"}, tmp, passEnv); err != nil {
-			return err
-		}
-		passRuns = append(passRuns, d)
-		for _, s := range scen {
-			d, rss, err := timed(shimBin, []string{"build"}, s.work, s.env(binDir))
-			if err != nil {
-				return err
-			}
-			s.samples = append(s.samples, d)
-			if rss > s.rss {
-				s.rss = rss
-			}
-		}
-	}
-	base := median(trueRuns)
-
-	// The floor, in this process, on the 400-crate registry.
-	floorFiles, floorDirs, floorLock := floors(filepath.Join(small, "registry"), smallCrates, runs)
-	_, floorDirs1500, floorLock1500 := floors(filepath.Join(big, "registry"), bigCrates[:1500], 7)
-
-	// First run: state not yet recorded (400 crates).
-	var first []time.Duration
-	s400 := scen[1]
-	for r := 0; r < 7; r++ {
-		os.RemoveAll(filepath.Join(small, "registry", ".cargo-shim", "state"))
-		d, _, err := timed(shimBin, []string{"build"}, s400.work, s400.env(binDir))
-		if err != nil {
-			return err
-		}
-		first = append(first, d)
-	}
-
-	// cargo-shim verify of the 4,000-crate registry, warm (state recorded),
-	// at its default level and with --fast, and the floor of its default.
-	venv := append(os.Environ(), "CARGO_SHIM_REGISTRY="+filepath.Join(big, "registry"))
-	timed(adminBin, []string{"verify"}, tmp, venv)
-	var verify, verifyFast []time.Duration
-	var verifyRSS int64
-	for r := 0; r < 11; r++ {
-		d, rss, err := timed(adminBin, []string{"verify"}, tmp, venv)
-		if err != nil {
-			return err
-		}
-		verify = append(verify, d)
-		verifyRSS = max(verifyRSS, rss)
-		d, rss, err = timed(adminBin, []string{"verify", "--fast"}, tmp, venv)
-		if err != nil {
-			return err
-		}
-		verifyFast = append(verifyFast, d)
-		verifyRSS = max(verifyRSS, rss)
-	}
-	bigFiles, _, _ := floors(filepath.Join(big, "registry"), nil, 3)
-
-	noop, err := noopBuild(tmp, shimBin, runs)
+	noop, err := noopBuild(bn.tmp, bn.shimBin, runs)
 	if err != nil {
 		fmt.Println("no-op cargo build baseline skipped:", err)
 	}
-
 	var b strings.Builder
-	host, _ := os.Hostname()
-	fmt.Fprintf(&b, "# Benchmarks\n\nWritten by `make bench` on %s (%s; %d CPUs, %s; kernel %s; %s; registry on %s).\n",
-		time.Now().UTC().Format("2006-01-02 15:04 UTC"), host, runtime.NumCPU(), cpuModel(), kernel(), runtime.Version(), fsOf(tmp))
-	fmt.Fprintf(&b, "Medians of %d interleaved runs; the machine is shared and noisy, so compare ratios and medians, not single runs.\n\n", runs)
-	fmt.Fprintf(&b, "## Drop-in overhead per run (real cargo replaced by /bin/true)\n\n")
-	fmt.Fprintf(&b, "`/bin/true` alone: %s (median). Overhead = drop-in run minus that.\n\n", ms(base))
-	fmt.Fprintf(&b, "| planned crates (registry) | drop-in run | overhead | per crate | peak RSS | budget |\n|---|---|---|---|---|---|\n")
-	for _, s := range scen {
-		m := median(s.samples)
-		ov := m - base
-		budget := ""
-		switch s.crates {
-		case 400:
-			budget = verdict(ov <= 6*time.Millisecond, "<= 6 ms")
-		case 1500:
-			budget = verdict(ov <= 20*time.Millisecond, "<= 20 ms")
-		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %.1f µs | %.1f MB | %s |\n", s.label, ms(m), ms(ov), float64(ov)/float64(s.crates)/1e3, float64(s.rss)/1024, budget+" "+verdict(float64(s.rss)/1024 <= 30, "RSS <= 30 MB"))
-	}
-	ov400 := median(scen[1].samples) - base
-	ov400big := median(scen[2].samples) - base
-	goStart := median(goExecRuns) - base
-	fmt.Fprintf(&b, "\nA registry-free command (`cargo --version` through the shim) costs %s. Any Go program that starts and execs costs %s here (a 6-line Go program measured in the same run): that much of every figure above is the language's, not the shim's.\n",
-		ms(median(passRuns)-base), ms(goStart))
-	fmt.Fprintf(&b, "\nIndependent of the registry's size: 400 planned crates cost %s in a 400-crate registry and %s in a 4,000-crate one (ratio %.2f).\n",
-		ms(ov400), ms(ov400big), float64(ov400big)/float64(ov400))
-	fmt.Fprintf(&b, "\n## Floor on this machine (400 crates, %d files in %d directories, measured in-process)\n\n", files, dirs)
-	fmt.Fprintf(&b, "| what | median |\n|---|---|\n| lstat of every file | %s |\n| lstat of every directory | %s |\n| open + shared flock of one file per crate | %s |\n| directories + locks (what a warm run must do) | %s |\n",
-		ms(floorFiles), ms(floorDirs), ms(floorLock), ms(floorDirs+floorLock))
-	fmt.Fprintf(&b, "| Go start + exec + directories + locks (the floor of this design) | %s |\n", ms(goStart+floorDirs+floorLock))
-	fmt.Fprintf(&b, "| the same floor at 1,500 crates | %s |\n", ms(goStart+floorDirs1500+floorLock1500))
-	fmt.Fprintf(&b, "\nWarm overhead at 400 crates is %.2fx the floor of this design (%.2fx directories + locks alone) and %.2fx one lstat of every file. The budget's 6 ms assumed a 6.0 ms directories + locks floor; here that floor alone is %s. At 1,500 crates the overhead is %.2fx its floor.\n",
-		float64(ov400)/float64(goStart+floorDirs+floorLock), float64(ov400)/float64(floorDirs+floorLock), float64(ov400)/float64(floorFiles), ms(floorDirs+floorLock),
-		float64(median(scen[3].samples)-base)/float64(goStart+floorDirs1500+floorLock1500))
-	fmt.Fprintf(&b, "\n## Where the budget is missed, and why\n\n")
-	fmt.Fprintf(&b, "- The floor of any Go drop-in that checks every directory and locks every crate is %s at 400 crates and %s at 1,500 here (one lstat costs %.1f µs on this VM): the 6 ms and 20 ms budgets sit at or below it.\n",
-		ms(goStart+floorDirs+floorLock), ms(goStart+floorDirs1500+floorLock1500), float64(floorDirs)/float64(dirs)/1e3)
-	fmt.Fprintf(&b, "- Above the floor: the marker and tarball lstat of each crate (two more per crate, so that damage done in place is seen), the lock file's identity check (open, flock, fstat, lstat per lock), and a second process: the holder, which must own the locks across the exec, starts its own Go runtime and takes the locks on the same two cores the checks use.\n")
-	fmt.Fprintf(&b, "- `verify` lstats every file of every crate by default (sizes, so that a truncation is found): its floor, one lstat of each of 136k files, is above 150 ms here; `verify --fast` is the cheap mode.\n")
-	if noop > 0 {
-		fmt.Fprintf(&b, "\n## Against a real no-op build\n\nA no-op `cargo build` (real cargo, a warm 5-crate workspace) takes %s; the drop-in's overhead at 400 crates is %.1f%% of that.\n", ms(noop), 100*float64(ov400)/float64(noop))
-	}
-	fmt.Fprintf(&b, "\n## First run (state not yet recorded, 400 crates)\n\nMedian %s: every tarball is read and hashed once, every file lstat'ed, and the state recorded.\n", ms(median(first)))
-	fmt.Fprintf(&b, "\n## `cargo-shim verify`, 4,000 crates, warm\n\n| mode | median | budget |\n|---|---|---|\n")
-	fmt.Fprintf(&b, "| `verify` (every file's size, in parallel) | %s | %s |\n", ms(median(verify)), verdict(median(verify) <= 150*time.Millisecond, "<= 150 ms"))
-	fmt.Fprintf(&b, "| `verify --fast` (recorded directory stamps) | %s | %s |\n", ms(median(verifyFast)), verdict(median(verifyFast) <= 150*time.Millisecond, "<= 150 ms"))
-	fmt.Fprintf(&b, "| floor: one lstat of every file, sequential | %s | |\n", ms(bigFiles))
-	fmt.Fprintf(&b, "\nPeak RSS %.1f MB. The default `verify` is %.2fx the floor of looking at every file once.\n", float64(verifyRSS)/1024, float64(median(verify))/float64(bigFiles))
+	bn.writeOverhead(&b)
+	bn.writeRest(&b, noop)
 	if *gluster != "off" {
-		g, err := benchGluster(tmp, binDir, runs)
+		g, err := benchGluster(bn.tmp, bn.binDir, runs)
 		if err != nil {
 			return err
 		}
@@ -357,6 +188,209 @@ func run(runs int, out, binDir string) error {
 	}
 	fmt.Print(b.String())
 	return nil
+}
+
+// bench is one `make bench`: what it set up and what it measured.
+type bench struct {
+	runs                         int
+	binDir, shimBin, adminBin    string
+	tmp, small, big              string
+	smallCrates, bigCrates       []crateInfo
+	files, dirs                  int
+	scen                         []*scenario
+	base, goStart, pass          time.Duration
+	floorFiles, floorDirs        time.Duration
+	floorLock                    time.Duration
+	floorDirs1500, floorLock1500 time.Duration
+	first, verify, verifyFast    []time.Duration
+	verifyRSS                    int64
+	bigFiles                     time.Duration
+}
+
+// prepare finds the binaries, generates the registries and workspaces, and
+// runs each scenario once (the first run records state).
+func (bn *bench) prepare(binDir string) (cleanup func(), err error) {
+	bn.binDir, _ = filepath.Abs(binDir)
+	bn.shimBin = filepath.Join(bn.binDir, "cargo")
+	bn.adminBin = filepath.Join(bn.binDir, "cargo-shim")
+	for _, b := range []string{bn.shimBin, bn.adminBin} {
+		if _, err := os.Stat(b); err != nil {
+			return nil, fmt.Errorf("%s missing (make build): %w", b, err)
+		}
+	}
+	cleanup = func() {}
+	if *keep != "" {
+		bn.tmp = *keep
+		os.MkdirAll(bn.tmp, 0o755)
+	} else if bn.tmp, err = os.MkdirTemp("", "cargo-shim-bench-"); err != nil {
+		return nil, err
+	} else {
+		cleanup = func() { os.RemoveAll(bn.tmp) }
+	}
+	fmt.Println("generating registries (400 and 4,000 crates)...")
+	bn.small, bn.big = filepath.Join(bn.tmp, "r400"), filepath.Join(bn.tmp, "r4000")
+	if bn.smallCrates, err = genRegistry(bn.small, 400); err == nil {
+		bn.bigCrates, err = genRegistry(bn.big, 4000)
+	}
+	if err != nil {
+		return cleanup, err
+	}
+	bn.files, bn.dirs = countTree(filepath.Join(bn.small, "registry", "src"))
+	bn.scen = []*scenario{
+		{label: "100 crates (4,000-crate registry)", root: bn.big, crates: 100},
+		{label: "400 crates (400-crate registry)", root: bn.small, crates: 400},
+		{label: "400 crates (4,000-crate registry)", root: bn.big, crates: 400},
+		{label: "1,500 crates (4,000-crate registry)", root: bn.big, crates: 1500},
+	}
+	for n, s := range bn.scen {
+		s.work = filepath.Join(bn.tmp, fmt.Sprintf("ws%d", n))
+		cr := bn.bigCrates
+		if s.root == bn.small {
+			cr = bn.smallCrates
+		}
+		if err := workspace(s.work, cr[:s.crates]); err != nil {
+			return cleanup, err
+		}
+		os.MkdirAll(filepath.Join(s.root, "home"), 0o755)
+		if _, _, err := timed(bn.shimBin, []string{"build"}, s.work, s.env(bn.binDir)); err != nil {
+			return cleanup, err
+		}
+	}
+	return cleanup, nil
+}
+
+// measureWarm interleaves /bin/true, a minimal Go program, a registry-free
+// shim run and every scenario, then measures the floors in-process.
+func (bn *bench) measureWarm() error {
+	goExec, err := buildGoExec(bn.tmp)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("measuring %d interleaved runs...\n", bn.runs)
+	var trueRuns, goExecRuns, passRuns []time.Duration
+	passEnv := append(os.Environ(), "CARGO_SHIM_REAL_CARGO=/bin/true")
+	for r := 0; r < bn.runs; r++ {
+		for _, m := range []struct {
+			name string
+			args []string
+			env  []string
+			into *[]time.Duration
+		}{{"/bin/true", nil, os.Environ(), &trueRuns}, {goExec, nil, os.Environ(), &goExecRuns}, {bn.shimBin, []string{"--version"}, passEnv, &passRuns}} {
+			d, _, err := timed(m.name, m.args, bn.tmp, m.env)
+			if err != nil {
+				return err
+			}
+			*m.into = append(*m.into, d)
+		}
+		for _, s := range bn.scen {
+			d, rss, err := timed(bn.shimBin, []string{"build"}, s.work, s.env(bn.binDir))
+			if err != nil {
+				return err
+			}
+			s.samples = append(s.samples, d)
+			s.rss = max(s.rss, rss)
+		}
+	}
+	bn.base = median(trueRuns)
+	bn.goStart = median(goExecRuns) - bn.base
+	bn.pass = median(passRuns) - bn.base
+	// The floor, in this process, on the 400-crate registry.
+	bn.floorFiles, bn.floorDirs, bn.floorLock = floors(filepath.Join(bn.small, "registry"), bn.smallCrates, bn.runs)
+	_, bn.floorDirs1500, bn.floorLock1500 = floors(filepath.Join(bn.big, "registry"), bn.bigCrates[:1500], 7)
+	return nil
+}
+
+// measureFirstAndVerify: the first run (state not yet recorded, 400
+// crates), and cargo-shim verify of the 4,000-crate registry, warm, at its
+// default level and with --fast, with the floor of its default.
+func (bn *bench) measureFirstAndVerify() error {
+	s400 := bn.scen[1]
+	for r := 0; r < 7; r++ {
+		os.RemoveAll(filepath.Join(bn.small, "registry", ".cargo-shim", "state"))
+		d, _, err := timed(bn.shimBin, []string{"build"}, s400.work, s400.env(bn.binDir))
+		if err != nil {
+			return err
+		}
+		bn.first = append(bn.first, d)
+	}
+	venv := append(os.Environ(), "CARGO_SHIM_REGISTRY="+filepath.Join(bn.big, "registry"))
+	timed(bn.adminBin, []string{"verify"}, bn.tmp, venv)
+	for r := 0; r < 11; r++ {
+		for _, m := range []struct {
+			args []string
+			into *[]time.Duration
+		}{{[]string{"verify"}, &bn.verify}, {[]string{"verify", "--fast"}, &bn.verifyFast}} {
+			d, rss, err := timed(bn.adminBin, m.args, bn.tmp, venv)
+			if err != nil {
+				return err
+			}
+			*m.into = append(*m.into, d)
+			bn.verifyRSS = max(bn.verifyRSS, rss)
+		}
+	}
+	bn.bigFiles, _, _ = floors(filepath.Join(bn.big, "registry"), nil, 3)
+	return nil
+}
+
+// writeOverhead is the report's head: the drop-in's overhead per scenario.
+func (bn *bench) writeOverhead(b *strings.Builder) {
+	host, _ := os.Hostname()
+	fmt.Fprintf(b, "# Benchmarks\n\nWritten by `make bench` on %s (%s; %d CPUs, %s; kernel %s; %s; registry on %s).\n",
+		time.Now().UTC().Format("2006-01-02 15:04 UTC"), host, runtime.NumCPU(), cpuModel(), kernel(), runtime.Version(), fsOf(bn.tmp))
+	fmt.Fprintf(b, "Medians of %d interleaved runs; the machine is shared and noisy, so compare ratios and medians, not single runs.\n\n", bn.runs)
+	fmt.Fprintf(b, "## Drop-in overhead per run (real cargo replaced by /bin/true)\n\n")
+	fmt.Fprintf(b, "`/bin/true` alone: %s (median). Overhead = drop-in run minus that.\n\n", ms(bn.base))
+	fmt.Fprintf(b, "| planned crates (registry) | drop-in run | overhead | per crate | peak RSS | budget |\n|---|---|---|---|---|---|\n")
+	for _, s := range bn.scen {
+		m := median(s.samples)
+		ov := m - bn.base
+		budget := ""
+		switch s.crates {
+		case 400:
+			budget = verdict(ov <= 6*time.Millisecond, "<= 6 ms")
+		case 1500:
+			budget = verdict(ov <= 20*time.Millisecond, "<= 20 ms")
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %.1f µs | %.1f MB | %s |\n", s.label, ms(m), ms(ov), float64(ov)/float64(s.crates)/1e3, float64(s.rss)/1024, budget+" "+verdict(float64(s.rss)/1024 <= 30, "RSS <= 30 MB"))
+	}
+}
+
+// writeRest is the rest of the report: floors, where the budget is missed,
+// the no-op build, the first run, verify.
+func (bn *bench) writeRest(b *strings.Builder, noop time.Duration) {
+	base, goStart, scen := bn.base, bn.goStart, bn.scen
+	files, dirs := bn.files, bn.dirs
+	floorFiles, floorDirs, floorLock := bn.floorFiles, bn.floorDirs, bn.floorLock
+	floorDirs1500, floorLock1500 := bn.floorDirs1500, bn.floorLock1500
+	first, verify, verifyFast, verifyRSS, bigFiles := bn.first, bn.verify, bn.verifyFast, bn.verifyRSS, bn.bigFiles
+	ov400 := median(scen[1].samples) - base
+	ov400big := median(scen[2].samples) - base
+	fmt.Fprintf(b, "\nA registry-free command (`cargo --version` through the shim) costs %s. Any Go program that starts and execs costs %s here (a 6-line Go program measured in the same run): that much of every figure above is the language's, not the shim's.\n",
+		ms(bn.pass), ms(goStart))
+	fmt.Fprintf(b, "\nIndependent of the registry's size: 400 planned crates cost %s in a 400-crate registry and %s in a 4,000-crate one (ratio %.2f).\n",
+		ms(ov400), ms(ov400big), float64(ov400big)/float64(ov400))
+	fmt.Fprintf(b, "\n## Floor on this machine (400 crates, %d files in %d directories, measured in-process)\n\n", files, dirs)
+	fmt.Fprintf(b, "| what | median |\n|---|---|\n| lstat of every file | %s |\n| lstat of every directory | %s |\n| open + shared flock of one file per crate | %s |\n| directories + locks (what a warm run must do) | %s |\n",
+		ms(floorFiles), ms(floorDirs), ms(floorLock), ms(floorDirs+floorLock))
+	fmt.Fprintf(b, "| Go start + exec + directories + locks (the floor of this design) | %s |\n", ms(goStart+floorDirs+floorLock))
+	fmt.Fprintf(b, "| the same floor at 1,500 crates | %s |\n", ms(goStart+floorDirs1500+floorLock1500))
+	fmt.Fprintf(b, "\nWarm overhead at 400 crates is %.2fx the floor of this design (%.2fx directories + locks alone) and %.2fx one lstat of every file. The budget's 6 ms assumed a 6.0 ms directories + locks floor; here that floor alone is %s. At 1,500 crates the overhead is %.2fx its floor.\n",
+		float64(ov400)/float64(goStart+floorDirs+floorLock), float64(ov400)/float64(floorDirs+floorLock), float64(ov400)/float64(floorFiles), ms(floorDirs+floorLock),
+		float64(median(scen[3].samples)-base)/float64(goStart+floorDirs1500+floorLock1500))
+	fmt.Fprintf(b, "\n## Where the budget is missed, and why\n\n")
+	fmt.Fprintf(b, "- The floor of any Go drop-in that checks every directory and locks every crate is %s at 400 crates and %s at 1,500 here (one lstat costs %.1f µs on this VM): the 6 ms and 20 ms budgets sit at or below it.\n",
+		ms(goStart+floorDirs+floorLock), ms(goStart+floorDirs1500+floorLock1500), float64(floorDirs)/float64(dirs)/1e3)
+	fmt.Fprintf(b, "- Above the floor: the marker and tarball lstat of each crate (two more per crate, so that damage done in place is seen), the lock file's identity check (open, flock, fstat, lstat per lock), and a second process: the holder, which must own the locks across the exec, starts its own Go runtime and takes the locks on the same two cores the checks use.\n")
+	fmt.Fprintf(b, "- `verify` lstats every file of every crate by default (sizes, so that a truncation is found): its floor, one lstat of each of 136k files, is above 150 ms here; `verify --fast` is the cheap mode.\n")
+	if noop > 0 {
+		fmt.Fprintf(b, "\n## Against a real no-op build\n\nA no-op `cargo build` (real cargo, a warm 5-crate workspace) takes %s; the drop-in's overhead at 400 crates is %.1f%% of that.\n", ms(noop), 100*float64(ov400)/float64(noop))
+	}
+	fmt.Fprintf(b, "\n## First run (state not yet recorded, 400 crates)\n\nMedian %s: every tarball is read and hashed once, every file lstat'ed, and the state recorded.\n", ms(median(first)))
+	fmt.Fprintf(b, "\n## `cargo-shim verify`, 4,000 crates, warm\n\n| mode | median | budget |\n|---|---|---|\n")
+	fmt.Fprintf(b, "| `verify` (every file's size, in parallel) | %s | %s |\n", ms(median(verify)), verdict(median(verify) <= 150*time.Millisecond, "<= 150 ms"))
+	fmt.Fprintf(b, "| `verify --fast` (recorded directory stamps) | %s | %s |\n", ms(median(verifyFast)), verdict(median(verifyFast) <= 150*time.Millisecond, "<= 150 ms"))
+	fmt.Fprintf(b, "| floor: one lstat of every file, sequential | %s | |\n", ms(bigFiles))
+	fmt.Fprintf(b, "\nPeak RSS %.1f MB. The default `verify` is %.2fx the floor of looking at every file once.\n", float64(verifyRSS)/1024, float64(median(verify))/float64(bigFiles))
 }
 
 func verdict(ok bool, what string) string {

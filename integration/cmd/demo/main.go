@@ -89,115 +89,147 @@ func scenario(dir string, k int, bin, shimDir string) (*modeResult, error) {
 		return nil, err
 	}
 	defer reg.Close()
-	for _, c := range loopback.Fixture {
-		reg.Publish(c)
-	}
-	work := filepath.Join(dir, "work")
-	if err := loopback.WriteWorkspace(work, loopback.Fixture, loopback.AppMain); err != nil {
+	d := &demoRun{dir: dir, k: k, bin: bin, shimDir: shimDir, reg: reg, res: &modeResult{}}
+	if err := d.setup(); err != nil {
 		return nil, err
-	}
-	scratch := filepath.Join(dir, "scratch-home")
-	if err := loopback.NewHome(scratch, reg, filepath.Join(dir, "scratch-registry")); err != nil {
-		return nil, err
-	}
-	os.MkdirAll(filepath.Join(dir, "scratch-registry"), 0o755)
-	if r := loopback.Start(bin, work, loopback.CargoEnv(scratch, ""), []string{"generate-lockfile"}).Wait(); r.Code != 0 {
-		return nil, fmt.Errorf("generate-lockfile: %s", r)
-	}
-	var works []string
-	for n := 0; n < k; n++ {
-		w := fmt.Sprintf("%s-%d", work, n)
-		if err := loopback.CopyDir(work, w); err != nil {
-			return nil, err
-		}
-		works = append(works, w)
-	}
-	res := &modeResult{}
-	homes := 0
-	round := func(name, shared string, killAfter map[int]time.Duration) *phase {
-		ph := &phase{name: name}
-		procs := make([]*loopback.Proc, k)
-		home := make([]string, k)
-		for n := range procs {
-			homes++
-			home[n] = filepath.Join(dir, fmt.Sprintf("home%d", homes))
-			loopback.NewHome(home[n], reg, shared)
-			procs[n] = loopback.Start(bin, works[n], loopback.CargoEnv(home[n], shimDir), []string{"build"})
-		}
-		start := time.Now()
-		for n, after := range killAfter {
-			time.Sleep(time.Until(start.Add(after)))
-			procs[n].KillGroup()
-		}
-		for n, p := range procs {
-			r := p.Wait()
-			ph.wall = max(ph.wall, time.Since(start))
-			res.repairs += strings.Count(r.Stderr, "   Repairing ") + strings.Count(r.Stderr, "    Removing ") + strings.Count(r.Stderr, "  Extracting ")
-			if _, killed := killAfter[n]; killed {
-				ph.killed++
-				continue
-			}
-			ph.runs++
-			if r.Code != 0 {
-				ph.failed++
-				if ph.firstError == "" {
-					ph.firstError = errorLine(r.Stderr)
-				}
-				continue
-			}
-			out, _ := exec.Command(filepath.Join(home[n], "target", "debug", "app")).Output()
-			if strings.TrimSpace(string(out)) != loopback.WantApp {
-				ph.failed++
-				ph.miscompiled++
-				if ph.firstError == "" {
-					ph.firstError = "miscompiled: app printed " + strings.TrimSpace(string(out))
-				}
-			}
-		}
-		fmt.Printf("  %-34s %d of %d failed", name, ph.failed, ph.runs)
-		if ph.killed > 0 {
-			fmt.Printf(" (%d more killed on purpose)", ph.killed)
-		}
-		if ph.firstError != "" {
-			fmt.Printf("\n      e.g. %s", ph.firstError)
-		}
-		fmt.Println()
-		res.phases = append(res.phases, ph)
-		return ph
 	}
 	t0 := time.Now()
-	cold := filepath.Join(dir, "registry-cold")
-	os.MkdirAll(cold, 0o755)
-	round("cold start", cold, nil)
-	res.coldMax = maxOf(reg.Downloads())
+	cold := d.registry("registry-cold")
+	d.round("cold start", cold, nil)
+	d.res.coldMax = maxOf(reg.Downloads())
 
-	killed := filepath.Join(dir, "registry-kills")
-	os.MkdirAll(killed, 0o755)
+	killed := d.registry("registry-kills")
 	reg.SetDownloadDelay(200 * time.Millisecond)
 	kills := map[int]time.Duration{}
 	for n := 0; n < k/2; n++ {
 		kills[n] = time.Duration(150+400*n) * time.Millisecond
 	}
-	round("kills mid-download and mid-build", killed, kills)
+	d.round("kills mid-download and mid-build", killed, kills)
 	reg.SetDownloadDelay(0)
-	round("the run after the kills", killed, nil)
+	d.round("the run after the kills", killed, nil)
 
 	damage(killed)
-	round("damage left between runs", killed, nil)
-	round("the run after that", killed, nil)
+	d.round("damage left between runs", killed, nil)
+	d.round("the run after that", killed, nil)
 	// Warm runners must not wait for each other: same wall time as plain,
 	// on a healthy registry warmed by one run first.
-	warm := filepath.Join(dir, "registry-warm")
-	os.MkdirAll(warm, 0o755)
+	warm := d.registry("registry-warm")
 	wh := filepath.Join(dir, "home-warmup")
 	loopback.NewHome(wh, reg, warm)
-	if r := loopback.Start(bin, works[0], loopback.CargoEnv(wh, shimDir), []string{"fetch"}).Wait(); r.Code != 0 {
+	if r := loopback.Start(bin, d.works[0], loopback.CargoEnv(wh, shimDir), []string{"fetch"}).Wait(); r.Code != 0 {
 		return nil, fmt.Errorf("warming the registry: %s", r)
 	}
-	res.warm = round("warm registry, all at once", warm, nil).wall
-	res.wall = time.Since(t0)
-	res.downloads = reg.Downloads()
-	return res, nil
+	d.res.warm = d.round("warm registry, all at once", warm, nil).wall
+	d.res.wall = time.Since(t0)
+	d.res.downloads = reg.Downloads()
+	return d.res, nil
+}
+
+// demoRun is one mode's scenario: K workspaces, a home per runner per round.
+type demoRun struct {
+	dir, bin, shimDir string
+	k                 int
+	reg               *loopback.Registry
+	works             []string
+	homes             int
+	res               *modeResult
+}
+
+// setup publishes the fixture, locks the workspace once and copies it for
+// each runner.
+func (d *demoRun) setup() error {
+	for _, c := range loopback.Fixture {
+		d.reg.Publish(c)
+	}
+	work := filepath.Join(d.dir, "work")
+	if err := loopback.WriteWorkspace(work, loopback.Fixture, loopback.AppMain); err != nil {
+		return err
+	}
+	scratch := filepath.Join(d.dir, "scratch-home")
+	if err := loopback.NewHome(scratch, d.reg, filepath.Join(d.dir, "scratch-registry")); err != nil {
+		return err
+	}
+	os.MkdirAll(filepath.Join(d.dir, "scratch-registry"), 0o755)
+	if r := loopback.Start(d.bin, work, loopback.CargoEnv(scratch, ""), []string{"generate-lockfile"}).Wait(); r.Code != 0 {
+		return fmt.Errorf("generate-lockfile: %s", r)
+	}
+	for n := 0; n < d.k; n++ {
+		w := fmt.Sprintf("%s-%d", work, n)
+		if err := loopback.CopyDir(work, w); err != nil {
+			return err
+		}
+		d.works = append(d.works, w)
+	}
+	return nil
+}
+
+func (d *demoRun) registry(name string) string {
+	p := filepath.Join(d.dir, name)
+	os.MkdirAll(p, 0o755)
+	return p
+}
+
+// round starts K builds at once on the shared registry, kills those in
+// killAfter when their time comes, and tallies the rest.
+func (d *demoRun) round(name, shared string, killAfter map[int]time.Duration) *phase {
+	ph := &phase{name: name}
+	procs := make([]*loopback.Proc, d.k)
+	home := make([]string, d.k)
+	for n := range procs {
+		d.homes++
+		home[n] = filepath.Join(d.dir, fmt.Sprintf("home%d", d.homes))
+		loopback.NewHome(home[n], d.reg, shared)
+		procs[n] = loopback.Start(d.bin, d.works[n], loopback.CargoEnv(home[n], d.shimDir), []string{"build"})
+	}
+	start := time.Now()
+	for n, after := range killAfter {
+		time.Sleep(time.Until(start.Add(after)))
+		procs[n].KillGroup()
+	}
+	for n, p := range procs {
+		r := p.Wait()
+		ph.wall = max(ph.wall, time.Since(start))
+		d.res.repairs += strings.Count(r.Stderr, "   Repairing ") + strings.Count(r.Stderr, "    Removing ") + strings.Count(r.Stderr, "  Extracting ")
+		if _, killed := killAfter[n]; killed {
+			ph.killed++
+			continue
+		}
+		ph.tally(r, home[n])
+	}
+	ph.print()
+	d.res.phases = append(d.res.phases, ph)
+	return ph
+}
+
+// tally counts one finished runner: failed, miscompiled, or right.
+func (ph *phase) tally(r loopback.Result, home string) {
+	ph.runs++
+	if r.Code != 0 {
+		ph.failed++
+		if ph.firstError == "" {
+			ph.firstError = errorLine(r.Stderr)
+		}
+		return
+	}
+	out, _ := exec.Command(filepath.Join(home, "target", "debug", "app")).Output()
+	if strings.TrimSpace(string(out)) != loopback.WantApp {
+		ph.failed++
+		ph.miscompiled++
+		if ph.firstError == "" {
+			ph.firstError = "miscompiled: app printed " + strings.TrimSpace(string(out))
+		}
+	}
+}
+
+func (ph *phase) print() {
+	fmt.Printf("  %-34s %d of %d failed", ph.name, ph.failed, ph.runs)
+	if ph.killed > 0 {
+		fmt.Printf(" (%d more killed on purpose)", ph.killed)
+	}
+	if ph.firstError != "" {
+		fmt.Printf("\n      e.g. %s", ph.firstError)
+	}
+	fmt.Println()
 }
 
 // damage does what TTL reapers, auto-GC in another container and killed jobs

@@ -15,7 +15,7 @@ import (
 // nothing: removing them takes write access to their directory only.
 func Audit(root string, gid, limit int) ([]string, error) {
 	out := []string{}
-	err := walk(root, func(n *node) error {
+	err := walk(root, rewritten, func(n *node) error {
 		why := ""
 		switch {
 		case n.Err != nil:

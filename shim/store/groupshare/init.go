@@ -43,7 +43,7 @@ func Init(root string, gid int) (*InitReport, error) {
 		return rep, err
 	}
 	var markErr error
-	err := walk(root, func(n *node) error {
+	err := walk(root, nil, func(n *node) error {
 		if n.Err != nil {
 			rep.fail(n.Path, n.Err)
 			return nil
@@ -239,7 +239,7 @@ func readAt(dfd int, name string) (string, error) {
 func FixDirs(dir string, gid int) {
 	euid := os.Geteuid()
 	rep := &InitReport{}
-	walk(dir, func(n *node) error {
+	walk(dir, func(string) bool { return false }, func(n *node) error {
 		if n.Err == nil && n.isDir() && (euid == 0 || int(n.Stat.Uid) == euid) {
 			rep.fix(n, gid)
 		}

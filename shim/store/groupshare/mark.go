@@ -122,16 +122,16 @@ func InGroup(gid int) bool {
 // Hint says how to fix a permission failure on root, for the one warning
 // of a run: "" when err is not about permissions.
 func Hint(root string, err error) string {
-	if !errors.Is(err, fs.ErrPermission) {
+	// Root is refused only by a read-only mount or an immutable file, which
+	// no group fixes.
+	if !errors.Is(err, fs.ErrPermission) || os.Geteuid() == 0 {
 		return ""
 	}
 	st := Read(root)
 	switch {
-	case !st.Shared && os.Geteuid() == 0:
-		return fmt.Sprintf("another uid's files are in the way; to let root and the runner uids repair each other's crates, run `cargo-shim init --group GROUP --registry %s` (README: Mixed uids)", root)
 	case !st.Shared:
 		return fmt.Sprintf("this uid (%d) cannot change what another uid made in the registry; to share it, run as root `cargo-shim init --group GROUP --registry %s` with a group this uid is in (README: Mixed uids)", os.Geteuid(), root)
-	case !InGroup(st.Gid) && os.Geteuid() != 0:
+	case !InGroup(st.Gid):
 		return fmt.Sprintf("the registry is shared by group %s, which this uid (%d) is not in (docker run --group-add %d)", GroupName(st.Gid), os.Geteuid(), st.Gid)
 	}
 	return fmt.Sprintf("part of the registry is not writable by its group %s yet (`cargo-shim status` lists it); run `cargo-shim init --group %d --registry %s` again", GroupName(st.Gid), st.Gid, root)

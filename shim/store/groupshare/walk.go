@@ -33,7 +33,10 @@ var errStop = errors.New("stop")
 // followed: a symlink is visited as itself, and a directory swapped for a
 // symlink between listing and opening fails to open (ELOOP) and is visited
 // with Err. Entries that vanish meanwhile are skipped.
-func walk(root string, visit func(n *node) error) error {
+//
+// files, when not nil, says which entries that are not directories to
+// visit at all: the others cost no stat (the listing gives their type).
+func walk(root string, files func(rel string) bool, visit func(n *node) error) error {
 	fd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return &os.PathError{Op: "open", Path: root, Err: err}
@@ -43,7 +46,7 @@ func walk(root string, visit func(n *node) error) error {
 		unix.Close(fd)
 		return &os.PathError{Op: "fstat", Path: root, Err: err}
 	}
-	err = walkDir(n, visit)
+	err = walkDir(n, files, visit)
 	if errors.Is(err, errStop) {
 		return nil
 	}
@@ -51,18 +54,23 @@ func walk(root string, visit func(n *node) error) error {
 }
 
 // walkDir visits n (a directory, Fd open) and its children, then closes Fd.
-func walkDir(n *node, visit func(*node) error) error {
+func walkDir(n *node, files func(string) bool, visit func(*node) error) error {
 	dir := os.NewFile(uintptr(n.Fd), n.Path) // owns n.Fd from here
 	defer dir.Close()
 	if err := visit(n); err != nil {
 		return err
 	}
-	names, err := dir.Readdirnames(-1)
+	ents, err := dir.ReadDir(-1)
 	if err != nil {
 		return visit(&node{Path: n.Path, Rel: n.Rel, Stat: n.Stat, Fd: -1, Parent: -1, Err: err})
 	}
-	for _, name := range names {
-		c := &node{Path: filepath.Join(n.Path, name), Rel: filepath.Join(n.Rel, name), Fd: -1, Parent: n.Fd, Name: name}
+	for _, e := range ents {
+		name := e.Name()
+		rel := filepath.Join(n.Rel, name)
+		if !e.IsDir() && files != nil && !files(rel) {
+			continue
+		}
+		c := &node{Path: filepath.Join(n.Path, name), Rel: rel, Fd: -1, Parent: n.Fd, Name: name}
 		if err := unix.Fstatat(n.Fd, name, &c.Stat, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			continue // gone meanwhile
 		}
@@ -88,7 +96,7 @@ func walkDir(n *node, visit func(*node) error) error {
 			unix.Close(fd)
 			continue
 		}
-		if err := walkDir(c, visit); err != nil {
+		if err := walkDir(c, files, visit); err != nil {
 			return err
 		}
 	}

@@ -1,4 +1,4 @@
-package store
+package lockfile
 
 import (
 	"runtime"
@@ -6,10 +6,11 @@ import (
 	"sync/atomic"
 )
 
-// parallelEach runs fn for 0..n-1 on at most workers goroutines (0: one per
-// core; the checks are syscall-bound, one per core is what pays on a warm
-// run).
-func parallelEach(workers, n int, fn func(int)) {
+// Parallel runs fn for 0..n-1 on at most workers goroutines (0: one per
+// core). It is the one worker pool of cargo-shim: AcquireSet's first pass
+// and the registry checks, both bound by syscalls, where one worker per core
+// is what pays on a warm run.
+func Parallel(workers, n int, fn func(int)) {
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
