@@ -37,9 +37,11 @@ import (
 // them). With CARGO_SHIM_CHAOS=long the same sequences also run with plain
 // cargo in place of the shim, and both failure counts are logged.
 
-// fleetParams: K runners, steps per seed, seeds.
+// fleetParams: K runners, random steps per seed (after the one of each
+// event), seeds. The short run is for `make test`; CARGO_SHIM_CHAOS=long is
+// `make chaos`.
 func fleetParams() (k, steps int, seeds []uint64) {
-	k, steps, seeds = 3, 12, []uint64{1}
+	k, steps, seeds = 3, 6, []uint64{1}
 	if os.Getenv("CARGO_SHIM_CHAOS") == "long" {
 		k, steps, seeds = 4, 120, []uint64{1, 2, 3}
 	}
@@ -176,8 +178,8 @@ func (f *fleet) fail(format string, args ...any) {
 	if !f.viaShim {
 		return
 	}
-	f.t.Fatalf("fleet-lifecycle invariant broken (seed %d, step %d):\n%s\n\nsteps:\n%s\n\nreplay: CARGO_SHIM_CHAOS_SEED=%d CARGO_SHIM_CHAOS_STEPS=%d go test -count=1 -run TestChaosFleetLifecycle ./integration/",
-		f.seed, f.st.steps, msg, strings.Join(f.steps, "\n"), f.seed, f.nsteps)
+	f.t.Fatalf("fleet-lifecycle invariant broken (seed %d, step %d):\n%s\n\nsteps:\n%s\n\nreplay: CARGO_SHIM_CHAOS=%s CARGO_SHIM_CHAOS_SEED=%d CARGO_SHIM_CHAOS_STEPS=%d go test -count=1 -run TestChaosFleetLifecycle ./integration/",
+		f.seed, f.st.steps, msg, strings.Join(f.steps, "\n"), os.Getenv("CARGO_SHIM_CHAOS"), f.seed, f.nsteps)
 }
 
 type fleetEvent struct {

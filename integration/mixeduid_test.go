@@ -356,3 +356,22 @@ func TestInitGroup(t *testing.T) {
 	}
 	x.assertGroupWritable()
 }
+
+// The simplest setup: the host runner's own primary gid shares the
+// registry (no supplementary group, nothing added to root's containers).
+func TestMixedUidsRunnersOwnGroup(t *testing.T) {
+	x := newMixed(t, false)
+	x.m.Groups = nil
+	if r := x.Admin("init", "--group", strconv.Itoa(x.m.Gid)); r.Code != 0 {
+		t.Fatalf("init with the runner's gid: %s", r)
+	}
+	x.gid = x.m.Gid
+	x.rootBuilds()
+	rm(t, filepath.Join(x.Extraction("deep-mods-2.1.0"), "src"))
+	r := x.CargoAs(x.m, x.memberWorkspace(x.m), x.memberHome(x.m, x.Shared), true, []string{"build"})
+	if r.Code != 0 || !strings.Contains(r.Stderr, "Repairing deep-mods v2.1.0") {
+		t.Fatalf("the runner repairing root's extraction: %s", r)
+	}
+	x.AssertHealthy()
+	x.assertGroupWritable()
+}

@@ -29,6 +29,22 @@ func BenchmarkAcquireSetShared400(b *testing.B) {
 	}
 }
 
+// The same below a declared registry: every lock resolved beneath its
+// descriptor (openat2), as the drop-in takes them.
+func BenchmarkAcquireSetShared400Beneath(b *testing.B) {
+	paths := lockPaths(b, 400)
+	if err := Beneath(filepath.Dir(filepath.Dir(paths[0]))); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		s, err := AcquireSet(context.Background(), paths, Shared, Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		s.Release()
+	}
+}
+
 // The same through the holder process, as the drop-in does it.
 func BenchmarkHolderLock400(b *testing.B) { benchHolder(b, 400) }
 

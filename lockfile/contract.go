@@ -43,6 +43,9 @@ var afterLock func(path string)
 // path still names that file: a lock file replaced or removed between open
 // and flock would let two holders each believe they hold "the" lock.
 func lockAt(path string, mode Mode, take take) (*Lock, error) {
+	if _, _, below, _ := anchor(path); below {
+		take = takeFD // gofrs opens by path: it cannot resolve beneath a descriptor
+	}
 	for attempt := 0; ; attempt++ {
 		l, held, err := take(path, mode)
 		if errors.Is(err, fs.ErrNotExist) && attempt < 3 {
@@ -72,12 +75,6 @@ func lockAt(path string, mode Mode, take take) (*Lock, error) {
 		}
 		return l, nil
 	}
-}
-
-// stillAt reports whether path names the held file.
-func stillAt(path string, held heldFile) bool {
-	var now unix.Stat_t
-	return unix.Lstat(path, &now) == nil && now.Dev == held.dev && now.Ino == held.ino
 }
 
 // widen makes a lock file we just created 0666 (our umask narrowed it).

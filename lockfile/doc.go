@@ -18,4 +18,9 @@
 // Caveats: flock reaches other hosts only on NFSv4/CephFS mounts configured to
 // forward it (NFS: local_lock=none). On a local filesystem shared through bind
 // mounts it coordinates every container of the host, since they share inodes.
+//
+// Below a registry declared with Beneath (the store declares its registry
+// before any lock, and holders declare the same), lock files and their
+// directories are resolved beneath the registry's descriptor following no
+// symlink (safefs), and missing directories are made race-free and sticky.
 package lockfile

@@ -95,7 +95,14 @@ func StartHolder(exe string, n int) (*Holder, error) {
 		respR.Close()
 		return nil, err
 	}
-	return &Holder{proc: proc, cmd: cmdW, resp: bufio.NewReader(respR)}, nil
+	h := &Holder{proc: proc, cmd: cmdW, resp: bufio.NewReader(respR)}
+	for _, root := range beneathRoots() {
+		// A few hundred bytes: the pipe buffer takes them without blocking.
+		if !strings.ContainsAny(root, "\n") {
+			fmt.Fprintf(cmdW, "beneath %s\n", root)
+		}
+	}
+	return h, nil
 }
 
 // Pid of the holder process.
@@ -228,6 +235,9 @@ func RunHolder() int {
 			default:
 				fmt.Fprintf(out, "error %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
 			}
+		case "beneath":
+			// No answer: a root that cannot be opened makes its locks fail.
+			_ = Beneath(arg)
 		case "release":
 			if held != nil {
 				held.Release()

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cargo-shim/cargo-shim/shim/store/safefs"
 	"github.com/gofrs/flock"
 	"golang.org/x/sys/unix"
 )
@@ -66,6 +67,21 @@ func (l *Lock) Release() error {
 		return err
 	}
 	return nil
+}
+
+// Chtimes sets the locked file's times through the held descriptor (the
+// path may name another file by now); "now" when explicit times are refused
+// (another uid's file: they need ownership, now needs write access only).
+func (l *Lock) Chtimes(t time.Time) error {
+	fd := l.fd
+	if l.f != nil {
+		return &fs.PathError{Op: "futimens", Path: l.path, Err: errors.ErrUnsupported}
+	}
+	err := safefs.Futimens(fd, t, t)
+	if err != nil && time.Since(t) < time.Minute {
+		err = safefs.Futimens(fd, time.Time{}, time.Time{})
+	}
+	return err
 }
 
 // Stat describes the locked file (fstat of the held descriptor).
@@ -189,6 +205,9 @@ func unwrapPathErr(err error) error {
 func MkdirShared(dir string) error { return mkdirShared(dir) }
 
 func mkdirShared(dir string) error {
+	if below, err := mkdirBeneath(dir); below {
+		return err
+	}
 	// Stat, not Lstat: the registry itself may be a symlink or a bind mount.
 	if fi, err := os.Stat(dir); err == nil {
 		if !fi.IsDir() {
@@ -330,6 +349,6 @@ func (s *Set) Touch(now time.Time, minAge time.Duration) {
 		if err != nil || now.Sub(fi.ModTime()) < minAge {
 			continue
 		}
-		_ = os.Chtimes(l.Path(), now, now)
+		_ = l.Chtimes(now)
 	}
 }

@@ -14,7 +14,7 @@ func takeFD(path string, mode Mode) (*Lock, heldFile, error) {
 	if mode == Exclusive {
 		how = unix.LOCK_EX | unix.LOCK_NB
 	}
-	fd, err := unix.Open(path, openFlags, filePerm)
+	fd, err := openLockFile(path)
 	if err != nil {
 		return nil, heldFile{}, err
 	}

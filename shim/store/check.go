@@ -5,12 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path"
 	"path/filepath"
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cargo-shim/cargo-shim/shim/store/safefs"
 )
 
 // Level is how much a check looks at.
@@ -117,18 +118,18 @@ const (
 
 // stater lstats paths below src/<regdir> and cache/<regdir> relative to
 // descriptors of those directories, so the kernel walks three components
-// instead of ten (about 25% of a warm check). A nil stater uses full paths.
+// instead of ten (about 25% of a warm check). A nil stater resolves from the
+// registry's descriptor. Either way nothing below the registry is followed.
 type stater struct {
-	fds map[[2]string]int
+	dirs map[[2]string]*safefs.Dir
 }
 
 func (r Registry) openStater(regdirs []string) *stater {
-	s := &stater{fds: map[[2]string]int{}}
+	s := &stater{dirs: map[[2]string]*safefs.Dir{}}
 	for _, d := range regdirs {
 		for _, tree := range []string{srcTree, cacheTree} {
-			fd, err := unix.Open(filepath.Join(r.Root, tree, d), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-			if err == nil {
-				s.fds[[2]string{tree, d}] = fd
+			if sub, err := r.subdir(filepath.Join(r.Root, tree, d)); err == nil {
+				s.dirs[[2]string{tree, d}] = sub
 			}
 		}
 	}
@@ -139,26 +140,26 @@ func (s *stater) close() {
 	if s == nil {
 		return
 	}
-	for _, fd := range s.fds {
-		unix.Close(fd)
+	for _, d := range s.dirs {
+		d.Close()
 	}
 }
 
 func (s *stater) lstat(r Registry, tree, regdir, rel string, st *unix.Stat_t) error {
 	if s != nil {
-		if fd, ok := s.fds[[2]string{tree, regdir}]; ok {
-			return unix.Fstatat(fd, rel, st, unix.AT_SYMLINK_NOFOLLOW)
+		if d, ok := s.dirs[[2]string{tree, regdir}]; ok {
+			return d.LstatRaw(rel, st)
 		}
 	}
-	return unix.Lstat(filepath.Join(r.Root, tree, regdir, rel), st)
+	return r.lstatRaw(filepath.Join(r.Root, tree, regdir, rel), st)
 }
 
 // fastCheck trusts the record while every stamp still matches it. sure is
-// false when something changed and only a full check can tell.
+// false when something changed and only a full check can tell: a record
+// only ever makes the shim look closer, it never proves a crate broken.
 func (r Registry) fastCheck(i Instance, s *State, level Level) (f Finding, sure bool) {
 	at := r.at
 	f = Finding{Instance: i}
-	root := r.Extraction(i)
 	var st unix.Stat_t
 	racy := s.Recorded - racyWindow.Nanoseconds()
 	for _, d := range s.Dirs {
@@ -167,10 +168,8 @@ func (r Registry) fastCheck(i Instance, s *State, level Level) (f Finding, sure 
 			rel += "/" + d.Rel
 		}
 		if err := at.lstat(r, srcTree, i.Regdir, rel, &st); err != nil {
-			if errors.Is(err, unix.ENOENT) && d.Rel != "." {
-				f.broken(d.Rel+"/ missing", filepath.Join(root, filepath.FromSlash(d.Rel)))
-				return f, true
-			}
+			// The record says it was there; only the tarball (or a record no
+			// other uid could have written) may say it must be.
 			return f, false
 		}
 		if st.Ino != d.Ino || st.Mtim.Nano() != d.Mtime || st.Ctim.Nano() != d.Ctime || d.Ctime >= racy {
@@ -194,13 +193,9 @@ func (r Registry) fastCheck(i Instance, s *State, level Level) (f Finding, sure 
 	if level >= Files {
 		prefix := i.Dir() + "/"
 		for _, fe := range s.Files {
-			if err := at.lstat(r, srcTree, i.Regdir, prefix+fe.Path, &st); err != nil {
-				f.broken(fe.Path+" missing", filepath.Join(root, filepath.FromSlash(fe.Path)))
-				return f, true
-			}
-			if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size != fe.Size {
-				f.broken(fmt.Sprintf("%s has %d bytes, want %d", fe.Path, st.Size, fe.Size), filepath.Join(root, filepath.FromSlash(fe.Path)))
-				return f, true
+			err := at.lstat(r, srcTree, i.Regdir, prefix+fe.Path, &st)
+			if err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size != fe.Size {
+				return f, false // look closer: see above
 			}
 		}
 	}
@@ -232,14 +227,14 @@ func (r Registry) fullCheck(i Instance, level Level, offline bool) Finding {
 	if m == nil || f.Mismatch != "" {
 		// What the extraction was verified to contain, when the tarball
 		// cannot say: gone, corrupt, or other bytes than Cargo.lock's.
-		if st, err := readState(r.StatePath(i), true); err == nil && st.hasFiles && (i.Checksum == "" || st.SHA256 == i.Checksum) {
+		if st, err := readState(r.StatePath(i), true); err == nil && st.hasFiles && (i.Checksum == "" || st.SHA256 == i.Checksum) && r.trustedRecord(r.StatePath(i)) {
 			m = &Manifest{SHA256: st.SHA256, Files: st.Files, Dirs: dirsOf(st.Files)}
 			f.trusted = true
 		}
 	}
 	f.manifest = m
 
-	rootInfo, err := os.Lstat(root)
+	rootInfo, err := r.lstat(root)
 	if err != nil {
 		switch {
 		case f.TarballCorrupt != nil:
@@ -257,7 +252,7 @@ func (r Registry) fullCheck(i Instance, level Level, offline bool) Finding {
 		return f
 	}
 	mp := filepath.Join(root, markerName)
-	got, err := readSmall(mp)
+	got, err := r.readFile(mp, 64)
 	switch {
 	case err != nil:
 		f.broken("marker missing", mp)
@@ -284,7 +279,7 @@ func (r Registry) fullCheck(i Instance, level Level, offline bool) Finding {
 // missing, unusable, corrupt, of another checksum, or trusted.
 func (r Registry) readTarball(f *Finding) *Manifest {
 	i, tb := f.Instance, r.Tarball(f.Instance)
-	tbInfo, tbErr := os.Lstat(tb)
+	tbInfo, tbErr := r.lstat(tb)
 	switch {
 	case tbErr != nil:
 		f.TarballMissing = true
@@ -311,15 +306,6 @@ func (r Registry) readTarball(f *Finding) *Manifest {
 	return m
 }
 
-func readSmall(p string) ([]byte, error) {
-	fd, err := os.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer fd.Close()
-	return io.ReadAll(io.LimitReader(fd, 64))
-}
-
 // compareFiles reports the first file of m missing or of another size, naming
 // the highest missing directory rather than each file under it.
 func (r Registry) compareFiles(f *Finding, root string, m *Manifest, level Level) {
@@ -333,7 +319,7 @@ func (r Registry) compareFiles(f *Finding, root string, m *Manifest, level Level
 			continue
 		}
 		p := filepath.Join(root, filepath.FromSlash(d))
-		if err := unix.Lstat(p, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		if err := r.lstatRaw(p, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
 			missingDir[d] = true
 			f.broken(d+"/ missing", p)
 			return
@@ -341,7 +327,7 @@ func (r Registry) compareFiles(f *Finding, root string, m *Manifest, level Level
 	}
 	for _, fe := range m.Files {
 		p := filepath.Join(root, filepath.FromSlash(fe.Path))
-		if err := unix.Lstat(p, &st); err != nil {
+		if err := r.lstatRaw(p, &st); err != nil {
 			f.broken(fe.Path+" missing", p)
 			return
 		}
@@ -376,7 +362,7 @@ func (r Registry) compareContents(f *Finding, root string) {
 	}
 	for _, e := range f.manifest.Files {
 		p := filepath.Join(root, filepath.FromSlash(e.Path))
-		have, err := os.ReadFile(p)
+		have, err := r.readFile(p, 0)
 		if err != nil {
 			f.broken(e.Path+" unreadable: "+err.Error(), p)
 			return

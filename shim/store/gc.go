@@ -3,7 +3,6 @@ package store
 import (
 	"errors"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -15,12 +14,12 @@ import (
 // that pins it touches it, at most once an hour), else the newest of its
 // marker's and tarball's mtimes (when it was extracted or downloaded).
 func (r Registry) LastUse(i Instance) time.Time {
-	if fi, err := os.Lstat(r.LockPath(i)); err == nil {
+	if fi, err := r.lstat(r.LockPath(i)); err == nil {
 		return fi.ModTime()
 	}
 	var t time.Time
 	for _, p := range []string{filepath.Join(r.Extraction(i), markerName), r.Extraction(i), r.Tarball(i)} {
-		if fi, err := os.Lstat(p); err == nil && fi.ModTime().After(t) {
+		if fi, err := r.lstat(p); err == nil && fi.ModTime().After(t) {
 			t = fi.ModTime()
 		}
 	}
@@ -50,8 +49,8 @@ type Removal struct {
 func (r Registry) due(i Instance, p GCPolicy) Removal {
 	rm := Removal{LastUse: r.LastUse(i)}
 	age := p.Now.Sub(rm.LastUse)
-	_, extErr := os.Lstat(r.Extraction(i))
-	_, tbErr := os.Lstat(r.Tarball(i))
+	_, extErr := r.lstat(r.Extraction(i))
+	_, tbErr := r.lstat(r.Tarball(i))
 	rm.Extraction = extErr == nil && age > p.MaxAge
 	rm.Tarball = tbErr == nil && p.Tarballs && age > p.CrateMaxAge
 	return rm
@@ -82,7 +81,7 @@ func (r Registry) Collect(i Instance, p GCPolicy) (Removal, error) {
 // gcLock takes i's exclusive lock without waiting. A dry run creates no lock
 // file: where there is none, no build through a shim holds the crate.
 func (r Registry) gcLock(i Instance, dry bool) (*lockfile.Lock, error) {
-	_, statErr := os.Lstat(r.LockPath(i))
+	_, statErr := r.lstat(r.LockPath(i))
 	if dry && statErr != nil {
 		return nil, nil
 	}
@@ -94,18 +93,20 @@ func (r Registry) gcLock(i Instance, dry bool) (*lockfile.Lock, error) {
 	if err == nil && statErr != nil {
 		// We just created the lock file: its mtime says "now", but the crate
 		// was last used when the first look said.
-		_ = os.Chtimes(r.LockPath(i), before, before)
+		_ = lk.Chtimes(before) // through the held descriptor, never the path
 	}
 	return lk, err
 }
 
+// sizeOf is what remove frees for rm, as du counts it: the extraction with
+// its state record, the tarball. A dry run reports the same numbers.
 func (r Registry) sizeOf(i Instance, rm Removal) int64 {
 	var n int64
 	if rm.Extraction {
-		n += DiskUsage(r.Extraction(i))
+		n += r.DiskUsage(r.Extraction(i)) + r.Blocks(r.StatePath(i))
 	}
-	if fi, err := os.Lstat(r.Tarball(i)); err == nil && rm.Tarball {
-		n += fi.Size()
+	if rm.Tarball {
+		n += r.Blocks(r.Tarball(i))
 	}
 	return n
 }
@@ -115,30 +116,31 @@ func (r Registry) remove(i Instance, rm Removal) (Removal, error) {
 	done := Removal{LastUse: rm.LastUse}
 	if rm.Extraction {
 		root := r.Extraction(i)
-		n := DiskUsage(root)
+		n := r.DiskUsage(root) + r.Blocks(r.StatePath(i))
 		if err := r.trash(root, i); err != nil {
 			return done, err
 		}
-		os.Remove(r.StatePath(i))
+		r.unlink(r.StatePath(i))
 		done.Extraction, done.Bytes = true, done.Bytes+n
 	}
 	if rm.Tarball {
 		p := r.Tarball(i)
-		if fi, err := os.Lstat(p); err == nil {
-			if err := os.Remove(p); err != nil {
+		if _, err := r.lstat(p); err == nil {
+			n := r.Blocks(p)
+			if err := r.unlink(p); err != nil {
 				return done, err
 			}
-			done.Tarball, done.Bytes = true, done.Bytes+fi.Size()
+			done.Tarball, done.Bytes = true, done.Bytes+n
 		}
 	}
-	_, errExt := os.Lstat(r.Extraction(i))
-	_, errTb := os.Lstat(r.Tarball(i))
+	_, errExt := r.lstat(r.Extraction(i))
+	_, errTb := r.lstat(r.Tarball(i))
 	if errors.Is(errExt, fs.ErrNotExist) && errors.Is(errTb, fs.ErrNotExist) {
 		// Nothing left to guard. Removing a lock file we hold is safe: a
 		// process that opened the old file finds, after locking, that the
 		// path no longer names it, and locks the new one.
-		os.Remove(r.LockPath(i))
-		os.Remove(r.StatePath(i))
+		r.unlink(r.LockPath(i))
+		r.unlink(r.StatePath(i))
 	}
 	return done, nil
 }
@@ -149,7 +151,7 @@ func (r Registry) StaleTemps(minAge time.Duration) map[string]Instance {
 	out := map[string]Instance{}
 	for _, d := range r.Regdirs() {
 		parent := filepath.Join(r.Root, "src", d)
-		ents, err := os.ReadDir(parent)
+		ents, err := r.readDir(parent)
 		if err != nil {
 			continue
 		}
@@ -178,11 +180,11 @@ func (r Registry) CollectTemp(p string, i Instance, dry bool) (int64, error) {
 		return 0, err
 	}
 	defer lk.Release()
-	n := DiskUsage(p)
+	n := r.DiskUsage(p)
 	if dry {
 		return n, nil
 	}
-	return n, os.RemoveAll(p)
+	return n, r.removeAll(p)
 }
 
 // Orphans counts what SweepOrphans removed (or, dry, would remove).
@@ -203,13 +205,13 @@ func (r Registry) SweepOrphans(dry bool) (Orphans, error) {
 	var out Orphans
 	var firstErr error
 	for _, i := range r.recordedInstances() {
-		_, extErr := os.Lstat(r.Extraction(i))
-		_, tbErr := os.Lstat(r.Tarball(i))
+		_, extErr := r.lstat(r.Extraction(i))
+		_, tbErr := r.lstat(r.Tarball(i))
 		if extErr == nil {
 			continue
 		}
-		_, lockErr := os.Lstat(r.LockPath(i))
-		_, stateErr := os.Lstat(r.StatePath(i))
+		_, lockErr := r.lstat(r.LockPath(i))
+		_, stateErr := r.lstat(r.StatePath(i))
 		orphanLock := lockErr == nil && tbErr != nil
 		if !orphanLock && stateErr != nil {
 			continue
@@ -232,7 +234,7 @@ func (r Registry) SweepOrphans(dry bool) (Orphans, error) {
 // removeOrphan decides again under i's exclusive lock.
 func (r Registry) removeOrphan(i Instance) (Orphans, error) {
 	var n Orphans
-	_, lockErr := os.Lstat(r.LockPath(i))
+	_, lockErr := r.lstat(r.LockPath(i))
 	lk, err := lockfile.Try(r.LockPath(i), lockfile.Exclusive)
 	if lockfile.IsBusy(err) {
 		return n, nil
@@ -241,14 +243,14 @@ func (r Registry) removeOrphan(i Instance) (Orphans, error) {
 		return n, err
 	}
 	defer lk.Release()
-	if _, err := os.Lstat(r.Extraction(i)); err == nil {
+	if _, err := r.lstat(r.Extraction(i)); err == nil {
 		return n, nil
 	}
-	if os.Remove(r.StatePath(i)) == nil {
+	if r.unlink(r.StatePath(i)) == nil {
 		n.StateRecords++
 	}
-	if _, err := os.Lstat(r.Tarball(i)); errors.Is(err, fs.ErrNotExist) {
-		if os.Remove(r.LockPath(i)) == nil && lockErr == nil {
+	if _, err := r.lstat(r.Tarball(i)); errors.Is(err, fs.ErrNotExist) {
+		if r.unlink(r.LockPath(i)) == nil && lockErr == nil {
 			n.LockFiles++
 		}
 	}
@@ -260,12 +262,12 @@ func (r Registry) recordedInstances() []Instance {
 	seen := map[Instance]bool{}
 	var out []Instance
 	scan := func(top, suffix string) {
-		regdirs, _ := os.ReadDir(filepath.Join(r.ShimDir(), top))
+		regdirs, _ := r.readDir(filepath.Join(r.ShimDir(), top))
 		for _, d := range regdirs {
 			if !d.IsDir() || d.Name() == "plans" {
 				continue
 			}
-			ents, _ := os.ReadDir(filepath.Join(r.ShimDir(), top, d.Name()))
+			ents, _ := r.readDir(filepath.Join(r.ShimDir(), top, d.Name()))
 			for _, e := range ents {
 				stem, ok := strings.CutSuffix(e.Name(), suffix)
 				if !ok || !e.Type().IsRegular() || strings.HasPrefix(stem, ".") {

@@ -7,12 +7,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/cargo-shim/cargo-shim/shim/store/safefs"
 )
 
 // IndexEntry is one version of a crate in a registry's index.
@@ -48,20 +47,6 @@ func indexDepPath(name string) string {
 	return name[:2] + "/" + name[2:4] + "/" + name
 }
 
-// validCrateName refuses what could not be a crate name and could escape a
-// path.
-func validCrateName(name string) bool {
-	if name == "" || len(name) > 64 {
-		return false
-	}
-	for _, c := range name {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
-}
-
 // IndexCachePath is cargo's cached index file for name in regdir.
 func (r Registry) IndexCachePath(regdir, name string) string {
 	return filepath.Join(r.Root, "index", regdir, ".cache", filepath.FromSlash(indexDepPath(name)))
@@ -72,7 +57,7 @@ func (r Registry) IndexCachePath(regdir, name string) string {
 // (4 bytes), the index file's version, then version and JSON line pairs,
 // each field ended by a NUL byte.
 func (r Registry) ReadIndexCache(regdir, name string) ([]IndexEntry, error) {
-	if !validCrateName(name) {
+	if !ValidName(name) {
 		return nil, fmt.Errorf("%q is not a crate name", name)
 	}
 	p := r.IndexCachePath(regdir, name)
@@ -101,10 +86,10 @@ func (r Registry) ReadIndexCache(regdir, name string) ([]IndexEntry, error) {
 	return out, nil
 }
 
-// readRegular reads a regular file of at most limit bytes without
-// following a symlink at its last component.
+// readRegular reads a regular file of at most limit bytes below the
+// registry, following no link on the way.
 func readRegular(p string, limit int64) ([]byte, error) {
-	f, err := os.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+	f, err := openBelow(p) // beneath its registry: no link followed anywhere
 	if err != nil {
 		return nil, err
 	}
@@ -132,7 +117,7 @@ const maxPackagedLock = 16 << 20
 // trusts it only when the tarball's sha256 is i's checksum.
 func (r Registry) PackagedLock(i Instance) ([]byte, error) {
 	tb := r.Tarball(i)
-	if fi, err := os.Lstat(tb); err != nil {
+	if fi, err := r.lstat(tb); err != nil {
 		return nil, err
 	} else if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s is not a regular file", tb)
@@ -188,14 +173,20 @@ func (r Registry) InstallMemo(tools []Instance) ([]byte, error) {
 // what came from verified tarballs may be recorded: a plan that lacks a
 // tool's dependencies must be rebuilt once cargo has the tool.
 func (r Registry) RecordInstallMemo(tools []Instance, data []byte) error {
-	return writeFileAtomic(r.installMemoPath(tools), data)
+	return r.writeFileAtomic(r.installMemoPath(tools), data)
 }
 
 // touchHourly marks a record as used, for gc, at most once an hour.
 func touchHourly(p string) {
-	if fi, err := os.Stat(p); err == nil && time.Since(fi.ModTime()) > time.Hour {
+	f, err := openBelow(p)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	// Through the descriptor: never a link's target.
+	if fi, err := f.Stat(); err == nil && time.Since(fi.ModTime()) > time.Hour {
 		now := time.Now()
-		_ = os.Chtimes(p, now, now)
+		_ = safefs.Futimens(int(f.Fd()), now, now)
 	}
 }
 

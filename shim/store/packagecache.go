@@ -102,6 +102,43 @@ func otherDevice(home, root string) bool {
 // returns whether the home's cargo now locks the registry's files. The warm
 // path is a readlink per file and one stat.
 func (r Registry) SharePackageCacheLock(home string, mode ShareMode) (bool, error) {
+	shared, err := r.sharePackageCacheLock(home, mode)
+	if err == nil && shared {
+		err = r.lockTargetsReal()
+	}
+	if err != nil {
+		// cargo follows these links: none may stay pointing at a target that
+		// is not a plain file inside the registry (another uid may have put
+		// a symlink there); cargo then keeps its own lock files.
+		for _, n := range cargoLockNames {
+			link := filepath.Join(home, n[0])
+			if cur, lerr := os.Readlink(link); lerr == nil && cur == filepath.Join(r.Root, n[1]) {
+				os.Remove(link)
+			}
+		}
+		return false, err
+	}
+	return shared, nil
+}
+
+// lockTargetsReal checks, without following links, that the registry files
+// the home's links name are regular files: cargo opens them through the
+// links, creating what a dangling symlink would point at.
+func (r Registry) lockTargetsReal() error {
+	for _, n := range cargoLockNames {
+		p := filepath.Join(r.Root, n[1])
+		var st unix.Stat_t
+		if err := r.lstatRaw(p, &st); err != nil {
+			return err
+		}
+		if st.Mode&unix.S_IFMT != unix.S_IFREG {
+			return fmt.Errorf("%s is not a regular file (another uid may have replaced it)", p)
+		}
+	}
+	return nil
+}
+
+func (r Registry) sharePackageCacheLock(home string, mode ShareMode) (bool, error) {
 	if r.warmShared(home) {
 		return true, nil
 	}
@@ -137,7 +174,7 @@ func (r Registry) warmShared(home string) bool {
 		}
 	}
 	var st unix.Stat_t
-	return unix.Stat(r.DownloadLock(), &st) == nil && st.Mode&0o666 == 0o666
+	return r.lstatRaw(r.DownloadLock(), &st) == nil && st.Mode&0o666 == 0o666
 }
 
 // linkLock points link at target, creating target first. A plain file in

@@ -7,12 +7,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cargo-shim/cargo-shim/shim/store/safefs"
 )
 
 // A Plan is step 2 of a run: the planned crates, where each one lives, and
@@ -54,7 +55,7 @@ func (r Registry) topStamps() [3]stamp {
 	var out [3]stamp
 	for n, d := range topDirs {
 		var st unix.Stat_t
-		if unix.Lstat(filepath.Join(r.Root, d), &st) == nil {
+		if r.lstatRaw(filepath.Join(r.Root, d), &st) == nil {
 			out[n] = stampOf(&st)
 			out[n].Size = 0 // a directory's size says nothing useful
 		}
@@ -71,7 +72,7 @@ func (r Registry) buildPlan(lockData []byte, lockPath string) (*Plan, error) {
 	p := &Plan{key: planKey(lockData), crates: crates, top: r.topStamps(), stamps: map[Instance]*State{}, skipped: skipped}
 	p.regdirs = r.Regdirs()
 	for _, d := range p.regdirs {
-		if _, err := os.Lstat(filepath.Join(r.Root, "index", d)); err == nil {
+		if _, err := r.lstat(filepath.Join(r.Root, "index", d)); err == nil {
 			p.indexed = append(p.indexed, d)
 		}
 	}
@@ -90,7 +91,7 @@ func (r Registry) buildPlan(lockData []byte, lockPath string) (*Plan, error) {
 func (r Registry) loadPlan(lockData []byte) (*Plan, bool) {
 	key := planKey(lockData)
 	path := filepath.Join(r.PlanDir(), key)
-	f, err := os.Open(path)
+	f, err := r.open(path)
 	if err != nil {
 		return nil, false
 	}
@@ -100,14 +101,15 @@ func (r Registry) loadPlan(lockData []byte) (*Plan, bool) {
 		// The size is another uid's to choose: never allocate by it.
 		data, err = io.ReadAll(io.LimitReader(f, maxRecordSize+1))
 	}
+	// The record's mtime is its last use, for gc; touched at most hourly,
+	// through the descriptor read (the path may name another file by now).
+	if err == nil && time.Since(fi.ModTime()) > time.Hour {
+		now := time.Now()
+		_ = safefs.Futimens(int(f.Fd()), now, now)
+	}
 	f.Close()
 	if err != nil || len(data) > maxRecordSize {
 		return nil, false
-	}
-	// The record's mtime is its last use, for gc; touched at most hourly.
-	if time.Since(fi.ModTime()) > time.Hour {
-		now := time.Now()
-		_ = os.Chtimes(path, now, now)
 	}
 	p, err := parsePlan(data)
 	if err != nil || p.key != key || p.top != r.topStamps() {
@@ -224,7 +226,7 @@ func (r Registry) savePlan(p *Plan) error {
 			w.stamp(d.stamp)
 		}
 	}
-	return writeFileAtomic(filepath.Join(r.PlanDir(), p.key), w.b.Bytes())
+	return r.writeFileAtomic(filepath.Join(r.PlanDir(), p.key), w.b.Bytes())
 }
 
 func contains(xs []string, x string) bool {
@@ -414,7 +416,7 @@ func (r Registry) savePlanFromStates(p *Plan) error {
 // and records whose registry top directories have changed since (a wipe, a
 // re-created registry, a regdir added): loadPlan never trusts them again.
 func (r Registry) RemoveStalePlans(maxAge time.Duration, dry bool) (n int, freed int64) {
-	ents, err := os.ReadDir(r.PlanDir())
+	ents, err := r.readDir(r.PlanDir())
 	if err != nil {
 		return 0, 0
 	}
@@ -428,9 +430,10 @@ func (r Registry) RemoveStalePlans(maxAge time.Duration, dry bool) (n int, freed
 		if time.Since(fi.ModTime()) <= maxAge && !planOutdated(p, top) {
 			continue
 		}
-		if dry || os.Remove(p) == nil {
+		size := r.Blocks(p)
+		if dry || r.unlink(p) == nil {
 			n++
-			freed += fi.Size()
+			freed += size
 		}
 	}
 	return n, freed
@@ -439,7 +442,7 @@ func (r Registry) RemoveStalePlans(maxAge time.Duration, dry bool) (n int, freed
 // planOutdated: the record was made for registry top directories that are
 // gone. An unreadable record is left to the age rule.
 func planOutdated(p string, top [3]stamp) bool {
-	data, err := os.ReadFile(p)
+	data, err := readRecord(p)
 	if err != nil {
 		return false
 	}

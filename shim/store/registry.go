@@ -1,7 +1,7 @@
 package store
 
 import (
-	"os"
+	"io/fs"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -72,7 +72,7 @@ func (r Registry) TrashDir() string { return filepath.Join(r.ShimDir(), "trash")
 func (r Registry) Regdirs() []string {
 	seen := map[string]bool{}
 	for _, sub := range []string{"index", "src", "cache"} {
-		ents, err := os.ReadDir(filepath.Join(r.Root, sub))
+		ents, err := r.readDir(filepath.Join(r.Root, sub))
 		if err != nil {
 			continue
 		}
@@ -95,11 +95,11 @@ func (r Registry) Regdirs() []string {
 func (r Registry) Locate(c Crate, regdirs []string) (found []Instance) {
 	for _, d := range regdirs {
 		i := Instance{Crate: c, Regdir: d}
-		if _, err := os.Lstat(r.Extraction(i)); err == nil {
+		if _, err := r.lstat(r.Extraction(i)); err == nil {
 			found = append(found, i)
 			continue
 		}
-		if _, err := os.Lstat(r.Tarball(i)); err == nil {
+		if _, err := r.lstat(r.Tarball(i)); err == nil {
 			found = append(found, i)
 		}
 	}
@@ -125,14 +125,14 @@ func (r Registry) AllInstances() []Instance {
 		}
 	}
 	for _, d := range r.Regdirs() {
-		if ents, err := os.ReadDir(filepath.Join(r.Root, "src", d)); err == nil {
+		if ents, err := r.readDir(filepath.Join(r.Root, "src", d)); err == nil {
 			for _, e := range ents {
 				if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
 					add(d, e.Name())
 				}
 			}
 		}
-		if ents, err := os.ReadDir(filepath.Join(r.Root, "cache", d)); err == nil {
+		if ents, err := r.readDir(filepath.Join(r.Root, "cache", d)); err == nil {
 			for _, e := range ents {
 				if stem, ok := strings.CutSuffix(e.Name(), ".crate"); ok && !strings.HasPrefix(stem, ".") {
 					add(d, stem)
@@ -185,4 +185,32 @@ func ParseInstance(regdir, stem string) (Instance, bool) {
 	name, version, ok := splitNameVersion(stem)
 	c := Crate{Name: name, Version: version}
 	return Instance{Crate: c, Regdir: regdir}, ok && validCrate(c) && ValidRegdir(regdir)
+}
+
+// NotReal lists the registry's directories that another uid may have
+// replaced and that are not real directories (a symlink, a file): the
+// regdirs under index/, src/ and cache/, and the shim's own. Every
+// operation below the registry refuses to pass through them (safefs), so
+// the crates behind them are skipped; callers warn about each once.
+func (r Registry) NotReal() []string {
+	var out []string
+	check := func(p string) {
+		if fi, err := r.lstat(p); err == nil && !fi.IsDir() {
+			out = append(out, p)
+		}
+	}
+	for _, sub := range []string{"index", "src", "cache"} {
+		check(filepath.Join(r.Root, sub))
+		ents, _ := r.readDir(filepath.Join(r.Root, sub))
+		for _, e := range ents {
+			if !e.IsDir() && !strings.HasPrefix(e.Name(), ".") && e.Type()&fs.ModeSymlink != 0 {
+				out = append(out, filepath.Join(r.Root, sub, e.Name()))
+			}
+		}
+	}
+	check(r.ShimDir())
+	for _, sub := range []string{"locks", "state", "state/plans", "trash", "cargo"} {
+		check(filepath.Join(r.ShimDir(), sub))
+	}
+	return out
 }

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
-	"strings"
 	"time"
+
+	"github.com/cargo-shim/cargo-shim/shim/store/safefs"
 
 	"golang.org/x/sys/unix"
 
@@ -18,11 +20,20 @@ import (
 // Action is what a repair did, for messages: Verb is cargo-style.
 type Action struct {
 	Verb   string // "Repairing", "Extracting", "Removing"
+	Kind   string // ActReextracted, ActExtracted, ActRemovedTarball, ActMovedAside
 	Detail string
 	// Left is set when the crate is left broken (no trusted tarball to repair
 	// from and nothing provably broken to remove).
 	Left bool
 }
+
+// The Kind words of an Action: a stable interface (JSON, stats).
+const (
+	ActReextracted    = "reextracted"     // a broken extraction unpacked again from its tarball
+	ActExtracted      = "extracted"       // a cached tarball with no extraction unpacked
+	ActRemovedTarball = "removed-tarball" // a truncated tarball removed; cargo downloads it again
+	ActMovedAside     = "moved-aside"     // a broken extraction with no trusted tarball moved to the trash
+)
 
 // Repair brings instance i back to a state cargo handles: complete, or
 // cleanly absent so that cargo downloads it. It must run under i's exclusive
@@ -38,12 +49,12 @@ func (r Registry) Repair(f Finding) (Action, error) {
 	if f.TarballCorrupt != nil {
 		// Provably unreadable to its end: cargo would fail on it forever and
 		// never download it again while it is non-empty.
-		if err := os.Remove(tb); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := r.unlink(tb); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return Action{}, fmt.Errorf("removing corrupt tarball %s of %s: %w", tb, i.Crate, err)
 		}
 		removedTarball = true
 		if f.ExtractionOK {
-			return Action{Verb: "Removing", Detail: fmt.Sprintf("truncated tarball of %s (%s); cargo will download it again", i.Crate, tb)}, nil
+			return Action{Verb: "Removing", Kind: ActRemovedTarball, Detail: fmt.Sprintf("truncated tarball of %s (%s); cargo will download it again", i.Crate, tb)}, nil
 		}
 	}
 
@@ -57,26 +68,26 @@ func (r Registry) Repair(f Finding) (Action, error) {
 		}
 		_ = r.recordState(i, m)
 		if f.Fault == NotExtracted {
-			return Action{Verb: "Extracting", Detail: fmt.Sprintf("%s (cached, not extracted)", i.Crate)}, nil
+			return Action{Verb: "Extracting", Kind: ActExtracted, Detail: fmt.Sprintf("%s (cached, not extracted)", i.Crate)}, nil
 		}
-		return Action{Verb: "Repairing", Detail: fmt.Sprintf("%s (%s)", i.Crate, f.Reason)}, nil
+		return Action{Verb: "Repairing", Kind: ActReextracted, Detail: fmt.Sprintf("%s (%s)", i.Crate, f.Reason)}, nil
 	}
 	// No tarball we trust: move the broken extraction aside so that cargo
 	// downloads (or, with a foreign tarball, unpacks) it afresh instead of
 	// trusting a marker over missing files.
-	if _, err := os.Lstat(root); err == nil {
+	if _, err := r.lstat(root); err == nil {
 		if err := r.trash(root, i); err != nil {
 			return Action{}, err
 		}
-		os.Remove(r.StatePath(i))
+		r.unlink(r.StatePath(i))
 		why := f.Reason
 		if removedTarball {
 			why += ", tarball truncated"
 		}
-		return Action{Verb: "Removing", Detail: fmt.Sprintf("broken extraction of %s (%s); cargo will download it again", i.Crate, why)}, nil
+		return Action{Verb: "Removing", Kind: ActMovedAside, Detail: fmt.Sprintf("broken extraction of %s (%s); cargo will download it again", i.Crate, why)}, nil
 	}
 	if removedTarball {
-		return Action{Verb: "Removing", Detail: fmt.Sprintf("truncated tarball of %s (%s); cargo will download it again", i.Crate, tb)}, nil
+		return Action{Verb: "Removing", Kind: ActRemovedTarball, Detail: fmt.Sprintf("truncated tarball of %s (%s); cargo will download it again", i.Crate, tb)}, nil
 	}
 	return Action{Left: true, Detail: fmt.Sprintf("%s (%s): no trusted tarball to repair from", i.Crate, f.Reason)}, nil
 }
@@ -87,36 +98,37 @@ func (r Registry) Repair(f Finding) (Action, error) {
 func (r Registry) reextract(i Instance) (*Manifest, error) {
 	root := r.Extraction(i)
 	parent := filepath.Dir(root)
-	if err := os.MkdirAll(parent, 0o777); err != nil {
+	// As cargo makes it (0o777 less the umask): src/ and the regdir are
+	// cargo's directories, not the shim's shared ones.
+	if err := r.mkdirUmask(parent); err != nil {
 		return nil, err
 	}
 	tmp := filepath.Join(parent, leftover{kind: repairTemp, stem: i.Dir(), pid: os.Getpid()}.String())
-	os.RemoveAll(tmp)
+	r.removeAll(tmp)
 	m, err := extract(r.Tarball(i), i.Crate, tmp)
 	if err != nil {
-		os.RemoveAll(tmp)
+		r.removeAll(tmp)
 		return nil, fmt.Errorf("extracting %s into %s: %w", r.Tarball(i), tmp, err)
 	}
-	if _, err := os.Lstat(root); err != nil {
-		if err := os.Rename(tmp, root); err != nil {
-			os.RemoveAll(tmp)
+	if _, err := r.lstat(root); err != nil {
+		if err := r.rename(tmp, root); err != nil {
+			r.removeAll(tmp)
 			return nil, err
 		}
 		return m, nil
 	}
 	// Atomic exchange: no moment where the path is missing. Rename needs only
 	// the parent directory, so files another uid owns do not stop it.
-	err = unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, root, unix.RENAME_EXCHANGE)
-	if err != nil {
+	if err = r.exchange(tmp, root); err != nil {
 		// Filesystems without RENAME_EXCHANGE: aside, then in.
 		old := filepath.Join(parent, leftover{kind: repairTemp, stem: i.Dir(), pid: os.Getpid(), old: true}.String())
-		if err := os.Rename(root, old); err != nil {
-			os.RemoveAll(tmp)
+		if err := r.rename(root, old); err != nil {
+			r.removeAll(tmp)
 			return nil, err
 		}
-		if err := os.Rename(tmp, root); err != nil {
-			os.Rename(old, root)
-			os.RemoveAll(tmp)
+		if err := r.rename(tmp, root); err != nil {
+			r.rename(old, root)
+			r.removeAll(tmp)
 			return nil, err
 		}
 		tmp = old
@@ -136,19 +148,19 @@ func (r Registry) reextract(i Instance) (*Manifest, error) {
 func (r Registry) trash(p string, i Instance) error {
 	dir := r.TrashDir()
 	now, pid := time.Now(), os.Getpid()
-	if err := lockfile.MkdirShared(dir); err == nil && r.realDir(dir) {
+	if err := r.mkdirAll(dir, safefs.Shared); err == nil {
 		name := leftover{kind: trashed, stem: i.Regdir + "." + i.Dir(), at: now, pid: pid}.String()
-		if err := os.Rename(p, filepath.Join(dir, name)); err == nil {
+		if err := r.rename(p, filepath.Join(dir, name)); err == nil {
 			r.dropOlderTrash(i, name)
 			return nil
 		}
 	}
 	aside := leftover{kind: setAside, stem: i.Dir(), at: now, pid: pid}.String()
-	if err := os.Rename(p, filepath.Join(filepath.Dir(p), aside)); err == nil {
+	if err := r.rename(p, filepath.Join(filepath.Dir(p), aside)); err == nil {
 		return nil
 	}
 	// It is proven broken and we hold its exclusive lock: delete in place.
-	if err := os.RemoveAll(p); err != nil {
+	if err := r.removeAll(p); err != nil {
 		return fmt.Errorf("removing broken %s of %s: %w", p, i.Crate, err)
 	}
 	return nil
@@ -158,14 +170,14 @@ func (r Registry) trash(p string, i Instance) error {
 // exclusive lock, and nothing reads the trash: a crate repaired again and
 // again before the trash is emptied keeps one copy there, not one per repair.
 func (r Registry) dropOlderTrash(i Instance, keep string) {
-	ents, err := os.ReadDir(r.TrashDir())
+	ents, err := r.readDir(r.TrashDir())
 	if err != nil {
 		return
 	}
 	for _, e := range ents {
 		l, ok := parseLeftover(e.Name())
 		if ok && l.kind == trashed && l.stem == i.Regdir+"."+i.Dir() && e.Name() != keep {
-			os.RemoveAll(filepath.Join(r.TrashDir(), e.Name()))
+			r.removeAll(filepath.Join(r.TrashDir(), e.Name()))
 		}
 	}
 }
@@ -174,13 +186,13 @@ func (r Registry) dropOlderTrash(i Instance, keep string) {
 // repair creates them, and a repair of i holds i's exclusive lock, as we do.
 func (r Registry) removeTemps(i Instance) {
 	parent := filepath.Join(r.Root, "src", i.Regdir)
-	ents, err := os.ReadDir(parent)
+	ents, err := r.readDir(parent)
 	if err != nil {
 		return
 	}
 	for _, e := range ents {
 		if l, ok := parseLeftover(e.Name()); ok && l.kind == repairTemp && l.stem == i.Dir() {
-			os.RemoveAll(filepath.Join(parent, e.Name()))
+			r.removeAll(filepath.Join(parent, e.Name()))
 		}
 	}
 }
@@ -188,15 +200,12 @@ func (r Registry) removeTemps(i Instance) {
 // EmptyTrash deletes trash entries older than minAge and returns the bytes
 // freed. Entries it cannot delete (another uid's read-only dirs) stay.
 func (r Registry) EmptyTrash(minAge time.Duration) (freed int64, err error) {
-	if _, err := os.Lstat(r.TrashDir()); errors.Is(err, fs.ErrNotExist) {
+	if _, err := r.lstat(r.TrashDir()); errors.Is(err, fs.ErrNotExist) {
 		return 0, nil
 	}
-	if !r.realDir(r.TrashDir()) {
-		// Deleting "everything in the trash" through a planted symlink would
-		// delete outside the registry.
-		return 0, fmt.Errorf("%s is not a plain directory inside the registry; not emptying it", r.TrashDir())
-	}
-	ents, err := os.ReadDir(r.TrashDir())
+	// Below the registry's descriptor, no link followed: a trash replaced by
+	// a symlink fails here instead of being emptied.
+	ents, err := r.readDir(r.TrashDir())
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return 0, nil
@@ -213,8 +222,8 @@ func (r Registry) EmptyTrash(minAge time.Duration) (freed int64, err error) {
 		if time.Since(l.at) < minAge {
 			continue
 		}
-		n := DiskUsage(p)
-		if rerr := os.RemoveAll(p); rerr == nil {
+		n := r.DiskUsage(p)
+		if rerr := r.removeAll(p); rerr == nil {
 			freed += n
 		} else if err == nil {
 			err = rerr
@@ -223,36 +232,61 @@ func (r Registry) EmptyTrash(minAge time.Duration) (freed int64, err error) {
 	return freed, err
 }
 
-// DiskUsage sums the sizes of the regular files under p (no links followed).
-func DiskUsage(p string) int64 {
+// DiskUsage is what deleting p, a path below the registry, frees on disk:
+// the blocks of everything under it, directories included, as du counts
+// them (no links followed), so that what gc says it freed is what du sees
+// go.
+func (r Registry) DiskUsage(p string) int64 {
+	d, err := r.subdir(p)
+	if err != nil {
+		return r.Blocks(p)
+	}
+	defer d.Close()
+	return r.Blocks(p) + diskUsage(d, ".", 0)
+}
+
+func diskUsage(d *safefs.Dir, rel string, depth int) int64 {
+	ents, err := d.ReadDir(rel)
+	if err != nil || depth > 256 {
+		return 0
+	}
 	var n int64
-	filepath.WalkDir(p, func(_ string, d fs.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() {
-			if fi, err := d.Info(); err == nil {
-				n += fi.Size()
-			}
+	for _, e := range ents {
+		p := path.Join(rel, e.Name())
+		var st unix.Stat_t
+		if d.LstatRaw(p, &st) == nil {
+			n += st.Blocks * 512
 		}
-		return nil
-	})
+		if e.IsDir() {
+			n += diskUsage(d, p, depth+1)
+		}
+	}
 	return n
 }
 
-// realDir reports whether p and every directory between the registry root
-// and p are directories, not symlinks.
-func (r Registry) realDir(p string) bool {
-	rel, err := filepath.Rel(r.Root, p)
-	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
-		return false
+// Blocks is the disk space of one file or directory below the registry, as
+// du counts it.
+func (r Registry) Blocks(p string) int64 {
+	var st unix.Stat_t
+	if r.lstatRaw(p, &st) != nil {
+		return 0
 	}
-	cur := r.Root
-	for _, part := range strings.Split(rel, string(filepath.Separator)) {
-		cur = filepath.Join(cur, part)
-		fi, err := os.Lstat(cur)
-		if err != nil || !fi.IsDir() {
-			return false
+	return st.Blocks * 512
+}
+
+// TrashUsage is the disk space of what is in the trash now.
+func (r Registry) TrashUsage() int64 {
+	ents, err := r.readDir(r.TrashDir())
+	if err != nil {
+		return 0
+	}
+	var n int64
+	for _, e := range ents {
+		if l, ok := parseLeftover(e.Name()); ok && l.kind == trashed {
+			n += r.DiskUsage(filepath.Join(r.TrashDir(), e.Name()))
 		}
 	}
-	return true
+	return n
 }
 
 // RepairOptions tune RepairCrate.

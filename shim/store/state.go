@@ -15,7 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/cargo-shim/cargo-shim/lockfile"
+	"github.com/cargo-shim/cargo-shim/shim/store/safefs"
 )
 
 // A state record says what a verified extraction contained when it was last
@@ -74,7 +74,7 @@ const maxRecordSize = 8 << 20
 // readRecord reads a whole record file, refusing one over the bound before
 // allocating for it.
 func readRecord(p string) ([]byte, error) {
-	f, err := os.Open(p)
+	f, err := openBelow(p) // beneath its registry, no link followed
 	if err != nil {
 		return nil, err
 	}
@@ -267,17 +267,17 @@ func (r Registry) recordState(i Instance, m *Manifest) error {
 	s := &State{SHA256: m.SHA256}
 	for _, rel := range m.Dirs {
 		var st unix.Stat_t
-		if err := unix.Lstat(filepath.Join(root, filepath.FromSlash(rel)), &st); err != nil {
+		if err := r.lstatRaw(filepath.Join(root, filepath.FromSlash(rel)), &st); err != nil {
 			return err
 		}
 		s.Dirs = append(s.Dirs, dirStamp{Rel: rel, stamp: stampOf(&st)})
 	}
 	var st unix.Stat_t
-	if err := unix.Lstat(filepath.Join(root, markerName), &st); err != nil {
+	if err := r.lstatRaw(filepath.Join(root, markerName), &st); err != nil {
 		return err
 	}
 	s.Marker = stampOf(&st)
-	if err := unix.Lstat(r.Tarball(i), &st); err == nil {
+	if err := r.lstatRaw(r.Tarball(i), &st); err == nil {
 		t := stampOf(&st)
 		s.Tarball = &t
 	}
@@ -288,31 +288,19 @@ func (r Registry) recordState(i Instance, m *Manifest) error {
 		s.Files = append(s.Files, FileEntry{Path: f.Path, Size: f.Size})
 	}
 	s.Recorded = time.Now().UnixNano()
-	return writeFileAtomic(r.StatePath(i), s.encode())
+	return r.writeFileAtomic(r.StatePath(i), s.encode())
 }
 
-func writeFileAtomic(p string, data []byte) error {
-	dir := filepath.Dir(p)
-	f, err := os.CreateTemp(dir, ".tmp-*")
+// writeFileAtomic replaces the record p (temp file and rename, below the
+// registry's descriptor, no link followed), creating its shared directory
+// race-free and sticky if missing: every runner uid must be able to add
+// records, and none to replace another's.
+func (r Registry) writeFileAtomic(p string, data []byte) error {
+	err := r.writeAtomic(p, data, 0o644)
 	if errors.Is(err, fs.ErrNotExist) {
-		// Every runner uid must be able to replace a record.
-		if err = lockfile.MkdirShared(dir); err == nil {
-			f, err = os.CreateTemp(dir, ".tmp-*")
+		if err = r.mkdirAll(filepath.Dir(p), safefs.Shared); err == nil {
+			err = r.writeAtomic(p, data, 0o644)
 		}
-	}
-	if err != nil {
-		return err
-	}
-	_ = f.Chmod(0o644)
-	_, err = f.Write(data)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), p)
-	}
-	if err != nil {
-		os.Remove(f.Name())
 	}
 	return err
 }
@@ -321,7 +309,7 @@ func writeFileAtomic(p string, data []byte) error {
 // from a trusted tarball, or "".
 func (r Registry) RecordedSHA256(i Instance) string {
 	s, err := readState(r.StatePath(i), false)
-	if err != nil {
+	if err != nil || !r.trustedRecord(r.StatePath(i)) {
 		return ""
 	}
 	return s.SHA256
@@ -339,4 +327,39 @@ func (r Registry) RecordIfVerified(f Finding) error {
 		return nil
 	}
 	return r.recordState(f.Instance, f.manifest)
+}
+
+// trustedRecord reports whether the record at p can only have been written
+// by this uid or root: it is a regular file, and it and every directory from
+// the registry down to it are owned by one of them, none of those
+// directories letting another uid rename entries (group/world-writable
+// without the sticky bit). Only such a record may prove an extraction broken
+// (a file it lists is missing) or name the checksum a tarball must have.
+// Any other record can only make the shim look closer: another uid could
+// have forged it, and believing it would let that uid have a valid
+// extraction deleted.
+func (r Registry) trustedRecord(p string) bool {
+	d, rel, err := r.resolve(p)
+	if err != nil {
+		return false
+	}
+	parts := strings.Split(rel, "/")
+	euid := uint32(os.Geteuid())
+	for k := range parts {
+		var st unix.Stat_t
+		if d.LstatRaw(strings.Join(parts[:k+1], "/"), &st) != nil {
+			return false
+		}
+		if st.Uid != 0 && st.Uid != euid {
+			return false
+		}
+		want := uint32(unix.S_IFDIR)
+		if k == len(parts)-1 {
+			want = unix.S_IFREG
+		}
+		if st.Mode&unix.S_IFMT != want || want == unix.S_IFDIR && st.Mode&0o022 != 0 && st.Mode&unix.S_ISVTX == 0 {
+			return false
+		}
+	}
+	return true
 }

@@ -12,10 +12,11 @@ import (
 	"io/fs"
 	"os"
 	"path"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/cargo-shim/cargo-shim/shim/store/safefs"
 )
 
 // ErrCorrupt marks a tarball that cannot be read to its end: cargo would
@@ -107,7 +108,7 @@ type tarVisitor struct {
 // walkTarball reads tarball p as cargo's unpacker would, refusing what
 // cargo-shim will not reproduce, and returns what an extraction holds.
 func walkTarball(p string, c Crate, v tarVisitor) (*Manifest, error) {
-	f, err := os.Open(p)
+	f, err := openBelow(p) // beneath its registry: no link followed anywhere
 	if err != nil {
 		return nil, err
 	}
@@ -370,20 +371,33 @@ func (w *tarWalk) file(hdr *tar.Header, rel string, tr io.Reader) error {
 // rules: mode & 0o777 (the umask applies through open(2)), a later entry
 // replacing an earlier file, whole-second mtimes, the generated files'
 // fixed mtime, the marker written last. It returns the manifest it extracted.
+// Every path is resolved beneath dir without following a link, and times
+// are set through descriptors: a symlink another uid plants in the tree
+// being written is an error, never a way out.
 func extract(p string, c Crate, dir string) (*Manifest, error) {
-	if err := os.Mkdir(dir, 0o777); err != nil {
+	reg, rel, done, err := below(dir)
+	if err != nil {
 		return nil, err
 	}
+	defer done()
+	if err := reg.MkdirUmask(rel, 0o777); err != nil {
+		return nil, err
+	}
+	d, err := reg.OpenDir(rel)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
 	made := map[string]bool{".": true}
-	mkdirs := func(d string) error {
-		if made[d] {
+	mkdirs := func(dir string) error {
+		if made[dir] {
 			return nil
 		}
-		if err := os.MkdirAll(filepath.Join(dir, filepath.FromSlash(d)), 0o777); err != nil {
-			return err
-		}
-		for ; d != "."; d = path.Dir(d) {
-			made[d] = true
+		for _, sub := range parents(dir) {
+			if err := d.MkdirUmask(sub, 0o777); err != nil && !errors.Is(err, fs.ErrExist) {
+				return err
+			}
+			made[sub] = true
 		}
 		return nil
 	}
@@ -391,20 +405,29 @@ func extract(p string, c Crate, dir string) (*Manifest, error) {
 		if err := mkdirs(path.Dir(e.Path)); err != nil {
 			return err
 		}
-		return extractFile(filepath.Join(dir, filepath.FromSlash(e.Path)), e, r)
+		return extractFile(d, e, r)
 	}})
 	if err != nil {
 		return nil, err
 	}
 	for _, name := range generatedFiles {
-		if fi, err := os.Lstat(filepath.Join(dir, name)); err == nil && fi.Mode().IsRegular() {
-			_ = os.Chtimes(filepath.Join(dir, name), time.Time{}, time.Unix(generatedMtime, 0))
+		if fi, err := d.Lstat(name); err == nil && fi.Mode().IsRegular() {
+			_ = d.Chtimes(name, time.Time{}, time.Unix(generatedMtime, 0))
 		}
 	}
-	if err := writeMarker(filepath.Join(dir, markerName)); err != nil {
+	if err := writeMarker(d); err != nil {
 		return nil, err
 	}
 	return m, nil
+}
+
+// parents lists "a", "a/b", "a/b/c" for "a/b/c".
+func parents(dir string) []string {
+	var out []string
+	for d := dir; d != "."; d = path.Dir(d) {
+		out = append([]string{d}, out...)
+	}
+	return out
 }
 
 // cargo sets these files' mtime after unpacking (older cargo packaged them
@@ -414,20 +437,24 @@ var generatedFiles = []string{"Cargo.lock", "Cargo.toml", ".cargo_vcs_info.json"
 
 const generatedMtime = 1153704088
 
-// extractFile writes one file. The walk has proven that an existing dst is
-// a file of an earlier entry: like cargo, replace it.
-func extractFile(dst string, e FileEntry, r io.Reader) error {
+// extractFile writes one file below d. The walk has proven that an existing
+// file is one of an earlier entry: like cargo, replace it.
+func extractFile(d *safefs.Dir, e FileEntry, r io.Reader) error {
 	perm := os.FileMode(e.Mode & 0o777)
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	out, err := d.OpenFile(e.Path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
 	if errors.Is(err, fs.ErrExist) {
-		if err = os.Remove(dst); err == nil {
-			out, err = os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+		if err = d.Remove(e.Path); err == nil {
+			out, err = d.OpenFile(e.Path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
 		}
 	}
 	if err != nil {
 		return err
 	}
 	n, err := io.Copy(out, r)
+	if err == nil && n == e.Size {
+		// Through the descriptor just written: never a path.
+		_ = safefs.Futimens(int(out.Fd()), e.Mtime, e.Mtime)
+	}
 	if cerr := out.Close(); err == nil {
 		err = cerr
 	}
@@ -437,12 +464,11 @@ func extractFile(dst string, e FileEntry, r io.Reader) error {
 	if n != e.Size {
 		return fmt.Errorf("%s: short read: %w", e.Path, io.ErrUnexpectedEOF)
 	}
-	_ = os.Chtimes(dst, e.Mtime, e.Mtime)
 	return nil
 }
 
-func writeMarker(p string) error {
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
+func writeMarker(d *safefs.Dir) error {
+	f, err := d.OpenFile(markerName, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
 	if err != nil {
 		return err
 	}

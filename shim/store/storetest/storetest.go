@@ -49,10 +49,19 @@ func Tarball(entries []Entry) []byte {
 	return buf.Bytes()
 }
 
-// Files is the .crate of files (paths relative to stem/, "<name>-<version>")
-// as cargo package writes it: sorted, each directory entry before the first
-// file in it.
+// Files is the .crate of files (paths relative to stem/, "<name>-<version>"),
+// sorted, each directory entry before the first file in it.
 func Files(stem string, files map[string]string) []byte {
+	return Tarball(fileEntries(stem, files, true))
+}
+
+// Packaged is Files as `cargo package` writes it: without directory entries,
+// so that cargo makes every directory itself, with the process umask.
+func Packaged(stem string, files map[string]string) []byte {
+	return Tarball(fileEntries(stem, files, false))
+}
+
+func fileEntries(stem string, files map[string]string, withDirs bool) []Entry {
 	names := make([]string, 0, len(files))
 	for k := range files {
 		names = append(names, k)
@@ -64,14 +73,14 @@ func Files(stem string, files map[string]string) []byte {
 		parts := strings.Split(n, "/")
 		for i := 1; i < len(parts); i++ {
 			d := strings.Join(parts[:i], "/")
-			if !dirs[d] {
+			if !dirs[d] && withDirs {
 				dirs[d] = true
 				entries = append(entries, Entry{Name: stem + "/" + d + "/", Type: tar.TypeDir, Mode: 0o755})
 			}
 		}
 		entries = append(entries, Entry{Name: stem + "/" + n, Body: files[n]})
 	}
-	return Tarball(entries)
+	return entries
 }
 
 // Shaped is the files of generated crate k, shaped like a real registry's:

@@ -1,0 +1,230 @@
+package safefs
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Open opens the regular file rel for reading. O_NONBLOCK on the open keeps a
+// FIFO planted in a file's place from hanging the run; anything but a regular
+// file is refused.
+func (d *Dir) Open(rel string) (*os.File, error) {
+	fd, err := d.open(rel, unix.O_RDONLY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, d.pathErr("open", rel, err)
+	}
+	return regularFile(fd, d.Join(rel))
+}
+
+func regularFile(fd int, name string) (*os.File, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return nil, &fs.PathError{Op: "fstat", Path: name, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		unix.Close(fd)
+		return nil, &fs.PathError{Op: "open", Path: name, Err: errors.New("not a regular file")}
+	}
+	if err := unix.SetNonblock(fd, false); err != nil {
+		unix.Close(fd)
+		return nil, &fs.PathError{Op: "fcntl", Path: name, Err: err}
+	}
+	return os.NewFile(uintptr(fd), name), nil
+}
+
+// ReadFile reads the regular file rel, refusing one larger than limit bytes
+// (limit <= 0: no limit).
+func (d *Dir) ReadFile(rel string, limit int64) ([]byte, error) {
+	f, err := d.Open(rel)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var r io.Reader = f
+	if limit > 0 {
+		r = io.LimitReader(f, limit+1)
+	}
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, err
+	}
+	if limit > 0 && int64(len(data)) > limit {
+		return nil, &fs.PathError{Op: "read", Path: d.Join(rel), Err: fmt.Errorf("larger than %d bytes", limit)}
+	}
+	return data, nil
+}
+
+// Create creates the file rel, which must not exist (O_EXCL: never opens
+// what another uid planted), for writing; perm is set through the descriptor,
+// whatever the umask.
+func (d *Dir) Create(rel string, perm fs.FileMode) (*os.File, error) {
+	fd, err := d.open(rel, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL, 0o600)
+	if err != nil {
+		return nil, d.pathErr("create", rel, err)
+	}
+	if err := unix.Fchmod(fd, uint32(perm.Perm())); err != nil {
+		unix.Close(fd)
+		return nil, d.pathErr("fchmod", rel, err)
+	}
+	return os.NewFile(uintptr(fd), d.Join(rel)), nil
+}
+
+// OpenLock opens (creating with perm if missing) the file rel read-only, as a
+// flock target: read access is all flock needs, so any uid may lock a file
+// another uid created.
+func (d *Dir) OpenLock(rel string, perm fs.FileMode) (int, error) {
+	fd, err := d.open(rel, unix.O_RDONLY|unix.O_CREAT|unix.O_NONBLOCK, uint32(perm.Perm()))
+	if err != nil {
+		return -1, d.pathErr("open", rel, err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		unix.Close(fd)
+		if err == nil {
+			err = errors.New("not a regular file")
+		}
+		return -1, d.pathErr("open", rel, err)
+	}
+	return fd, nil
+}
+
+// WriteFile replaces rel atomically: a fresh temporary file beside it, then a
+// rename over it. Readers see the old content or the new, never a part, and
+// a file another uid planted at rel is replaced, not written through.
+func (d *Dir) WriteFile(rel string, data []byte, perm fs.FileMode) error {
+	pfd, name, err := d.parent(rel)
+	if err != nil {
+		return d.pathErr("write", rel, err)
+	}
+	defer unix.Close(pfd)
+	tmp, fd, err := createTemp(pfd)
+	if err != nil {
+		return d.pathErr("create", rel, err)
+	}
+	f := os.NewFile(uintptr(fd), d.Join(rel))
+	if err = unix.Fchmod(fd, uint32(perm.Perm())); err == nil {
+		_, err = f.Write(data)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = unix.Renameat(pfd, tmp, pfd, name)
+	}
+	if err != nil {
+		unix.Unlinkat(pfd, tmp, 0)
+		return d.pathErr("write", rel, err)
+	}
+	return nil
+}
+
+// createTemp creates a new file named .tmp-<random> in the directory pfd.
+func createTemp(pfd int) (string, int, error) {
+	for try := 0; ; try++ {
+		var b [8]byte
+		rand.Read(b[:])
+		name := ".tmp-" + hex.EncodeToString(b[:])
+		fd, err := unix.Openat(pfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		if err == unix.EEXIST && try < 10 {
+			continue
+		}
+		return name, fd, err
+	}
+}
+
+// Chmod sets rel's mode through a descriptor of it (fchmod): the object
+// changed is the one resolved beneath d, never a symlink's target.
+func (d *Dir) Chmod(rel string, mode fs.FileMode) error {
+	fd, err := d.open(rel, unix.O_RDONLY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return d.pathErr("chmod", rel, err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Fchmod(fd, unixMode(mode)); err != nil {
+		return d.pathErr("fchmod", rel, err)
+	}
+	return nil
+}
+
+// Chtimes sets rel's access and modification times through a descriptor of
+// it (futimens). The zero time means "now", which needs only write access;
+// an explicit time needs ownership.
+func (d *Dir) Chtimes(rel string, atime, mtime time.Time) error {
+	fd, err := d.open(rel, unix.O_RDONLY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return d.pathErr("chtimes", rel, err)
+	}
+	defer unix.Close(fd)
+	if err := Futimens(fd, atime, mtime); err != nil {
+		return d.pathErr("futimens", rel, err)
+	}
+	return nil
+}
+
+// Futimens sets the times of the open file fd; the zero time means now.
+func Futimens(fd int, atime, mtime time.Time) error {
+	ts := [2]unix.Timespec{timespec(atime), timespec(mtime)}
+	// utimensat with a NULL path is futimens(3): the descriptor's own inode.
+	_, _, e := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(&ts[0])), 0, 0, 0)
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+
+func timespec(t time.Time) unix.Timespec {
+	if t.IsZero() {
+		return unix.Timespec{Nsec: unix.UTIME_NOW}
+	}
+	return unix.NsecToTimespec(t.UnixNano())
+}
+
+// unixMode maps permission, setgid and sticky bits of an fs.FileMode.
+func unixMode(m fs.FileMode) uint32 {
+	u := uint32(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		u |= unix.S_ISUID
+	}
+	if m&fs.ModeSetgid != 0 {
+		u |= unix.S_ISGID
+	}
+	if m&fs.ModeSticky != 0 {
+		u |= unix.S_ISVTX
+	}
+	return u
+}
+
+// OpenFile opens rel with flag (O_NOFOLLOW and O_CLOEXEC added) and, when
+// creating, perm as open(2) takes it: the umask applies, as it does to
+// cargo's own extraction.
+func (d *Dir) OpenFile(rel string, flag int, perm fs.FileMode) (*os.File, error) {
+	fd, err := d.open(rel, flag, uint32(perm.Perm()))
+	if err != nil {
+		return nil, d.pathErr("open", rel, err)
+	}
+	return os.NewFile(uintptr(fd), d.Join(rel)), nil
+}
+
+// MkdirUmask creates the directory rel with perm as mkdir(2) takes it (the
+// umask applies); the error of an existing one is fs.ErrExist.
+func (d *Dir) MkdirUmask(rel string, perm fs.FileMode) error {
+	pfd, name, err := d.parent(rel)
+	if err != nil {
+		return d.pathErr("mkdir", rel, err)
+	}
+	defer unix.Close(pfd)
+	if err := unix.Mkdirat(pfd, name, uint32(perm.Perm())); err != nil {
+		return d.pathErr("mkdir", rel, err)
+	}
+	return nil
+}
