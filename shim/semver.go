@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+
+	"github.com/cargo-shim/cargo-shim/shim/store"
 )
 
 // semver is a version as cargo's semver crate reads it; build metadata
@@ -17,42 +19,24 @@ var errSemver = errors.New("not a semver version")
 
 func parseSemver(s string) (semver, error) {
 	var v semver
-	core, build, hasBuild := strings.Cut(s, "+")
-	core, pre, hasPre := strings.Cut(core, "-")
-	v.Pre = pre
-	// Identifiers are [0-9A-Za-z-], dot-separated: a version from a shared
-	// index names a directory, and must not name any other path.
-	if hasPre && !validIdents(pre) || hasBuild && !validIdents(build) {
+	// A version from a shared index names a directory: only what cargo
+	// accepts as a version, which never names another path.
+	if !store.ValidVersion(s) {
 		return v, errSemver
 	}
+	core, _, _ := strings.Cut(s, "+")
+	core, v.Pre, _ = strings.Cut(core, "-")
 	parts := strings.Split(core, ".")
-	if len(parts) != 3 {
-		return v, errSemver
-	}
 	var nums [3]uint64
 	for n, p := range parts {
 		x, err := strconv.ParseUint(p, 10, 64)
-		if err != nil || p == "" || (len(p) > 1 && p[0] == '0') {
+		if err != nil {
 			return v, errSemver
 		}
 		nums[n] = x
 	}
 	v.Major, v.Minor, v.Patch = nums[0], nums[1], nums[2]
 	return v, nil
-}
-
-func validIdents(s string) bool {
-	for _, id := range strings.Split(s, ".") {
-		if id == "" {
-			return false
-		}
-		for _, c := range id {
-			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '-') {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 // compare orders versions by semver precedence.

@@ -47,20 +47,6 @@ func indexDepPath(name string) string {
 	return name[:2] + "/" + name[2:4] + "/" + name
 }
 
-// validCrateName refuses what could not be a crate name and could escape a
-// path.
-func validCrateName(name string) bool {
-	if name == "" || len(name) > 64 {
-		return false
-	}
-	for _, c := range name {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
-}
-
 // IndexCachePath is cargo's cached index file for name in regdir.
 func (r Registry) IndexCachePath(regdir, name string) string {
 	return filepath.Join(r.Root, "index", regdir, ".cache", filepath.FromSlash(indexDepPath(name)))
@@ -71,7 +57,7 @@ func (r Registry) IndexCachePath(regdir, name string) string {
 // (4 bytes), the index file's version, then version and JSON line pairs,
 // each field ended by a NUL byte.
 func (r Registry) ReadIndexCache(regdir, name string) ([]IndexEntry, error) {
-	if !validCrateName(name) {
+	if !ValidName(name) {
 		return nil, fmt.Errorf("%q is not a crate name", name)
 	}
 	p := r.IndexCachePath(regdir, name)
@@ -100,8 +86,8 @@ func (r Registry) ReadIndexCache(regdir, name string) ([]IndexEntry, error) {
 	return out, nil
 }
 
-// readRegular reads a regular file of at most limit bytes without
-// following a symlink at its last component.
+// readRegular reads a regular file of at most limit bytes below the
+// registry, following no link on the way.
 func readRegular(p string, limit int64) ([]byte, error) {
 	f, err := openBelow(p) // beneath its registry: no link followed anywhere
 	if err != nil {
