@@ -70,14 +70,9 @@ var unplanned = map[string]bool{
 	"update": true, "generate-lockfile": true, "add": true, "remove": true, "info": true,
 }
 
-// Classify reads a cargo command line (without argv[0]).
-func Classify(args []string) Command {
-	c := Command{Args: args}
-	if len(args) > 0 && strings.HasPrefix(args[0], "+") {
-		c.Toolchain = args[0]
-		args = args[1:]
-		c.Args = args
-	}
+// globals reads cargo's options before the subcommand and returns the
+// subcommand's index (len(args) when there is none).
+func (c *Command) globals(args []string) int {
 	i := 0
 	for ; i < len(args); i++ {
 		a := args[i]
@@ -96,10 +91,21 @@ func Classify(args []string) Command {
 			continue
 		}
 		if a == "--" {
-			i = len(args)
-			break
+			return len(args)
 		}
 	}
+	return i
+}
+
+// Classify reads a cargo command line (without argv[0]).
+func Classify(args []string) Command {
+	c := Command{Args: args}
+	if len(args) > 0 && strings.HasPrefix(args[0], "+") {
+		c.Toolchain = args[0]
+		args = args[1:]
+		c.Args = args
+	}
+	i := c.globals(args)
 	if i >= len(args) {
 		// cargo, cargo --version, cargo --list, cargo --explain E0001 ...
 		c.Kind = PassThrough
