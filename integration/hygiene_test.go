@@ -127,6 +127,8 @@ func TestGCKeepsCratesOfABuildOnAnEmptyRegistry(t *testing.T) {
 	if r := held.Wait(); r.Code != 0 {
 		t.Fatalf("the build: %s", r)
 	}
+	// The holder lets go once it has seen cargo exit.
+	exclusiveOnceFree(t, filepath.Join(w.Shared, ".cargo-shim", "locks", "cold.lock")).Release()
 	rep = decode[admin.GCReport](t, w.Admin("gc", "--max-age", "0s", "--json"))
 	if rep.ColdBuild || len(rep.Removed) != len(fixtureCrates) {
 		t.Errorf("gc after the build: cold_build_running=%v, removed %d crates, want %d", rep.ColdBuild, len(rep.Removed), len(fixtureCrates))
