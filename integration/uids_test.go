@@ -12,6 +12,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // Helpers for tests that run real processes as real uids: a group made for
@@ -25,7 +26,7 @@ func sharedGroup(t *testing.T) (name string, gid int) {
 	}
 	name = fmt.Sprintf("csi10g%d%04d", os.Getpid()%100000, rand.IntN(10000))
 	mustRun(t, "groupadd", name)
-	t.Cleanup(func() { exec.Command("groupdel", name).Run() })
+	t.Cleanup(func() { shadowRun("groupdel", name) })
 	g, err := user.LookupGroup(name)
 	if err != nil {
 		t.Fatal(err)
@@ -47,8 +48,8 @@ func newMember(t *testing.T, sharedGid int, inGroup bool) *member {
 	name := fmt.Sprintf("csi10u%d%04d", os.Getpid()%100000, rand.IntN(10000))
 	mustRun(t, "useradd", "-M", "-U", "-s", "/usr/sbin/nologin", name)
 	t.Cleanup(func() {
-		exec.Command("userdel", name).Run()
-		exec.Command("groupdel", name).Run()
+		shadowRun("userdel", name)
+		shadowRun("groupdel", name)
 	})
 	u, err := user.Lookup(name)
 	if err != nil {
@@ -65,8 +66,22 @@ func newMember(t *testing.T, sharedGid int, inGroup bool) *member {
 
 func mustRun(t *testing.T, name string, args ...string) {
 	t.Helper()
-	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+	if out, err := shadowRun(name, args...); err != nil {
 		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+	}
+}
+
+// shadowRun runs a user or group tool. Other tests on the machine lock
+// /etc/passwd and /etc/group too, and a runner's lock holder may outlive
+// its cargo by a moment: both are retried for a while.
+func shadowRun(name string, args ...string) ([]byte, error) {
+	for attempt := 0; ; attempt++ {
+		out, err := exec.Command(name, args...).CombinedOutput()
+		busy := strings.Contains(string(out), "lock") || strings.Contains(string(out), "used by process")
+		if err == nil || !busy || attempt == 50 {
+			return out, err
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
