@@ -1,9 +1,12 @@
 package lockfile
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/cargo-shim/cargo-shim/shim/store/safefs"
 	"golang.org/x/sys/unix"
@@ -92,9 +95,18 @@ func mkdirBeneath(dir string) (ok bool, err error) {
 	if err != nil || !ok {
 		return ok, err
 	}
-	sub, err := d.MkdirAll(rel, safefs.Shared)
-	sub.Close()
-	return true, err
+	// As in mkdirShared: a component another host has just made can look
+	// missing for a moment on a shared filesystem; retry briefly.
+	delay := time.Millisecond
+	for attempt := 0; ; attempt++ {
+		sub, err := d.MkdirAll(rel, safefs.Shared)
+		sub.Close()
+		if !errors.Is(err, fs.ErrNotExist) || attempt == mkdirRetries {
+			return true, err
+		}
+		time.Sleep(delay)
+		delay = min(2*delay, 100*time.Millisecond)
+	}
 }
 
 // stillAt reports whether path names the held file; below a declared
