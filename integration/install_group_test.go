@@ -58,7 +58,7 @@ func (g *groupInstall) install(asMember bool, f installForm, reg string, viaShim
 		r = g.Start(dir, home, viaShim, args).Wait()
 	}
 	if r.Code != 0 {
-		return r, false, fmt.Sprintf("exit %d: %s", r.Code, firstLine(r.Stderr, "error"))
+		return r, false, fmt.Sprintf("exit %d: %s", r.Code, cargoError(r.Stderr))
 	}
 	out, err := exec.Command(filepath.Join(root, "bin", loopback.ToolName)).Output()
 	if got := strings.TrimSpace(string(out)); err != nil || got != loopback.WantTool {
@@ -193,4 +193,14 @@ func TestInstallGroupShared(t *testing.T) {
 				name, failed, runs, pfailed, pruns)
 		})
 	}
+}
+
+// cargoError is cargo's first error line (a warning may mention an error).
+func cargoError(stderr string) string {
+	for _, l := range strings.Split(stderr, "\n") {
+		if strings.HasPrefix(l, "error") {
+			return l
+		}
+	}
+	return ""
 }
