@@ -1,8 +1,14 @@
 # cargo-shim: build, test, demo, chaos, bench, install.
 GO      ?= go
 PREFIX  ?= /usr/local
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X github.com/cargo-shim/cargo-shim/shim.Version=$(VERSION)
+# The version is the newest vX.Y.Z tag (git describe: 0.2.0, or
+# 0.2.0-3-g1a2b3c4d5 three commits later); a clone without tags (CI's
+# shallow clones) builds as 0.0.0-dev. Commit and date come from HEAD.
+VERSION ?= $(or $(shell git describe --tags --match 'v[0-9]*' --dirty 2>/dev/null | sed 's/^v//'),0.0.0-dev)
+COMMIT  ?= $(shell git rev-parse --short=9 HEAD 2>/dev/null)
+DATE    ?= $(shell git log -1 --format=%cs 2>/dev/null)
+PKG     := github.com/cargo-shim/cargo-shim/shim
+LDFLAGS := -s -w -X $(PKG).Version=$(VERSION) -X $(PKG).Commit=$(COMMIT) -X $(PKG).Date=$(DATE)
 
 .PHONY: build test fuzz multihost demo chaos bench install clean
 
@@ -46,8 +52,10 @@ install: build
 	install -d $(DESTDIR)$(PREFIX)/lib/cargo-shim/bin $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 bin/cargo $(DESTDIR)$(PREFIX)/lib/cargo-shim/bin/cargo
 	install -m 0755 bin/cargo-shim $(DESTDIR)$(PREFIX)/bin/cargo-shim
-	@echo "cargo-shim installed. Put the drop-in first on PATH:"
-	@echo "  export PATH=\"$(PREFIX)/lib/cargo-shim/bin:\$$PATH\""
+	@echo "cargo-shim installed: the drop-in cargo in $(PREFIX)/lib/cargo-shim/bin,"
+	@echo "the admin command in $(PREFIX)/bin. Put both on PATH, the drop-in first:"
+	@echo "  export PATH=\"$(PREFIX)/lib/cargo-shim/bin:\$$PATH\"   # cargo -> the shim"
+	@echo "  export PATH=\"\$$PATH:$(PREFIX)/bin\"                     # cargo-shim, if not there yet"
 
 clean:
 	rm -rf bin

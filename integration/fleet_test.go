@@ -494,6 +494,13 @@ func (f *fleet) hold() {
 	h := &heldBuild{home: home, gate: f.t.TempDir(), done: make(chan Result, 1), inodes: map[string]uint64{}}
 	p := f.w.Start(ws, home, f.viaShim, []string{"build"}, "SHIM_TEST_GATE="+h.gate, "CARGO_TARGET_DIR="+f.t.TempDir())
 	go func() { h.done <- p.Wait() }()
+	// A sequence that stops early must not leave the build waiting forever.
+	f.t.Cleanup(func() {
+		if f.held == h {
+			os.WriteFile(filepath.Join(h.gate, "go"), nil, 0o644)
+			<-h.done
+		}
+	})
 	for {
 		if _, err := os.Stat(filepath.Join(h.gate, "started")); err == nil {
 			break

@@ -186,10 +186,13 @@ func TestHostileLocksDirSymlink(t *testing.T) {
 			t.Errorf("uid 65534 renamed root's .cargo-shim/%s: the shim's directories are not sticky", sub)
 		}
 	}
-	// cargo's own package-cache lock of this home leads into .cargo-shim/cargo
-	// too: the same home must not follow it out.
+	// cargo's own package-cache lock of this home leads into the registry
+	// too: the same home's cargo must not follow it out.
 	w.mustAttack(`mv .cargo-shim .cargo-shim.x; mkdir -m 777 .cargo-shim
-		ln -s "$DECOY" .cargo-shim/locks; ln -s "$DECOY" .cargo-shim/cargo`, decoy)
+		ln -s "$DECOY" .cargo-shim/locks; ln -s "$DECOY" .cargo-shim/cargo
+		for f in .cargo-shim-package-cache .cargo-shim-package-cache-mutate; do
+			rm -f $f; ln -s "$DECOY/$f" $f
+		done`, decoy)
 	w.realBuildIn(home, decoy, snap)
 	w.realBuild(decoy, snap)
 	w.runVictims(decoy, snap, w.Extraction(""))

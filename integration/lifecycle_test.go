@@ -216,7 +216,7 @@ func TestUninstallRestoresPlainLockFiles(t *testing.T) {
 	os.Remove(filepath.Join(foreign, ".package-cache-mutate"))
 	os.Symlink(filepath.Join(w.Root, "users-own-lock"), filepath.Join(foreign, ".package-cache-mutate"))
 
-	if r := w.AdminIn(home, "uninstall", "--dry-run"); r.Code != 0 || !strings.Contains(r.Stderr, "Would restore") {
+	if r := w.AdminIn(home, "uninstall", "--dry-run"); r.Code != 0 || !strings.Contains(r.Stdout, "Would restore") {
 		t.Fatalf("dry run: %s", r)
 	}
 	if _, err := os.Readlink(filepath.Join(home, ".package-cache")); err != nil {
@@ -232,7 +232,7 @@ func TestUninstallRestoresPlainLockFiles(t *testing.T) {
 		t.Fatalf("uninstall while a cargo holds the lock: want busy then restored, exit 1: %s", r)
 	}
 	held.Release()
-	if r := w.AdminIn(foreign, "uninstall", "--cargo-home", home, "--cargo-home", foreign); r.Code != 1 || !strings.Contains(r.Stderr, "not a link cargo-shim made") {
+	if r := w.AdminIn(foreign, "uninstall", "--cargo-home", home, "--cargo-home", foreign); r.Code != 1 || !strings.Contains(r.Stdout, "not a link cargo-shim made") {
 		t.Fatalf("uninstall must leave a foreign link and say so: %s", r)
 	}
 	for _, f := range []string{filepath.Join(home, ".package-cache"), filepath.Join(home, ".package-cache-mutate"), filepath.Join(foreign, ".package-cache")} {

@@ -226,6 +226,9 @@ func TestMixedUidsColdStart(t *testing.T) {
 func TestMixedUidsAdminAsMember(t *testing.T) {
 	x := newMixed(t, true)
 	rootHome := x.rootBuilds()
+	// Root repairs first: the trash is root's, and so is what is in it.
+	rm(t, filepath.Join(x.Extraction("namedbuild-0.3.1"), "build.rs"))
+	x.MustCargo(rootHome, true, "build")
 	mHome := x.memberHome(x.m, x.Shared)
 	rm(t, filepath.Join(x.Extraction("flat-1.0.0"), "lib.rs"))
 	rm(t, filepath.Join(x.Extraction("deep-mods-2.1.0"), "src", "outer", "inner", "leaf.rs"))

@@ -227,13 +227,7 @@ func mkdirShared(dir string) error {
 	for attempt := 0; ; attempt++ {
 		err := os.Mkdir(dir, 0o777)
 		if err == nil {
-			// Keep a setgid bit inherited from the parent (a group-shared
-			// registry): it gives what is created inside the registry's group.
-			mode := os.FileMode(0o777)
-			if fi, lerr := os.Lstat(dir); lerr == nil {
-				mode |= fi.Mode() & os.ModeSetgid
-			}
-			_ = os.Chmod(dir, mode)
+			widenDir(dir)
 		}
 		if err == nil || errors.Is(err, fs.ErrExist) {
 			fi, serr := os.Stat(dir)
@@ -251,6 +245,23 @@ func mkdirShared(dir string) error {
 		time.Sleep(delay)
 		delay = min(2*delay, 100*time.Millisecond)
 		_, _ = os.Stat(filepath.Dir(dir)) // a fresh lookup of the parent
+	}
+}
+
+// widenDir makes a directory we just created 0777, keeping a setgid bit
+// inherited from the parent (a group-shared registry: it gives what is
+// created inside the registry's group). Through a descriptor opened without
+// following a link and only if we own it: a Chmod(path) here was raced into
+// chmodding another directory.
+func widenDir(dir string) {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) == nil && int(st.Uid) == os.Geteuid() {
+		_ = unix.Fchmod(fd, 0o777|st.Mode&unix.S_ISGID)
 	}
 }
 

@@ -32,6 +32,25 @@ type Command struct {
 	Kind         Kind
 	ManifestPath string
 	Offline      bool
+	// Quiet and Verbose are cargo's -q/--quiet and -v/-vv/--verbose,
+	// before or after the subcommand.
+	Quiet   bool
+	Verbose int
+}
+
+// verbosity notes a -q or -v argument; it says whether a was one.
+func (c *Command) verbosity(a string) bool {
+	switch {
+	case a == "-q" || a == "--quiet":
+		c.Quiet = true
+	case a == "--verbose":
+		c.Verbose++
+	case len(a) > 1 && a[0] == '-' && strings.Trim(a[1:], "v") == "":
+		c.Verbose += len(a) - 1
+	default:
+		return false
+	}
+	return true
 }
 
 // globalsWithValue are cargo's options before the subcommand that take a
@@ -66,6 +85,9 @@ func Classify(args []string) Command {
 			c.Offline = true
 			continue
 		}
+		if c.verbosity(a) {
+			continue
+		}
 		if !strings.HasPrefix(a, "-") || a == "-" {
 			break
 		}
@@ -94,6 +116,7 @@ func Classify(args []string) Command {
 			break
 		}
 		switch {
+		case c.verbosity(a):
 		case a == "--offline" || a == "--frozen":
 			c.Offline = true
 		case a == "--manifest-path" && j+1 < len(c.SubArgs):

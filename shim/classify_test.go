@@ -59,6 +59,52 @@ func TestCargoEnvReplacesInherited(t *testing.T) {
 	}
 }
 
+func TestClassifyVerbosity(t *testing.T) {
+	cases := []struct {
+		args    []string
+		quiet   bool
+		verbose int
+	}{
+		{[]string{"-q", "build"}, true, 0},
+		{[]string{"build", "--quiet"}, true, 0},
+		{[]string{"build", "-v"}, false, 1},
+		{[]string{"-vv", "test"}, false, 2},
+		{[]string{"--verbose", "build", "-v"}, false, 2},
+		{[]string{"run", "--", "-q", "-v"}, false, 0},
+		{[]string{"build", "--release"}, false, 0},
+	}
+	for _, tc := range cases {
+		c := Classify(tc.args)
+		if c.Quiet != tc.quiet || c.Verbose != tc.verbose {
+			t.Errorf("Classify(%q): quiet %v verbose %d, want %v %d", tc.args, c.Quiet, c.Verbose, tc.quiet, tc.verbose)
+		}
+		if c.Kind != Planned {
+			t.Errorf("Classify(%q): kind %v, want planned", tc.args, c.Kind)
+		}
+	}
+}
+
+func TestVerbosityFollowsCargo(t *testing.T) {
+	cases := []struct {
+		env  map[string]string
+		args []string
+		want LogMode
+	}{
+		{map[string]string{}, []string{"build"}, LogInfo},
+		{map[string]string{}, []string{"-q", "build"}, LogQuiet},
+		{map[string]string{"CARGO_TERM_QUIET": "true"}, []string{"build"}, LogQuiet},
+		{map[string]string{"CARGO_TERM_QUIET": "true"}, []string{"build", "-v"}, LogVerbose},
+		{map[string]string{"CARGO_TERM_VERBOSE": "true"}, []string{"build"}, LogVerbose},
+		{map[string]string{}, []string{"build", "-vv"}, LogDebug},
+		{map[string]string{"CARGO_SHIM_LOG": "info"}, []string{"-q", "build"}, LogInfo},
+	}
+	for _, tc := range cases {
+		if got := Verbosity(LogInfo, env(tc.env), Classify(tc.args)); got != tc.want {
+			t.Errorf("env %v args %q: mode %d, want %d", tc.env, tc.args, got, tc.want)
+		}
+	}
+}
+
 // cargoEnv reads the environ it is given, not the process's.
 func TestCargoEnvKeepsUsersAutoClean(t *testing.T) {
 	env := LookupIn(cargoEnv([]string{"CARGO_CACHE_AUTO_CLEAN_FREQUENCY=1 day"}, "/c"))

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cargo-shim/cargo-shim/shim/duration"
 	"github.com/cargo-shim/cargo-shim/shim/store"
 )
 
@@ -85,9 +86,9 @@ func LoadConfig(getenv Getenv, cwd string) (Config, error) {
 		c.Registry = filepath.Join(cwd, c.Registry)
 	}
 	if v := getenv("CARGO_SHIM_LOCK_TIMEOUT"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d < 0 {
-			errs = append(errs, fmt.Sprintf("CARGO_SHIM_LOCK_TIMEOUT=%q is not a duration such as 30s or 10m", v))
+		d, err := duration.Parse(v)
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("CARGO_SHIM_LOCK_TIMEOUT: %v", err))
 		} else {
 			c.LockTimeout = d
 		}

@@ -9,9 +9,11 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"sort"
+	"sync/atomic"
 	"time"
 
 	"github.com/cargo-shim/cargo-shim/lockfile"
+	"github.com/cargo-shim/cargo-shim/shim/stats"
 	"github.com/cargo-shim/cargo-shim/shim/store"
 	"github.com/cargo-shim/cargo-shim/shim/store/groupshare"
 	"golang.org/x/sys/unix"
@@ -60,16 +62,21 @@ func Main(args []string) int {
 		after = self
 	}
 	real, err := FindRealCargo(cfg.RealCargo, cfg.Path, self, after)
+	if cfg.Probe {
+		// `cargo-shim status` asks whether `cargo` on PATH is a shim, and
+		// which real cargo it runs (none found: no such line).
+		fmt.Printf("cargo-shim %s\n", Version)
+		if err == nil {
+			fmt.Printf("real-cargo %s\n", real)
+		}
+		return 0
+	}
 	if err != nil {
 		log.Error("%v", err)
 		return exitError
 	}
-	if cfg.Probe {
-		// `cargo-shim status` asks whether `cargo` on PATH is a shim.
-		fmt.Printf("cargo-shim %s\nreal-cargo %s\n", Version, real)
-		return 0
-	}
 	cmd := Classify(args)
+	log.Mode = Verbosity(cfg.Log, getenv, cmd)
 	if cfg.Disable {
 		// Pure pass-through: the caller's environment, plus only the
 		// recursion guard (a second shim further on PATH must not loop).
@@ -106,8 +113,14 @@ func (r *Run) exec(real string, env []string) int {
 		return exitError
 	case err != nil:
 		r.Log.Warn("%v; running cargo without the shim's protection%s", err, hint(r.Cfg.Registry, err))
+		r.rec.FailOpen++
 	case r.shareErr != nil:
 		r.Log.Warn("%v%s", r.shareErr, hint(r.Cfg.Registry, r.shareErr))
+		r.rec.FailOpen++
+	}
+	r.saveStats()
+	if err == nil && r.plan != nil {
+		r.Log.Verbose("Checked", fmt.Sprintf("%d crates of Cargo.lock, locked until cargo exits (%s)", r.plan.Crates(), time.Since(r.start).Round(time.Millisecond)))
 	}
 	return execCargo(r.Log, real, r.Cmd, env, holder)
 }
@@ -194,6 +207,34 @@ type Run struct {
 	shareErr error
 	// shared: this home's cargo lock files name the registry's.
 	shared bool
+	// rec is what this run did, for `cargo-shim stats`.
+	rec stats.Record
+}
+
+// lockWait times one operation that may wait for a lock: if it says it
+// waited, the whole operation counts as one wait.
+type lockWait struct {
+	t0     time.Time
+	waited atomic.Bool
+}
+
+func newLockWait() *lockWait { return &lockWait{t0: time.Now()} }
+
+func (r *Run) endWait(w *lockWait) {
+	if w.waited.Load() {
+		r.rec.Wait(time.Since(w.t0))
+	}
+}
+
+// saveStats adds this run's record to the registry's totals, unless the
+// run did nothing (the warm path writes nothing).
+func (r *Run) saveStats() {
+	if r.rec.Empty() {
+		return
+	}
+	if err := stats.Add(r.Reg.Root, r.rec, time.Now()); err != nil {
+		r.Log.Debug("cannot record stats: %v", err)
+	}
 }
 
 // maxRounds bounds step 5's "something broke in between, go back to 4".
@@ -286,6 +327,7 @@ func (r *Run) loadPlan(lockData []byte, lockPath string) ([]string, error) {
 	for _, e := range p.Skipped() {
 		r.Log.Warn("%s: skipping package %s: not a name and version cargo accepts", lockPath, e)
 	}
+	r.rec.Planned = !p.Cached()
 	lockPaths := r.Reg.LockPaths(p)
 	r.plan = p
 	r.Log.Debug("planned %d crates from %s (plan record: %v), %d locks (%s)", p.Crates(), lockPath, p.Cached(), len(lockPaths), time.Since(r.start))
@@ -333,16 +375,21 @@ func (r *Run) pinHealthy(holder *lockfile.Holder, lockPaths []string) error {
 // what the locks then pin, or a crate removed meanwhile, which cargo
 // downloads or extracts as usual. Later rounds follow repairs and pin first.
 func (r *Run) pinAndCheck(holder *lockfile.Holder, lockPaths []string, round int) (broken []store.Finding, fresh bool, err error) {
-	locked := holder.LockAsync(lockPaths, r.Cfg.LockTimeout, r.waiting)
+	lw := newLockWait()
+	locked := holder.LockAsync(lockPaths, r.Cfg.LockTimeout, r.waitingFor(lw))
 	if round > 0 {
-		if err := <-locked; err != nil {
+		err := <-locked
+		r.endWait(lw)
+		if err != nil {
 			return nil, false, r.lockError(err)
 		}
 	}
 	findings, fresh := r.checkPlan(r.plan)
 	r.Log.Debug("round %d: checked, record trusted: %v (%s)", round, !fresh, time.Since(r.start))
 	if round == 0 {
-		if err := <-locked; err != nil {
+		err := <-locked
+		r.endWait(lw)
+		if err != nil {
 			return nil, false, r.lockError(err)
 		}
 		r.Log.Debug("locked (%s)", time.Since(r.start))
@@ -402,13 +449,17 @@ func brokenOf(fs []store.Finding) []store.Finding {
 // crateOfLock names the crate a lock path belongs to, for messages.
 func (r *Run) crateOfLock(path string) string { return r.Reg.CrateOfLock(r.plan, path) }
 
-func (r *Run) waiting(path string) {
-	if path == r.Reg.ColdLock() {
-		r.Log.Status("Blocking", "waiting for cargo-shim gc to finish (this build downloads crates)")
-		return
+// waitingFor is the holder's wait callback for one lock operation.
+func (r *Run) waitingFor(w *lockWait) func(path string) {
+	return func(path string) {
+		w.waited.Store(true)
+		if path == r.Reg.ColdLock() {
+			r.Log.Status("Blocking", "waiting for cargo-shim gc to finish (this build downloads crates)")
+			return
+		}
+		name := r.crateOfLock(path)
+		r.Log.Status("Blocking", fmt.Sprintf("waiting for lock on crate %s (held by another runner)", name))
 	}
-	name := r.crateOfLock(path)
-	r.Log.Status("Blocking", fmt.Sprintf("waiting for lock on crate %s (held by another runner)", name))
 }
 
 // lockTimeout ends a run's repairs: waiting on for the next crate would run
@@ -448,13 +499,16 @@ func (r *Run) reportFindings(out []store.Finding) {
 func (r *Run) repairOne(i store.Instance) error {
 	ctx, cancel := r.lockContext()
 	defer cancel()
+	lw := newLockWait()
 	act, _, err := r.Reg.RepairCrate(ctx, i, store.RepairOptions{NoWait: r.Nested, Offline: r.Offline, Waiting: func(what store.WaitFor) {
+		lw.waited.Store(true)
 		if what == store.WaitCrate {
 			r.Log.Status("Blocking", fmt.Sprintf("waiting for lock on crate %s (in use by another runner)", i.Crate))
 		} else {
 			r.Log.Status("Blocking", "waiting for file lock on package cache (another runner is downloading)")
 		}
 	}})
+	r.endWait(lw)
 	switch {
 	case errors.Is(err, store.ErrInUse):
 		r.Log.Debug("%s is in use by the build that runs us; not repairing it", i)
@@ -467,8 +521,10 @@ func (r *Run) repairOne(i store.Instance) error {
 	switch {
 	case act.Left:
 		r.Log.Warn("cannot repair %s", act.Detail)
+		r.rec.Act("left")
 	case act.Verb != "":
 		r.Log.Status(act.Verb, act.Detail)
+		r.rec.Act(act.Kind)
 	}
 	if _, err := r.Reg.EmptyTrash(time.Minute); err != nil {
 		r.Log.Debug("trash: %v", err)
@@ -480,7 +536,10 @@ func (r *Run) repairOne(i store.Instance) error {
 func (r *Run) quiesce(fn func()) error {
 	ctx, cancel := r.lockContext()
 	defer cancel()
+	lw := newLockWait()
+	defer r.endWait(lw)
 	return r.Reg.Quiesce(ctx, func() {
+		lw.waited.Store(true)
 		r.Log.Status("Blocking", "waiting for file lock on package cache (another runner is downloading)")
 	}, fn)
 }

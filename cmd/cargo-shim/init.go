@@ -5,39 +5,51 @@ import (
 	"fmt"
 	"os"
 
+	flag "github.com/spf13/pflag"
+
 	"github.com/cargo-shim/cargo-shim/shim/admin"
 	"github.com/cargo-shim/cargo-shim/shim/store/groupshare"
 )
 
-func initCmd(args []string) error {
-	c := newCommon("init", "init --group GROUP [--registry DIR] [--json]")
-	group := c.fs.String("group", "", "the group whose uids share the registry: a name, or a numeric gid (required)")
-	reg, _, err := c.parse(args)
-	if err != nil {
-		return err
-	}
-	if *group == "" {
-		return usageError{errors.New("--group is required (a group name or a numeric gid)")}
-	}
-	gid, err := groupshare.ResolveGroup(*group)
-	if err != nil {
-		return usageError{err}
-	}
-	if err := os.MkdirAll(reg.Root, 0o755); err != nil {
-		return err
-	}
-	rep, err := groupshare.Init(reg.Root, gid)
-	if c.json {
-		admin.WriteJSON(os.Stdout, rep)
-	} else if !errors.Is(err, groupshare.ErrNotAllowed) {
-		fmt.Printf("registry %s is group-shared by %s (gid %d): %d directories and %d files looked at, %d changed\n",
-			rep.Registry, rep.Group, rep.Gid, rep.Dirs, rep.Files, rep.Changed)
-	}
-	if err != nil && rep.FailedCount > 0 {
-		for _, f := range rep.Failed {
-			c.log.Warn("not changed: %s", f)
-		}
-		return fmt.Errorf("%w (%d entries left as they were)", errProblems, rep.FailedCount)
-	}
-	return err
+func init() {
+	register(&command{
+		Name:     "init",
+		Summary:  "Make a registry shared by a group of runner uids",
+		Args:     "--group <GROUP> [OPTIONS]",
+		Registry: true, JSON: true,
+		Help: `
+Creates the registry if it is not there, gives its directories to GROUP
+with the setgid bit and group write, and marks it (.cargo-shim/group) so
+that every run through the drop-in keeps new files group-writable.`,
+		Setup: func(fs *flag.FlagSet) func(*ctx) error {
+			group := fs.String("group", "", "The `GROUP` whose uids share the registry: a name or a numeric gid (required)")
+			return func(c *ctx) error {
+				if *group == "" {
+					return usagef("the following required argument was not provided: '--group <GROUP>'")
+				}
+				gid, err := groupshare.ResolveGroup(*group)
+				if err != nil {
+					return usagef("invalid value '%s' for '--group <GROUP>': %v", *group, err)
+				}
+				if err := os.MkdirAll(c.Reg.Root, 0o755); err != nil {
+					return err
+				}
+				rep, err := groupshare.Init(c.Reg.Root, gid)
+				if c.JSON {
+					admin.WriteJSON(c.Stdout, rep)
+				} else if !errors.Is(err, groupshare.ErrNotAllowed) {
+					c.Out.Status("Shared", fmt.Sprintf("%s with group %s (gid %d): %d directories and %d files looked at, %d changed",
+						rep.Registry, rep.Group, rep.Gid, rep.Dirs, rep.Files, rep.Changed))
+				}
+				if err != nil && rep.FailedCount > 0 {
+					for _, f := range rep.Failed {
+						c.Out.Warn("not changed: %s", f)
+					}
+					printError(c.Err, fmt.Errorf("%d entries left as they were: %w", rep.FailedCount, err))
+					return errProblems
+				}
+				return err
+			}
+		},
+	})
 }

@@ -79,6 +79,7 @@ type Registry struct {
 	downloads map[string]int
 	// dlDelay slows each .crate response down (mid-download kills).
 	dlDelay time.Duration
+	barrier *barrier
 	srv     *http.Server
 }
 
@@ -149,6 +150,45 @@ func (r *Registry) SetDownloadDelay(d time.Duration) {
 	r.mu.Unlock()
 }
 
+// SetDownloadBarrier holds each .crate response until n requests for that
+// crate have arrived, or timeout passed, then sends them together: K cold
+// runners then unpack the same crate at the same moment, the race plain
+// cargo loses. n == 0 turns it off.
+func (r *Registry) SetDownloadBarrier(n int, timeout time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.barrier = nil
+	if n > 0 {
+		r.barrier = &barrier{n: n, timeout: timeout, arrived: map[string]int{}, open: map[string]chan struct{}{}}
+	}
+}
+
+type barrier struct {
+	n       int
+	timeout time.Duration
+	mu      sync.Mutex
+	arrived map[string]int
+	open    map[string]chan struct{}
+}
+
+func (b *barrier) wait(stem string) {
+	b.mu.Lock()
+	ch, ok := b.open[stem]
+	if !ok {
+		ch = make(chan struct{})
+		b.open[stem] = ch
+	}
+	b.arrived[stem]++
+	if b.arrived[stem] == b.n {
+		close(ch)
+	}
+	b.mu.Unlock()
+	select {
+	case <-ch:
+	case <-time.After(b.timeout):
+	}
+}
+
 func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	p := strings.TrimPrefix(req.URL.Path, "/")
 	if p == "config.json" {
@@ -162,11 +202,14 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		if ok {
 			r.downloads[stem]++
 		}
-		delay := r.dlDelay
+		delay, b := r.dlDelay, r.barrier
 		r.mu.Unlock()
 		if !ok {
 			http.NotFound(w, req)
 			return
+		}
+		if b != nil {
+			b.wait(stem)
 		}
 		w.Header().Set("Content-Length", fmt.Sprint(len(tb)))
 		if delay > 0 {

@@ -35,15 +35,19 @@ type GCEntry struct {
 
 // GCReport is `cargo-shim gc --json`.
 type GCReport struct {
-	Registry        string    `json:"registry"`
-	DryRun          bool      `json:"dry_run"`
-	Removed         []GCEntry `json:"removed"`
-	Busy            []GCEntry `json:"busy"`
-	PlanRecords     int       `json:"plan_records_removed"`
-	LockFiles       int       `json:"lock_files_removed"`
-	StateRecords    int       `json:"state_records_removed"`
-	FreedBytes      int64     `json:"freed_bytes"`
-	TrashFreedBytes int64     `json:"trash_freed_bytes"`
+	Registry     string    `json:"registry"`
+	DryRun       bool      `json:"dry_run"`
+	Removed      []GCEntry `json:"removed"`
+	Busy         []GCEntry `json:"busy"`
+	PlanRecords  int       `json:"plan_records_removed"`
+	LockFiles    int       `json:"lock_files_removed"`
+	StateRecords int       `json:"state_records_removed"`
+	// FreedBytes is what the entries and plan records took on disk;
+	// TrashFreedBytes what earlier runs had left in the trash. Each byte is
+	// counted once: TotalFreedBytes is their sum, what du sees go.
+	FreedBytes      int64 `json:"freed_bytes"`
+	TrashFreedBytes int64 `json:"trash_freed_bytes"`
+	TotalFreedBytes int64 `json:"total_freed_bytes"`
 	// ColdBuild: a build on crates not in the registry yet was running, so
 	// no crate was removed.
 	ColdBuild bool `json:"cold_build_running"`
@@ -58,6 +62,9 @@ func GC(reg store.Registry, o GCOptions, now time.Time) (*GCReport, error) {
 	rep := &GCReport{Registry: reg.Root, DryRun: o.DryRun, Removed: []GCEntry{}, Busy: []GCEntry{}}
 	pol := store.GCPolicy{MaxAge: o.MaxAge, CrateMaxAge: o.CrateMaxAge, Tarballs: o.Tarballs, DryRun: o.DryRun, Now: now}
 	var errs *multierror.Error
+	// What earlier runs left in the trash; what this run moves there is
+	// counted in its entry, not again when the trash is emptied.
+	rep.TrashFreedBytes = reg.TrashUsage()
 	cold, err := coldLock(reg, o.DryRun)
 	switch {
 	case lockfile.IsBusy(err):
@@ -95,11 +102,12 @@ func GC(reg store.Registry, o GCOptions, now time.Time) (*GCReport, error) {
 	rep.FreedBytes += planBytes
 	if !o.DryRun {
 		n, err := reg.EmptyTrash(0)
-		rep.TrashFreedBytes = n
+		rep.TrashFreedBytes = min(n, rep.TrashFreedBytes)
 		if err != nil {
-			errs = multierror.Append(errs, fmt.Errorf("emptying %s: %w", reg.TrashDir(), err))
+			errs = multierror.Append(errs, fmt.Errorf("cannot empty %s: %w", reg.TrashDir(), err))
 		}
 	}
+	rep.TotalFreedBytes = rep.FreedBytes + rep.TrashFreedBytes
 	return rep, errs.ErrorOrNil()
 }
 

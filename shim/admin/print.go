@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cargo-shim/cargo-shim/shim"
+	"github.com/cargo-shim/cargo-shim/shim/store"
 )
 
 // WriteJSON writes v indented, one document per command.
@@ -16,52 +17,127 @@ func WriteJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// PrintVerify writes problems in cargo's style, then a summary line.
-func PrintVerify(log *shim.Logger, w io.Writer, rep *VerifyReport) {
+// PrintVerify writes one line per problem, then a summary that says what
+// to run next. next is the repair command line for these targets.
+func PrintVerify(out *shim.Logger, rep *VerifyReport, next string) {
+	printProblems(out, rep.Problems)
+	n := len(rep.Problems)
+	out.Line(shim.Done, "Verified", fmt.Sprintf("%s in %s (%s check): %s", plural(rep.Checked, "crate"), rep.Registry, rep.Mode, problemCount(n)))
+	repairable := 0
 	for _, p := range rep.Problems {
-		log.Status("Problem", p.String())
+		if p.Repairable() {
+			repairable++
+		}
 	}
-	shim.Fprintf(w, "verified %d crates in %s: %d problems\n", rep.Checked, rep.Registry, len(rep.Problems))
+	switch {
+	case repairable > 0:
+		out.Help("run `%s` to repair them", next)
+	case n > 0:
+		out.Help("a tarball with another checksum may be another registry's: check the Cargo.lock; `cargo-shim repair` keeps it")
+	}
+}
+
+func printProblems(out *shim.Logger, ps []Problem) {
+	for _, p := range ps {
+		switch p.Kind {
+		case "checksum":
+			out.Line(shim.Warning, "Mismatch", p.String())
+		case "tarball":
+			out.Line(shim.Failure, "Corrupt", p.String())
+		default:
+			out.Line(shim.Failure, "Broken", p.String())
+		}
+	}
+}
+
+// pastVerbs are the admin command's verbs for what a repair did.
+var pastVerbs = map[string]string{
+	store.ActReextracted: "Repaired", store.ActExtracted: "Extracted",
+	store.ActRemovedTarball: "Removed", store.ActMovedAside: "Removed",
 }
 
 // PrintRepair says what was repaired and what is left.
-func PrintRepair(log *shim.Logger, w io.Writer, rep *RepairReport) {
+func PrintRepair(out *shim.Logger, rep *RepairReport) {
 	for _, f := range rep.Repaired {
-		log.Status("Repaired", fmt.Sprintf("%s (%s)", f.Action, f.Regdir))
+		out.Line(shim.Done, pastVerbs[f.Action], f.Detail)
 	}
+	printProblems(out, rep.Left)
+	out.Line(shim.Done, "Checked", fmt.Sprintf("%s in %s: %d repaired, %s left", plural(rep.Checked, "crate"), rep.Registry, len(rep.Repaired), problemCount(len(rep.Left))))
+	repairable := 0
 	for _, p := range rep.Left {
-		log.Status("Left", p.String())
+		if p.Repairable() {
+			repairable++
+		}
 	}
-	shim.Fprintf(w, "checked %d crates in %s: %d repaired, %d problems left\n", rep.Checked, rep.Registry, len(rep.Repaired), len(rep.Left))
+	switch {
+	case repairable > 0:
+		out.Help("run `cargo-shim repair` again once the builds using these crates finish; the errors below say why each was left")
+	case len(rep.Left) > 0:
+		out.Help("a tarball with another checksum may be another registry's: check the Cargo.lock; `cargo-shim repair` keeps it")
+	}
 }
 
-// PrintGC lists removals and busy crates and the bytes freed.
-func PrintGC(log *shim.Logger, w io.Writer, rep *GCReport) {
+// PrintGC lists removals and busy crates and the bytes freed, each byte
+// counted once.
+func PrintGC(out *shim.Logger, rep *GCReport) {
 	verb := "Removed"
 	if rep.DryRun {
-		verb = "Would remove"
+		verb = "Removable"
 	}
 	for _, e := range rep.Removed {
-		log.Status(verb, fmt.Sprintf("%s of %s v%s (%s, %s, last used %s)", e.What, e.Crate, e.Version, e.Regdir, human(e.Bytes), ago(e.LastUsed)))
+		what := fmt.Sprintf("%s of %s v%s", e.What, e.Crate, e.Version)
+		if e.What == "temp" {
+			what = fmt.Sprintf("leftover %s of %s v%s", e.Path, e.Crate, e.Version)
+		}
+		out.Line(shim.Done, verb, fmt.Sprintf("%s (%s, last used %s)", what, human(e.Bytes), ago(e.LastUsed)))
 	}
 	for _, e := range rep.Busy {
-		log.Status("Kept", fmt.Sprintf("%s v%s (%s): in use by a running build", e.Crate, e.Version, e.Regdir))
+		out.Line(shim.Warning, "Kept", fmt.Sprintf("%s v%s: in use by a running build", e.Crate, e.Version))
 	}
 	if rep.ColdBuild {
-		log.Status("Kept", "every crate: a build is downloading into a registry with no index yet (run gc again when it is done)")
+		out.Line(shim.Warning, "Kept", "every crate: a build is downloading into a registry with no index yet (run gc again when it is done)")
 	}
-	shim.Fprintf(w, "%s %s from %d crates (%d kept because in use), %s from the trash; %d lock files and %d state records of crates no longer in the registry, %d unused or outdated plan records\n",
-		map[bool]string{true: "would free", false: "freed"}[rep.DryRun], human(rep.FreedBytes), len(rep.Removed), len(rep.Busy), human(rep.TrashFreedBytes),
-		rep.LockFiles, rep.StateRecords, rep.PlanRecords)
+	msg := fmt.Sprintf("%s from %s", human(rep.TotalFreedBytes), plural(len(rep.Removed), "removal"))
+	if rep.TrashFreedBytes > 0 {
+		msg += fmt.Sprintf(" (%s of it trash of earlier repairs)", human(rep.TrashFreedBytes))
+	}
+	if len(rep.Busy) > 0 {
+		msg += fmt.Sprintf(", %s kept because in use", plural(len(rep.Busy), "crate"))
+	}
+	if n := rep.LockFiles + rep.StateRecords + rep.PlanRecords; n > 0 {
+		msg += fmt.Sprintf("; %s, %s of crates no longer in the registry and %s", plural(rep.LockFiles, "lock file"), plural(rep.StateRecords, "state record"), plural(rep.PlanRecords, "unused or outdated plan record"))
+	}
+	if rep.DryRun {
+		out.Line(shim.Done, "Summary", "would free "+msg)
+		out.Warn("no files deleted due to --dry-run")
+		return
+	}
+	out.Line(shim.Done, "Freed", msg)
 }
 
-// PrintStatus writes the status as "key: value" lines.
-func PrintStatus(w io.Writer, st *StatusReport) {
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}
+
+func problemCount(n int) string {
+	if n == 0 {
+		return "no problems"
+	}
+	return plural(n, "problem")
+}
+
+// PrintStatus writes the status as "key: value" lines, then a warning and
+// a help line for each thing that needs attention.
+func PrintStatus(out *shim.Logger, st *StatusReport) {
+	w := out.W
 	shimNote := "no: the real cargo, cargo-shim is not in front of it"
 	if st.PathCargoIsShim {
 		shimNote = "yes"
 	}
-	shim.Fprintf(w, "cargo-shim %s\n", st.Version)
+	shim.Fprintf(w, "cargo-shim %s\n", shim.LongVersion())
 	shim.Fprintf(w, "cargo on PATH:      %s (is the shim: %s)\n", st.PathCargo, shimNote)
 	shim.Fprintf(w, "real cargo:         %s\n", st.RealCargo)
 	shim.Fprintf(w, "registry:           %s\n", st.Registry)
@@ -81,6 +157,10 @@ func PrintStatus(w io.Writer, st *StatusReport) {
 		}
 		fmt.Fprintln(w)
 	}
+	for _, a := range st.Attention {
+		out.Warn("%s", a.Detail)
+		out.Help("%s", a.Help)
+	}
 }
 
 func human(n int64) string {
@@ -99,5 +179,14 @@ func ago(t time.Time) string {
 	if t.IsZero() {
 		return "never"
 	}
-	return time.Since(t).Round(time.Second).String() + " ago"
+	d := time.Since(t)
+	switch {
+	case d >= 48*time.Hour:
+		return fmt.Sprintf("%d days ago", int(d/(24*time.Hour)))
+	case d >= 2*time.Hour:
+		return fmt.Sprintf("%d hours ago", int(d/time.Hour))
+	case d >= 2*time.Minute:
+		return fmt.Sprintf("%d minutes ago", int(d/time.Minute))
+	}
+	return "just now"
 }

@@ -45,10 +45,54 @@ type StatusReport struct {
 	LockFiles            int          `json:"lock_files"`
 	Locked               []LockHolder `json:"locked"`
 	CargoAutoGC          string       `json:"cargo_auto_gc"`
-	CargoLockShared      bool         `json:"cargo_lock_shared"`
+	// CargoAutoGCMode is CargoAutoGC as a word: "off" (the shim turns it
+	// off) or "user" (CARGO_CACHE_AUTO_CLEAN_FREQUENCY is set).
+	CargoAutoGCMode string `json:"cargo_auto_gc_mode"`
+	CargoLockShared bool   `json:"cargo_lock_shared"`
 	GroupStatus
 	CargoLocks string `json:"cargo_locks"`
 	ColdStarts string `json:"cold_starts"`
+	// Attention lists what needs a person; status exits 1 when it is not
+	// empty.
+	Attention []Attention `json:"attention"`
+}
+
+// Attention is one thing status found wrong: Code is a machine word
+// ("shim-not-first", "no-real-cargo", "locks-stay-on-host", ...), Detail
+// says it for people and Help what to do.
+type Attention struct {
+	Code   string `json:"code"`
+	Detail string `json:"detail"`
+	Help   string `json:"help"`
+}
+
+// attention derives what needs a person from the facts gathered.
+func (st *StatusReport) attention() []Attention {
+	out := []Attention{}
+	switch {
+	case st.PathCargo == "":
+		out = append(out, Attention{"no-cargo", "no cargo on PATH", "install rustup or cargo, then put cargo-shim's drop-in first on PATH"})
+	case !st.PathCargoIsShim:
+		out = append(out, Attention{"shim-not-first", "cargo on PATH (" + st.PathCargo + ") is not cargo-shim's drop-in: builds run unprotected", "put the drop-in's directory first on PATH (`make install` prints the line)"})
+	case st.RealCargo == "":
+		out = append(out, Attention{"no-real-cargo", "the drop-in finds no real cargo after itself on PATH", "install cargo (rustup), or set CARGO_SHIM_REAL_CARGO"})
+	}
+	if networkFS(st.Filesystem) && !st.LocksReachOtherHosts {
+		out = append(out, Attention{"locks-stay-on-host", st.LocksNote, "runners on other hosts are not coordinated; see README: Limitations"})
+	}
+	if st.GroupStatus.Shared && len(st.Unwritable) > 0 {
+		out = append(out, Attention{"group-cannot-write", fmt.Sprintf("the sharing group cannot write %s", strings.Join(st.Unwritable, ", ")), "run `cargo-shim init --group " + st.Group + "` again"})
+	}
+	return out
+}
+
+// networkFS says whether a registry on fs can be shared between hosts.
+func networkFS(fs string) bool {
+	switch fs {
+	case "ceph", "gpfs", "lustre", "cifs", "smb2", "smb3", "glusterfs":
+		return true
+	}
+	return strings.HasPrefix(fs, "nfs") || strings.HasPrefix(fs, "fuse")
 }
 
 // Status gathers what an operator needs to see.
@@ -60,6 +104,9 @@ func Status(reg store.Registry, cargoHome string) *StatusReport {
 		cmd.Env = append(os.Environ(), shim.ProbeEnv+"=1")
 		out, _ := cmd.Output()
 		for _, line := range strings.Split(string(out), "\n") {
+			if strings.HasPrefix(line, "cargo-shim ") {
+				st.PathCargoIsShim = true
+			}
 			if v, ok := strings.CutPrefix(line, "real-cargo "); ok {
 				st.PathCargoIsShim = true
 				st.RealCargo = v
@@ -88,12 +135,15 @@ func Status(reg store.Registry, cargoHome string) *StatusReport {
 	// Run as `cargo shim status`, the drop-in has set the variable itself.
 	if v := os.Getenv("CARGO_CACHE_AUTO_CLEAN_FREQUENCY"); v != "" && !(v == "never" && os.Getenv(shim.ActiveEnv) != "") {
 		st.CargoAutoGC = "as set in CARGO_CACHE_AUTO_CLEAN_FREQUENCY: " + v
+		st.CargoAutoGCMode = "user"
 	} else {
 		st.CargoAutoGC = "off for runs through the shim (it sets CARGO_CACHE_AUTO_CLEAN_FREQUENCY=never)"
+		st.CargoAutoGCMode = "off"
 	}
 	if cur, err := os.Readlink(filepath.Join(cargoHome, ".package-cache")); err == nil && cur == reg.DownloadLock() {
 		st.CargoLockShared = true
 	}
+	st.Attention = st.attention()
 	return st
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 
 	"github.com/hashicorp/go-multierror"
@@ -19,23 +20,42 @@ type Problem struct {
 	Version string `json:"version"`
 	Regdir  string `json:"regdir"`
 	// Kind is "extraction", "tarball" or "checksum".
-	Kind    string `json:"kind"`
-	Path    string `json:"path"`
+	Kind string `json:"kind"`
+	Path string `json:"path"`
+	// Code is Problem as a machine word (README: JSON output).
+	Code    string `json:"code"`
 	Problem string `json:"problem"`
 
 	instance store.Instance
 }
 
 func (p Problem) String() string {
-	return fmt.Sprintf("%s v%s (%s): %s: %s", p.Crate, p.Version, p.Regdir, p.Path, p.Problem)
+	return fmt.Sprintf("%s v%s: %s (%s)", p.Crate, p.Version, p.Problem, p.Path)
 }
+
+// Repairable says whether `cargo-shim repair` can do anything about p: a
+// tarball with another checksum may be another registry's, and is kept.
+func (p Problem) Repairable() bool { return p.Kind != "checksum" }
 
 // VerifyReport is `cargo-shim verify --json`.
 type VerifyReport struct {
-	Registry string    `json:"registry"`
+	Registry string `json:"registry"`
+	// Mode is the check that ran: "fast", "files" or "deep".
+	Mode     string    `json:"mode"`
 	Deep     bool      `json:"deep"`
 	Checked  int       `json:"checked"`
 	Problems []Problem `json:"problems"`
+}
+
+// ModeName is a check level's word in reports and flags.
+func ModeName(l store.Level) string {
+	switch l {
+	case store.Fast:
+		return "fast"
+	case store.Deep:
+		return "deep"
+	}
+	return "files"
 }
 
 // Verify checks every target at level: Fast trusts unchanged directory
@@ -44,7 +64,7 @@ type VerifyReport struct {
 // compares its sha256 with the known checksum and every file's bytes.
 func Verify(reg store.Registry, targets []store.Instance, level store.Level, progress func(done, total int)) *VerifyReport {
 	deep := level == store.Deep
-	rep := &VerifyReport{Registry: reg.Root, Deep: deep, Checked: len(targets), Problems: []Problem{}}
+	rep := &VerifyReport{Registry: reg.Root, Mode: ModeName(level), Deep: deep, Checked: len(targets), Problems: []Problem{}}
 	var mu sync.Mutex
 	done := 0
 	// Two workers per core: the admin command's checks wait on the disk
@@ -65,23 +85,46 @@ func Verify(reg store.Registry, targets []store.Instance, level store.Level, pro
 }
 
 func problemsOf(reg store.Registry, f store.Finding) []Problem {
-	mk := func(kind, path, what string) Problem {
-		return Problem{Crate: f.Name, Version: f.Version, Regdir: f.Regdir, Kind: kind, Path: path, Problem: what, instance: f.Instance}
+	mk := func(kind, path, code, what string) Problem {
+		return Problem{Crate: f.Name, Version: f.Version, Regdir: f.Regdir, Kind: kind, Path: path, Code: code, Problem: what, instance: f.Instance}
 	}
 	var out []Problem
 	tb := reg.Tarball(f.Instance)
 	switch {
 	case f.TarballCorrupt != nil:
-		out = append(out, mk("tarball", tb, "cannot be read to its end (truncated or corrupt)"))
+		out = append(out, mk("tarball", tb, "truncated", "tarball cannot be read to its end (truncated or corrupt)"))
 	case f.TarballUnsafe != nil:
-		out = append(out, mk("tarball", tb, f.TarballUnsafe.Error()))
+		out = append(out, mk("tarball", tb, "unsafe", f.TarballUnsafe.Error()))
 	case f.Mismatch != "":
-		out = append(out, mk("checksum", tb, fmt.Sprintf("sha256 %s, expected %s", f.Mismatch, f.Checksum)))
+		out = append(out, mk("checksum", tb, "checksum-mismatch", fmt.Sprintf("tarball sha256 %s, expected %s", f.Mismatch, f.Checksum)))
 	}
 	if f.Fault == store.Damaged && f.TarballCorrupt == nil {
-		out = append(out, mk("extraction", f.Path, f.Reason))
+		out = append(out, mk("extraction", f.Path, reasonCode(f.Reason), f.Reason))
 	}
 	return out
+}
+
+// reasonCode is the machine word for a check's reason. The check words its
+// reasons for people; the few shapes they take are matched here, in one
+// place, and a new shape reads "broken" until it is added.
+func reasonCode(reason string) string {
+	switch {
+	case reason == "marker missing":
+		return "marker-missing"
+	case strings.HasPrefix(reason, "marker is "):
+		return "marker-wrong"
+	case strings.HasSuffix(reason, " missing"):
+		return "file-missing"
+	case strings.Contains(reason, " bytes, want "):
+		return "wrong-size"
+	case strings.HasSuffix(reason, "is not a regular file"), reason == "extraction is not a directory":
+		return "wrong-type"
+	case strings.Contains(reason, " unreadable: "):
+		return "unreadable"
+	case strings.HasSuffix(reason, "differs from the tarball"):
+		return "content-differs"
+	}
+	return "broken"
 }
 
 // RepairReport is `cargo-shim repair --json`.
@@ -97,7 +140,10 @@ type Fixed struct {
 	Crate   string `json:"crate"`
 	Version string `json:"version"`
 	Regdir  string `json:"regdir"`
-	Action  string `json:"action"`
+	// Action is a machine word: reextracted, extracted, removed-tarball or
+	// moved-aside (store.Act*); Detail says it for people.
+	Action string `json:"action"`
+	Detail string `json:"detail"`
 }
 
 // Repair repairs what Verify finds, each crate under its exclusive lock
@@ -132,12 +178,12 @@ func Repair(ctx context.Context, reg store.Registry, targets []store.Instance, d
 			}
 		}})
 		if err != nil {
-			errs = multierror.Append(errs, fmt.Errorf("%s: %w", i, err))
+			errs = multierror.Append(errs, fmt.Errorf("cannot repair %s: %w", i, err))
 			rep.Left = append(rep.Left, p)
 			continue
 		}
-		if act.Verb != "" {
-			rep.Repaired = append(rep.Repaired, Fixed{Crate: i.Name, Version: i.Version, Regdir: i.Regdir, Action: act.Verb + " " + act.Detail})
+		if act.Kind != "" {
+			rep.Repaired = append(rep.Repaired, Fixed{Crate: i.Name, Version: i.Version, Regdir: i.Regdir, Action: act.Kind, Detail: act.Detail})
 		}
 		rep.Left = append(rep.Left, problemsOf(reg, after)...)
 	}

@@ -6,19 +6,12 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-
-	"github.com/BurntSushi/toml"
 )
 
 // cargoLockFile is the part of Cargo.lock (versions 1 to 4) the shim reads.
 type cargoLockFile struct {
-	Version  int `toml:"version"`
-	Packages []struct {
-		Name     string `toml:"name"`
-		Version  string `toml:"version"`
-		Source   string `toml:"source"`
-		Checksum string `toml:"checksum"`
-	} `toml:"package"`
+	Version  int           `toml:"version"`
+	Packages []lockPackage `toml:"package"`
 	// Version 1 keeps checksums here:
 	// "checksum fnv 1.0.7 (registry+https://...)" = "<sha256>"
 	Metadata map[string]string `toml:"metadata"`
@@ -47,11 +40,8 @@ func ParseCargoLock(data []byte, name string) ([]Crate, error) {
 // describes each registry entry it skipped because its name or version is
 // not one cargo accepts: such an entry never becomes a path.
 func ParseCargoLockEntries(data []byte, name string) (crates []Crate, skipped []string, err error) {
-	if err := preScanTOML(data); err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", name, err)
-	}
-	var lf cargoLockFile
-	if err := toml.Unmarshal(data, &lf); err != nil {
+	lf, err := decodeCargoLock(data)
+	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", name, err)
 	}
 	seen := map[Crate]bool{}

@@ -12,20 +12,35 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/BurntSushi/toml"
 )
 
 // Fuzz targets for everything cargo-shim reads that another uid or a crate
 // author writes. Their seed corpora (testdata/fuzz/<name>/) run with the
 // ordinary tests; `make fuzz` runs each for a while.
 
-// FuzzParseCargoLock: never a panic, and every planned crate is one whose
-// name and version can safely become a path.
+// FuzzParseCargoLock: never a panic, every planned crate is one whose name
+// and version can safely become a path, and whatever the line reader
+// accepts, a full TOML parser reads the same way.
 func FuzzParseCargoLock(f *testing.F) {
 	f.Add([]byte("version = 3\n[[package]]\nname = \"fnv\"\nversion = \"1.0.7\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\nchecksum = \"" + strings.Repeat("a", 64) + "\"\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		crates, _, err := ParseCargoLockEntries(data, "Cargo.lock")
 		if err != nil {
 			return
+		}
+		fast, _ := decodeCargoLock(data)
+		var doc map[string]any
+		if err := toml.Unmarshal(data, &doc); err != nil {
+			t.Fatalf("accepted what TOML refuses: %v", err)
+		}
+		full := lockFromTOML(doc)
+		if len(fast.Metadata) == 0 {
+			fast.Metadata = nil
+		}
+		if !reflect.DeepEqual(*fast, full) {
+			t.Fatalf("read differently:\n%+v\n%+v", *fast, full)
 		}
 		for _, c := range crates {
 			if !validCrate(c) || !validSHA256(c.Checksum) {
@@ -165,4 +180,25 @@ func manifestTree(m *Manifest) string {
 		lines = append(lines, f.Path+" "+strconv.FormatInt(f.Size, 10))
 	}
 	return strings.Join(slices.Sorted(slices.Values(lines)), "\n")
+}
+
+// lockFromTOML picks the keys the shim uses out of a generic TOML document,
+// with serde's exact (case-sensitive) key matching.
+func lockFromTOML(doc map[string]any) cargoLockFile {
+	var lf cargoLockFile
+	if v, ok := doc["version"].(int64); ok {
+		lf.Version = int(v)
+	}
+	pkgs, _ := doc["package"].([]map[string]any)
+	for _, p := range pkgs {
+		str := func(k string) string { s, _ := p[k].(string); return s }
+		lf.Packages = append(lf.Packages, lockPackage{Name: str("name"), Version: str("version"), Source: str("source"), Checksum: str("checksum")})
+	}
+	if md, ok := doc["metadata"].(map[string]any); ok && len(md) > 0 {
+		lf.Metadata = map[string]string{}
+		for k, v := range md {
+			lf.Metadata[k], _ = v.(string)
+		}
+	}
+	return lf
 }

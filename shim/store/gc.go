@@ -98,13 +98,15 @@ func (r Registry) gcLock(i Instance, dry bool) (*lockfile.Lock, error) {
 	return lk, err
 }
 
+// sizeOf is what remove frees for rm, as du counts it: the extraction with
+// its state record, the tarball. A dry run reports the same numbers.
 func (r Registry) sizeOf(i Instance, rm Removal) int64 {
 	var n int64
 	if rm.Extraction {
-		n += r.DiskUsage(r.Extraction(i))
+		n += r.DiskUsage(r.Extraction(i)) + r.Blocks(r.StatePath(i))
 	}
-	if fi, err := r.lstat(r.Tarball(i)); err == nil && rm.Tarball {
-		n += fi.Size()
+	if rm.Tarball {
+		n += r.Blocks(r.Tarball(i))
 	}
 	return n
 }
@@ -114,7 +116,7 @@ func (r Registry) remove(i Instance, rm Removal) (Removal, error) {
 	done := Removal{LastUse: rm.LastUse}
 	if rm.Extraction {
 		root := r.Extraction(i)
-		n := r.DiskUsage(root)
+		n := r.DiskUsage(root) + r.Blocks(r.StatePath(i))
 		if err := r.trash(root, i); err != nil {
 			return done, err
 		}
@@ -123,11 +125,12 @@ func (r Registry) remove(i Instance, rm Removal) (Removal, error) {
 	}
 	if rm.Tarball {
 		p := r.Tarball(i)
-		if fi, err := r.lstat(p); err == nil {
+		if _, err := r.lstat(p); err == nil {
+			n := r.Blocks(p)
 			if err := r.unlink(p); err != nil {
 				return done, err
 			}
-			done.Tarball, done.Bytes = true, done.Bytes+fi.Size()
+			done.Tarball, done.Bytes = true, done.Bytes+n
 		}
 	}
 	_, errExt := r.lstat(r.Extraction(i))

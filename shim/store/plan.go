@@ -430,9 +430,10 @@ func (r Registry) RemoveStalePlans(maxAge time.Duration, dry bool) (n int, freed
 		if time.Since(fi.ModTime()) <= maxAge && !planOutdated(p, top) {
 			continue
 		}
+		size := r.Blocks(p)
 		if dry || r.unlink(p) == nil {
 			n++
-			freed += fi.Size()
+			freed += size
 		}
 	}
 	return n, freed

@@ -12,17 +12,28 @@ import (
 
 	"github.com/cargo-shim/cargo-shim/shim/store/safefs"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/cargo-shim/cargo-shim/lockfile"
 )
 
 // Action is what a repair did, for messages: Verb is cargo-style.
 type Action struct {
 	Verb   string // "Repairing", "Extracting", "Removing"
+	Kind   string // ActReextracted, ActExtracted, ActRemovedTarball, ActMovedAside
 	Detail string
 	// Left is set when the crate is left broken (no trusted tarball to repair
 	// from and nothing provably broken to remove).
 	Left bool
 }
+
+// The Kind words of an Action: a stable interface (JSON, stats).
+const (
+	ActReextracted    = "reextracted"     // a broken extraction unpacked again from its tarball
+	ActExtracted      = "extracted"       // a cached tarball with no extraction unpacked
+	ActRemovedTarball = "removed-tarball" // a truncated tarball removed; cargo downloads it again
+	ActMovedAside     = "moved-aside"     // a broken extraction with no trusted tarball moved to the trash
+)
 
 // Repair brings instance i back to a state cargo handles: complete, or
 // cleanly absent so that cargo downloads it. It must run under i's exclusive
@@ -43,7 +54,7 @@ func (r Registry) Repair(f Finding) (Action, error) {
 		}
 		removedTarball = true
 		if f.ExtractionOK {
-			return Action{Verb: "Removing", Detail: fmt.Sprintf("truncated tarball of %s (%s); cargo will download it again", i.Crate, tb)}, nil
+			return Action{Verb: "Removing", Kind: ActRemovedTarball, Detail: fmt.Sprintf("truncated tarball of %s (%s); cargo will download it again", i.Crate, tb)}, nil
 		}
 	}
 
@@ -57,9 +68,9 @@ func (r Registry) Repair(f Finding) (Action, error) {
 		}
 		_ = r.recordState(i, m)
 		if f.Fault == NotExtracted {
-			return Action{Verb: "Extracting", Detail: fmt.Sprintf("%s (cached, not extracted)", i.Crate)}, nil
+			return Action{Verb: "Extracting", Kind: ActExtracted, Detail: fmt.Sprintf("%s (cached, not extracted)", i.Crate)}, nil
 		}
-		return Action{Verb: "Repairing", Detail: fmt.Sprintf("%s (%s)", i.Crate, f.Reason)}, nil
+		return Action{Verb: "Repairing", Kind: ActReextracted, Detail: fmt.Sprintf("%s (%s)", i.Crate, f.Reason)}, nil
 	}
 	// No tarball we trust: move the broken extraction aside so that cargo
 	// downloads (or, with a foreign tarball, unpacks) it afresh instead of
@@ -73,10 +84,10 @@ func (r Registry) Repair(f Finding) (Action, error) {
 		if removedTarball {
 			why += ", tarball truncated"
 		}
-		return Action{Verb: "Removing", Detail: fmt.Sprintf("broken extraction of %s (%s); cargo will download it again", i.Crate, why)}, nil
+		return Action{Verb: "Removing", Kind: ActMovedAside, Detail: fmt.Sprintf("broken extraction of %s (%s); cargo will download it again", i.Crate, why)}, nil
 	}
 	if removedTarball {
-		return Action{Verb: "Removing", Detail: fmt.Sprintf("truncated tarball of %s (%s); cargo will download it again", i.Crate, tb)}, nil
+		return Action{Verb: "Removing", Kind: ActRemovedTarball, Detail: fmt.Sprintf("truncated tarball of %s (%s); cargo will download it again", i.Crate, tb)}, nil
 	}
 	return Action{Left: true, Detail: fmt.Sprintf("%s (%s): no trusted tarball to repair from", i.Crate, f.Reason)}, nil
 }
@@ -221,18 +232,17 @@ func (r Registry) EmptyTrash(minAge time.Duration) (freed int64, err error) {
 	return freed, err
 }
 
-// DiskUsage sums the sizes of the regular files under p, a path below the
-// registry (no links followed).
+// DiskUsage is what deleting p, a path below the registry, frees on disk:
+// the blocks of everything under it, directories included, as du counts
+// them (no links followed), so that what gc says it freed is what du sees
+// go.
 func (r Registry) DiskUsage(p string) int64 {
 	d, err := r.subdir(p)
 	if err != nil {
-		if fi, err := r.lstat(p); err == nil && fi.Mode().IsRegular() {
-			return fi.Size()
-		}
-		return 0
+		return r.Blocks(p)
 	}
 	defer d.Close()
-	return diskUsage(d, ".", 0)
+	return r.Blocks(p) + diskUsage(d, ".", 0)
 }
 
 func diskUsage(d *safefs.Dir, rel string, depth int) int64 {
@@ -242,13 +252,38 @@ func diskUsage(d *safefs.Dir, rel string, depth int) int64 {
 	}
 	var n int64
 	for _, e := range ents {
-		switch {
-		case e.Type().IsRegular():
-			if fi, err := e.Info(); err == nil {
-				n += fi.Size()
-			}
-		case e.IsDir():
-			n += diskUsage(d, path.Join(rel, e.Name()), depth+1)
+		p := path.Join(rel, e.Name())
+		var st unix.Stat_t
+		if d.LstatRaw(p, &st) == nil {
+			n += st.Blocks * 512
+		}
+		if e.IsDir() {
+			n += diskUsage(d, p, depth+1)
+		}
+	}
+	return n
+}
+
+// Blocks is the disk space of one file or directory below the registry, as
+// du counts it.
+func (r Registry) Blocks(p string) int64 {
+	var st unix.Stat_t
+	if r.lstatRaw(p, &st) != nil {
+		return 0
+	}
+	return st.Blocks * 512
+}
+
+// TrashUsage is the disk space of what is in the trash now.
+func (r Registry) TrashUsage() int64 {
+	ents, err := r.readDir(r.TrashDir())
+	if err != nil {
+		return 0
+	}
+	var n int64
+	for _, e := range ents {
+		if l, ok := parseLeftover(e.Name()); ok && l.kind == trashed {
+			n += r.DiskUsage(filepath.Join(r.TrashDir(), e.Name()))
 		}
 	}
 	return n

@@ -313,7 +313,7 @@ func runGlusterOnly(runs int, out, binDir string) error {
 		return err
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "# Benchmarks (GlusterFS only)\n\nWritten by `bench -glusterfs only` on %s.\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"))
+	fmt.Fprintf(&b, "# Benchmarks (GlusterFS only)\n\nWritten by `bench -glusterfs %s` on %s.\n", *gluster, time.Now().UTC().Format("2006-01-02 15:04 UTC"))
 	writeGluster(&b, g, runs)
 	fmt.Print(b.String())
 	return os.WriteFile(out, []byte(b.String()), 0o644)

@@ -22,6 +22,9 @@ func Audit(root string, gid, limit int) ([]string, error) {
 			why = "cannot be read: " + n.Err.Error()
 		case n.isDir():
 			why = dirProblem(&n.Stat, gid)
+			if why == "" && n.Rel == trashRel && n.Stat.Mode&unix.S_ISVTX != 0 {
+				why = "sticky: members cannot empty each other's trash (init again fixes it)"
+			}
 		case n.isReg() && rewritten(n.Rel):
 			if !groupCan(&n.Stat, gid, 0o2) {
 				why = fmt.Sprintf("not writable by the group (%04o, group %d)", n.Stat.Mode&0o7777, n.Stat.Gid)

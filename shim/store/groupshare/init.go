@@ -51,7 +51,7 @@ func Init(root string, gid int) (*InitReport, error) {
 		switch {
 		case n.isDir():
 			rep.Dirs++
-			rep.fix(n, gid)
+			rep.fix(n, gid, n.Rel == trashRel)
 			if n.Rel == "." {
 				markErr = writeMark(n.Fd, gid)
 			}
@@ -72,7 +72,7 @@ func Init(root string, gid int) (*InitReport, error) {
 			// what was opened, and only if it is a regular file.
 			if unix.Fstat(fd, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG {
 				n.Fd, n.Stat, n.opath = fd, st, true
-				rep.fix(n, gid)
+				rep.fix(n, gid, false)
 			}
 			unix.Close(fd)
 		}
@@ -108,8 +108,14 @@ func allowed(root string, gid int) error {
 	return nil
 }
 
+// trashRel is the shim's trash. Elsewhere in .cargo-shim the shim's own
+// directories are world-writable and sticky (no uid renames another's
+// entries); in the trash of a group-shared registry every member must
+// delete what any other put there, so it is the group's alone, not sticky.
+var trashRel = shimDirName + "/trash"
+
 // fix gives one opened entry the group and the group bits it needs.
-func (rep *InitReport) fix(n *node, gid int) {
+func (rep *InitReport) fix(n *node, gid int, groupOnly bool) {
 	changed := false
 	if int(n.Stat.Gid) != gid {
 		if err := n.chgrp(gid); err != nil {
@@ -125,6 +131,9 @@ func (rep *InitReport) fix(n *node, gid int) {
 	}
 	mode := n.Stat.Mode & 0o7777
 	want := wantMode(mode, n.isDir())
+	if groupOnly {
+		want &^= unix.S_ISVTX | 0o002
+	}
 	if want != mode {
 		if err := n.chmod(want); err != nil {
 			rep.fail(n.Path, ownerErr(err, n))
@@ -195,6 +204,10 @@ func writeMark(rootFd, gid int) error {
 		return fmt.Errorf("opening %s: %w", shimDirName, err)
 	}
 	defer unix.Close(dfd)
+	// The walk then gives it its mode (see trashRel).
+	if err := unix.Mkdirat(dfd, "trash", 0o775); err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("creating %s/trash: %w", shimDirName, err)
+	}
 	if cur, err := readAt(dfd, MarkName); err == nil && strings.TrimSpace(cur) == strconv.Itoa(gid) {
 		return nil
 	}
@@ -241,7 +254,7 @@ func FixDirs(dir string, gid int) {
 	rep := &InitReport{}
 	walk(dir, func(string) bool { return false }, func(n *node) error {
 		if n.Err == nil && n.isDir() && (euid == 0 || int(n.Stat.Uid) == euid) {
-			rep.fix(n, gid)
+			rep.fix(n, gid, false)
 		}
 		return nil
 	})

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	flag "github.com/spf13/pflag"
+
+	"github.com/cargo-shim/cargo-shim/shim"
+	"github.com/cargo-shim/cargo-shim/shim/admin"
+	"github.com/cargo-shim/cargo-shim/shim/store"
+)
+
+func init() {
+	register(&command{
+		Name:     "repair",
+		Summary:  "Repair what verify finds, each crate under its lock",
+		Args:     "[OPTIONS]",
+		Registry: true, JSON: true,
+		Help: `
+Each broken crate is repaired under its exclusive lock, so a build using
+it finishes first (up to CARGO_SHIM_LOCK_TIMEOUT, default 10m; 0 waits
+forever). A broken extraction is unpacked again from a verified tarball;
+with no trusted tarball it is moved aside and cargo downloads it again. A
+truncated tarball is removed only when it cannot be read to its end. A
+tarball with another checksum is reported and kept.
+
+Exit status 1 when something is left broken.`,
+		Setup: func(fs *flag.FlagSet) func(*ctx) error {
+			lockfiles := fs.StringArray("lockfile", nil, "Repair only the crates this Cargo.lock `FILE` names (repeatable)")
+			deep := fs.Bool("deep", false, "Also repair files whose content differs from the tarball")
+			return func(c *ctx) error {
+				if err := c.NeedRegistry(); err != nil {
+					return err
+				}
+				targets, err := admin.Targets(c.Reg, *lockfiles)
+				if err != nil {
+					return err
+				}
+				ctx := context.Background()
+				if c.Cfg.LockTimeout > 0 {
+					var cancel context.CancelFunc
+					ctx, cancel = context.WithTimeout(ctx, c.Cfg.LockTimeout)
+					defer cancel()
+				}
+				rep, err := admin.Repair(ctx, c.Reg, targets, *deep, func(i store.Instance, what store.WaitFor) {
+					c.Err.Line(shim.Note, "Blocking", fmt.Sprintf("waiting for lock on %s %s (in use by a running build)", what, i.Crate))
+				}, progress("Checking"))
+				if c.JSON {
+					admin.WriteJSON(c.Stdout, rep)
+				} else {
+					admin.PrintRepair(c.Out, rep)
+				}
+				if err != nil {
+					printError(c.Err, err)
+				}
+				if len(rep.Left) > 0 || err != nil {
+					return errProblems
+				}
+				return nil
+			}
+		},
+	})
+}

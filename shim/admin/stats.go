@@ -1,0 +1,63 @@
+package admin
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/cargo-shim/cargo-shim/shim"
+	"github.com/cargo-shim/cargo-shim/shim/stats"
+	"github.com/cargo-shim/cargo-shim/shim/store"
+)
+
+// StatsReport is `cargo-shim stats --json`: the totals, and where from.
+type StatsReport struct {
+	Registry string `json:"registry"`
+	stats.Totals
+}
+
+// Stats reads the registry's totals; zero starts them again first.
+func Stats(reg store.Registry, zero bool, now time.Time) (*StatsReport, error) {
+	if zero {
+		if err := stats.Zero(reg.Root, now); err != nil {
+			return nil, fmt.Errorf("cannot zero the stats of %s: %w", reg.Root, err)
+		}
+	}
+	t, err := stats.Read(reg.Root, now)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the stats of %s: %w", reg.Root, err)
+	}
+	return &StatsReport{Registry: reg.Root, Totals: t}, nil
+}
+
+// PrintStats writes the totals as a table, sccache style.
+func PrintStats(out *shim.Logger, rep *StatsReport, now time.Time) {
+	w := out.W
+	row := func(k, v string) { fmt.Fprintf(w, "%-32s %s\n", k, v) }
+	row("Registry", rep.Registry)
+	row("Since", fmt.Sprintf("%s (%s)", rep.Since.UTC().Format("2006-01-02 15:04:05 UTC"), ago(rep.Since)))
+	row("Runs recorded", fmt.Sprint(rep.Runs))
+	row("Runs that read Cargo.lock", fmt.Sprint(rep.RunsPlanned))
+	kinds := make([]string, 0, len(rep.Actions))
+	for k := range rep.Actions {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	if len(kinds) == 0 {
+		row("Repairs and extractions", "0")
+	}
+	for _, k := range kinds {
+		row("Repairs: "+k, fmt.Sprint(rep.Actions[k]))
+	}
+	row("Lock waits", fmt.Sprint(rep.LockWaits.Count))
+	row("Lock wait time, total", seconds(rep.LockWaits.TotalSeconds))
+	row("Lock wait time, longest", seconds(rep.LockWaits.LongestSeconds))
+	row("Fail-open warnings", fmt.Sprint(rep.FailOpen))
+	if rep.FailOpen > 0 {
+		out.Help("builds ran unprotected after a warning: look for `warning: cargo-shim:` in their logs")
+	}
+}
+
+func seconds(s float64) string {
+	return (time.Duration(s * float64(time.Second))).Round(time.Millisecond).String()
+}
