@@ -29,11 +29,20 @@ type ToolWorld struct {
 
 func NewToolWorld(t *testing.T) *ToolWorld {
 	t.Helper()
-	w := &ToolWorld{World: NewWorld(t), ToolSrc: filepath.Join(t.TempDir(), "eval-tool")}
+	return newToolWorldOf(t, fixtureCrates, false)
+}
+
+// newToolWorldOf is NewToolWorld on fixture; packaged builds the leaves and
+// the tool as `cargo package` does, without directory entries.
+func newToolWorldOf(t *testing.T, fixture []loopback.CrateSpec, packaged bool) *ToolWorld {
+	t.Helper()
+	w := &ToolWorld{World: newWorldOf(t, fixture), ToolSrc: filepath.Join(t.TempDir(), "eval-tool")}
 	for _, c := range loopback.ToolLeaves() {
+		c.NoDirEntries = packaged
 		w.Checksum[c.Dir()] = w.Reg.Publish(c)
 	}
 	tool := loopback.ToolSpec()
+	tool.NoDirEntries = packaged
 	sum, err := w.Reg.PublishWithLock(tool, w.ToolSrc, func(dir string) error {
 		h := filepath.Join(w.Root, "lock-home")
 		writeFile(t, filepath.Join(h, "config.toml"), w.Reg.CargoConfig())
@@ -52,7 +61,7 @@ func NewToolWorld(t *testing.T) *ToolWorld {
 		yanked bool
 	}{{"0.9.0", false}, {"1.1.0", true}, {"2.0.0-beta.1", false}} {
 		other := loopback.ToolSpec()
-		other.Version, other.Yanked = v.vers, v.yanked
+		other.Version, other.Yanked, other.NoDirEntries = v.vers, v.yanked, packaged
 		w.Reg.Publish(other)
 	}
 	return w
