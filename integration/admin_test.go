@@ -70,6 +70,10 @@ func TestVerifyAndRepairEachDamage(t *testing.T) {
 				}
 			}
 			r = w.Admin("repair")
+			if tc.name == "tarball-truncated-with-extraction" {
+				assertTruncatedTarballKept(t, w, r)
+				return
+			}
 			if tc.tarballStays {
 				if r.Code != 1 || !strings.Contains(r.Stderr+r.Stdout, "sha256") {
 					t.Fatalf("repair must leave (and report) the tarball with another checksum: %s", r)
@@ -86,6 +90,24 @@ func TestVerifyAndRepairEachDamage(t *testing.T) {
 			w.MustCargo(w.Home(), true, "fetch")
 			w.AssertHealthy()
 		})
+	}
+}
+
+// assertTruncatedTarballKept: repair leaves a truncated tarball under a
+// healthy extraction (cargo never reads it, and --offline needs it there),
+// reports it, and the next online run through the shim replaces it.
+func assertTruncatedTarballKept(t *testing.T, w *World, r Result) {
+	t.Helper()
+	if r.Code != 1 || !strings.Contains(r.Stdout, "flat-1.0.0.crate") {
+		t.Fatalf("repair must keep and report the truncated tarball: %s", r)
+	}
+	if _, err := os.Stat(w.Tarball("flat-1.0.0")); err != nil {
+		t.Fatalf("repair removed the tarball an offline build needs: %v", err)
+	}
+	w.MustCargo(w.Home(), true, "build", "--offline")
+	w.MustCargo(w.Home(), true, "build")
+	if r := w.Admin("verify", "--deep"); r.Code != 0 {
+		t.Fatalf("verify after an online build through the shim: %s", r)
 	}
 }
 

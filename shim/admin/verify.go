@@ -172,7 +172,12 @@ func Repair(ctx context.Context, reg store.Registry, targets []store.Instance, d
 			rep.Left = append(rep.Left, p)
 			continue
 		}
-		act, after, err := reg.RepairCrate(ctx, i, store.RepairOptions{Deep: deep, Waiting: func(what store.WaitFor) {
+		// Offline: the admin cannot know that the next cargo can download.
+		// A truncated tarball under a healthy extraction is harmless to
+		// cargo and needed by --offline, so it is left (and reported) for
+		// the drop-in's next online run to replace: the rule is the
+		// store's, the same for both commands.
+		act, after, err := reg.RepairCrate(ctx, i, store.RepairOptions{Deep: deep, Offline: true, Waiting: func(what store.WaitFor) {
 			if waiting != nil {
 				waiting(i, what)
 			}

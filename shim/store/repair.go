@@ -362,7 +362,7 @@ func (r Registry) RepairCrate(ctx context.Context, i Instance, o RepairOptions) 
 			if repairErr == nil {
 				f = r.fullCheck(i, level, o.Offline)
 			}
-		} else if f.Verdict == Healthy && f.manifest != nil {
+		} else if f.Verdict == Healthy && f.manifest != nil && f.TarballCorrupt == nil {
 			_ = r.recordState(i, f.manifest)
 		}
 	})

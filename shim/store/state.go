@@ -323,7 +323,9 @@ func (r Registry) RecordedSHA256(i Instance) string {
 func (r Registry) RecordIfVerified(f Finding) error {
 	// Only from a trusted manifest: recording the sha256 of a tarball whose
 	// checksum differs would launder it into "the known checksum".
-	if f.Verdict != Healthy || !f.ExtractionOK || f.manifest == nil || !f.fresh || !f.trusted || f.Mismatch != "" {
+	// Nor with a truncated tarball kept for an offline build: its stamp in
+	// a record would let the next online run trust it instead of replacing it.
+	if f.Verdict != Healthy || !f.ExtractionOK || f.manifest == nil || !f.fresh || !f.trusted || f.Mismatch != "" || f.TarballCorrupt != nil {
 		return nil
 	}
 	return r.recordState(f.Instance, f.manifest)
