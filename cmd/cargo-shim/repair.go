@@ -22,8 +22,10 @@ Each broken crate is repaired under its exclusive lock, so a build using
 it finishes first (up to CARGO_SHIM_LOCK_TIMEOUT, default 10m; 0 waits
 forever). A broken extraction is unpacked again from a verified tarball;
 with no trusted tarball it is moved aside and cargo downloads it again. A
-truncated tarball is removed only when it cannot be read to its end. A
-tarball with another checksum is reported and kept.
+truncated tarball under a broken extraction is removed for cargo to
+download again; under a healthy one it is reported and kept (cargo never
+reads it, and --offline builds need it). A tarball with another checksum
+is reported and kept.
 
 Exit status 1 when something is left broken.`,
 		Setup: func(fs *flag.FlagSet) func(*ctx) error {

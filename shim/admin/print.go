@@ -63,16 +63,24 @@ func PrintRepair(out *shim.Logger, rep *RepairReport) {
 	}
 	printProblems(out, rep.Left)
 	out.Line(shim.Done, "Checked", fmt.Sprintf("%s in %s: %d repaired, %s left", plural(rep.Checked, "crate"), rep.Registry, len(rep.Repaired), problemCount(len(rep.Left))))
-	repairable := 0
+	var retry, kept, foreign int
 	for _, p := range rep.Left {
-		if p.Repairable() {
-			repairable++
+		switch {
+		case !p.Repairable():
+			foreign++
+		case p.KeptForOffline():
+			kept++
+		default:
+			retry++
 		}
 	}
-	switch {
-	case repairable > 0:
+	if retry > 0 {
 		out.Help("run `cargo-shim repair` again once the builds using these crates finish; the errors below say why each was left")
-	case len(rep.Left) > 0:
+	}
+	if kept > 0 {
+		out.Help("a truncated tarball under a healthy extraction is kept: cargo never reads it and `--offline` builds need it; the next online build through the shim downloads it again")
+	}
+	if foreign > 0 {
 		out.Help("a tarball with another checksum may be another registry's: check the Cargo.lock; `cargo-shim repair` keeps it")
 	}
 }

@@ -37,6 +37,10 @@ func (p Problem) String() string {
 // tarball with another checksum may be another registry's, and is kept.
 func (p Problem) Repairable() bool { return p.Kind != "checksum" }
 
+// KeptForOffline: a truncated tarball that repair leaves where it is (its
+// extraction is healthy; the store's rule, see Repair).
+func (p Problem) KeptForOffline() bool { return p.Kind == "tarball" && p.Code == "truncated" }
+
 // VerifyReport is `cargo-shim verify --json`.
 type VerifyReport struct {
 	Registry string `json:"registry"`
