@@ -27,7 +27,8 @@ download again; under a healthy one it is reported and kept (cargo never
 reads it, and --offline builds need it). A tarball with another checksum
 is reported and kept.
 
-Exit status 1 when something is left broken.`,
+Exit status 1 when something is left broken (a kept truncated tarball is
+listed, but is not broken for cargo).`,
 		Setup: func(fs *flag.FlagSet) func(*ctx) error {
 			lockfiles := fs.StringArray("lockfile", nil, "Repair only the crates this Cargo.lock `FILE` names (repeatable)")
 			deep := fs.Bool("deep", false, "Also repair files whose content differs from the tarball")
@@ -56,7 +57,7 @@ Exit status 1 when something is left broken.`,
 				if err != nil {
 					printError(c.Err, err)
 				}
-				if len(rep.Left) > 0 || err != nil {
+				if rep.NeedsAttention() || err != nil {
 					return errProblems
 				}
 				return nil

@@ -37,6 +37,17 @@ func (p Problem) String() string {
 // tarball with another checksum may be another registry's, and is kept.
 func (p Problem) Repairable() bool { return p.Kind != "checksum" }
 
+// NeedsAttention: something is left that a build could trip over; a
+// truncated tarball kept under its healthy extraction is not.
+func (r *RepairReport) NeedsAttention() bool {
+	for _, p := range r.Left {
+		if !p.KeptForOffline() {
+			return true
+		}
+	}
+	return false
+}
+
 // KeptForOffline: a truncated tarball that repair leaves where it is (its
 // extraction is healthy; the store's rule, see Repair).
 func (p Problem) KeptForOffline() bool { return p.Kind == "tarball" && p.Code == "truncated" }
