@@ -187,7 +187,7 @@ func (r Registry) fastCheck(i Instance, s *State, level Level) (f Finding, sure 
 			return f, false
 		}
 		f.TarballMissing = true
-	} else if s.Tarball == nil || stampOf(&st) != *s.Tarball {
+	} else if s.Tarball == nil || stampOf(&st) != *s.Tarball || st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return f, false
 	}
 	if level >= Files {
