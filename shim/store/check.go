@@ -187,7 +187,7 @@ func (r Registry) fastCheck(i Instance, s *State, level Level) (f Finding, sure 
 			return f, false
 		}
 		f.TarballMissing = true
-	} else if s.Tarball == nil || stampOf(&st) != *s.Tarball {
+	} else if s.Tarball == nil || stampOf(&st) != *s.Tarball || st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return f, false
 	}
 	if level >= Files {
@@ -283,6 +283,13 @@ func (r Registry) readTarball(f *Finding) *Manifest {
 	switch {
 	case tbErr != nil:
 		f.TarballMissing = true
+		return nil
+	case !tbInfo.Mode().IsRegular() && !tbInfo.IsDir():
+		// A FIFO, socket, device or symlink where cargo writes a regular
+		// file: cargo opens it even under a healthy extraction (a FIFO
+		// blocks it forever while it holds the package-cache lock every
+		// runner shares), so it goes like a truncated one.
+		f.TarballCorrupt = fmt.Errorf("%s is not a regular file", tb)
 		return nil
 	case !tbInfo.Mode().IsRegular():
 		f.TarballUnsafe = fmt.Errorf("%s is not a regular file", tb)

@@ -295,3 +295,33 @@ func TestMismatchedTarballProvesNothing(t *testing.T) {
 		t.Fatal("the extraction was touched")
 	}
 }
+
+// A FIFO in a tarball's place would block cargo's open forever: it is
+// removed like a truncated tarball, and the extraction is kept, even when a
+// record (forged, or written before this rule) holds the FIFO's stamp.
+func TestRepairRemovesFIFOTarball(t *testing.T) {
+	reg, i, m := extracted(t, []entry{{name: "fnv-1.0.7/src/lib.rs", body: "pub fn f() {}"}})
+	i.Checksum = m.SHA256
+	tb := reg.Tarball(i)
+	os.Remove(tb)
+	if err := syscall.Mkfifo(tb, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * racyWindow) // let the record be trusted
+	if err := reg.recordState(i, m); err != nil {
+		t.Fatal(err)
+	}
+	f := reg.Check(i, Fast, false)
+	if f.Verdict != Broken || f.TarballCorrupt == nil {
+		t.Fatalf("a FIFO tarball: got %v %q corrupt=%v, want broken, corrupt", f.Verdict, f.Reason, f.TarballCorrupt)
+	}
+	if _, err := reg.Repair(f); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(tb); err == nil {
+		t.Fatal("the FIFO is still in the tarball's place")
+	}
+	if _, err := os.Stat(filepath.Join(reg.Extraction(i), "src", "lib.rs")); err != nil {
+		t.Fatal("the healthy extraction was touched")
+	}
+}
