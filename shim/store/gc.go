@@ -228,7 +228,33 @@ func (r Registry) SweepOrphans(dry bool) (Orphans, error) {
 		out.LockFiles += n.LockFiles
 		out.StateRecords += n.StateRecords
 	}
+	out.LockFiles += r.sweepUnlockable(dry)
 	return out, firstErr
+}
+
+// sweepUnlockable removes what stands where a lock file belongs but is not
+// a regular file (a FIFO or a symlink another uid planted). No runner can
+// lock it (the lock contract refuses it), so every build planning that
+// crate would run unprotected, and no build can be holding it; unlinkat
+// never follows it. A planted directory is left for a person to look at.
+func (r Registry) sweepUnlockable(dry bool) (n int) {
+	top := filepath.Join(r.ShimDir(), "locks")
+	regdirs, _ := r.readDir(top)
+	for _, d := range regdirs {
+		if !d.IsDir() {
+			continue
+		}
+		ents, _ := r.readDir(filepath.Join(top, d.Name()))
+		for _, e := range ents {
+			if e.Type().IsRegular() || e.IsDir() || !strings.HasSuffix(e.Name(), ".lock") {
+				continue
+			}
+			if dry || r.unlink(filepath.Join(top, d.Name(), e.Name())) == nil {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // removeOrphan decides again under i's exclusive lock.
