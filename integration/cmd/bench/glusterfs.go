@@ -7,12 +7,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/cargo-shim/cargo-shim/integration/loopback"
+	"github.com/cargo-shim/cargo-shim/lockfile"
 )
 
 // The GlusterFS rows: the same drop-in, its registry on a loopback
@@ -123,18 +122,9 @@ func genRegistryPar(root string, n, workers int) ([]crateInfo, error) {
 	}
 	out := make([]crateInfo, n)
 	errs := make([]error, n)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for k := int(next.Add(1) - 1); k < n; k = int(next.Add(1) - 1) {
-				out[k], errs[k] = genCrate(filepath.Join(root, "registry"), k)
-			}
-		}()
-	}
-	wg.Wait()
+	lockfile.Parallel(workers, n, func(k int) {
+		out[k], errs[k] = genCrate(filepath.Join(root, "registry"), k)
+	})
 	return out, errors.Join(errs...)
 }
 
@@ -169,14 +159,14 @@ func glusterFloor(reg string, crates []crateInfo, workers, runs int) (dirs, lock
 	var ds, ls []time.Duration
 	for r := 0; r < runs; r++ {
 		t := time.Now()
-		each(workers, len(dirPaths), func(k int) {
+		lockfile.Parallel(workers, len(dirPaths), func(k int) {
 			var st syscall.Stat_t
 			syscall.Lstat(dirPaths[k], &st)
 		})
 		ds = append(ds, time.Since(t))
 		fds := make([]int, len(crates))
 		t = time.Now()
-		each(workers, len(crates), func(k int) {
+		lockfile.Parallel(workers, len(crates), func(k int) {
 			fd, err := syscall.Open(filepath.Join(lockDir, crates[k].name), syscall.O_RDONLY|syscall.O_CREAT|syscall.O_CLOEXEC, 0o666)
 			if err == nil {
 				syscall.Flock(fd, syscall.LOCK_SH)
@@ -191,21 +181,6 @@ func glusterFloor(reg string, crates []crateInfo, workers, runs int) (dirs, lock
 		}
 	}
 	return median(ds), median(ls)
-}
-
-func each(workers, n int, fn func(int)) {
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for k := int(next.Add(1) - 1); k < n; k = int(next.Add(1) - 1) {
-				fn(k)
-			}
-		}()
-	}
-	wg.Wait()
 }
 
 // noopCheck times a warm no-op `cargo check` of a workspace of 24 registry
