@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cargo-shim/cargo-shim/shim/store/safefs/safefstest"
+	"github.com/cargo-shim/cargo-shim/safefs/safefstest"
 )
 
 // Issue 9: another uid that can write the shared registry can at most deny

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cargo-shim/cargo-shim/shim/store/safefs"
+	"github.com/cargo-shim/cargo-shim/safefs"
 	"golang.org/x/sys/unix"
 )
 

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cargo-shim/cargo-shim/shim/store/safefs/safefstest"
+	"github.com/cargo-shim/cargo-shim/safefs/safefstest"
 )
 
 // A lock directory another uid replaced with a symlink must not make a lock,

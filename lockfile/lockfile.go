@@ -11,7 +11,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/cargo-shim/cargo-shim/shim/store/safefs"
+	"github.com/cargo-shim/cargo-shim/safefs"
 	"github.com/gofrs/flock"
 	"golang.org/x/sys/unix"
 )

@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/cargo-shim/cargo-shim/lockfile"
-	"github.com/cargo-shim/cargo-shim/shim/store/safefs"
+	"github.com/cargo-shim/cargo-shim/safefs"
 )
 
 // Record is what one run did.

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cargo-shim/cargo-shim/shim/store/safefs"
+	"github.com/cargo-shim/cargo-shim/safefs"
 )
 
 // IndexEntry is one version of a crate in a registry's index.

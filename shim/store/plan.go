@@ -13,7 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/cargo-shim/cargo-shim/shim/store/safefs"
+	"github.com/cargo-shim/cargo-shim/safefs"
 )
 
 // A Plan is step 2 of a run: the planned crates, where each one lives, and

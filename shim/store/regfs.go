@@ -13,7 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cargo-shim/cargo-shim/lockfile"
-	"github.com/cargo-shim/cargo-shim/shim/store/safefs"
+	"github.com/cargo-shim/cargo-shim/safefs"
 )
 
 // Every filesystem operation on the registry goes through these helpers:

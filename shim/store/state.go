@@ -15,7 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/cargo-shim/cargo-shim/shim/store/safefs"
+	"github.com/cargo-shim/cargo-shim/safefs"
 )
 
 // A state record says what a verified extraction contained when it was last

@@ -16,7 +16,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cargo-shim/cargo-shim/shim/store/safefs"
+	"github.com/cargo-shim/cargo-shim/safefs"
 )
 
 // ErrCorrupt marks a tarball that cannot be read to its end: cargo would

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cargo-shim/cargo-shim/shim/store/safefs/safefstest"
+	"github.com/cargo-shim/cargo-shim/safefs/safefstest"
 	"golang.org/x/sys/unix"
 )
 
