@@ -23,6 +23,12 @@ type Config struct {
 	Log         LogMode         // CARGO_SHIM_LOG
 	Verify      store.Level     // CARGO_SHIM_VERIFY
 	ShareLock   store.ShareMode // CARGO_SHIM_SHARE_CARGO_LOCK: auto (default), 1 always, 0 never
+	// EventLog is CARGO_SHIM_EVENT_LOG: "" for the registry's per-uid
+	// logs, "off" for none, else the file to log to.
+	EventLog string
+	// EventLockWait is CARGO_SHIM_EVENT_LOCK_WAIT: a lock wait at least
+	// this long is an event (default 1s).
+	EventLockWait time.Duration
 
 	// What the run reads of the environment besides its own settings.
 	Path       string // PATH, to find the real cargo
@@ -51,7 +57,7 @@ func LookupIn(environ []string) Getenv {
 // LoadConfig reads the settings. Bad values are errors naming the variable;
 // the caller decides whether that is fatal (strict) or a warning.
 func LoadConfig(getenv Getenv, cwd string) (Config, error) {
-	c := Config{LockTimeout: 10 * time.Minute}
+	c := Config{LockTimeout: 10 * time.Minute, EventLockWait: time.Second}
 	var errs []string
 	c.RealCargo = getenv("CARGO_SHIM_REAL_CARGO")
 	c.Strict = isTrue(getenv("CARGO_SHIM_STRICT"))
@@ -92,6 +98,20 @@ func LoadConfig(getenv Getenv, cwd string) (Config, error) {
 		} else {
 			c.LockTimeout = d
 		}
+	}
+	if v := getenv("CARGO_SHIM_EVENT_LOCK_WAIT"); v != "" {
+		d, err := duration.Parse(v)
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("CARGO_SHIM_EVENT_LOCK_WAIT: %v", err))
+		} else {
+			c.EventLockWait = d
+		}
+	}
+	switch v := getenv("CARGO_SHIM_EVENT_LOG"); {
+	case v == "" || strings.EqualFold(v, "off") || filepath.IsAbs(v):
+		c.EventLog = v
+	default:
+		c.EventLog = filepath.Join(cwd, v)
 	}
 	var err error
 	if c.Log, err = ParseLogMode(getenv("CARGO_SHIM_LOG")); err != nil {

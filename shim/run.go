@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cargo-shim/cargo-shim/lockfile"
+	"github.com/cargo-shim/cargo-shim/shim/events"
 	"github.com/cargo-shim/cargo-shim/shim/stats"
 	"github.com/cargo-shim/cargo-shim/shim/store"
 	"github.com/cargo-shim/cargo-shim/shim/store/groupshare"
@@ -98,6 +99,9 @@ func Main(args []string) int {
 	group := groupshare.ApplyUmask(cfg.Registry)
 	r := &Run{Group: group, Cfg: cfg, Reg: store.Registry{Root: cfg.Registry}, Log: log, Cmd: cmd, Cwd: cwd, Self: self,
 		Nested: cfg.Nested, Offline: cmd.Offline || cfg.NetOffline}
+	if r.events = EventLog(cfg, getenv, "cargo", log); r.events != nil {
+		r.Reg.Events = r.events
+	}
 	return r.exec(real, env)
 }
 
@@ -113,12 +117,12 @@ func (r *Run) exec(real string, env []string) int {
 		return exitError
 	case err != nil:
 		r.Log.Warn("%v; running cargo without the shim's protection%s", err, hint(r.Cfg.Registry, err))
-		r.rec.FailOpen++
+		r.failOpen(failReason(err), err)
 	case r.shareErr != nil:
 		r.Log.Warn("%v%s", r.shareErr, hint(r.Cfg.Registry, r.shareErr))
-		r.rec.FailOpen++
+		r.failOpen("share-lock", r.shareErr)
 	}
-	r.saveStats()
+	r.countRun()
 	if err == nil && r.plan != nil {
 		r.Log.Verbose("Checked", fmt.Sprintf("%d crates of Cargo.lock, locked until cargo exits (%s)", r.plan.Crates(), time.Since(r.start).Round(time.Millisecond)))
 	}
@@ -209,6 +213,8 @@ type Run struct {
 	shared bool
 	// rec is what this run did, for `cargo-shim stats`.
 	rec stats.Record
+	// events is the event log (nil: none).
+	events *events.Log
 }
 
 // lockWait times one operation that may wait for a lock: if it says it
@@ -216,13 +222,16 @@ type Run struct {
 type lockWait struct {
 	t0     time.Time
 	waited atomic.Bool
+	on     atomic.Pointer[waitOn] // what it waited for, for the event
 }
 
 func newLockWait() *lockWait { return &lockWait{t0: time.Now()} }
 
 func (r *Run) endWait(w *lockWait) {
 	if w.waited.Load() {
-		r.rec.Wait(time.Since(w.t0))
+		d := time.Since(w.t0)
+		r.rec.Wait(d)
+		r.lockWaited(w, d)
 	}
 }
 
@@ -256,19 +265,19 @@ func (r *Run) Prepare() (pinned *lockfile.Holder, err error) {
 	// anyway; failing open here names a replaced directory in the run's one
 	// warning line instead of an error further on.
 	if err := r.Reg.Open(); err != nil {
-		return nil, fmt.Errorf("cannot open the registry: %w", err)
+		return nil, stage("registry", fmt.Errorf("cannot open the registry: %w", err))
 	}
 	if bad := r.Reg.NotReal(); len(bad) > 0 {
-		return nil, fmt.Errorf("%s is not a real directory (another uid may have replaced it with a symlink); nothing below the registry is followed", bad[0])
+		return nil, stage("registry", fmt.Errorf("%s is not a real directory (another uid may have replaced it with a symlink); nothing below the registry is followed", bad[0]))
 	}
 	lockPath, lockData, err := r.planSource()
 	if err != nil || lockData == nil {
-		return nil, err
+		return nil, stage("plan", err)
 	}
 	// The holder starts while we plan: its start-up overlaps our work.
 	holder, err := lockfile.StartHolder(r.Self, bytes.Count(lockData, []byte("[[package]]")))
 	if err != nil {
-		return nil, fmt.Errorf("cannot start the lock holder: %w", err)
+		return nil, stage("holder", fmt.Errorf("cannot start the lock holder: %w", err))
 	}
 	defer func() {
 		if pinned == nil {
@@ -277,7 +286,7 @@ func (r *Run) Prepare() (pinned *lockfile.Holder, err error) {
 	}()
 	lockPaths, err := r.loadPlan(lockData, lockPath)
 	if err != nil || len(lockPaths) == 0 {
-		return nil, err
+		return nil, stage("plan", err)
 	}
 	if err := r.pinHealthy(holder, lockPaths); err != nil {
 		return nil, err
@@ -407,7 +416,7 @@ func (r *Run) pinAndCheck(holder *lockfile.Holder, lockPaths []string, round int
 		}
 		broken = brokenOf(r.checkAll(again))
 	})
-	return broken, fresh, err
+	return broken, fresh, stage("lock", err)
 }
 
 // checkOptions are this run's: its level, and a debug line for a state
@@ -453,7 +462,10 @@ func (r *Run) crateOfLock(path string) string { return r.Reg.CrateOfLock(r.plan,
 func (r *Run) waitingFor(w *lockWait) func(path string) {
 	return func(path string) {
 		w.waited.Store(true)
+		i, _ := r.Reg.InstanceOfLock(path)
+		w.on.Store(&waitOn{what: "crate", why: "held by another runner", i: i})
 		if path == r.Reg.ColdLock() {
+			w.on.Store(&waitOn{what: "gc", why: "cargo-shim gc was running"})
 			r.Log.Status("Blocking", "waiting for cargo-shim gc to finish (this build downloads crates)")
 			return
 		}
@@ -477,7 +489,7 @@ func (r *Run) lockError(err error) error {
 		}
 		return lockTimeout(fmt.Sprintf("timed out after %s waiting for the lock on crate %s (CARGO_SHIM_LOCK_TIMEOUT)", r.Cfg.LockTimeout, name))
 	}
-	return fmt.Errorf("cannot lock the planned crates: %w", err)
+	return stage("lock", fmt.Errorf("cannot lock the planned crates: %w", err))
 }
 
 func (r *Run) reportFindings(out []store.Finding) {
@@ -502,6 +514,7 @@ func (r *Run) repairOne(i store.Instance) error {
 	lw := newLockWait()
 	act, _, err := r.Reg.RepairCrate(ctx, i, store.RepairOptions{NoWait: r.Nested, Offline: r.Offline, Waiting: func(what store.WaitFor) {
 		lw.waited.Store(true)
+		lw.on.Store(&waitOn{what: waitWord(what), why: "before repairing", i: i})
 		if what == store.WaitCrate {
 			r.Log.Status("Blocking", fmt.Sprintf("waiting for lock on crate %s (in use by another runner)", i.Crate))
 		} else {
@@ -516,7 +529,7 @@ func (r *Run) repairOne(i store.Instance) error {
 	case errors.Is(err, context.DeadlineExceeded):
 		return r.lockError(err)
 	case err != nil:
-		return fmt.Errorf("repairing %s: %w", i, err)
+		return stage("repair", fmt.Errorf("repairing %s: %w", i, err))
 	}
 	switch {
 	case act.Left:
@@ -540,6 +553,7 @@ func (r *Run) quiesce(fn func()) error {
 	defer r.endWait(lw)
 	return r.Reg.Quiesce(ctx, func() {
 		lw.waited.Store(true)
+		lw.on.Store(&waitOn{what: "package-cache", why: "another runner was downloading"})
 		r.Log.Status("Blocking", "waiting for file lock on package cache (another runner is downloading)")
 	}, fn)
 }

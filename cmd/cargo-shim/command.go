@@ -10,10 +10,13 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	flag "github.com/spf13/pflag"
 
 	"github.com/cargo-shim/cargo-shim/shim"
+	"github.com/cargo-shim/cargo-shim/shim/admin"
+	"github.com/cargo-shim/cargo-shim/shim/events"
 	"github.com/cargo-shim/cargo-shim/shim/store"
 )
 
@@ -69,6 +72,8 @@ type ctx struct {
 	Cfg      shim.Config
 	Reg      store.Registry
 	Explicit bool // the registry was named (flag or CARGO_SHIM_REGISTRY)
+	// Events is the event log the store's changes go to (nil: off).
+	Events *events.Log
 	// RegErr says why Reg is not a cargo registry; a command returns it
 	// (through NeedRegistry) once its own flags are checked.
 	RegErr error
@@ -159,6 +164,11 @@ func (c *command) execute(args []string, stdout, stderr *os.File) int {
 	}
 	if c.Registry {
 		x.Reg = store.Registry{Root: x.Cfg.Registry}
+		// What the command's store calls change (gc, repair) is logged as
+		// the drop-in logs it, and its removals counted in the stats.
+		if x.Events = shim.EventLog(x.Cfg, os.Getenv, "cargo-shim "+c.Name, errLog); x.Events != nil {
+			x.Reg.Events = x.Events
+		}
 		x.RegErr = checkRegistry(x.Cfg.Registry)
 		if x.RegErr == nil {
 			// Held by descriptor from here on: nothing below it is followed.
@@ -166,6 +176,11 @@ func (c *command) execute(args []string, stdout, stderr *os.File) int {
 		}
 	}
 	err := f.run(x)
+	if x.Events != nil && x.RegErr == nil {
+		if cerr := admin.CountRemovals(x.Reg, x.Events, time.Now()); cerr != nil {
+			errLog.Debug("cannot count removals: %v", cerr)
+		}
+	}
 	var ue usageError
 	switch {
 	case err == nil:

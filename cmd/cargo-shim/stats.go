@@ -16,12 +16,15 @@ func init() {
 		Registry: true, JSON: true,
 		Help: `
 Totals over every build through the drop-in on this registry since the
-stats were last zeroed: runs that read a Cargo.lock afresh, repairs and
-extractions by kind, lock waits (count, total, longest) and fail-open
-warnings (cargo ran without the shim's full protection).
+stats were last zeroed: runs (all, and warm: every crate in place), runs
+that read a Cargo.lock afresh, repairs and extractions by kind, removals
+by gc and the trash, lock waits (count, total, longest) and fail-open
+warnings (cargo ran without the shim's full protection) by reason.
 
-Only runs that did something are recorded: a warm build that found every
-crate in place writes nothing.`,
+A warm build only counts itself (one byte appended to its uid's counter);
+the other runs add their record to the totals. 'cargo-shim events' lists
+each repair, removal and wait; 'cargo-shim metrics' writes these totals
+for Prometheus.`,
 		Setup: func(fs *flag.FlagSet) func(*ctx) error {
 			zero := fs.Bool("zero", false, "Start the totals again from now (then show them)")
 			return func(c *ctx) error {

@@ -2,8 +2,9 @@
 // --show-stats` does for sccache: what the drop-in repaired, how long it
 // waited for locks, how often it failed open.
 //
-// Only a run that did something writes (a warm run that found everything
-// in place writes nothing, so the hot path stays a few lstats). The
+// Only a run that did something writes the totals. A warm run that found
+// everything in place only counts itself: one byte appended to its uid's
+// warm counter (warm.go), so the hot path stays a few syscalls. The
 // totals are one small file of fixed shape, updated under an exclusive
 // flock by write-and-rename: concurrent runs add up, a reader never sees
 // half a file, and the size stays bounded however many runs there are.
@@ -30,6 +31,19 @@ type Record struct {
 	WaitTotal time.Duration
 	WaitMax   time.Duration
 	FailOpen  int // warnings after which cargo ran without full protection
+	// FailOpenBy counts them by reason word (lock-timeout, registry, ...).
+	FailOpenBy map[string]int
+	// Removals by gc and the trash, by action word (events.Event.Action).
+	Removals map[string]int
+}
+
+// Fail counts one fail-open warning for reason.
+func (r *Record) Fail(reason string) {
+	r.FailOpen++
+	if r.FailOpenBy == nil {
+		r.FailOpenBy = map[string]int{}
+	}
+	r.FailOpenBy[reason]++
 }
 
 // Act counts one repair or extraction of kind.
@@ -49,18 +63,29 @@ func (r *Record) Wait(d time.Duration) {
 
 // Empty says the run did nothing worth recording.
 func (r *Record) Empty() bool {
-	return !r.Planned && len(r.Actions) == 0 && r.LockWaits == 0 && r.FailOpen == 0
+	return !r.Planned && len(r.Actions) == 0 && r.LockWaits == 0 && r.FailOpen == 0 && len(r.Removals) == 0
 }
 
-// Totals is `cargo-shim stats --json` (README: JSON output).
+// Totals is `cargo-shim stats --json` (docs/events-metrics.md).
 type Totals struct {
-	Since       time.Time        `json:"since"`
-	Updated     time.Time        `json:"updated,omitzero"`
+	Since   time.Time `json:"since"`
+	Updated time.Time `json:"updated,omitzero"`
+	// AllRuns, WarmRuns and Repairs are worked out by Read: every run
+	// counted (recorded and warm), the warm ones, and the repairs among
+	// the actions (Actions without "extracted" and "left").
+	AllRuns     int64            `json:"runs"`
+	WarmRuns    int64            `json:"warm_runs"`
+	Repairs     int64            `json:"repairs"`
 	Runs        int64            `json:"runs_recorded"`
 	RunsPlanned int64            `json:"runs_planned"`
 	Actions     map[string]int64 `json:"actions"`
+	Removals    map[string]int64 `json:"removals"`
 	LockWaits   Waits            `json:"lock_waits"`
 	FailOpen    int64            `json:"fail_open_warnings"`
+	FailOpenBy  map[string]int64 `json:"fail_open_by_reason"`
+	// WarmBase is added to the warm counters' sizes: what folding moved
+	// out of them, less what they held when the totals were zeroed.
+	WarmBase int64 `json:"warm_base"`
 }
 
 // Waits sums lock waits; seconds as fractions.
@@ -100,13 +125,37 @@ func Add(root string, rec Record, now time.Time) error {
 		t.LockWaits.TotalSeconds += rec.WaitTotal.Seconds()
 		t.LockWaits.LongestSeconds = max(t.LockWaits.LongestSeconds, rec.WaitMax.Seconds())
 		t.FailOpen += int64(rec.FailOpen)
+		addAll(t.FailOpenBy, rec.FailOpenBy)
+		addAll(t.Removals, rec.Removals)
 		t.Updated = now
 	}, now)
 }
 
-// Zero starts the totals again from now.
+// AddRemovals adds what an admin command removed (by action word); it is
+// not a run of the drop-in.
+func AddRemovals(root string, removals map[string]int, now time.Time) error {
+	if len(removals) == 0 {
+		return nil
+	}
+	return update(root, func(t *Totals) {
+		addAll(t.Removals, removals)
+		t.Updated = now
+	}, now)
+}
+
+func addAll(to map[string]int64, from map[string]int) {
+	for k, n := range from {
+		to[k] += int64(n)
+	}
+}
+
+// Zero starts the totals again from now (the warm counters too: their
+// current sizes become the base's negative).
 func Zero(root string, now time.Time) error {
-	return update(root, func(t *Totals) { *t = fresh(now) }, now)
+	return updateDir(root, func(d *safefs.Dir, t *Totals) {
+		*t = fresh(now)
+		t.WarmBase = -warmCounted(d)
+	}, now)
 }
 
 // Read returns the totals; none recorded yet reads as zero since now.
@@ -118,19 +167,39 @@ func Read(root string, now time.Time) (Totals, error) {
 	defer r.Close()
 	t, err := load(r, dirRel+"/"+fileName, now)
 	if errors.Is(err, fs.ErrNotExist) {
-		return fresh(now), nil
+		t, err = fresh(now), nil
 	}
-	return t, err
+	if err != nil {
+		return t, err
+	}
+	if d, err := r.OpenDir(dirRel); err == nil {
+		t.WarmRuns = t.WarmBase + warmCounted(d)
+		d.Close()
+	}
+	t.WarmRuns = max(t.WarmRuns, 0)
+	t.AllRuns = t.Runs + t.WarmRuns
+	t.Repairs = 0
+	for k, n := range t.Actions {
+		if k != "extracted" && k != "left" {
+			t.Repairs += n
+		}
+	}
+	return t, nil
 }
 
 func fresh(now time.Time) Totals {
-	return Totals{Since: now, Actions: map[string]int64{}}
+	return Totals{Since: now, Actions: map[string]int64{}, Removals: map[string]int64{}, FailOpenBy: map[string]int64{}}
 }
 
 // update changes the totals under the stats lock. Every path is resolved
 // beneath the registry's descriptor (safefs): a symlink another uid planted
 // in the registry never sends the write outside it.
 func update(root string, change func(*Totals), now time.Time) error {
+	return updateDir(root, func(_ *safefs.Dir, t *Totals) { change(t) }, now)
+}
+
+// updateDir is update giving change the stats directory too.
+func updateDir(root string, change func(*safefs.Dir, *Totals), now time.Time) error {
 	r, err := safefs.OpenRoot(root)
 	if err != nil {
 		return err
@@ -154,7 +223,7 @@ func update(root string, change func(*Totals), now time.Time) error {
 		// fail every run that has something to add.
 		t = fresh(now)
 	}
-	change(&t)
+	change(d, &t)
 	b, err := json.MarshalIndent(t, "", "  ")
 	if err != nil {
 		return err
@@ -173,8 +242,10 @@ func load(d *safefs.Dir, rel string, now time.Time) (Totals, error) {
 	if err := json.Unmarshal(b, &t); err != nil {
 		return Totals{}, fmt.Errorf("%s: %w", d.Join(rel), err)
 	}
-	if t.Actions == nil {
-		t.Actions = map[string]int64{}
+	for _, m := range []*map[string]int64{&t.Actions, &t.Removals, &t.FailOpenBy} {
+		if *m == nil {
+			*m = map[string]int64{}
+		}
 	}
 	return t, nil
 }

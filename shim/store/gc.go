@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cargo-shim/cargo-shim/lockfile"
+	"github.com/cargo-shim/cargo-shim/shim/events"
 )
 
 // LastUse is when a crate was last used: its lock file's mtime (every run
@@ -75,7 +76,26 @@ func (r Registry) Collect(i Instance, p GCPolicy) (Removal, error) {
 		rm.Bytes = r.sizeOf(i, rm)
 		return rm, nil
 	}
-	return r.remove(i, rm)
+	t0 := time.Now()
+	done, err := r.remove(i, rm)
+	if done.Extraction || done.Tarball {
+		e := event(events.KindRemove, gcAction(done), i, t0)
+		e.Bytes = done.Bytes
+		e.Reason = "unused since " + done.LastUse.UTC().Format(time.RFC3339)
+		r.emit(e)
+	}
+	return done, err
+}
+
+// gcAction is the Action word of a gc removal event.
+func gcAction(rm Removal) string {
+	switch {
+	case rm.Extraction && rm.Tarball:
+		return "gc-extraction+tarball"
+	case rm.Tarball:
+		return "gc-tarball"
+	}
+	return "gc-extraction"
 }
 
 // gcLock takes i's exclusive lock without waiting. A dry run creates no lock

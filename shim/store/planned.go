@@ -1,6 +1,8 @@
 package store
 
 import (
+	"path/filepath"
+	"strings"
 	"sync/atomic"
 
 	"github.com/cargo-shim/cargo-shim/lockfile"
@@ -149,4 +151,16 @@ func (o CheckOptions) done() {
 	if o.Done != nil {
 		o.Done()
 	}
+}
+
+// InstanceOfLock is the crate whose lock file is path, if path is one.
+func (r Registry) InstanceOfLock(path string) (Instance, bool) {
+	dir, file := filepath.Split(path)
+	regdir := filepath.Base(dir)
+	stem, isLock := strings.CutSuffix(file, ".lock")
+	name, version, ok := splitNameVersion(stem)
+	if !isLock || !ok || filepath.Clean(dir) != filepath.Join(r.ShimDir(), "locks", regdir) {
+		return Instance{}, false
+	}
+	return Instance{Crate: Crate{Name: name, Version: version}, Regdir: regdir}, true
 }

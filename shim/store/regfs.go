@@ -257,3 +257,7 @@ func (r Registry) mkdirUmask(p string) error {
 	}
 	return nil
 }
+
+// FS is the registry held open (Open), for packages that keep files of
+// their own below it (stats): resolved beneath it, no link followed.
+func (r Registry) FS() (*safefs.Dir, error) { return r.fsys() }

@@ -5,6 +5,9 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
+
+	"github.com/cargo-shim/cargo-shim/shim/events"
 )
 
 // Registry is a shared $CARGO_HOME/registry directory.
@@ -14,7 +17,23 @@ type Registry struct {
 	// Registry serves, when it is not the registry's shared one (a home
 	// whose registry is not shared keeps its own).
 	CargoLock string
-	at        *stater // optional: set by CheckPlan and CheckAll
+	// Events, if set, hears of every change the store makes to a crate:
+	// a repair or extraction (RepairCrate), a removal (Collect,
+	// EmptyTrash). The store knows nothing of where they go.
+	Events events.Sink
+	at     *stater // optional: set by CheckPlan and CheckAll
+}
+
+// emit passes e to Events, if any.
+func (r Registry) emit(e events.Event) {
+	if r.Events != nil {
+		r.Events.Emit(e)
+	}
+}
+
+// event is an event about instance i.
+func event(kind, action string, i Instance, t0 time.Time) events.Event {
+	return events.Event{Kind: kind, Action: action, Crate: i.Name, Version: i.Version, Regdir: i.Regdir, Seconds: time.Since(t0).Seconds()}
 }
 
 // Crate is one registry package of a Cargo.lock: a lock entry.

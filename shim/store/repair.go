@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/cargo-shim/cargo-shim/safefs"
@@ -15,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cargo-shim/cargo-shim/lockfile"
+	"github.com/cargo-shim/cargo-shim/shim/events"
 )
 
 // Action is what a repair did, for messages: Verb is cargo-style.
@@ -223,8 +225,10 @@ func (r Registry) EmptyTrash(minAge time.Duration) (freed int64, err error) {
 			continue
 		}
 		n := r.DiskUsage(p)
+		t0 := time.Now()
 		if rerr := r.removeAll(p); rerr == nil {
 			freed += n
+			r.emitTrashed(l, n, t0)
 		} else if err == nil {
 			err = rerr
 		}
@@ -324,10 +328,10 @@ var ErrInUse = errors.New("in use by a running build")
 // RepairCrate is the one way to change a crate: take its exclusive lock
 // (holding no other lock), wait for downloads to settle, check again in full,
 // repair. The Finding is the check made under the lock.
-func (r Registry) RepairCrate(ctx context.Context, i Instance, o RepairOptions) (Action, Finding, error) {
+func (r Registry) RepairCrate(ctx context.Context, i Instance, o RepairOptions) (act Action, f Finding, err error) {
 	path := r.LockPath(i)
 	var lk *lockfile.Lock
-	var err error
+	var reason string
 	if o.NoWait {
 		lk, err = lockfile.Try(path, lockfile.Exclusive)
 		if lockfile.IsBusy(err) {
@@ -344,9 +348,13 @@ func (r Registry) RepairCrate(ctx context.Context, i Instance, o RepairOptions) 
 		return Action{}, Finding{Instance: i}, err
 	}
 	defer lk.Release()
-	var act Action
-	var f Finding
+	var t0 time.Time
 	var repairErr error
+	defer func() {
+		if err == nil && (act.Kind != "" || act.Left) {
+			r.emitRepair(i, act, reason, t0)
+		}
+	}()
 	err = r.Quiesce(ctx, func() {
 		if o.Waiting != nil {
 			o.Waiting(WaitPackageCache)
@@ -358,6 +366,7 @@ func (r Registry) RepairCrate(ctx context.Context, i Instance, o RepairOptions) 
 		}
 		f = r.fullCheck(i, level, o.Offline)
 		if f.Verdict == Broken {
+			reason, t0 = f.Reason, time.Now()
 			act, repairErr = r.Repair(f)
 			if repairErr == nil {
 				f = r.fullCheck(i, level, o.Offline)
@@ -370,4 +379,41 @@ func (r Registry) RepairCrate(ctx context.Context, i Instance, o RepairOptions) 
 		err = repairErr
 	}
 	return act, f, err
+}
+
+// emitRepair is the event of one repair or extraction: what was found
+// broken (reason) and what was done.
+func (r Registry) emitRepair(i Instance, act Action, reason string, t0 time.Time) {
+	kind, action := events.KindRepair, act.Kind
+	switch {
+	case act.Left:
+		action = "left"
+	case act.Kind == ActExtracted:
+		kind, reason = events.KindExtract, "cached, not extracted"
+	}
+	e := event(kind, action, i, t0)
+	e.Reason = reason
+	r.emit(e)
+}
+
+// emitTrashed is the event of one trash entry deleted.
+func (r Registry) emitTrashed(l leftover, bytes int64, t0 time.Time) {
+	e := events.Event{Kind: events.KindRemove, Action: "trash", Bytes: bytes, Seconds: time.Since(t0).Seconds(),
+		Reason: "trash entry from " + l.at.UTC().Format(time.RFC3339)}
+	// The stem is "<regdir>.<name>-<version>"; both halves have dots.
+	for k := strings.IndexByte(l.stem, '.'); k > 0; k = nextDot(l.stem, k) {
+		name, version, ok := splitNameVersion(l.stem[k+1:])
+		if ok && ValidRegdir(l.stem[:k]) && validCrate(Crate{Name: name, Version: version}) {
+			e.Regdir, e.Crate, e.Version = l.stem[:k], name, version
+			break
+		}
+	}
+	r.emit(e)
+}
+
+func nextDot(s string, k int) int {
+	if n := strings.IndexByte(s[k+1:], '.'); n >= 0 {
+		return k + 1 + n
+	}
+	return -1
 }
