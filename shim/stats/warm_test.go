@@ -116,4 +116,3 @@ func BenchmarkCountWarm(b *testing.B) {
 		}
 	}
 }
-
