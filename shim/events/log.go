@@ -144,7 +144,7 @@ func appendLine(d *safefs.Dir, name string, b []byte) error {
 	const flags = unix.O_WRONLY | unix.O_APPEND | unix.O_CREAT
 	for try := 0; ; try++ {
 		var st unix.Stat_t
-		fd, err := d.OpenOwn(name, flags, 0o644, &st)
+		fd, err := d.OpenOwn(name, flags, 0o644, 0, &st)
 		if err != nil {
 			return err
 		}

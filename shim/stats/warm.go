@@ -15,21 +15,25 @@ import (
 
 // A warm run (nothing repaired, nothing waited for, plan record trusted)
 // counts itself by appending one byte to warm.<uid> in the stats
-// directory: openat2, fstat, write, close, and no lock. The file's size is
-// the count. Every foldAt runs the run that crosses it folds the count into
-// the totals (under their lock) so that the file stays small:
+// directory: openat2, flock shared, fstat, write, close. The file's size
+// is the count. The run that writes byte number k*foldAt folds the count
+// into the totals (under their lock) so that the file stays small:
 //
-//	WarmBase += size(warm.<uid>.old); remove .old; rename warm.<uid> -> .old
+//	exclusive flock on warm.<uid>.old (no writer still in it);
+//	WarmBase += its size; remove it; rename warm.<uid> -> warm.<uid>.old
 //
-// .old was renamed foldAt runs ago, so no writer still holds it open, and
-// the sum WarmBase + sizes is the same before and after.
+// A writer that finds, once its shared lock is held, that its file has no
+// name left (folded away) opens the name again: no count is lost. The
+// counters are 0600: only their uid (and root) can open them, so no other
+// uid can hold their locks; sizes are read with lstat, which needs no
+// permission on the file.
 
 // foldAt bounds a warm counter's size (a variable for the tests).
 var foldAt int64 = 64 << 10
 
 var warmName = regexp.MustCompile(`^warm\.([0-9]{1,10})(\.old)?$`)
 
-var myWarm = sync.OnceValue(func() string { return "warm." + strconv.Itoa(unix.Geteuid()) })
+var myWarm = sync.OnceValue(func() string { return "warm." + strconv.Itoa(safefs.Euid()) })
 
 var one = []byte{'.'}
 
@@ -38,9 +42,8 @@ var one = []byte{'.'}
 // uid's file planted at its name is refused, never written.
 func CountWarm(reg *safefs.Dir, now time.Time) error {
 	name := dirRel + "/" + myWarm()
-	const flags = unix.O_WRONLY | unix.O_APPEND | unix.O_CREAT
 	var st unix.Stat_t
-	fd, err := reg.OpenOwn(name, flags, 0o644, &st)
+	fd, err := openWarm(reg, name, &st)
 	if errors.Is(err, fs.ErrNotExist) {
 		// The first warm run of a registry: make the directory.
 		d, merr := reg.MkdirAll(dirRel, safefs.Shared)
@@ -48,35 +51,64 @@ func CountWarm(reg *safefs.Dir, now time.Time) error {
 			return merr
 		}
 		d.Close()
-		fd, err = reg.OpenOwn(name, flags, 0o644, &st)
+		fd, err = openWarm(reg, name, &st)
 	}
 	if err != nil {
 		return err
 	}
 	_, err = unix.Write(fd, one)
 	unix.Close(fd)
-	if err == nil && st.Size+1 >= foldAt {
+	if err == nil && (st.Size+1)%foldAt == 0 {
 		err = updateDir(reg.Name(), fold, now)
 	}
 	return err
+}
+
+// openWarm opens the counter under a shared lock, again when a fold
+// removed the file it opened.
+func openWarm(reg *safefs.Dir, name string, st *unix.Stat_t) (int, error) {
+	for try := 0; ; try++ {
+		fd, err := reg.OpenOwn(name, unix.O_WRONLY|unix.O_APPEND|unix.O_CREAT, 0o600, unix.LOCK_SH, st)
+		if !errors.Is(err, safefs.ErrGone) && !errors.Is(err, unix.EWOULDBLOCK) || try == 100 {
+			return fd, err
+		}
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			time.Sleep(time.Millisecond) // a fold holds it, for microseconds
+		}
+	}
 }
 
 // fold moves this uid's warm count into the totals (see above).
 func fold(d *safefs.Dir, t *Totals) {
 	cur := myWarm()
 	old := cur + ".old"
-	if n, ok := ownCount(d, old); ok {
-		if d.Remove(old) != nil {
-			return
+	for try := 0; ; try++ {
+		fd, err := d.OpenOwn(old, unix.O_RDONLY, 0, unix.LOCK_EX, nil)
+		if errors.Is(err, unix.EWOULDBLOCK) && try < 1000 {
+			time.Sleep(time.Millisecond) // a writer is between open and write
+			continue
+		}
+		if errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		if err != nil {
+			return // busy for a second, or not ours: fold another time
+		}
+		n, ok := ownCount(d, old)
+		removed := ok && d.Remove(old) == nil
+		unix.Close(fd)
+		if !removed {
+			return // renaming over it would lose its count
 		}
 		t.WarmBase += n
+		break
 	}
 	_ = d.Rename(cur, d, old)
 }
 
 // warmCounted sums the warm counters in the stats directory d. A counter
 // counts only if its owner is the uid its name claims, and for at most
-// twice foldAt: another uid cannot make its file count as ours, and one
+// 16*foldAt: another uid cannot make its file count as ours, and one
 // uid's inflated counter is bounded.
 func warmCounted(d *safefs.Dir) int64 {
 	ents, err := d.ReadDir(".")
@@ -101,5 +133,5 @@ func ownCount(d *safefs.Dir, name string) (int64, bool) {
 	if d.LstatRaw(name, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || strconv.Itoa(int(st.Uid)) != m[1] {
 		return 0, false
 	}
-	return min(st.Size, 2*foldAt), true
+	return min(st.Size, 16*foldAt), true
 }
