@@ -31,12 +31,17 @@ func TestMeasureWarmCount(t *testing.T) {
 	home := w.Home()
 	w.MustCargo(home, true, "build")
 	w.MustCargo(home, true, "build")
+	// run returns the wall time and the CPU time (user + system) of the
+	// process: on a loaded machine the second is the steadier.
+	var cpu time.Duration
 	run := func(bin string, args []string, extra ...string) time.Duration {
 		t0 := time.Now()
 		env := append(w.Env(home, bin != realCargo), extra...)
-		if r := loopback.Start(bin, w.Work, env, args).Wait(); r.Code != 0 {
+		p := loopback.Start(bin, w.Work, env, args)
+		if r := p.Wait(); r.Code != 0 {
 			t.Fatalf("%s: %s", bin, r)
 		}
+		cpu = p.Cmd.ProcessState.UserTime() + p.Cmd.ProcessState.SystemTime()
 		return time.Since(t0)
 	}
 	shimNew, shimOld := filepath.Join(binDir, "cargo"), filepath.Join(old, "cargo")
@@ -60,25 +65,37 @@ func TestMeasureWarmCount(t *testing.T) {
 			run(strace, []string{"-f", "-qq", "-o", out, bin, "build"}, noop)
 			b, _ := os.ReadFile(out)
 			lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+			// The counter's calls: from its open to the close, in its thread.
 			var warm []string
-			for n, l := range lines {
-				if strings.Contains(l, "warm.") {
-					// the open of the counter and the calls on its fd after it
-					warm = append(warm, lines[n:min(n+4, len(lines))]...)
+			pid := ""
+			for _, l := range lines {
+				if pid == "" && strings.Contains(l, "warm.") {
+					pid = strings.Fields(l)[0]
+				}
+				if f := strings.Fields(l); pid != "" && len(f) > 1 && f[0] == pid && !strings.Contains(l, "resumed>") {
+					warm = append(warm, strings.Join(f[1:], " "))
+					if strings.HasPrefix(f[1], "close(") {
+						break
+					}
 				}
 			}
-			t.Logf("%s: %d syscalls in a warm run; the counter's: %q", bin, len(lines), warm)
+			t.Logf("%s: the warm counter's syscalls: %q", bin, warm)
 		}
 	}
 	const n = 31
 	times := make([][]time.Duration, len(cases))
+	cpus := make([][]time.Duration, len(cases))
 	for k := 0; k < n; k++ {
 		for c := range cases {
 			times[c] = append(times[c], cases[c].fn())
+			cpus[c] = append(cpus[c], cpu)
 		}
 	}
+	median := func(d []time.Duration) float64 {
+		sort.Slice(d, func(a, b int) bool { return d[a] < d[b] })
+		return float64(d[len(d)/2].Microseconds()) / 1000
+	}
 	for c, tc := range cases {
-		sort.Slice(times[c], func(a, b int) bool { return times[c][a] < times[c][b] })
-		t.Logf("%-55s median %8.2f ms", tc.name, float64(times[c][n/2].Microseconds())/1000)
+		t.Logf("%-55s median %8.2f ms wall, %6.2f ms CPU", tc.name, median(times[c]), median(cpus[c]))
 	}
 }

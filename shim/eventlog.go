@@ -11,14 +11,15 @@ import (
 )
 
 // EventLog is the event log the settings name: the registry's per-uid
-// logs, the operator's file, or none ("off"). program is what the events
-// say wrote them ("cargo", "cargo-shim gc"). Nothing is opened until an
-// event is emitted: a warm run writes none.
+// logs, the operator's file, or none ("off": removals are still counted
+// for the stats). program is what the events say wrote them ("cargo",
+// "cargo-shim gc"). Nothing is opened until an event is emitted: a warm
+// run writes none.
 func EventLog(cfg Config, getenv Getenv, program string, log *Logger) *events.Log {
 	var l *events.Log
 	switch {
 	case strings.EqualFold(cfg.EventLog, "off"):
-		return nil
+		return events.Discard()
 	case cfg.EventLog != "":
 		l = events.ToFile(cfg.EventLog, events.Getenv(getenv), program)
 	default:

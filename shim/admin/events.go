@@ -45,7 +45,7 @@ func PrintEvents(out, errs *shim.Logger, rep *events.Report) {
 		fmt.Fprintln(w, "No events.")
 	}
 	if rep.Garbage > 0 {
-		errs.Warn("%d lines of the event log are not events; skipped", rep.Garbage)
+		errs.Warn("%d line(s) of the event log are not events of this format; skipped", rep.Garbage)
 	}
 	for _, r := range rep.Refused {
 		errs.Warn("not read: %s", r)
