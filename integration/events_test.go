@@ -149,3 +149,45 @@ func TestHostileEventLog(t *testing.T) {
 		t.Errorf("the forged line is not shown untrusted with its file's owner:\n%s", out)
 	}
 }
+
+// A lock held past the timeout by another runner: the wait is one
+// lock-wait event naming the crate, the unprotected build one fail-open
+// event with the reason lock-timeout, and both are counted in the metrics
+// (cargo_shim_fail_open_total{reason="lock-timeout"}).
+func TestLockWaitAndFailOpenAreRecorded(t *testing.T) {
+	w := NewWorld(t)
+	w.Warm()
+	w.MustCargo(w.Home(), true, "build")
+	lock := filepath.Join(w.Shared, ".cargo-shim", "locks", w.Regdir, "pmacro-0.1.5.lock")
+	l := exclusiveOnceFree(t, lock)
+	defer l.Release()
+	// The lock layer reports a wait once it has lasted a second: the
+	// timeout is past that, the event threshold (default 1s) at it.
+	r := w.Cargo(w.Home(), true, []string{"build", "-q"}, "CARGO_SHIM_LOCK_TIMEOUT=2s", "CI_JOB_ID=555")
+	if r.Code != 0 {
+		t.Fatalf("timeout must run cargo: %s", r)
+	}
+	var wait, fail *events.Read
+	for _, e := range w.readEvents() {
+		switch e.Kind {
+		case events.KindLockWait:
+			wait = &e
+		case events.KindFailOpen:
+			fail = &e
+		}
+	}
+	if wait == nil || wait.Crate != "pmacro" || wait.Version != "0.1.5" || wait.Action != "crate" || wait.Seconds < 1 || wait.Job != "gitlab:555" {
+		t.Fatalf("lock-wait event: %+v", wait)
+	}
+	if fail == nil || fail.Action != "lock-timeout" || !strings.Contains(fail.Reason, "pmacro v0.1.5") {
+		t.Fatalf("fail-open event: %+v", fail)
+	}
+	m := w.Admin("metrics").Stdout
+	reg := `{registry="` + w.Shared + `"`
+	if got := metric(t, m, "cargo_shim_fail_open_total"+reg+`,reason="lock-timeout"}`); got != 1 {
+		t.Errorf("fail_open_total{reason=lock-timeout} = %v, want 1\n%s", got, m)
+	}
+	if got := metric(t, m, "cargo_shim_lock_waits_total"+reg+`}`); got != 1 {
+		t.Errorf("lock_waits_total = %v, want 1", got)
+	}
+}
