@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command cargo-shim is the admin command for a shared cargo registry.
 // Also reachable as `cargo shim ...`. Each subcommand is a file of its own
 // that registers a command (see command.go); this file dispatches.
