@@ -125,7 +125,7 @@ func (c *command) flagSet() *flags {
 		fs.StringVar(&f.registry, "registry", "", "The shared registry `DIR` (default: $CARGO_SHIM_REGISTRY, else $CARGO_HOME/registry)")
 	}
 	if c.JSON {
-		fs.BoolVar(&f.json, "json", false, "Print a JSON report on stdout (README: JSON output)")
+		fs.BoolVar(&f.json, "json", false, "Print a JSON report on stdout (docs/admin.md: JSON output)")
 	}
 	f.help = fs.BoolP("help", "h", false, "Print help")
 	return f

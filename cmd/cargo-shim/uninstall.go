@@ -17,7 +17,7 @@ func init() {
 		JSON:    true,
 		Help: `
 Gives each home back the plain cargo lock files the shim replaced with
-links (.package-cache, .package-cache-mutate). See README: Uninstall.
+links (.package-cache, .package-cache-mutate). See docs/admin.md: Uninstall.
 Exit status 1 when a file was left as it was (a cargo of that home is
 running, or it is not the shim's link).`,
 		Setup: func(fs *flag.FlagSet) func(*ctx) error {

@@ -78,7 +78,7 @@ func (st *StatusReport) attention() []Attention {
 		out = append(out, Attention{"no-real-cargo", "the drop-in finds no real cargo after itself on PATH", "install cargo (rustup), or set CARGO_SHIM_REAL_CARGO"})
 	}
 	if networkFS(st.Filesystem) && !st.LocksReachOtherHosts {
-		out = append(out, Attention{"locks-stay-on-host", st.LocksNote, "runners on other hosts are not coordinated; see README: Limitations"})
+		out = append(out, Attention{"locks-stay-on-host", st.LocksNote, "runners on other hosts are not coordinated; see docs/limitations.md"})
 	}
 	if st.GroupStatus.Shared && len(st.Unwritable) > 0 {
 		out = append(out, Attention{"group-cannot-write", fmt.Sprintf("the sharing group cannot write %s", strings.Join(st.Unwritable, ", ")), "run `cargo-shim init --group " + st.Group + "` again"})

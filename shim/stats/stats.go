@@ -52,7 +52,7 @@ func (r *Record) Empty() bool {
 	return !r.Planned && len(r.Actions) == 0 && r.LockWaits == 0 && r.FailOpen == 0
 }
 
-// Totals is `cargo-shim stats --json` (README: JSON output).
+// Totals is `cargo-shim stats --json` (docs/admin.md: JSON output).
 type Totals struct {
 	Since       time.Time        `json:"since"`
 	Updated     time.Time        `json:"updated,omitzero"`
