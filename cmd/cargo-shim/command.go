@@ -111,6 +111,7 @@ type flags struct {
 	help     *bool
 	registry string
 	json     bool
+	common   *commonFlags
 }
 
 // flagSet declares the command's own flags, then the common ones, in the
@@ -127,6 +128,7 @@ func (c *command) flagSet() *flags {
 	if c.JSON {
 		fs.BoolVar(&f.json, "json", false, "Print a JSON report on stdout (docs/admin.md: JSON output)")
 	}
+	f.common = addGlobalFlags(fs)
 	f.help = fs.BoolP("help", "h", false, "Print help")
 	return f
 }
@@ -135,8 +137,10 @@ func (c *command) flagSet() *flags {
 func (c *command) execute(args []string, stdout, stderr *os.File) int {
 	f := c.flagSet()
 	fs, registry := f.fs, &f.registry
+	err := fs.Parse(args)
+	f.common.merge()
 	errLog := newLogger(stderr)
-	if err := fs.Parse(args); err != nil {
+	if err != nil {
 		return c.usageFailure(errLog, flagError(fs, err))
 	}
 	if *f.help {
@@ -167,7 +171,7 @@ func (c *command) execute(args []string, stdout, stderr *os.File) int {
 			x.RegErr = x.Reg.Open()
 		}
 	}
-	err := f.run(x)
+	err = f.run(x)
 	var ue usageError
 	switch {
 	case err == nil:
@@ -248,7 +252,7 @@ func flagError(fs *flag.FlagSet, err error) error {
 // flagSpec is "--max-age <DURATION>", as help shows it.
 func flagSpec(f *flag.Flag) string {
 	s := "--" + f.Name
-	if name, _ := flag.UnquoteUsage(f); f.Value.Type() != "bool" && name != "" {
+	if name, _ := flag.UnquoteUsage(f); f.Value.Type() != "bool" && f.Value.Type() != "count" && name != "" {
 		s += " <" + name + ">"
 	}
 	return s
@@ -286,7 +290,7 @@ func printColumns(w io.Writer, rows [][2]string) {
 // newLogger writes cargo-style lines to f, coloured as CARGO_TERM_COLOR,
 // NO_COLOR and f being a terminal say.
 func newLogger(f *os.File) *shim.Logger {
-	l := shim.NewLogger(f, shim.LogInfo, os.Getenv)
+	l := shim.NewLogger(f, logMode(), getenv)
 	l.Bare = true
 	return l
 }

@@ -179,7 +179,7 @@ func checkCommandLine(args []string) string {
 	}
 	name := args[0]
 	if name == "help" {
-		if len(args) > 1 && commands[args[1]] == nil && strings.ToLower(args[1]) == args[1] && !strings.HasPrefix(args[1], "<") {
+		if len(args) > 1 && args[1] != "help" && commands[args[1]] == nil && strings.ToLower(args[1]) == args[1] && !strings.HasPrefix(args[1], "<") {
 			return "no such command to help with: " + args[1]
 		}
 		return ""

@@ -3,6 +3,11 @@
 package main
 
 import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+
 	flag "github.com/spf13/pflag"
 
 	"github.com/cargo-shim/cargo-shim/shim/admin"
@@ -27,6 +32,12 @@ running, or it is not the shim's link).`,
 				if len(*homes) == 0 {
 					*homes = []string{c.Cfg.CargoHome}
 				}
+				for _, h := range *homes {
+					// A typo must not read as "nothing to restore".
+					if fi, err := os.Stat(h); err != nil || !fi.IsDir() {
+						return fmt.Errorf("%s is not a CARGO_HOME: %s", h, notDirReason(err))
+					}
+				}
 				rep := admin.Uninstall(*homes, *dry)
 				if c.JSON {
 					admin.WriteJSON(c.Stdout, rep)
@@ -40,4 +51,14 @@ running, or it is not the shim's link).`,
 			}
 		},
 	})
+}
+
+func notDirReason(err error) string {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "it does not exist"
+	case err != nil:
+		return err.Error()
+	}
+	return "not a directory"
 }
