@@ -122,13 +122,10 @@ func scenario(dir string, k int, bin, shimDir string) (*modeResult, error) {
 	reg.SetDownloadDelay(0)
 	d.round("the run after the kills", killed, nil)
 
-	applied := damage(killed)
-	fmt.Printf("  damage applied between runs (what reapers, another home's auto-GC and killed jobs leave):\n")
-	for _, a := range applied {
-		fmt.Printf("      - %s\n", a)
-	}
-	d.round("damage left between runs", killed, nil)
-	d.round("the run after that", killed, nil)
+	d.damageRound("damage: files deleted", killed, deleteFiles)
+	d.round("the run after the deletions", killed, nil)
+	d.damageRound("damage: a download cut short", killed, cutDownload)
+	d.round("the run after the cut download", killed, nil)
 	// Warm runners must not wait for each other: same wall time as plain,
 	// on a healthy registry warmed by one run first.
 	warm := d.registry("registry-warm")
@@ -258,31 +255,50 @@ func (ph *phase) print() {
 	}
 }
 
-// damage does what TTL reapers, auto-GC in another container and killed jobs
-// leave behind, and says what it did.
-func damage(shared string) []string {
+// damageRound applies one kind of damage between runs, says what it did,
+// and runs K builds on it.
+func (d *demoRun) damageRound(name, shared string, damage func(src, cache string) []string) {
 	src, _ := filepath.Glob(filepath.Join(shared, "src", "127.0.0.1-*"))
 	cache, _ := filepath.Glob(filepath.Join(shared, "cache", "127.0.0.1-*"))
-	if len(src) == 0 || len(cache) == 0 {
-		return []string{"none: the registry has no crates yet"}
+	applied := []string{"none: the registry has no crates yet"}
+	if len(src) > 0 && len(cache) > 0 {
+		applied = damage(src[0], cache[0])
 	}
+	fmt.Printf("  %s; applied:\n", name)
+	for _, a := range applied {
+		fmt.Printf("      - %s\n", a)
+	}
+	d.round(name, shared, nil)
+}
+
+// deleteFiles is what a TTL reaper by file age, or another home's
+// auto-GC, leaves: files gone under a marker that still says "unpacked".
+func deleteFiles(src, cache string) []string {
 	var done []string
 	did := func(err error, what string) {
 		if err == nil {
 			done = append(done, what)
 		}
 	}
-	did(os.Remove(filepath.Join(src[0], "deep-mods-2.1.0", "src", "outer", "inner", "leaf.rs")),
-		"deep-mods 2.1.0: src/outer/inner/leaf.rs deleted from its extraction (a reaper by file age)")
-	did(os.Remove(filepath.Join(src[0], "autobuild-0.2.0", "build.rs")),
-		"autobuild 0.2.0: build.rs deleted (cargo then builds without it: a miscompile, not an error)")
-	did(os.RemoveAll(filepath.Join(src[0], "flat-1.0.0")), "flat 1.0.0: its whole extraction deleted")
-	tb := filepath.Join(cache[0], "flat-1.0.0.crate")
-	if fi, err := os.Stat(tb); err == nil {
-		did(os.Truncate(tb, fi.Size()/2), fmt.Sprintf("flat 1.0.0: its .crate cut to half (%d of %d bytes: a killed download)", fi.Size()/2, fi.Size()))
+	did(os.Remove(filepath.Join(src, "flat-1.0.0", "lib.rs")), "flat 1.0.0: lib.rs deleted from its extraction")
+	did(os.Remove(filepath.Join(src, "autobuild-0.2.0", "build.rs")), "autobuild 0.2.0: build.rs deleted (cargo then builds without it: a miscompile)")
+	return done
+}
+
+// cutDownload is what a job killed during cargo's download leaves: a
+// .crate cut short, and (after a reaper) no extraction to hide it.
+func cutDownload(src, cache string) []string {
+	var done []string
+	if os.RemoveAll(filepath.Join(src, "flat-1.0.0")) == nil {
+		done = append(done, "flat 1.0.0: its whole extraction deleted")
 	}
-	did(os.WriteFile(filepath.Join(src[0], "pmacro-0.1.5", ".cargo-ok"), nil, 0o644),
-		"pmacro 0.1.5: its .cargo-ok marker emptied (an unpack cut short)")
+	tb := filepath.Join(cache, "flat-1.0.0.crate")
+	if fi, err := os.Stat(tb); err == nil && os.Truncate(tb, fi.Size()/2) == nil {
+		done = append(done, fmt.Sprintf("flat 1.0.0: its .crate cut to half (%d of %d bytes)", fi.Size()/2, fi.Size()))
+	}
+	if os.WriteFile(filepath.Join(src, "pmacro-0.1.5", ".cargo-ok"), nil, 0o644) == nil {
+		done = append(done, "pmacro 0.1.5: its .cargo-ok marker emptied (an unpack cut short)")
+	}
 	return done
 }
 
