@@ -170,6 +170,9 @@ func (c *command) execute(args []string, stdout, stderr *os.File) int {
 			// Held by descriptor from here on: nothing below it is followed.
 			x.RegErr = x.Reg.Open()
 		}
+		if x.RegErr == nil {
+			x.Err.Verbose("Registry", x.Cfg.Registry)
+		}
 	}
 	err = f.run(x)
 	var ue usageError
