@@ -1,10 +1,12 @@
 # syntax=docker/dockerfile:1
 # A rust:1 runner image with cargo-shim in front of cargo.
-FROM golang:1.26 AS build
+# The Go image's version is go.mod's (a test keeps them equal): an older
+# one would refuse the module under GOTOOLCHAIN=local.
+FROM golang:1.26.8 AS build
 WORKDIR /src
 COPY . .
-# The version comes from the newest vX.Y.Z tag when .git is in the context
-# (else 0.0.0-dev); CGO is off, so the binaries run on any glibc or musl.
+# The version is shim/version.go's; CGO is off, so the binaries run on any
+# glibc or musl.
 RUN make build
 
 FROM rust:1

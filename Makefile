@@ -1,16 +1,17 @@
 # cargo-shim: build, test, demo, chaos, bench, install.
 GO      ?= go
 PREFIX  ?= /usr/local
-# The version is the newest vX.Y.Z tag (git describe: 0.2.0, or
-# 0.2.0-3-g1a2b3c4d5 three commits later); a clone without tags (CI's
-# shallow clones) builds as 0.0.0-dev. Commit and date come from HEAD.
-VERSION ?= $(or $(shell git describe --tags --match 'v[0-9]*' --dirty 2>/dev/null | sed 's/^v//'),0.0.0-dev)
+# The version is the constant in shim/version.go (`make release` sets it);
+# git tags are not read. Commit and date come from HEAD when .git is there.
+VERSION := $(shell sed -n 's/^const Version = "\(.*\)"$$/\1/p' shim/version.go)
 COMMIT  ?= $(shell git rev-parse --short=9 HEAD 2>/dev/null)
 DATE    ?= $(shell git log -1 --format=%cs 2>/dev/null)
 PKG     := github.com/cargo-shim/cargo-shim/shim
-LDFLAGS := -s -w -X $(PKG).Version=$(VERSION) -X $(PKG).Commit=$(COMMIT) -X $(PKG).Date=$(DATE)
+LDFLAGS := -s -w -X $(PKG).Commit=$(COMMIT) -X $(PKG).Date=$(DATE)
+# The release architectures of `make dist`.
+DIST_ARCHES := amd64 arm64
 
-.PHONY: build test fuzz multihost demo chaos bench install clean
+.PHONY: build test fuzz multihost demo chaos bench install clean dist release
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/cargo ./cmd/cargo
@@ -47,15 +48,62 @@ bench: build
 	$(GO) run ./integration/cmd/bench
 
 # The drop-in goes into a directory of its own, so that putting it first on
-# PATH shadows cargo and nothing else.
+# PATH shadows cargo and nothing else. WITH_SYSTEMD=1 also installs the gc
+# service and timer (enable them yourself: they need --registry); WITH_CRON=1
+# the cron file (edit its registry path).
+SYSTEMDDIR ?= /etc/systemd/system
+CRONDIR    ?= /etc/cron.d
 install: build
 	install -d $(DESTDIR)$(PREFIX)/lib/cargo-shim/bin $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 bin/cargo $(DESTDIR)$(PREFIX)/lib/cargo-shim/bin/cargo
 	install -m 0755 bin/cargo-shim $(DESTDIR)$(PREFIX)/bin/cargo-shim
+ifeq ($(WITH_SYSTEMD),1)
+	install -d $(DESTDIR)$(SYSTEMDDIR)
+	sed 's|/usr/local/bin/cargo-shim|$(PREFIX)/bin/cargo-shim|' contrib/systemd/cargo-shim-gc.service > $(DESTDIR)$(SYSTEMDDIR)/cargo-shim-gc.service
+	install -m 0644 contrib/systemd/cargo-shim-gc.timer $(DESTDIR)$(SYSTEMDDIR)/cargo-shim-gc.timer
+	@echo "systemd units in $(SYSTEMDDIR): set the registry in cargo-shim-gc.service, then"
+	@echo "  systemctl daemon-reload && systemctl enable --now cargo-shim-gc.timer"
+endif
+ifeq ($(WITH_CRON),1)
+	install -d $(DESTDIR)$(CRONDIR)
+	sed 's|/usr/local/bin/cargo-shim|$(PREFIX)/bin/cargo-shim|' contrib/cron/cargo-shim-gc > $(DESTDIR)$(CRONDIR)/cargo-shim-gc
+	chmod 0644 $(DESTDIR)$(CRONDIR)/cargo-shim-gc
+	@echo "cron file in $(CRONDIR)/cargo-shim-gc: set the registry path in it"
+endif
 	@echo "cargo-shim installed: the drop-in cargo in $(PREFIX)/lib/cargo-shim/bin,"
 	@echo "the admin command in $(PREFIX)/bin. Put both on PATH, the drop-in first:"
 	@echo "  export PATH=\"$(PREFIX)/lib/cargo-shim/bin:\$$PATH\"   # cargo -> the shim"
 	@echo "  export PATH=\"\$$PATH:$(PREFIX)/bin\"                     # cargo-shim, if not there yet"
 
+# Release tarballs in dist/: one per architecture, laid out as PREFIX is
+# (bin/cargo-shim, lib/cargo-shim/bin/cargo) with the licences, README,
+# CHANGELOG and contrib/, and SHA256SUMS over them. Reproducible: sorted
+# entries, owner 0, mtimes of the commit date.
+dist:
+	rm -rf dist && mkdir -p dist
+	@set -e; for arch in $(DIST_ARCHES); do \
+		name=cargo-shim-$(VERSION)-linux-$$arch; d=dist/$$name; \
+		mkdir -p $$d/bin $$d/lib/cargo-shim/bin; \
+		GOOS=linux GOARCH=$$arch CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $$d/lib/cargo-shim/bin/cargo ./cmd/cargo; \
+		GOOS=linux GOARCH=$$arch CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $$d/bin/cargo-shim ./cmd/cargo-shim; \
+		cp LICENSE LICENSE-MIT LICENSE-APACHE README.md CHANGELOG.md $$d/; \
+		cp -R contrib $$d/contrib; \
+		tar --sort=name --owner=0 --group=0 --numeric-owner --mtime='$(or $(DATE),1970-01-01) 00:00Z' \
+			-C dist -czf dist/$$name.tar.gz $$name; \
+		rm -rf $$d; \
+	done
+	cd dist && sha256sum *.tar.gz > SHA256SUMS
+	@cat dist/SHA256SUMS
+
+# make release VERSION=x.y.z: the version constant and CHANGELOG.md's
+# "(unreleased)" heading become x.y.z; commit and tag yourself.
+release:
+	@case '$(origin VERSION)' in command\ line) ;; *) echo "usage: make release VERSION=x.y.z" >&2; exit 2;; esac
+	@echo '$(VERSION)' | grep -Eq '^[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?$$' || { echo "error: VERSION=$(VERSION) is not x.y.z" >&2; exit 2; }
+	@grep -q '^## .* (unreleased)$$' CHANGELOG.md || { echo "error: CHANGELOG.md has no '## ... (unreleased)' heading" >&2; exit 2; }
+	sed -i 's/^const Version = ".*"$$/const Version = "$(VERSION)"/' shim/version.go
+	sed -i '0,/^## .* (unreleased)$$/s//## $(VERSION) ($(shell date -u +%F))/' CHANGELOG.md
+	@echo "now: git commit -am 'Release $(VERSION)' && git tag v$(VERSION)"
+
 clean:
-	rm -rf bin
+	rm -rf bin dist

@@ -5,14 +5,17 @@ import (
 	"strings"
 )
 
-// Version, Commit and Date are set at build time by `make build` with
-// -ldflags "-X .../shim.Version=0.2.0 ..." from `git describe --tags`. A
-// plain `go build` leaves Version at 0.0.0-dev and takes the commit and
-// its date from the VCS stamp Go embeds.
+// Version is the source of truth for the release: `make release
+// VERSION=x.y.z` rewrites this line (and CHANGELOG.md's heading). Between
+// releases it is the next version with -dev. Git tags are a convenience,
+// never read: a clone without them builds the same version.
+const Version = "0.3.0-dev"
+
+// Commit and Date are stamped by `make build` (-ldflags -X) from HEAD; a
+// plain `go build` takes them from the VCS stamp Go embeds.
 var (
-	Version = "0.0.0-dev"
-	Commit  = ""
-	Date    = ""
+	Commit = ""
+	Date   = ""
 )
 
 // LongVersion is "0.2.0 (1a2b3c4d5 2026-11-27)", as `cargo --version`.

@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -114,6 +116,7 @@ type flags struct {
 	help     *bool
 	registry string
 	json     bool
+	common   *commonFlags
 }
 
 // flagSet declares the command's own flags, then the common ones, in the
@@ -128,8 +131,9 @@ func (c *command) flagSet() *flags {
 		fs.StringVar(&f.registry, "registry", "", "The shared registry `DIR` (default: $CARGO_SHIM_REGISTRY, else $CARGO_HOME/registry)")
 	}
 	if c.JSON {
-		fs.BoolVar(&f.json, "json", false, "Print a JSON report on stdout (README: JSON output)")
+		fs.BoolVar(&f.json, "json", false, "Print a JSON report on stdout (docs/admin.md: JSON output)")
 	}
+	f.common = addGlobalFlags(fs)
 	f.help = fs.BoolP("help", "h", false, "Print help")
 	return f
 }
@@ -138,8 +142,10 @@ func (c *command) flagSet() *flags {
 func (c *command) execute(args []string, stdout, stderr *os.File) int {
 	f := c.flagSet()
 	fs, registry := f.fs, &f.registry
+	err := fs.Parse(args)
+	f.common.merge()
 	errLog := newLogger(stderr)
-	if err := fs.Parse(args); err != nil {
+	if err != nil {
 		return c.usageFailure(errLog, flagError(fs, err))
 	}
 	if *f.help {
@@ -174,8 +180,11 @@ func (c *command) execute(args []string, stdout, stderr *os.File) int {
 			// Held by descriptor from here on: nothing below it is followed.
 			x.RegErr = x.Reg.Open()
 		}
+		if x.RegErr == nil {
+			x.Err.Verbose("Registry", x.Cfg.Registry)
+		}
 	}
-	err := f.run(x)
+	err = f.run(x)
 	if x.Events != nil && x.RegErr == nil {
 		if cerr := admin.CountRemovals(x.Reg, x.Events, time.Now()); cerr != nil {
 			errLog.Debug("cannot count removals: %v", cerr)
@@ -261,7 +270,7 @@ func flagError(fs *flag.FlagSet, err error) error {
 // flagSpec is "--max-age <DURATION>", as help shows it.
 func flagSpec(f *flag.Flag) string {
 	s := "--" + f.Name
-	if name, _ := flag.UnquoteUsage(f); f.Value.Type() != "bool" && name != "" {
+	if name, _ := flag.UnquoteUsage(f); f.Value.Type() != "bool" && f.Value.Type() != "count" && name != "" {
 		s += " <" + name + ">"
 	}
 	return s
@@ -299,7 +308,7 @@ func printColumns(w io.Writer, rows [][2]string) {
 // newLogger writes cargo-style lines to f, coloured as CARGO_TERM_COLOR,
 // NO_COLOR and f being a terminal say.
 func newLogger(f *os.File) *shim.Logger {
-	l := shim.NewLogger(f, shim.LogInfo, os.Getenv)
+	l := shim.NewLogger(f, logMode(), getenv)
 	l.Bare = true
 	return l
 }

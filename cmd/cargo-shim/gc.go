@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -34,7 +36,9 @@ byte once.`,
 				if err := c.NeedRegistry(); err != nil {
 					return err
 				}
+				stop := working("Collecting")
 				rep, err := admin.GC(c.Reg, admin.GCOptions{MaxAge: maxAge.d, CrateMaxAge: crateMaxAge.d, Tarballs: crateMaxAge.set, DryRun: *dry}, time.Now())
+				stop()
 				if c.JSON {
 					admin.WriteJSON(c.Stdout, rep)
 				} else {

@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -34,7 +36,9 @@ that every run through the drop-in keeps new files group-writable.`,
 				if err := os.MkdirAll(c.Reg.Root, 0o755); err != nil {
 					return err
 				}
+				stop := working("Sharing")
 				rep, err := groupshare.Init(c.Reg.Root, gid)
+				stop()
 				if c.JSON {
 					admin.WriteJSON(c.Stdout, rep)
 				} else if !errors.Is(err, groupshare.ErrNotAllowed) {

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command cargo-shim is the admin command for a shared cargo registry.
 // Also reachable as `cargo shim ...`. Each subcommand is a file of its own
 // that registers a command (see command.go); this file dispatches.
@@ -27,19 +29,27 @@ func main() {
 }
 
 func run(args []string, stdout, stderr *os.File) int {
-	if len(args) == 0 {
+	globals = globalOptions{}
+	args, version, help, err := parseGlobals(args)
+	if err != nil {
+		newLogger(stderr).Error("%v", err)
+		fmt.Fprintf(stderr, "\nUsage: cargo-shim <COMMAND> [OPTIONS]\n\nFor more information, try '--help'.\n")
+		return 2
+	}
+	switch {
+	case version:
+		fmt.Fprintln(stdout, "cargo-shim", shim.LongVersion())
+		return 0
+	case help || len(args) == 0:
 		printTopHelp(stdout)
 		return 0
 	}
 	switch args[0] {
-	case "-h", "--help":
-		printTopHelp(stdout)
-		return 0
-	case "-V", "--version", "version":
+	case "version":
 		fmt.Fprintln(stdout, "cargo-shim", shim.LongVersion())
 		return 0
 	case "help":
-		return help(args[1:], stdout, stderr)
+		return helpCommand(args[1:], stdout, stderr)
 	}
 	c, ok := commands[args[0]]
 	if !ok {
@@ -48,8 +58,10 @@ func run(args []string, stdout, stderr *os.File) int {
 	return c.execute(args[1:], stdout, stderr)
 }
 
-func help(args []string, stdout, stderr *os.File) int {
-	if len(args) == 0 {
+// helpCommand is `cargo-shim help [COMMAND]`; `help help` is the top help,
+// as cargo's.
+func helpCommand(args []string, stdout, stderr *os.File) int {
+	if len(args) == 0 || args[0] == "help" {
 		printTopHelp(stdout)
 		return 0
 	}
@@ -82,8 +94,11 @@ func printTopHelp(w io.Writer) {
 	printColumns(w, rows)
 	fmt.Fprint(w, `
 Options:
-  -V, --version  Print version
-  -h, --help     Print help
+  -V, --version       Print version
+  -q, --quiet         Print only warnings and errors (the exit status still says what was found)
+  -v, --verbose       Say more (-vv: more still)
+      --color <WHEN>  Coloring: auto, always, never (default: CARGO_TERM_COLOR, else auto)
+  -h, --help          Print help
 
 The registry is --registry, else $CARGO_SHIM_REGISTRY, else
 $CARGO_HOME/registry (CARGO_HOME defaults to ~/.cargo).

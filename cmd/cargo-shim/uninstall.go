@@ -1,6 +1,13 @@
+//go:build linux
+
 package main
 
 import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+
 	flag "github.com/spf13/pflag"
 
 	"github.com/cargo-shim/cargo-shim/shim/admin"
@@ -15,7 +22,7 @@ func init() {
 		JSON:    true,
 		Help: `
 Gives each home back the plain cargo lock files the shim replaced with
-links (.package-cache, .package-cache-mutate). See README: Uninstall.
+links (.package-cache, .package-cache-mutate). See docs/admin.md: Uninstall.
 Exit status 1 when a file was left as it was (a cargo of that home is
 running, or it is not the shim's link).`,
 		Setup: func(fs *flag.FlagSet) func(*ctx) error {
@@ -24,6 +31,12 @@ running, or it is not the shim's link).`,
 			return func(c *ctx) error {
 				if len(*homes) == 0 {
 					*homes = []string{c.Cfg.CargoHome}
+				}
+				for _, h := range *homes {
+					// A typo must not read as "nothing to restore".
+					if fi, err := os.Stat(h); err != nil || !fi.IsDir() {
+						return fmt.Errorf("%s is not a CARGO_HOME: %s", h, notDirReason(err))
+					}
 				}
 				rep := admin.Uninstall(*homes, *dry)
 				if c.JSON {
@@ -38,4 +51,14 @@ running, or it is not the shim's link).`,
 			}
 		},
 	})
+}
+
+func notDirReason(err error) string {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "it does not exist"
+	case err != nil:
+		return err.Error()
+	}
+	return "not a directory"
 }

@@ -52,8 +52,14 @@ func groupStatus(root string) GroupStatus {
 	return gs
 }
 
-func printGroupStatus(w io.Writer, gs GroupStatus) {
+// printGroupStatus lists what the group cannot write on a group-shared
+// registry; on one that is not, every path is "not writable by the group"
+// by design, so the list is noise unless asked for (-v).
+func printGroupStatus(w io.Writer, gs GroupStatus, verbose bool) {
 	shim.Fprintf(w, "group-shared:       %v: %s\n", gs.Shared, gs.Note)
+	if !gs.Shared && !verbose {
+		return
+	}
 	if len(gs.Unwritable) == 0 {
 		shim.Fprintf(w, "group can write:    everything a member needs to\n")
 		return

@@ -22,7 +22,12 @@ func WriteJSON(w io.Writer, v any) error {
 func PrintVerify(out *shim.Logger, rep *VerifyReport, next string) {
 	printProblems(out, rep.Problems)
 	n := len(rep.Problems)
-	out.Line(shim.Done, "Verified", fmt.Sprintf("%s in %s (%s check): %s", plural(rep.Checked, "crate"), rep.Registry, rep.Mode, problemCount(n)))
+	// Green says all is well: a summary of problems is not.
+	style := shim.Done
+	if n > 0 {
+		style = shim.Failure
+	}
+	out.Line(style, "Verified", fmt.Sprintf("%s in %s (%s check): %s", plural(rep.Checked, "crate"), rep.Registry, rep.Mode, problemCount(n)))
 	repairable := 0
 	for _, p := range rep.Problems {
 		if p.Repairable() {
@@ -62,7 +67,11 @@ func PrintRepair(out *shim.Logger, rep *RepairReport) {
 		out.Line(shim.Done, pastVerbs[f.Action], f.Detail)
 	}
 	printProblems(out, rep.Left)
-	out.Line(shim.Done, "Checked", fmt.Sprintf("%s in %s: %d repaired, %s left", plural(rep.Checked, "crate"), rep.Registry, len(rep.Repaired), problemCount(len(rep.Left))))
+	style := shim.Done
+	if rep.NeedsAttention() {
+		style = shim.Warning
+	}
+	out.Line(style, "Checked", fmt.Sprintf("%s in %s: %d repaired, %s left", plural(rep.Checked, "crate"), rep.Registry, len(rep.Repaired), problemCount(len(rep.Left))))
 	var retry, kept, foreign int
 	for _, p := range rep.Left {
 		switch {
@@ -140,6 +149,16 @@ func problemCount(n int) string {
 // PrintStatus writes the status as "key: value" lines, then a warning and
 // a help line for each thing that needs attention.
 func PrintStatus(out *shim.Logger, st *StatusReport) {
+	if out.Mode != shim.LogQuiet {
+		printStatusLines(out, st)
+	}
+	for _, a := range st.Attention {
+		out.Warn("%s", a.Detail)
+		out.Help("%s", a.Help)
+	}
+}
+
+func printStatusLines(out *shim.Logger, st *StatusReport) {
 	w := out.W
 	shimNote := "no: the real cargo, cargo-shim is not in front of it"
 	if st.PathCargoIsShim {
@@ -148,7 +167,11 @@ func PrintStatus(out *shim.Logger, st *StatusReport) {
 	shim.Fprintf(w, "cargo-shim %s\n", shim.LongVersion())
 	shim.Fprintf(w, "cargo on PATH:      %s (is the shim: %s)\n", st.PathCargo, shimNote)
 	shim.Fprintf(w, "real cargo:         %s\n", st.RealCargo)
-	shim.Fprintf(w, "registry:           %s\n", st.Registry)
+	if st.RegistryTarget != st.Registry {
+		shim.Fprintf(w, "registry:           %s (through %s)\n", st.RegistryTarget, st.Registry)
+	} else {
+		shim.Fprintf(w, "registry:           %s\n", st.Registry)
+	}
 	shim.Fprintf(w, "filesystem:         %s (%s)\n", st.Filesystem, st.MountOptions)
 	shim.Fprintf(w, "locks reach hosts:  %v: %s\n", st.LocksReachOtherHosts, st.LocksNote)
 	shim.Fprintf(w, "cargo's own locks:  %s\n", st.CargoLocks)
@@ -156,7 +179,7 @@ func PrintStatus(out *shim.Logger, st *StatusReport) {
 	shim.Fprintf(w, "crates:             %d extracted, %d tarballs, %d lock files\n", st.Extractions, st.Tarballs, st.LockFiles)
 	shim.Fprintf(w, "cargo's lock:       shared across homes for this CARGO_HOME: %v\n", st.CargoLockShared)
 	shim.Fprintf(w, "cargo's auto-GC:    %s\n", st.CargoAutoGC)
-	printGroupStatus(w, st.GroupStatus)
+	printGroupStatus(w, st.GroupStatus, out.Mode == shim.LogVerbose || out.Mode == shim.LogDebug)
 	shim.Fprintf(w, "locked now:         %d\n", len(st.Locked))
 	for _, h := range st.Locked {
 		shim.Fprintf(w, "  %s v%s (%s) %s by pid %d (%s)", h.Crate, h.Version, h.Regdir, h.Mode, h.Pid, h.Command)
@@ -164,10 +187,6 @@ func PrintStatus(out *shim.Logger, st *StatusReport) {
 			shim.Fprintf(w, " for pid %d (%s)", h.ForPid, h.ForCommand)
 		}
 		fmt.Fprintln(w)
-	}
-	for _, a := range st.Attention {
-		out.Warn("%s", a.Detail)
-		out.Help("%s", a.Help)
 	}
 }
 

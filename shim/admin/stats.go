@@ -32,6 +32,9 @@ func Stats(reg store.Registry, zero bool, now time.Time) (*StatsReport, error) {
 
 // PrintStats writes the totals as a table, sccache style.
 func PrintStats(out *shim.Logger, rep *StatsReport, now time.Time) {
+	if out.Mode == shim.LogQuiet {
+		return
+	}
 	w := out.W
 	row := func(k, v string) { fmt.Fprintf(w, "%-32s %s\n", k, v) }
 	row("Registry", rep.Registry)

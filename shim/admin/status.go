@@ -31,11 +31,14 @@ type LockHolder struct {
 
 // StatusReport is `cargo-shim status --json`.
 type StatusReport struct {
-	Version              string       `json:"version"`
-	PathCargo            string       `json:"path_cargo"`
-	PathCargoIsShim      bool         `json:"path_cargo_is_shim"`
-	RealCargo            string       `json:"real_cargo"`
-	Registry             string       `json:"registry"`
+	Version         string `json:"version"`
+	PathCargo       string `json:"path_cargo"`
+	PathCargoIsShim bool   `json:"path_cargo_is_shim"`
+	RealCargo       string `json:"real_cargo"`
+	Registry        string `json:"registry"`
+	// RegistryTarget is Registry with symlinks resolved: the directory
+	// the runners really share.
+	RegistryTarget       string       `json:"registry_target"`
 	Filesystem           string       `json:"filesystem"`
 	MountOptions         string       `json:"mount_options"`
 	LocksReachOtherHosts bool         `json:"locks_reach_other_hosts"`
@@ -78,7 +81,7 @@ func (st *StatusReport) attention() []Attention {
 		out = append(out, Attention{"no-real-cargo", "the drop-in finds no real cargo after itself on PATH", "install cargo (rustup), or set CARGO_SHIM_REAL_CARGO"})
 	}
 	if networkFS(st.Filesystem) && !st.LocksReachOtherHosts {
-		out = append(out, Attention{"locks-stay-on-host", st.LocksNote, "runners on other hosts are not coordinated; see README: Limitations"})
+		out = append(out, Attention{"locks-stay-on-host", st.LocksNote, "runners on other hosts are not coordinated; see docs/limitations.md"})
 	}
 	if st.GroupStatus.Shared && len(st.Unwritable) > 0 {
 		out = append(out, Attention{"group-cannot-write", fmt.Sprintf("the sharing group cannot write %s", strings.Join(st.Unwritable, ", ")), "run `cargo-shim init --group " + st.Group + "` again"})
@@ -97,7 +100,10 @@ func networkFS(fs string) bool {
 
 // Status gathers what an operator needs to see.
 func Status(reg store.Registry, cargoHome string) *StatusReport {
-	st := &StatusReport{Version: shim.Version, Registry: reg.Root, Locked: []LockHolder{}}
+	st := &StatusReport{Version: shim.Version, Registry: reg.Root, RegistryTarget: reg.Root, Locked: []LockHolder{}}
+	if real, err := filepath.EvalSymlinks(reg.Root); err == nil {
+		st.RegistryTarget = real
+	}
 	if p, err := exec.LookPath("cargo"); err == nil {
 		st.PathCargo = p
 		cmd := exec.Command(p, "--version")
@@ -206,7 +212,7 @@ func filesystemOf(p string) (string, string) {
 		mp := fields[4]
 		if (real == mp || strings.HasPrefix(real, strings.TrimSuffix(mp, "/")+"/")) && len(mp) > len(best) {
 			best = mp
-			opts = fields[5] + "," + fields[sep+3]
+			opts = mergeOptions(fields[5], fields[sep+3])
 			// The mount's own type is the more exact: fuse.glusterfs
 			// rather than fuse, nfs4 rather than nfs.
 			if fields[sep+1] != "" {
@@ -305,4 +311,21 @@ func parentOf(pid int) int {
 		}
 	}
 	return 0
+}
+
+// mergeOptions joins a mount's per-mount options and its superblock
+// options, each option once ("rw,relatime" and "rw,discard" give
+// "rw,relatime,discard").
+func mergeOptions(lists ...string) string {
+	seen := map[string]bool{}
+	var out []string
+	for _, l := range lists {
+		for _, o := range strings.Split(l, ",") {
+			if o != "" && !seen[o] {
+				seen[o] = true
+				out = append(out, o)
+			}
+		}
+	}
+	return strings.Join(out, ",")
 }

@@ -104,6 +104,9 @@ func PrintUninstall(log *shim.Logger, w io.Writer, rep *UninstallReport) {
 			log.Status("Left", fmt.Sprintf("%s (%s): %s", e.File, e.Was, e.Detail))
 		}
 	}
-	fmt.Fprintf(w, "%d of cargo's lock files %s to plain files in %d homes, %d left\n",
-		restored, map[bool]string{true: "would be restored", false: "restored"}[rep.DryRun], len(rep.Homes), rep.Left())
+	if log.Mode == shim.LogQuiet {
+		return
+	}
+	fmt.Fprintf(w, "%d of cargo's lock files %s to plain files in %s, %d left\n",
+		restored, map[bool]string{true: "would be restored", false: "restored"}[rep.DryRun], plural(len(rep.Homes), "home"), rep.Left())
 }

@@ -14,7 +14,7 @@ import (
 )
 
 // Problem is one thing wrong with one crate instance. The JSON field names
-// are a stable interface (README: JSON output).
+// are a stable interface (docs/admin.md: JSON output).
 type Problem struct {
 	Crate   string `json:"crate"`
 	Version string `json:"version"`
@@ -22,7 +22,7 @@ type Problem struct {
 	// Kind is "extraction", "tarball" or "checksum".
 	Kind string `json:"kind"`
 	Path string `json:"path"`
-	// Code is Problem as a machine word (README: JSON output).
+	// Code is Problem as a machine word (docs/admin.md: JSON output).
 	Code    string `json:"code"`
 	Problem string `json:"problem"`
 

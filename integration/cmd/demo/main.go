@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"time"
@@ -22,7 +23,10 @@ type phase struct {
 	runs, failed int
 	miscompiled  int
 	killed       int
-	firstError   string
+	// causes are the distinct cause lines of the failures, in the order
+	// first seen, with how many runs failed with each.
+	causes []string
+	counts map[string]int
 }
 
 type modeResult struct {
@@ -118,9 +122,10 @@ func scenario(dir string, k int, bin, shimDir string) (*modeResult, error) {
 	reg.SetDownloadDelay(0)
 	d.round("the run after the kills", killed, nil)
 
-	damage(killed)
-	d.round("damage left between runs", killed, nil)
-	d.round("the run after that", killed, nil)
+	d.damageRound("damage: files deleted", killed, deleteFiles)
+	d.round("the run after the deletions", killed, nil)
+	d.damageRound("damage: a download cut short", killed, cutDownload)
+	d.round("the run after the cut download", killed, nil)
 	// Warm runners must not wait for each other: same wall time as plain,
 	// on a healthy registry warmed by one run first.
 	warm := d.registry("registry-warm")
@@ -218,19 +223,25 @@ func (ph *phase) tally(r loopback.Result, home string) {
 	ph.runs++
 	if r.Code != 0 {
 		ph.failed++
-		if ph.firstError == "" {
-			ph.firstError = errorLine(r.Stderr)
-		}
+		ph.cause(causeLine(r.Stderr))
 		return
 	}
 	out, _ := exec.Command(filepath.Join(home, "target", "debug", "app")).Output()
 	if strings.TrimSpace(string(out)) != loopback.WantApp {
 		ph.failed++
 		ph.miscompiled++
-		if ph.firstError == "" {
-			ph.firstError = "miscompiled: app printed " + strings.TrimSpace(string(out))
-		}
+		ph.cause("miscompiled: app printed " + strings.TrimSpace(string(out)))
 	}
+}
+
+func (ph *phase) cause(c string) {
+	if ph.counts == nil {
+		ph.counts = map[string]int{}
+	}
+	if ph.counts[c] == 0 {
+		ph.causes = append(ph.causes, c)
+	}
+	ph.counts[c]++
 }
 
 func (ph *phase) print() {
@@ -238,41 +249,99 @@ func (ph *phase) print() {
 	if ph.killed > 0 {
 		fmt.Printf(" (%d more killed on purpose)", ph.killed)
 	}
-	if ph.firstError != "" {
-		fmt.Printf("\n      e.g. %s", ph.firstError)
-	}
 	fmt.Println()
+	for _, c := range ph.causes {
+		fmt.Printf("      %dx %s\n", ph.counts[c], c)
+	}
 }
 
-// damage does what TTL reapers, auto-GC in another container and killed jobs
-// leave behind.
-func damage(shared string) {
+// damageRound applies one kind of damage between runs, says what it did,
+// and runs K builds on it.
+func (d *demoRun) damageRound(name, shared string, damage func(src, cache string) []string) {
 	src, _ := filepath.Glob(filepath.Join(shared, "src", "127.0.0.1-*"))
 	cache, _ := filepath.Glob(filepath.Join(shared, "cache", "127.0.0.1-*"))
-	if len(src) == 0 || len(cache) == 0 {
-		return
+	applied := []string{"none: the registry has no crates yet"}
+	if len(src) > 0 && len(cache) > 0 {
+		applied = damage(src[0], cache[0])
 	}
-	os.Remove(filepath.Join(src[0], "deep-mods-2.1.0", "src", "outer", "inner", "leaf.rs"))
-	os.Remove(filepath.Join(src[0], "autobuild-0.2.0", "build.rs"))
-	os.RemoveAll(filepath.Join(src[0], "flat-1.0.0"))
-	tb := filepath.Join(cache[0], "flat-1.0.0.crate")
-	if fi, err := os.Stat(tb); err == nil {
-		os.Truncate(tb, fi.Size()/2)
+	fmt.Printf("  %s; applied:\n", name)
+	for _, a := range applied {
+		fmt.Printf("      - %s\n", a)
 	}
-	os.WriteFile(filepath.Join(src[0], "pmacro-0.1.5", ".cargo-ok"), nil, 0o644)
+	d.round(name, shared, nil)
 }
 
-func errorLine(stderr string) string {
-	for _, l := range strings.Split(stderr, "\n") {
-		if strings.Contains(l, "error") {
-			l = strings.TrimSpace(l)
-			if len(l) > 110 {
-				l = l[:110] + "..."
-			}
-			return l
+// deleteFiles is what a TTL reaper by file age, or another home's
+// auto-GC, leaves: files gone under a marker that still says "unpacked".
+func deleteFiles(src, cache string) []string {
+	var done []string
+	did := func(err error, what string) {
+		if err == nil {
+			done = append(done, what)
 		}
 	}
-	return "exit status non-zero"
+	did(os.Remove(filepath.Join(src, "flat-1.0.0", "lib.rs")), "flat 1.0.0: lib.rs deleted from its extraction")
+	did(os.Remove(filepath.Join(src, "autobuild-0.2.0", "build.rs")), "autobuild 0.2.0: build.rs deleted (cargo then builds without it: a miscompile)")
+	return done
+}
+
+// cutDownload is what a job killed during cargo's download leaves: a
+// .crate cut short, and (after a reaper) no extraction to hide it.
+func cutDownload(src, cache string) []string {
+	var done []string
+	if os.RemoveAll(filepath.Join(src, "flat-1.0.0")) == nil {
+		done = append(done, "flat 1.0.0: its whole extraction deleted")
+	}
+	tb := filepath.Join(cache, "flat-1.0.0.crate")
+	if fi, err := os.Stat(tb); err == nil && os.Truncate(tb, fi.Size()/2) == nil {
+		done = append(done, fmt.Sprintf("flat 1.0.0: its .crate cut to half (%d of %d bytes)", fi.Size()/2, fi.Size()))
+	}
+	if os.WriteFile(filepath.Join(src, "pmacro-0.1.5", ".cargo-ok"), nil, 0o644) == nil {
+		done = append(done, "pmacro 0.1.5: its .cargo-ok marker emptied (an unpack cut short)")
+	}
+	return done
+}
+
+// causeLine is what a failed cargo run says went wrong: its error line and,
+// when cargo gives a chain of causes, the innermost two ("failed to open
+// .../.cargo-ok: File exists (os error 17)", "...: unexpected end of file"),
+// the line people search for.
+func causeLine(stderr string) string {
+	var first string
+	var causes []string
+	inCause := false
+	for _, l := range strings.Split(stderr, "\n") {
+		t := strings.TrimSpace(l)
+		switch {
+		case first == "" && strings.HasPrefix(t, "error"):
+			first = t
+		case t == "Caused by:":
+			inCause = true
+		case inCause && t != "":
+			causes = append(causes, t)
+			inCause = false
+		}
+	}
+	if first == "" {
+		return "exit status non-zero"
+	}
+	if n := len(causes); n > 0 {
+		tail := causes[max(0, n-2):]
+		first += ": " + strings.Join(tail, ": ")
+	}
+	// Each runner's home differs; the rest of the path says which crate.
+	return shorten(homePath.ReplaceAllString(first, ".../registry/"), 200)
+}
+
+// homePath is a runner's home up to its registry.
+var homePath = regexp.MustCompile(`/\S*?/registry/`)
+
+// shorten keeps the start and the end of a long line: the end holds the cause.
+func shorten(l string, n int) string {
+	if len(l) <= n {
+		return l
+	}
+	return l[:n/3] + " ... " + l[len(l)-(2*n/3):]
 }
 
 func printTable(k int, plain, shim *modeResult) {

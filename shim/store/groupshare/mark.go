@@ -130,7 +130,7 @@ func Hint(root string, err error) string {
 	st := Read(root)
 	switch {
 	case !st.Shared:
-		return fmt.Sprintf("this uid (%d) cannot change what another uid made in the registry; to share it, run as root `cargo-shim init --group GROUP --registry %s` with a group this uid is in (README: Mixed uids)", os.Geteuid(), root)
+		return fmt.Sprintf("this uid (%d) cannot change what another uid made in the registry; to share it, run as root `cargo-shim init --group GROUP --registry %s` with a group this uid is in (docs/mixed-uids.md)", os.Geteuid(), root)
 	case !InGroup(st.Gid):
 		return fmt.Sprintf("the registry is shared by group %s, which this uid (%d) is not in (docker run --group-add %d)", GroupName(st.Gid), os.Geteuid(), st.Gid)
 	}
