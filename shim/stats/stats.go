@@ -136,6 +136,12 @@ func update(root string, change func(*Totals), now time.Time) error {
 		return err
 	}
 	defer r.Close()
+	// The lock too resolves beneath the registry (a no-op when the run
+	// declared it already), and its open never blocks: a FIFO planted at
+	// totals.lock is refused, naming it.
+	if err := lockfile.Beneath(root); err != nil {
+		return err
+	}
 	d, err := r.MkdirAll(dirRel, safefs.Shared)
 	if err != nil {
 		return err

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cargo-shim/cargo-shim/lockfile"
+	"github.com/cargo-shim/cargo-shim/safefs"
 )
 
 // Cargo serializes downloads and extraction with flock on
@@ -100,16 +101,16 @@ func otherDevice(home, root string) bool {
 // registry root when the registry is shared (or mode says always), and turns
 // links the shim made earlier back into plain files when it is not. It
 // returns whether the home's cargo now locks the registry's files. The warm
-// path is a readlink per file and one stat.
+// path is a readlink per file, one lstat and one fstat (of the registry
+// descriptor, which the run opened first: everything here resolves beneath
+// it). An error wrapping ErrNotSafeForRoot is a choice, not a failure.
 func (r Registry) SharePackageCacheLock(home string, mode ShareMode) (bool, error) {
 	shared, err := r.sharePackageCacheLock(home, mode)
-	if err == nil && shared {
-		err = r.lockTargetsReal()
-	}
 	if err != nil {
 		// cargo follows these links: none may stay pointing at a target that
 		// is not a plain file inside the registry (another uid may have put
-		// a symlink there); cargo then keeps its own lock files.
+		// a symlink there), nor, for root, at one another uid may replace;
+		// cargo then keeps its own lock files.
 		for _, n := range cargoLockNames {
 			link := filepath.Join(home, n[0])
 			if cur, lerr := os.Readlink(link); lerr == nil && cur == filepath.Join(r.Root, n[1]) {
@@ -121,26 +122,82 @@ func (r Registry) SharePackageCacheLock(home string, mode ShareMode) (bool, erro
 	return shared, nil
 }
 
-// lockTargetsReal checks, without following links, that the registry files
-// the home's links name are regular files: cargo opens them through the
-// links, creating what a dangling symlink would point at.
-func (r Registry) lockTargetsReal() error {
-	for _, n := range cargoLockNames {
+// ErrNotRegular is what an open of a planted FIFO, socket or device in the
+// registry returns (the one rule, in safefs): refused without blocking.
+var ErrNotRegular = safefs.ErrNotRegular
+
+// ErrNotSafeForRoot: a root run does not point its home's cargo lock at a
+// file another uid could replace (with a symlink, so that root's cargo would
+// create a file wherever it points).
+var ErrNotSafeForRoot = errors.New("root does not share cargo's package cache lock")
+
+// lockTargetsTrusted checks, without following links, that the registry
+// files the home's links name are regular files: cargo opens them through
+// the links, creating what a dangling symlink would point at. For root it
+// also checks that no other uid can replace them (rootMayShare).
+func (r Registry) lockTargetsTrusted() error {
+	var sts [len(cargoLockNames)]unix.Stat_t
+	for k, n := range cargoLockNames {
 		p := filepath.Join(r.Root, n[1])
-		var st unix.Stat_t
-		if err := r.lstatRaw(p, &st); err != nil {
+		if err := r.lstatRaw(p, &sts[k]); err != nil {
 			return err
 		}
-		if st.Mode&unix.S_IFMT != unix.S_IFREG {
-			return fmt.Errorf("%s is not a regular file (another uid may have replaced it)", p)
+		if sts[k].Mode&unix.S_IFMT != unix.S_IFREG {
+			return fmt.Errorf("%s: %w", p, safefs.ErrNotRegular)
 		}
 	}
-	return nil
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	return r.rootMayShare(sts[:])
+}
+
+// RootShareRefusal says why a root run would not share cargo's lock on this
+// registry (empty: it would), for `cargo-shim status`.
+func (r Registry) RootShareRefusal() string {
+	var sts [len(cargoLockNames)]unix.Stat_t
+	for k, n := range cargoLockNames {
+		if err := r.lstatRaw(filepath.Join(r.Root, n[1]), &sts[k]); errors.Is(err, fs.ErrNotExist) {
+			sts[k] = unix.Stat_t{Mode: unix.S_IFREG, Nlink: 1} // root would create it
+		} else if err != nil {
+			return err.Error()
+		}
+	}
+	if err := r.rootMayShare(sts[:]); err != nil {
+		return err.Error()
+	}
+	return ""
+}
+
+// rootMayShare is the rule for root: the entries at the files' names can be
+// replaced by no uid but root. Either the registry root is root's and
+// writable by nobody else, or it is root's and sticky (01777, 03775) and
+// the files are root's, with no other name (a hard link another uid made).
+// The path to the registry root is the operator's and trusted.
+func (r Registry) rootMayShare(files []unix.Stat_t) error {
+	var dir unix.Stat_t
+	if err := r.rootStat(&dir); err != nil {
+		return err
+	}
+	if dir.Uid == 0 && dir.Mode&0o022 == 0 {
+		return nil
+	}
+	if dir.Uid == 0 && dir.Mode&unix.S_ISVTX != 0 {
+		for k, st := range files {
+			if st.Uid != 0 || st.Nlink != 1 {
+				return fmt.Errorf("%w: %s is owned by uid %d in a directory other uids write (docs/package-cache-lock.md)",
+					ErrNotSafeForRoot, filepath.Join(r.Root, cargoLockNames[k][1]), st.Uid)
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: %s (uid %d, mode %04o) lets another uid replace the lock file with a symlink; make it root's and not writable by others, or sticky (docs/package-cache-lock.md)",
+		ErrNotSafeForRoot, r.Root, dir.Uid, dir.Mode&0o7777)
 }
 
 func (r Registry) sharePackageCacheLock(home string, mode ShareMode) (bool, error) {
 	if r.warmShared(home) {
-		return true, nil
+		return true, r.lockTargetsTrusted()
 	}
 	share := mode == ShareAlways || RegistryShared(home, r.Root)
 	if !share {
@@ -152,7 +209,14 @@ func (r Registry) sharePackageCacheLock(home string, mode ShareMode) (bool, erro
 		}
 		return false, nil
 	}
-	if err := os.MkdirAll(r.Root, 0o755); err != nil {
+	// The registry exists (the run made it before opening it first): the
+	// targets are made, then judged, and only then linked to.
+	for _, n := range cargoLockNames {
+		if err := ensureLockTarget(filepath.Join(r.Root, n[1])); err != nil {
+			return false, err
+		}
+	}
+	if err := r.lockTargetsTrusted(); err != nil {
 		return false, err
 	}
 	for _, n := range cargoLockNames {
@@ -177,13 +241,10 @@ func (r Registry) warmShared(home string) bool {
 	return r.lstatRaw(r.DownloadLock(), &st) == nil && st.Mode&0o666 == 0o666
 }
 
-// linkLock points link at target, creating target first. A plain file in
+// linkLock points link at target (made and judged by the caller). A plain file in
 // the way is replaced only while no cargo of this home holds it: such a
 // cargo would not see the new file.
 func linkLock(link, target string) error {
-	if err := ensureLockTarget(target); err != nil {
-		return err
-	}
 	if cur, err := os.Readlink(link); err == nil && cur == target {
 		return nil
 	}
@@ -326,7 +387,9 @@ func (r Registry) Quiesce(ctx context.Context, waiting func(), fn func()) error 
 // cargo made it: opened without creating it or widening its mode. A home
 // without one has had no cargo run in it yet.
 func quiesceHome(ctx context.Context, p string, waiting func(), fn func()) error {
-	l := flock.New(p, flock.SetFlag(os.O_RDONLY|unix.O_NOFOLLOW))
+	// O_NONBLOCK: a FIFO there must not hang the run in open(2); it is then
+	// refused as not a regular file (cargo itself would open it too).
+	l := flock.New(p, flock.SetFlag(os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK))
 	ok, err := l.TryRLock()
 	if err == nil && !ok {
 		if waiting != nil {
@@ -342,6 +405,9 @@ func quiesceHome(ctx context.Context, p string, waiting func(), fn func()) error
 		return err
 	case ok:
 		defer l.Unlock()
+		if fi, err := l.Stat(); err != nil || !fi.Mode().IsRegular() {
+			return fmt.Errorf("%s: %w", p, safefs.ErrNotRegular)
+		}
 	}
 	fn()
 	return nil
