@@ -35,6 +35,11 @@ that every run through the drop-in keeps new files group-writable.`,
 					return err
 				}
 				rep, err := groupshare.Init(c.Reg.Root, gid)
+				if err == nil {
+					// As root: cargo's shared lock files become root's, so
+					// that root's runs may share them (a no-op otherwise).
+					err = c.Reg.OwnPackageCacheLock()
+				}
 				if c.JSON {
 					admin.WriteJSON(c.Stdout, rep)
 				} else if !errors.Is(err, groupshare.ErrNotAllowed) {

@@ -155,6 +155,9 @@ func PrintStatus(out *shim.Logger, st *StatusReport) {
 	shim.Fprintf(w, "cold starts:        %s\n", st.ColdStarts)
 	shim.Fprintf(w, "crates:             %d extracted, %d tarballs, %d lock files\n", st.Extractions, st.Tarballs, st.LockFiles)
 	shim.Fprintf(w, "cargo's lock:       shared across homes for this CARGO_HOME: %v\n", st.CargoLockShared)
+	if st.CargoLockRoot != "" {
+		shim.Fprintf(w, "                    not for root runs: %s\n", st.CargoLockRoot)
+	}
 	shim.Fprintf(w, "cargo's auto-GC:    %s\n", st.CargoAutoGC)
 	printGroupStatus(w, st.GroupStatus)
 	shim.Fprintf(w, "locked now:         %d\n", len(st.Locked))

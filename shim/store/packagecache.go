@@ -174,6 +174,9 @@ func (r Registry) RootShareRefusal() string {
 // writable by nobody else, or it is root's and sticky (01777, 03775) and
 // the files are root's, with no other name (a hard link another uid made).
 // The path to the registry root is the operator's and trusted.
+// errOwnedByOther: the one failure of rootMayShare root can mend itself.
+var errOwnedByOther = errors.New("root can make it its own")
+
 func (r Registry) rootMayShare(files []unix.Stat_t) error {
 	var dir unix.Stat_t
 	if err := r.rootStat(&dir); err != nil {
@@ -185,14 +188,75 @@ func (r Registry) rootMayShare(files []unix.Stat_t) error {
 	if dir.Uid == 0 && dir.Mode&unix.S_ISVTX != 0 {
 		for k, st := range files {
 			if st.Uid != 0 || st.Nlink != 1 {
-				return fmt.Errorf("%w: %s is owned by uid %d in a directory other uids write (docs/package-cache-lock.md)",
-					ErrNotSafeForRoot, filepath.Join(r.Root, cargoLockNames[k][1]), st.Uid)
+				return fmt.Errorf("%w: %s is owned by uid %d in a directory other uids write (docs/package-cache-lock.md): %w",
+					ErrNotSafeForRoot, filepath.Join(r.Root, cargoLockNames[k][1]), st.Uid, errOwnedByOther)
 			}
 		}
 		return nil
 	}
 	return fmt.Errorf("%w: %s (uid %d, mode %04o) lets another uid replace the lock file with a symlink; make it root's and not writable by others, or sticky (docs/package-cache-lock.md)",
 		ErrNotSafeForRoot, r.Root, dir.Uid, dir.Mode&0o7777)
+}
+
+// OwnPackageCacheLock makes the registry's shared cargo lock files root's
+// (`cargo-shim init` and root runs, in a sticky registry root that is
+// root's): a file of another uid there, or a FIFO, symlink or device, is
+// replaced by a fresh empty root-owned file renamed over it, while no
+// cargo holds the old one (busy: left for the next root run). Only for
+// root: a sticky directory lets root, and nobody else, replace another
+// uid's entry.
+func (r Registry) OwnPackageCacheLock() error {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	d, err := r.fsys()
+	if err != nil {
+		return err
+	}
+	for _, n := range cargoLockNames {
+		var st unix.Stat_t
+		err := d.LstatRaw(n[1], &st)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			if err := ensureLockTarget(filepath.Join(r.Root, n[1])); err != nil {
+				return err
+			}
+			continue
+		case err != nil:
+			return err
+		case st.Mode&unix.S_IFMT == unix.S_IFREG && st.Uid == 0 && st.Nlink == 1:
+			continue
+		}
+		if err := replaceLockTarget(d, n[1], st.Mode&unix.S_IFMT == unix.S_IFREG); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// replaceLockTarget renames a fresh 0666 file over rel, holding the old one
+// exclusively if it is a regular file (a cargo inside it would otherwise
+// share its lock with none of the cargos that open the new one).
+func replaceLockTarget(d *safefs.Dir, rel string, regular bool) error {
+	if regular {
+		l, err := lockfile.Try(d.Join(rel), lockfile.Exclusive)
+		if err != nil {
+			return fmt.Errorf("%s is another uid's and in use; the next root run replaces it: %w", d.Join(rel), err)
+		}
+		defer l.Release()
+	}
+	tmp := rel + ".cargo-shim-" + strconv.Itoa(os.Getpid())
+	d.Remove(tmp)
+	f, err := d.Create(tmp, 0o666)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	if err := d.Rename(tmp, d, rel); err != nil {
+		d.Remove(tmp)
+		return err
+	}
+	return nil
 }
 
 func (r Registry) sharePackageCacheLock(home string, mode ShareMode) (bool, error) {
@@ -216,7 +280,14 @@ func (r Registry) sharePackageCacheLock(home string, mode ShareMode) (bool, erro
 			return false, err
 		}
 	}
-	if err := r.lockTargetsTrusted(); err != nil {
+	err := r.lockTargetsTrusted()
+	if errors.Is(err, errOwnedByOther) {
+		// Root's sticky registry: root may make them its own.
+		if err = r.OwnPackageCacheLock(); err == nil {
+			err = r.lockTargetsTrusted()
+		}
+	}
+	if err != nil {
 		return false, err
 	}
 	for _, n := range cargoLockNames {
