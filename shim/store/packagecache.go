@@ -275,14 +275,13 @@ func (r Registry) sharePackageCacheLock(home string, mode ShareMode) (bool, erro
 	}
 	// The registry exists (the run made it before opening it first): the
 	// targets are made, then judged, and only then linked to.
-	for _, n := range cargoLockNames {
-		if err := ensureLockTarget(filepath.Join(r.Root, n[1])); err != nil {
-			return false, err
-		}
+	err := r.ensureLockTargets()
+	if err == nil {
+		err = r.lockTargetsTrusted()
 	}
-	err := r.lockTargetsTrusted()
-	if errors.Is(err, errOwnedByOther) {
-		// Root's sticky registry: root may make them its own.
+	if os.Geteuid() == 0 && (errors.Is(err, errOwnedByOther) || errors.Is(err, ErrNotRegular)) {
+		// Proven not root's regular file: root replaces it with its own
+		// (another uid's FIFO, symlink or device is never opened).
 		if err = r.OwnPackageCacheLock(); err == nil {
 			err = r.lockTargetsTrusted()
 		}
@@ -352,6 +351,15 @@ func replaceWith(p string, mk func(tmp string) error) error {
 	if err := os.Rename(tmp, p); err != nil {
 		os.Remove(tmp)
 		return err
+	}
+	return nil
+}
+
+func (r Registry) ensureLockTargets() error {
+	for _, n := range cargoLockNames {
+		if err := ensureLockTarget(filepath.Join(r.Root, n[1])); err != nil {
+			return err
+		}
 	}
 	return nil
 }
