@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -193,14 +194,18 @@ func TestHostileFIFOInRegistry(t *testing.T) {
 		name, setup, named string
 		args               []string
 		realCargo          bool
+		healed             string // what no longer is a FIFO afterwards
 	}{
-		{"lock-file", `mkdir -m 777 -p .cargo-shim/locks/$R; mkfifo .cargo-shim/locks/$R/flat-1.0.0.lock`, "flat-1.0.0.lock", []string{"build"}, true},
-		{"state-record", `mkdir -m 777 -p .cargo-shim/state/$R; mkfifo .cargo-shim/state/$R/flat-1.0.0`, "", []string{"build"}, true},
-		{"plan-record", `mkdir -m 777 -p .cargo-shim/state/plans; mkfifo .cargo-shim/state/plans/$(sha256sum "$WORK/Cargo.lock" | cut -c1-32)`, "", []string{"build"}, true},
-		{"tarball", `rm cache/$R/flat-1.0.0.crate; mkfifo cache/$R/flat-1.0.0.crate`, "", []string{"build"}, true},
+		{"lock-file", `mkdir -m 777 -p .cargo-shim/locks/$R; mkfifo .cargo-shim/locks/$R/flat-1.0.0.lock`, "flat-1.0.0.lock", []string{"build"}, true,
+			".cargo-shim/locks/%s/flat-1.0.0.lock"},
+		{"state-record", `mkdir -m 777 -p .cargo-shim/state/$R; mkfifo .cargo-shim/state/$R/flat-1.0.0`, "", []string{"build"}, true,
+			".cargo-shim/state/%s/flat-1.0.0"},
+		{"plan-record", `mkdir -m 777 -p .cargo-shim/state/plans; mkfifo .cargo-shim/state/plans/$(sha256sum "$WORK/Cargo.lock" | cut -c1-32)`, "", []string{"build"}, true, ""},
+		{"tarball", `rm cache/$R/flat-1.0.0.crate; mkfifo cache/$R/flat-1.0.0.crate`, "", []string{"build"}, true,
+			"cache/%s/flat-1.0.0.crate"},
 		// cargo itself reads the index cache: only the shim's planning of
 		// `cargo install` is at stake here (plain cargo would hang too).
-		{"index-cache", `f=index/$R/.cache/fl/at/flat; rm -f $f; mkfifo $f`, "", []string{"install", "flat"}, false},
+		{"index-cache", `f=index/$R/.cache/fl/at/flat; rm -f $f; mkfifo $f`, "", []string{"install", "flat"}, false, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -227,6 +232,12 @@ func TestHostileFIFOInRegistry(t *testing.T) {
 			}
 			for _, v := range victims {
 				v.run(w) // gc, repair, verify, builds: each ends
+			}
+			if c.healed != "" {
+				p := filepath.Join(w.Shared, fmt.Sprintf(c.healed, w.Regdir))
+				if fi, err := os.Lstat(p); err == nil && fi.Mode()&os.ModeNamedPipe != 0 {
+					t.Errorf("%s is still a FIFO after builds, gc and repair", p)
+				}
 			}
 			safefstest.Unchanged(t.Errorf, decoy, snap)
 		})
@@ -282,4 +293,41 @@ func (w *World) startFlipper(name, target string) func() {
 	stop := func() { cmd.Process.Kill(); cmd.Wait() }
 	w.t.Cleanup(stop)
 	return stop
+}
+
+// `cargo-shim init --group` (as root) gives a mixed-uid registry the layout
+// in which root shares cargo's lock with the members: the registry root is
+// made sticky, and lock files another uid made earlier become root's.
+func TestInitGroupLetsRootShare(t *testing.T) {
+	group, _ := sharedGroup(t)
+	w := NewWorld(t)
+	w.Warm()
+	for _, n := range []string{".cargo-shim-package-cache", ".cargo-shim-package-cache-mutate"} {
+		p := filepath.Join(w.Shared, n)
+		writeFile(t, p, "")
+		os.Chown(p, attacker, attacker) // a member's run made it before init
+	}
+	if r := w.Admin("init", "--group", group); r.Code != 0 {
+		t.Fatalf("init: %s", r)
+	}
+	if fi, err := os.Stat(w.Shared); err != nil || fi.Mode()&os.ModeSticky == 0 {
+		t.Fatalf("init left the registry root not sticky: %v %v", fi.Mode(), err)
+	}
+	for _, n := range []string{".cargo-shim-package-cache", ".cargo-shim-package-cache-mutate"} {
+		var st syscall.Stat_t
+		if err := syscall.Lstat(filepath.Join(w.Shared, n), &st); err != nil || st.Uid != 0 || st.Mode&0o666 != 0o666 {
+			t.Errorf("%s after init: uid %d mode %o (%v), want root's and 0666", n, st.Uid, st.Mode, err)
+		}
+	}
+	home := w.Home()
+	r := w.boundedRun(w.Work, home, []string{"build", "-v"})
+	if r.Code != 0 {
+		t.Fatalf("root's build: %s", r)
+	}
+	if _, err := os.Readlink(filepath.Join(home, ".package-cache")); err != nil || strings.Contains(r.Stderr, "Unshared") {
+		t.Errorf("root does not share cargo's lock after init --group: %v\n%s", err, r.Stderr)
+	}
+	if st := w.Admin("status"); strings.Contains(st.Stdout, "not for root runs") {
+		t.Errorf("status says root does not share:\n%s", st.Stdout)
+	}
 }
