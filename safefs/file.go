@@ -234,11 +234,26 @@ func unixMode(m fs.FileMode) uint32 {
 
 // OpenFile opens rel with flag (O_NOFOLLOW and O_CLOEXEC added) and, when
 // creating, perm as open(2) takes it: the umask applies, as it does to
-// cargo's own extraction.
+// cargo's own extraction. Unless flag has O_EXCL (a new file: never what
+// another uid planted), the open follows the one rule: O_NONBLOCK, and
+// nothing but a regular file.
 func (d *Dir) OpenFile(rel string, flag int, perm fs.FileMode) (*os.File, error) {
+	excl := flag&unix.O_EXCL != 0
+	if !excl {
+		flag |= unix.O_NONBLOCK
+	}
 	fd, err := d.open(rel, flag, uint32(perm.Perm()))
+	if err == unix.ENXIO && !excl {
+		// A write-only open of a FIFO with no reader, or of a socket.
+		err = ErrNotRegular
+	}
 	if err != nil {
 		return nil, d.pathErr("open", rel, err)
+	}
+	if !excl {
+		if err := regular(fd, d.Join(rel), true); err != nil {
+			return nil, err
+		}
 	}
 	return os.NewFile(uintptr(fd), d.Join(rel)), nil
 }
