@@ -20,7 +20,10 @@ func init() {
 		Help: `
 Creates the registry if it is not there, gives its directories to GROUP
 with the setgid bit and group write, and marks it (.cargo-shim/group) so
-that every run through the drop-in keeps new files group-writable.`,
+that every run through the drop-in keeps new files group-writable. It
+makes the registry root sticky and, as root, cargo's shared lock files
+root's, so that root's runs share cargo's lock with the group
+(docs/package-cache-lock.md).`,
 		Setup: func(fs *flag.FlagSet) func(*ctx) error {
 			group := fs.String("group", "", "The `GROUP` whose uids share the registry: a name or a numeric gid (required)")
 			return func(c *ctx) error {
