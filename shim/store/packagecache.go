@@ -169,14 +169,14 @@ func (r Registry) RootShareRefusal() string {
 	return ""
 }
 
+// errOwnedByOther: the one failure of rootMayShare root can mend itself.
+var errOwnedByOther = errors.New("root can make it its own")
+
 // rootMayShare is the rule for root: the entries at the files' names can be
 // replaced by no uid but root. Either the registry root is root's and
 // writable by nobody else, or it is root's and sticky (01777, 03775) and
 // the files are root's, with no other name (a hard link another uid made).
 // The path to the registry root is the operator's and trusted.
-// errOwnedByOther: the one failure of rootMayShare root can mend itself.
-var errOwnedByOther = errors.New("root can make it its own")
-
 func (r Registry) rootMayShare(files []unix.Stat_t) error {
 	var dir unix.Stat_t
 	if err := r.rootStat(&dir); err != nil {
@@ -311,9 +311,9 @@ func (r Registry) warmShared(home string) bool {
 	return r.lstatRaw(r.DownloadLock(), &st) == nil && st.Mode&0o666 == 0o666
 }
 
-// linkLock points link at target (made and judged by the caller). A plain file in
-// the way is replaced only while no cargo of this home holds it: such a
-// cargo would not see the new file.
+// linkLock points link at target (made and judged by the caller). A plain
+// file in the way is replaced only while no cargo of this home holds it:
+// such a cargo would not see the new file.
 func linkLock(link, target string) error {
 	if cur, err := os.Readlink(link); err == nil && cur == target {
 		return nil
@@ -355,6 +355,8 @@ func replaceWith(p string, mk func(tmp string) error) error {
 	return nil
 }
 
+// ensureLockTargets makes the registry's lock files (beneath the registry's
+// descriptor, refusing what is not a regular file).
 func (r Registry) ensureLockTargets() error {
 	for _, n := range cargoLockNames {
 		if err := ensureLockTarget(filepath.Join(r.Root, n[1])); err != nil {
