@@ -468,8 +468,9 @@ func (r Registry) Quiesce(ctx context.Context, waiting func(), fn func()) error 
 // cargo made it: opened without creating it or widening its mode. A home
 // without one has had no cargo run in it yet.
 func quiesceHome(ctx context.Context, p string, waiting func(), fn func()) error {
-	// O_NONBLOCK: a FIFO there must not hang the run in open(2); it is then
-	// refused as not a regular file (cargo itself would open it too).
+	// O_NONBLOCK: a FIFO there must not hang the run in open(2). Whatever
+	// it is (a directory in the way too), a flock on it is harmless: the
+	// home is its user's, and cargo meets the same object.
 	l := flock.New(p, flock.SetFlag(os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK))
 	ok, err := l.TryRLock()
 	if err == nil && !ok {
@@ -486,9 +487,6 @@ func quiesceHome(ctx context.Context, p string, waiting func(), fn func()) error
 		return err
 	case ok:
 		defer l.Unlock()
-		if fi, err := l.Stat(); err != nil || !fi.Mode().IsRegular() {
-			return fmt.Errorf("%s: %w", p, safefs.ErrNotRegular)
-		}
 	}
 	fn()
 	return nil
