@@ -82,7 +82,8 @@ func openLockFile(path string) (int, error) {
 		return -1, err
 	}
 	if !ok {
-		return unix.Open(path, openFlags, filePerm)
+		fd, err := safefs.OpenLockPath(path, filePerm)
+		return fd, unwrapPathErr(err)
 	}
 	fd, err := d.OpenLock(rel, filePerm)
 	return fd, unwrapPathErr(err)

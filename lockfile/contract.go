@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/cargo-shim/cargo-shim/safefs"
 	"golang.org/x/sys/unix"
 )
 
@@ -17,8 +18,11 @@ import (
 
 // openFlags: read-only is enough for flock and lets any uid lock a file
 // another uid created; O_NOFOLLOW so a planted symlink never redirects a lock
-// out of the registry; O_CLOEXEC so descriptors never leak into cargo.
-const openFlags = unix.O_RDONLY | unix.O_CREAT | unix.O_NOFOLLOW | unix.O_CLOEXEC
+// out of the registry; O_CLOEXEC so descriptors never leak into cargo;
+// O_NONBLOCK so a FIFO planted at a lock path is opened at once (and then
+// refused as not a regular file) instead of blocking in open(2), where no
+// lock timeout applies.
+const openFlags = unix.O_RDONLY | unix.O_CREAT | unix.O_NOFOLLOW | unix.O_CLOEXEC | unix.O_NONBLOCK
 
 // filePerm lets every runner uid open (and so lock) a lock file; umask is
 // corrected after creation because flock needs only read access but a later
@@ -60,6 +64,11 @@ func lockAt(path string, mode Mode, take take) (*Lock, error) {
 		if err != nil {
 			return nil, &fs.PathError{Op: "lock", Path: path, Err: err}
 		}
+		if held.mode&unix.S_IFMT != unix.S_IFREG {
+			// gofrs opens by path: the one primitive's check, after the fact.
+			l.Release()
+			return nil, &fs.PathError{Op: "lock", Path: path, Err: safefs.ErrNotRegular}
+		}
 		if afterLock != nil {
 			afterLock(path)
 		}
@@ -81,7 +90,7 @@ func lockAt(path string, mode Mode, take take) (*Lock, error) {
 // Opened with O_NOFOLLOW and compared to the locked file, so a swapped path
 // is never chmodded.
 func widen(path string, held heldFile) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return
 	}

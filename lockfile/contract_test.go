@@ -7,6 +7,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -90,4 +91,33 @@ func inoOf(t *testing.T, l *Lock) uint64 {
 	}
 	t.Fatalf("no inode in %T", fi.Sys())
 	return 0
+}
+
+// A FIFO planted at a lock path (outside any declared registry: a home, a
+// test's directory) is refused, naming it, instead of blocking in open(2)
+// where no lock timeout applies. The guard below only turns a hang into a
+// failure.
+func TestContractRefusesFIFO(t *testing.T) {
+	for name, lock := range primitives {
+		t.Run(name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "x.lock")
+			if err := unix.Mkfifo(p, 0o666); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() {
+				l, err := lock(p, Exclusive)
+				l.Release()
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				if err == nil || !strings.Contains(err.Error(), "not a regular file") || !strings.Contains(err.Error(), p) {
+					t.Fatalf("lock on a FIFO: got %v, want a refusal naming it", err)
+				}
+			case <-time.After(time.Minute):
+				t.Fatal("the lock's open blocked on a FIFO")
+			}
+		})
+	}
 }

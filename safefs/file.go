@@ -14,32 +14,65 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Open opens the regular file rel for reading. O_NONBLOCK on the open keeps a
-// FIFO planted in a file's place from hanging the run; anything but a regular
-// file is refused.
+// ErrNotRegular is the error of an open that found something other than a
+// regular file (a FIFO, a socket, a device, a directory) where the shim
+// expects one: another uid may have planted it.
+var ErrNotRegular = errors.New("not a regular file (another uid may have planted it)")
+
+// The one rule for every open of a file the shim does not own alone: the
+// open itself carries O_NONBLOCK (a FIFO opened without it blocks in open(2)
+// until a writer comes, before any timeout can apply; a FIFO opened with it
+// returns at once), then fstat refuses anything that is not a regular file,
+// and only then is the descriptor made blocking again.
+const nonblockRead = unix.O_RDONLY | unix.O_NONBLOCK
+
+// Open opens the regular file rel for reading, never blocking in the open.
 func (d *Dir) Open(rel string) (*os.File, error) {
-	fd, err := d.open(rel, unix.O_RDONLY|unix.O_NONBLOCK, 0)
+	fd, err := d.open(rel, nonblockRead, 0)
 	if err != nil {
 		return nil, d.pathErr("open", rel, err)
 	}
-	return regularFile(fd, d.Join(rel))
+	if err := regular(fd, d.Join(rel), true); err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), d.Join(rel)), nil
 }
 
-func regularFile(fd int, name string) (*os.File, error) {
+// regular keeps fd only if it is a regular file, and makes it blocking
+// again (for reads; a flock target stays as it is: flock never reads, and a
+// warm run pins hundreds); otherwise it closes fd and says why, naming name.
+func regular(fd int, name string, forRead bool) error {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		unix.Close(fd)
-		return nil, &fs.PathError{Op: "fstat", Path: name, Err: err}
+		return &fs.PathError{Op: "fstat", Path: name, Err: err}
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		unix.Close(fd)
-		return nil, &fs.PathError{Op: "open", Path: name, Err: errors.New("not a regular file")}
+		return &fs.PathError{Op: "open", Path: name, Err: ErrNotRegular}
+	}
+	if !forRead {
+		return nil
 	}
 	if err := unix.SetNonblock(fd, false); err != nil {
 		unix.Close(fd)
-		return nil, &fs.PathError{Op: "fcntl", Path: name, Err: err}
+		return &fs.PathError{Op: "fcntl", Path: name, Err: err}
 	}
-	return os.NewFile(uintptr(fd), name), nil
+	return nil
+}
+
+// OpenLockPath is OpenLock for a path outside every registry (a home's own
+// cargo lock, a test's directory): the same open, by path, with O_NOFOLLOW
+// on its last component only.
+func OpenLockPath(path string, perm fs.FileMode) (int, error) {
+	fd, err := unix.Open(path, nonblockRead|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC, uint32(perm.Perm()))
+	if err != nil {
+		return -1, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	if err := regular(fd, path, false); err != nil {
+		return -1, err
+	}
+	return fd, nil
 }
 
 // ReadFile reads the regular file rel, refusing one larger than limit bytes
@@ -81,19 +114,14 @@ func (d *Dir) Create(rel string, perm fs.FileMode) (*os.File, error) {
 
 // OpenLock opens (creating with perm if missing) the file rel read-only, as a
 // flock target: read access is all flock needs, so any uid may lock a file
-// another uid created.
+// another uid created. Never blocks; anything but a regular file is refused.
 func (d *Dir) OpenLock(rel string, perm fs.FileMode) (int, error) {
-	fd, err := d.open(rel, unix.O_RDONLY|unix.O_CREAT|unix.O_NONBLOCK, uint32(perm.Perm()))
+	fd, err := d.open(rel, nonblockRead|unix.O_CREAT, uint32(perm.Perm()))
 	if err != nil {
 		return -1, d.pathErr("open", rel, err)
 	}
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
-		unix.Close(fd)
-		if err == nil {
-			err = errors.New("not a regular file")
-		}
-		return -1, d.pathErr("open", rel, err)
+	if err := regular(fd, d.Join(rel), false); err != nil {
+		return -1, err
 	}
 	return fd, nil
 }
@@ -145,7 +173,7 @@ func createTemp(pfd int) (string, int, error) {
 // Chmod sets rel's mode through a descriptor of it (fchmod): the object
 // changed is the one resolved beneath d, never a symlink's target.
 func (d *Dir) Chmod(rel string, mode fs.FileMode) error {
-	fd, err := d.open(rel, unix.O_RDONLY|unix.O_NONBLOCK, 0)
+	fd, err := d.open(rel, nonblockRead, 0)
 	if err != nil {
 		return d.pathErr("chmod", rel, err)
 	}
@@ -160,7 +188,7 @@ func (d *Dir) Chmod(rel string, mode fs.FileMode) error {
 // it (futimens). The zero time means "now", which needs only write access;
 // an explicit time needs ownership.
 func (d *Dir) Chtimes(rel string, atime, mtime time.Time) error {
-	fd, err := d.open(rel, unix.O_RDONLY|unix.O_NONBLOCK, 0)
+	fd, err := d.open(rel, nonblockRead, 0)
 	if err != nil {
 		return d.pathErr("chtimes", rel, err)
 	}
@@ -206,11 +234,26 @@ func unixMode(m fs.FileMode) uint32 {
 
 // OpenFile opens rel with flag (O_NOFOLLOW and O_CLOEXEC added) and, when
 // creating, perm as open(2) takes it: the umask applies, as it does to
-// cargo's own extraction.
+// cargo's own extraction. Unless flag has O_EXCL (a new file: never what
+// another uid planted), the open follows the one rule: O_NONBLOCK, and
+// nothing but a regular file.
 func (d *Dir) OpenFile(rel string, flag int, perm fs.FileMode) (*os.File, error) {
+	excl := flag&unix.O_EXCL != 0
+	if !excl {
+		flag |= unix.O_NONBLOCK
+	}
 	fd, err := d.open(rel, flag, uint32(perm.Perm()))
+	if err == unix.ENXIO && !excl {
+		// A write-only open of a FIFO with no reader, or of a socket.
+		err = ErrNotRegular
+	}
 	if err != nil {
 		return nil, d.pathErr("open", rel, err)
+	}
+	if !excl {
+		if err := regular(fd, d.Join(rel), true); err != nil {
+			return nil, err
+		}
 	}
 	return os.NewFile(uintptr(fd), d.Join(rel)), nil
 }

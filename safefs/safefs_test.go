@@ -269,3 +269,28 @@ func TestReadDir(t *testing.T) {
 		}
 	})
 }
+
+// Every open of an existing file follows the one rule, whatever the flags:
+// a FIFO is refused at once, naming it (O_EXCL never opens one at all).
+func TestEveryOpenRefusesFIFO(t *testing.T) {
+	modes(t, func(t *testing.T, open func(string) *Dir) {
+		root := t.TempDir()
+		fifo := filepath.Join(root, "f")
+		if err := unix.Mkfifo(fifo, 0o666); err != nil {
+			t.Fatal(err)
+		}
+		d := open(root)
+		for _, flag := range []int{os.O_RDONLY, os.O_WRONLY, os.O_RDWR | os.O_CREATE} {
+			if f, err := d.OpenFile("f", flag, 0o666); !errors.Is(err, ErrNotRegular) || !strings.Contains(err.Error(), fifo) {
+				f.Close()
+				t.Errorf("OpenFile(%#x) of a FIFO: %v", flag, err)
+			}
+		}
+		if _, err := d.ReadFile("f", 10); !errors.Is(err, ErrNotRegular) {
+			t.Errorf("ReadFile of a FIFO: %v", err)
+		}
+		if _, err := OpenLockPath(fifo, 0o666); !errors.Is(err, ErrNotRegular) {
+			t.Errorf("OpenLockPath of a FIFO: %v", err)
+		}
+	})
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -241,7 +242,12 @@ func (r *Run) saveStats() {
 	if r.rec.Empty() {
 		return
 	}
-	if err := stats.Add(r.Reg.Root, r.rec, time.Now()); err != nil {
+	err := stats.Add(r.Reg.Root, r.rec, time.Now())
+	switch {
+	case errors.Is(err, store.ErrNotRegular):
+		// Planted: worth a line, since it stops every run's stats.
+		r.Log.Warn("cannot record stats: %v", err)
+	case err != nil:
 		r.Log.Debug("cannot record stats: %v", err)
 	}
 }
@@ -253,20 +259,17 @@ const maxRounds = 3
 // holder that has the planned set locked shared (nil when there is nothing
 // to pin), to be kept through the exec. On an error no holder is left.
 func (r *Run) Prepare() (pinned *lockfile.Holder, err error) {
-	if err := r.sharePackageCacheLock(); err != nil {
+	opened, err := r.openRegistry()
+	if err != nil {
 		return nil, err
 	}
-	if r.Cmd.Kind != Planned || !r.registryExists() {
+	if err := r.sharePackageCacheLock(opened); err != nil {
+		return nil, err
+	}
+	if r.Cmd.Kind != Planned || !opened {
 		return nil, nil
 	}
 	r.start = time.Now()
-	// Before the holder starts: it resolves lock files beneath the same
-	// descriptor (lockfile.Beneath). Nothing below the registry is followed
-	// anyway; failing open here names a replaced directory in the run's one
-	// warning line instead of an error further on.
-	if err := r.Reg.Open(); err != nil {
-		return nil, stage("registry", fmt.Errorf("cannot open the registry: %w", err))
-	}
 	if bad := r.Reg.NotReal(); len(bad) > 0 {
 		return nil, stage("registry", fmt.Errorf("%s is not a real directory (another uid may have replaced it with a symlink); nothing below the registry is followed", bad[0]))
 	}
@@ -294,14 +297,40 @@ func (r *Run) Prepare() (pinned *lockfile.Holder, err error) {
 	return holder, nil
 }
 
+// openRegistry is step 1: the registry held by descriptor before anything
+// in it is opened, linked to or written (cargo's lock, stats, locks,
+// records): from then on every path below it, in this process and the
+// holder it starts (lockfile.Beneath), is resolved beneath that descriptor.
+// A registry that is to be shared is made first; one that is not there and
+// not shared is cargo's to create (opened: false).
+func (r *Run) openRegistry() (opened bool, err error) {
+	if r.Cfg.ShareLock == store.ShareAlways || r.Cfg.ShareLock == store.ShareAuto && store.RegistryShared(r.Cfg.CargoHome, r.Reg.Root) {
+		os.MkdirAll(r.Reg.Root, 0o755)
+	}
+	if err := r.Reg.Open(); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return false, nil
+		}
+		return false, stage("registry", fmt.Errorf("cannot open the registry: %w", err))
+	}
+	return true, nil
+}
+
 // sharePackageCacheLock points this home's cargo package-cache lock into the
 // registry when the registry is shared. The per-crate protection does not
 // depend on it: a failure stops only a strict run, and is otherwise reported
-// once, after Prepare.
-func (r *Run) sharePackageCacheLock() error {
-	if r.Cfg.ShareLock != store.ShareNever {
+// once, after Prepare. Root declining to share (ErrNotSafeForRoot) is
+// reported under -v only: it is the layout's choice, and cargo's own lock
+// then works as it does without the shim.
+func (r *Run) sharePackageCacheLock(opened bool) error {
+	// Not opened: not there and not shared; only the home's own links
+	// (from an earlier version) are looked at.
+	if r.Cfg.ShareLock != store.ShareNever && (opened || r.Cfg.ShareLock == store.ShareAuto) {
 		shared, err := r.Reg.SharePackageCacheLock(r.Cfg.CargoHome, r.Cfg.ShareLock)
-		if err != nil {
+		switch {
+		case errors.Is(err, store.ErrNotSafeForRoot):
+			r.Log.Verbose("Unshared", fmt.Sprintf("cargo's package cache lock of this home: %v", err))
+		case err != nil:
 			err = fmt.Errorf("cannot share cargo's package cache lock, so cold starts are not deduplicated (CARGO_SHIM_SHARE_CARGO_LOCK=0 turns this off): %w", err)
 			if r.Cfg.Strict {
 				return err
@@ -315,16 +344,6 @@ func (r *Run) sharePackageCacheLock() error {
 		r.Reg.CargoLock = store.CargoLockFiles(r.Cfg.CargoHome)[0]
 	}
 	return nil
-}
-
-// registryExists is false for a registry cargo has yet to create: nothing
-// to check or pin. (Sharing cargo's lock creates it.)
-func (r *Run) registryExists() bool {
-	if r.shared {
-		return true
-	}
-	fi, err := os.Stat(r.Reg.Root)
-	return err == nil && fi.IsDir()
 }
 
 // loadPlan is step 2: the plan, and the lock paths that pin it.

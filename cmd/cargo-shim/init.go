@@ -22,7 +22,10 @@ func init() {
 		Help: `
 Creates the registry if it is not there, gives its directories to GROUP
 with the setgid bit and group write, and marks it (.cargo-shim/group) so
-that every run through the drop-in keeps new files group-writable.`,
+that every run through the drop-in keeps new files group-writable. It
+makes the registry root sticky and, as root, cargo's shared lock files
+root's, so that root's runs share cargo's lock with the group
+(docs/package-cache-lock.md).`,
 		Setup: func(fs *flag.FlagSet) func(*ctx) error {
 			group := fs.String("group", "", "The `GROUP` whose uids share the registry: a name or a numeric gid (required)")
 			return func(c *ctx) error {
@@ -39,6 +42,11 @@ that every run through the drop-in keeps new files group-writable.`,
 				stop := working("Sharing")
 				rep, err := groupshare.Init(c.Reg.Root, gid)
 				stop()
+				if err == nil {
+					// As root: cargo's shared lock files become root's, so
+					// that root's runs may share them (a no-op otherwise).
+					err = c.Reg.OwnPackageCacheLock()
+				}
 				if c.JSON {
 					admin.WriteJSON(c.Stdout, rep)
 				} else if !errors.Is(err, groupshare.ErrNotAllowed) {

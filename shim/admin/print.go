@@ -178,6 +178,9 @@ func printStatusLines(out *shim.Logger, st *StatusReport) {
 	shim.Fprintf(w, "cold starts:        %s\n", st.ColdStarts)
 	shim.Fprintf(w, "crates:             %d extracted, %d tarballs, %d lock files\n", st.Extractions, st.Tarballs, st.LockFiles)
 	shim.Fprintf(w, "cargo's lock:       shared across homes for this CARGO_HOME: %v\n", st.CargoLockShared)
+	if st.CargoLockRoot != "" {
+		shim.Fprintf(w, "                    not for root runs: %s\n", st.CargoLockRoot)
+	}
 	shim.Fprintf(w, "cargo's auto-GC:    %s\n", st.CargoAutoGC)
 	printGroupStatus(w, st.GroupStatus, out.Mode == shim.LogVerbose || out.Mode == shim.LogDebug)
 	shim.Fprintf(w, "locked now:         %d\n", len(st.Locked))

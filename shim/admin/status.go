@@ -52,6 +52,9 @@ type StatusReport struct {
 	// off) or "user" (CARGO_CACHE_AUTO_CLEAN_FREQUENCY is set).
 	CargoAutoGCMode string `json:"cargo_auto_gc_mode"`
 	CargoLockShared bool   `json:"cargo_lock_shared"`
+	// CargoLockRoot says why root runs keep their own cargo lock on this
+	// registry (empty: they share it), docs/package-cache-lock.md.
+	CargoLockRoot string `json:"cargo_lock_root_unshared,omitempty"`
 	GroupStatus
 	CargoLocks string `json:"cargo_locks"`
 	ColdStarts string `json:"cold_starts"`
@@ -149,6 +152,7 @@ func Status(reg store.Registry, cargoHome string) *StatusReport {
 	if cur, err := os.Readlink(filepath.Join(cargoHome, ".package-cache")); err == nil && cur == reg.DownloadLock() {
 		st.CargoLockShared = true
 	}
+	st.CargoLockRoot = reg.RootShareRefusal()
 	st.Attention = st.attention()
 	return st
 }

@@ -205,6 +205,12 @@ func updateDir(root string, change func(*safefs.Dir, *Totals), now time.Time) er
 		return err
 	}
 	defer r.Close()
+	// The lock too resolves beneath the registry (a no-op when the run
+	// declared it already), and its open never blocks: a FIFO planted at
+	// totals.lock is refused, naming it.
+	if err := lockfile.Beneath(root); err != nil {
+		return err
+	}
 	d, err := r.MkdirAll(dirRel, safefs.Shared)
 	if err != nil {
 		return err

@@ -274,6 +274,16 @@ func (r Registry) sweepUnlockable(dry bool) (n int) {
 			}
 		}
 	}
+	// The files every home's cargo lock links to: a FIFO there is refused
+	// by every run (and root replaces it only in a registry root it owns).
+	for _, names := range cargoLockNames {
+		p := filepath.Join(r.Root, names[1])
+		if fi, err := r.lstat(p); err == nil && !fi.Mode().IsRegular() && !fi.IsDir() {
+			if dry || r.unlink(p) == nil {
+				n++
+			}
+		}
+	}
 	return n
 }
 

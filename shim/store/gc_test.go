@@ -34,9 +34,14 @@ func TestSweepRemovesUnlockableLockFiles(t *testing.T) {
 	if err := os.Symlink(target, link); err != nil {
 		t.Fatal(err)
 	}
+	// Where every home's cargo lock points, too.
+	pc := r.DownloadLock()
+	if err := unix.Mkfifo(pc, 0o666); err != nil {
+		t.Fatal(err)
+	}
 	dry, _ := r.SweepOrphans(true)
-	if dry.LockFiles != base.LockFiles+2 {
-		t.Errorf("dry run counts %d lock files, want %d and the FIFO and the symlink", dry.LockFiles, base.LockFiles)
+	if dry.LockFiles != base.LockFiles+3 {
+		t.Errorf("dry run counts %d lock files, want %d and the FIFO, the symlink and the package-cache FIFO", dry.LockFiles, base.LockFiles)
 	}
 	if _, err := os.Lstat(fifo); err != nil {
 		t.Fatalf("dry run removed the FIFO: %v", err)
@@ -44,7 +49,7 @@ func TestSweepRemovesUnlockableLockFiles(t *testing.T) {
 	if _, err := r.SweepOrphans(false); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{fifo, link} {
+	for _, p := range []string{fifo, link, pc} {
 		if _, err := os.Lstat(p); err == nil {
 			t.Errorf("%s is still there", p)
 		}

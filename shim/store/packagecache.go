@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cargo-shim/cargo-shim/lockfile"
+	"github.com/cargo-shim/cargo-shim/safefs"
 )
 
 // Cargo serializes downloads and extraction with flock on
@@ -100,16 +101,16 @@ func otherDevice(home, root string) bool {
 // registry root when the registry is shared (or mode says always), and turns
 // links the shim made earlier back into plain files when it is not. It
 // returns whether the home's cargo now locks the registry's files. The warm
-// path is a readlink per file and one stat.
+// path is a readlink per file, one lstat and one fstat (of the registry
+// descriptor, which the run opened first: everything here resolves beneath
+// it). An error wrapping ErrNotSafeForRoot is a choice, not a failure.
 func (r Registry) SharePackageCacheLock(home string, mode ShareMode) (bool, error) {
 	shared, err := r.sharePackageCacheLock(home, mode)
-	if err == nil && shared {
-		err = r.lockTargetsReal()
-	}
 	if err != nil {
 		// cargo follows these links: none may stay pointing at a target that
 		// is not a plain file inside the registry (another uid may have put
-		// a symlink there); cargo then keeps its own lock files.
+		// a symlink there), nor, for root, at one another uid may replace;
+		// cargo then keeps its own lock files.
 		for _, n := range cargoLockNames {
 			link := filepath.Join(home, n[0])
 			if cur, lerr := os.Readlink(link); lerr == nil && cur == filepath.Join(r.Root, n[1]) {
@@ -121,26 +122,146 @@ func (r Registry) SharePackageCacheLock(home string, mode ShareMode) (bool, erro
 	return shared, nil
 }
 
-// lockTargetsReal checks, without following links, that the registry files
-// the home's links name are regular files: cargo opens them through the
-// links, creating what a dangling symlink would point at.
-func (r Registry) lockTargetsReal() error {
-	for _, n := range cargoLockNames {
+// ErrNotRegular is what an open of a planted FIFO, socket or device in the
+// registry returns (the one rule, in safefs): refused without blocking.
+var ErrNotRegular = safefs.ErrNotRegular
+
+// ErrNotSafeForRoot: a root run does not point its home's cargo lock at a
+// file another uid could replace (with a symlink, so that root's cargo would
+// create a file wherever it points).
+var ErrNotSafeForRoot = errors.New("root does not share cargo's package cache lock")
+
+// lockTargetsTrusted checks, without following links, that the registry
+// files the home's links name are regular files: cargo opens them through
+// the links, creating what a dangling symlink would point at. For root it
+// also checks that no other uid can replace them (rootMayShare).
+func (r Registry) lockTargetsTrusted() error {
+	var sts [len(cargoLockNames)]unix.Stat_t
+	for k, n := range cargoLockNames {
 		p := filepath.Join(r.Root, n[1])
-		var st unix.Stat_t
-		if err := r.lstatRaw(p, &st); err != nil {
+		if err := r.lstatRaw(p, &sts[k]); err != nil {
 			return err
 		}
-		if st.Mode&unix.S_IFMT != unix.S_IFREG {
-			return fmt.Errorf("%s is not a regular file (another uid may have replaced it)", p)
+		if sts[k].Mode&unix.S_IFMT != unix.S_IFREG {
+			return fmt.Errorf("%s: %w", p, safefs.ErrNotRegular)
 		}
+	}
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	return r.rootMayShare(sts[:])
+}
+
+// RootShareRefusal says why a root run would not share cargo's lock on this
+// registry (empty: it would), for `cargo-shim status`.
+func (r Registry) RootShareRefusal() string {
+	var sts [len(cargoLockNames)]unix.Stat_t
+	for k, n := range cargoLockNames {
+		if err := r.lstatRaw(filepath.Join(r.Root, n[1]), &sts[k]); errors.Is(err, fs.ErrNotExist) {
+			sts[k] = unix.Stat_t{Mode: unix.S_IFREG, Nlink: 1} // root would create it
+		} else if err != nil {
+			return err.Error()
+		}
+	}
+	if err := r.rootMayShare(sts[:]); err != nil {
+		return err.Error()
+	}
+	return ""
+}
+
+// errOwnedByOther: the one failure of rootMayShare root can mend itself.
+var errOwnedByOther = errors.New("root can make it its own")
+
+// rootMayShare is the rule for root: the entries at the files' names can be
+// replaced by no uid but root. Either the registry root is root's and
+// writable by nobody else, or it is root's and sticky (01777, 03775) and
+// the files are root's, with no other name (a hard link another uid made).
+// The path to the registry root is the operator's and trusted.
+func (r Registry) rootMayShare(files []unix.Stat_t) error {
+	var dir unix.Stat_t
+	if err := r.rootStat(&dir); err != nil {
+		return err
+	}
+	if dir.Uid == 0 && dir.Mode&0o022 == 0 {
+		return nil
+	}
+	if dir.Uid == 0 && dir.Mode&unix.S_ISVTX != 0 {
+		for k, st := range files {
+			if st.Uid != 0 || st.Nlink != 1 {
+				return fmt.Errorf("%w: %s is owned by uid %d in a directory other uids write (docs/package-cache-lock.md): %w",
+					ErrNotSafeForRoot, filepath.Join(r.Root, cargoLockNames[k][1]), st.Uid, errOwnedByOther)
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: %s (uid %d, mode %04o) lets another uid replace the lock file with a symlink; make it root's and not writable by others, or sticky (docs/package-cache-lock.md)",
+		ErrNotSafeForRoot, r.Root, dir.Uid, dir.Mode&0o7777)
+}
+
+// OwnPackageCacheLock makes the registry's shared cargo lock files root's
+// (`cargo-shim init` and root runs, in a sticky registry root that is
+// root's): a file of another uid there, or a FIFO, symlink or device, is
+// replaced by a fresh empty root-owned file renamed over it, while no
+// cargo holds the old one (busy: left for the next root run). Only for
+// root: a sticky directory lets root, and nobody else, replace another
+// uid's entry.
+func (r Registry) OwnPackageCacheLock() error {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	d, err := r.fsys()
+	if err != nil {
+		return err
+	}
+	for _, n := range cargoLockNames {
+		var st unix.Stat_t
+		err := d.LstatRaw(n[1], &st)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			if err := ensureLockTarget(filepath.Join(r.Root, n[1])); err != nil {
+				return err
+			}
+			continue
+		case err != nil:
+			return err
+		case st.Mode&unix.S_IFMT == unix.S_IFREG && st.Uid == 0 && st.Nlink == 1:
+			continue
+		}
+		if err := replaceLockTarget(d, n[1], st.Mode&unix.S_IFMT == unix.S_IFREG); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// replaceLockTarget renames a fresh 0666 file over rel, holding the old one
+// exclusively if it is a regular file (a cargo inside it would otherwise
+// share its lock with none of the cargos that open the new one).
+func replaceLockTarget(d *safefs.Dir, rel string, regular bool) error {
+	if regular {
+		l, err := lockfile.Try(d.Join(rel), lockfile.Exclusive)
+		if err != nil {
+			return fmt.Errorf("%s is another uid's and in use; the next root run replaces it: %w", d.Join(rel), err)
+		}
+		defer l.Release()
+	}
+	tmp := rel + ".cargo-shim-" + strconv.Itoa(os.Getpid())
+	d.Remove(tmp)
+	f, err := d.Create(tmp, 0o666)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	if err := d.Rename(tmp, d, rel); err != nil {
+		d.Remove(tmp)
+		return err
 	}
 	return nil
 }
 
 func (r Registry) sharePackageCacheLock(home string, mode ShareMode) (bool, error) {
 	if r.warmShared(home) {
-		return true, nil
+		return true, r.lockTargetsTrusted()
 	}
 	share := mode == ShareAlways || RegistryShared(home, r.Root)
 	if !share {
@@ -152,7 +273,20 @@ func (r Registry) sharePackageCacheLock(home string, mode ShareMode) (bool, erro
 		}
 		return false, nil
 	}
-	if err := os.MkdirAll(r.Root, 0o755); err != nil {
+	// The registry exists (the run made it before opening it first): the
+	// targets are made, then judged, and only then linked to.
+	err := r.ensureLockTargets()
+	if err == nil {
+		err = r.lockTargetsTrusted()
+	}
+	if os.Geteuid() == 0 && (errors.Is(err, errOwnedByOther) || errors.Is(err, ErrNotRegular)) {
+		// Proven not root's regular file: root replaces it with its own
+		// (another uid's FIFO, symlink or device is never opened).
+		if err = r.OwnPackageCacheLock(); err == nil {
+			err = r.lockTargetsTrusted()
+		}
+	}
+	if err != nil {
 		return false, err
 	}
 	for _, n := range cargoLockNames {
@@ -177,13 +311,10 @@ func (r Registry) warmShared(home string) bool {
 	return r.lstatRaw(r.DownloadLock(), &st) == nil && st.Mode&0o666 == 0o666
 }
 
-// linkLock points link at target, creating target first. A plain file in
-// the way is replaced only while no cargo of this home holds it: such a
-// cargo would not see the new file.
+// linkLock points link at target (made and judged by the caller). A plain
+// file in the way is replaced only while no cargo of this home holds it:
+// such a cargo would not see the new file.
 func linkLock(link, target string) error {
-	if err := ensureLockTarget(target); err != nil {
-		return err
-	}
 	if cur, err := os.Readlink(link); err == nil && cur == target {
 		return nil
 	}
@@ -220,6 +351,17 @@ func replaceWith(p string, mk func(tmp string) error) error {
 	if err := os.Rename(tmp, p); err != nil {
 		os.Remove(tmp)
 		return err
+	}
+	return nil
+}
+
+// ensureLockTargets makes the registry's lock files (beneath the registry's
+// descriptor, refusing what is not a regular file).
+func (r Registry) ensureLockTargets() error {
+	for _, n := range cargoLockNames {
+		if err := ensureLockTarget(filepath.Join(r.Root, n[1])); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -326,7 +468,10 @@ func (r Registry) Quiesce(ctx context.Context, waiting func(), fn func()) error 
 // cargo made it: opened without creating it or widening its mode. A home
 // without one has had no cargo run in it yet.
 func quiesceHome(ctx context.Context, p string, waiting func(), fn func()) error {
-	l := flock.New(p, flock.SetFlag(os.O_RDONLY|unix.O_NOFOLLOW))
+	// O_NONBLOCK: a FIFO there must not hang the run in open(2). Whatever
+	// it is (a directory in the way too), a flock on it is harmless: the
+	// home is its user's, and cargo meets the same object.
+	l := flock.New(p, flock.SetFlag(os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK))
 	ok, err := l.TryRLock()
 	if err == nil && !ok {
 		if waiting != nil {

@@ -1,9 +1,12 @@
 package store
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestRegistryShared(t *testing.T) {
@@ -132,5 +135,41 @@ func BenchmarkShareCargoLockBaseline(b *testing.B) {
 		for _, n := range cargoLockNames {
 			os.Readlink(filepath.Join(home, n[0]))
 		}
+	}
+}
+
+// Root links its home only to lock files no other uid can replace: not in
+// a registry root others write (0777), and in a sticky one (01777) only
+// once the files are root's (a root run makes them so).
+func TestRootSharesOnlyWhatNoOtherUidCanReplace(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the rule is root's")
+	}
+	home := t.TempDir()
+	reg := Registry{Root: filepath.Join(t.TempDir(), "shared")}
+	os.MkdirAll(reg.Root, 0o755)
+	os.Chmod(reg.Root, 0o777)
+	shared, err := reg.SharePackageCacheLock(home, ShareAlways)
+	if shared || !errors.Is(err, ErrNotSafeForRoot) {
+		t.Fatalf("world-writable registry root: shared=%v err=%v", shared, err)
+	}
+	if _, err := os.Readlink(filepath.Join(home, ".package-cache")); err == nil {
+		t.Fatal("root's home links into a registry root other uids write")
+	}
+	if reg.RootShareRefusal() == "" {
+		t.Error("status does not say why root does not share")
+	}
+	os.Chmod(reg.Root, 0o777|os.ModeSticky)
+	os.Chown(reg.DownloadLock(), 65534, 65534)
+	shared, err = reg.SharePackageCacheLock(home, ShareAlways)
+	if !shared || err != nil {
+		t.Fatalf("sticky root-owned registry root: shared=%v err=%v", shared, err)
+	}
+	var st unix.Stat_t
+	if unix.Lstat(reg.DownloadLock(), &st); st.Uid != 0 || st.Mode&0o777 != 0o666 {
+		t.Errorf("another uid's lock file was not made root's: uid %d mode %o", st.Uid, st.Mode)
+	}
+	if reg.RootShareRefusal() != "" {
+		t.Errorf("status says root does not share: %s", reg.RootShareRefusal())
 	}
 }

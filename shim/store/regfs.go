@@ -93,6 +93,16 @@ func (r Registry) lstatRaw(p string, st *unix.Stat_t) error {
 	return d.LstatRaw(rel, st)
 }
 
+// rootStat is fstat of the registry's held descriptor: the directory every
+// path below it was resolved in, whatever its path names now.
+func (r Registry) rootStat(st *unix.Stat_t) error {
+	d, err := r.fsys()
+	if err != nil {
+		return err
+	}
+	return d.LstatRaw(".", st)
+}
+
 func (r Registry) readDir(p string) ([]fs.DirEntry, error) {
 	d, rel, err := r.resolve(p)
 	if err != nil {

@@ -53,6 +53,7 @@ func Init(root string, gid int) (*InitReport, error) {
 			rep.Dirs++
 			rep.fix(n, gid, n.Rel == trashRel)
 			if n.Rel == "." {
+				rep.stickyRoot(n)
 				markErr = writeMark(n.Fd, gid)
 			}
 		case n.isReg():
@@ -144,6 +145,22 @@ func (rep *InitReport) fix(n *node, gid int, groupOnly bool) {
 	if changed {
 		rep.Changed++
 	}
+}
+
+// stickyRoot makes the registry root sticky: members still create what
+// cargo makes there (index/, cache/, src/), but none renames or removes an
+// entry another uid owns, so the cargo lock files a root-owned registry
+// root holds for root are root's to replace alone
+// (docs/package-cache-lock.md).
+func (rep *InitReport) stickyRoot(n *node) {
+	if unix.Fstat(n.Fd, &n.Stat) != nil || n.Stat.Mode&unix.S_ISVTX != 0 {
+		return
+	}
+	if err := n.chmod(n.Stat.Mode&0o7777 | unix.S_ISVTX); err != nil {
+		rep.fail(n.Path, ownerErr(err, n))
+		return
+	}
+	rep.Changed++
 }
 
 // chgrp changes the group of the opened entry.

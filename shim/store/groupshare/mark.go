@@ -35,11 +35,18 @@ type State struct {
 // one failed open: this runs on every planned run.
 func Read(root string) State {
 	// Raw descriptors: an *os.File costs several more syscalls (the poller).
-	fd, err := unix.Open(MarkPath(root), unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	// O_NONBLOCK: a FIFO planted as the mark must not hang every run; a
+	// read of one without a writer returns EAGAIN or nothing at once.
+	fd, err := unix.Open(MarkPath(root), unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return State{}
 	}
 	var buf [32]byte
+	var fst unix.Stat_t
+	if err := unix.Fstat(fd, &fst); err != nil || fst.Mode&unix.S_IFMT != unix.S_IFREG {
+		unix.Close(fd)
+		return State{Stale: fmt.Sprintf("%s is not a regular file", MarkPath(root))}
+	}
 	n, err := unix.Read(fd, buf[:])
 	unix.Close(fd)
 	if err != nil || n < 0 {
