@@ -30,6 +30,9 @@ type Config struct {
 	Nested     bool   // CARGO_SHIM_ACTIVE: under another shim's cargo
 	Probe      bool   // CARGO_SHIM_PROBE=1: describe the shim, run nothing
 	NetOffline bool   // CARGO_NET_OFFLINE
+	// Where cargo builds: CARGO_TARGET_DIR, CARGO_BUILD_TARGET_DIR and
+	// CARGO_BUILD_BUILD_DIR (a repair must reach the fingerprints there).
+	TargetDir, BuildTargetDir, BuildDir string
 }
 
 // Getenv looks up one variable; tests pass their own.
@@ -61,6 +64,9 @@ func LoadConfig(getenv Getenv, cwd string) (Config, error) {
 	c.Nested = getenv(ActiveEnv) != ""
 	c.Probe = getenv(ProbeEnv) == "1"
 	c.NetOffline = isTrue(getenv("CARGO_NET_OFFLINE"))
+	c.TargetDir = getenv("CARGO_TARGET_DIR")
+	c.BuildTargetDir = getenv("CARGO_BUILD_TARGET_DIR")
+	c.BuildDir = getenv("CARGO_BUILD_BUILD_DIR")
 	switch v := getenv("CARGO_SHIM_SHARE_CARGO_LOCK"); {
 	case v == "" || strings.EqualFold(v, "auto"):
 	case isTrue(v):

@@ -282,6 +282,7 @@ func (r *Run) Prepare() (pinned *lockfile.Holder, err error) {
 	if err := r.pinHealthy(holder, lockPaths); err != nil {
 		return nil, err
 	}
+	r.refreshTarget(lockPath)
 	return holder, nil
 }
 
@@ -517,6 +518,9 @@ func (r *Run) repairOne(i store.Instance) error {
 		return r.lockError(err)
 	case err != nil:
 		return fmt.Errorf("repairing %s: %w", i, err)
+	}
+	if act.Unjournaled != nil {
+		r.Log.Warn("repaired %s but could not journal it, so target dirs that compiled it are not rebuilt (cargo clean -p %s does): %v", i.Crate, i.Name, act.Unjournaled)
 	}
 	switch {
 	case act.Left:

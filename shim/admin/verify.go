@@ -202,6 +202,9 @@ func Repair(ctx context.Context, reg store.Registry, targets []store.Instance, d
 			rep.Left = append(rep.Left, p)
 			continue
 		}
+		if act.Unjournaled != nil {
+			errs = multierror.Append(errs, fmt.Errorf("repaired %s but could not journal it, so target dirs that compiled it are not rebuilt (cargo clean -p %s does): %w", i, i.Name, act.Unjournaled))
+		}
 		if act.Kind != "" {
 			rep.Repaired = append(rep.Repaired, Fixed{Crate: i.Name, Version: i.Version, Regdir: i.Regdir, Action: act.Kind, Detail: act.Detail})
 		}

@@ -25,6 +25,9 @@ type Action struct {
 	// Left is set when the crate is left broken (no trusted tarball to repair
 	// from and nothing provably broken to remove).
 	Left bool
+	// Unjournaled is why the repair could not be journaled: target dirs
+	// that compiled the damage are then not rebuilt by the next runs.
+	Unjournaled error
 }
 
 // The Kind words of an Action: a stable interface (JSON, stats).
@@ -360,6 +363,11 @@ func (r Registry) RepairCrate(ctx context.Context, i Instance, o RepairOptions) 
 		if f.Verdict == Broken {
 			act, repairErr = r.Repair(f)
 			if repairErr == nil {
+				if journaled(act.Kind) {
+					// Before the lock is released: a run that pins i
+					// next finds the record (package shim/targetdir).
+					act.Unjournaled = r.noteRepaired(i, time.Now())
+				}
 				f = r.fullCheck(i, level, o.Offline)
 			}
 		} else if f.Verdict == Healthy && f.manifest != nil && f.TarballCorrupt == nil {
