@@ -86,6 +86,16 @@ func Main(args []string) int {
 	if asReal || cmd.Kind == PassThrough || cmd.Kind == Admin || cmd.Kind == Unplanned && cfg.ShareLock == store.ShareNever {
 		return execCargo(log, real, cmd, env, nil)
 	}
+	if msg := cfg.RegistryMismatch(); msg != "" {
+		// Before anything touches either directory: this home's links
+		// must not be pointed at a registry its cargo does not use.
+		if cfg.Strict {
+			log.Error("%s (CARGO_SHIM_STRICT is set, so cargo was not run): %s", msg, RegistryFix)
+			return exitError
+		}
+		log.Warn("%s; running cargo without the shim's protection: %s", msg, RegistryFix)
+		return execCargo(log, real, cmd, env, nil)
+	}
 	if cfgErr != nil {
 		if cfg.Strict {
 			log.Error("%v", cfgErr)

@@ -69,6 +69,8 @@ type ctx struct {
 	Cfg      shim.Config
 	Reg      store.Registry
 	Explicit bool // the registry was named (flag or CARGO_SHIM_REGISTRY)
+	// Mismatch: CARGO_SHIM_REGISTRY contradicts $CARGO_HOME/registry.
+	Mismatch string
 	// RegErr says why Reg is not a cargo registry; a command returns it
 	// (through NeedRegistry) once its own flags are checked.
 	RegErr error
@@ -154,6 +156,9 @@ func (c *command) execute(args []string, stdout, stderr *os.File) int {
 		return 2
 	}
 	x.Explicit = *registry != "" || os.Getenv("CARGO_SHIM_REGISTRY") != ""
+	// What the drop-in would make of this environment, whatever --registry
+	// this command looks at.
+	x.Mismatch = x.Cfg.RegistryMismatch()
 	if *registry != "" {
 		x.Cfg.Registry, _ = filepath.Abs(*registry)
 	}

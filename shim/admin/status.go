@@ -50,8 +50,11 @@ type StatusReport struct {
 	CargoAutoGCMode string `json:"cargo_auto_gc_mode"`
 	CargoLockShared bool   `json:"cargo_lock_shared"`
 	GroupStatus
-	CargoLocks string `json:"cargo_locks"`
-	ColdStarts string `json:"cold_starts"`
+	// RegistryMismatch: CARGO_SHIM_REGISTRY names another directory than
+	// the one $CARGO_HOME/registry resolves to ("" when it does not).
+	RegistryMismatch string `json:"registry_mismatch,omitempty"`
+	CargoLocks       string `json:"cargo_locks"`
+	ColdStarts       string `json:"cold_starts"`
 	// Attention lists what needs a person; status exits 1 when it is not
 	// empty.
 	Attention []Attention `json:"attention"`
@@ -77,6 +80,9 @@ func (st *StatusReport) attention() []Attention {
 	case st.RealCargo == "":
 		out = append(out, Attention{"no-real-cargo", "the drop-in finds no real cargo after itself on PATH", "install cargo (rustup), or set CARGO_SHIM_REAL_CARGO"})
 	}
+	if st.RegistryMismatch != "" {
+		out = append(out, Attention{"registry-mismatch", st.RegistryMismatch + ": builds through the drop-in run unprotected", shim.RegistryFix + " (an admin looking at another registry: --registry DIR)"})
+	}
 	if networkFS(st.Filesystem) && !st.LocksReachOtherHosts {
 		out = append(out, Attention{"locks-stay-on-host", st.LocksNote, "runners on other hosts are not coordinated; see README: Limitations"})
 	}
@@ -96,8 +102,10 @@ func networkFS(fs string) bool {
 }
 
 // Status gathers what an operator needs to see.
-func Status(reg store.Registry, cargoHome string) *StatusReport {
-	st := &StatusReport{Version: shim.Version, Registry: reg.Root, Locked: []LockHolder{}}
+// mismatch is shim.Config.RegistryMismatch of the drop-in's settings in
+// this environment.
+func Status(reg store.Registry, cargoHome, mismatch string) *StatusReport {
+	st := &StatusReport{Version: shim.Version, Registry: reg.Root, Locked: []LockHolder{}, RegistryMismatch: mismatch}
 	if p, err := exec.LookPath("cargo"); err == nil {
 		st.PathCargo = p
 		cmd := exec.Command(p, "--version")

@@ -67,7 +67,10 @@ func TestSyncRemovesOnlyStaleFingerprintsOfRepairedCrates(t *testing.T) {
 			t.Errorf("%s removed", kept)
 		}
 	}
-	_, err = Sync(d, "s1", func() ([]Repair, error) { t.Fatal("journal read although its stamp is the one the dir saw"); return nil, nil })
+	_, err = Sync(d, "s1", func() ([]Repair, error) {
+		t.Fatal("journal read although its stamp is the one the dir saw")
+		return nil, nil
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
