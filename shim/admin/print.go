@@ -23,26 +23,40 @@ func PrintVerify(out *shim.Logger, rep *VerifyReport, next string) {
 	printProblems(out, rep.Problems)
 	n := len(rep.Problems)
 	out.Line(shim.Done, "Verified", fmt.Sprintf("%s in %s (%s check): %s", plural(rep.Checked, "crate"), rep.Registry, rep.Mode, problemCount(n)))
-	repairable := 0
+	var repairable, foreign, kept int
 	for _, p := range rep.Problems {
-		if p.Repairable() {
+		switch {
+		case p.Warning:
+			kept++
+		case p.Repairable():
 			repairable++
+		default:
+			foreign++
 		}
 	}
-	switch {
-	case repairable > 0:
+	if repairable > 0 {
 		out.Help("run `%s` to repair them", next)
-	case n > 0:
+	}
+	if foreign > 0 {
 		out.Help("a tarball with another checksum may be another registry's: check the Cargo.lock; `cargo-shim repair` keeps it")
+	}
+	if kept > 0 {
+		out.Help(keptHelp)
 	}
 }
 
+// keptHelp is the one rule for a truncated tarball under a healthy
+// extraction, as both verify and repair say it.
+const keptHelp = "a truncated tarball under a healthy extraction is kept (a warning, exit status 0): cargo never reads it and `--offline` builds need it; the next online build through the shim downloads it again"
+
 func printProblems(out *shim.Logger, ps []Problem) {
 	for _, p := range ps {
-		switch p.Kind {
-		case "checksum":
+		switch {
+		case p.Warning:
+			out.Line(shim.Warning, "Kept", p.String())
+		case p.Kind == "checksum":
 			out.Line(shim.Warning, "Mismatch", p.String())
-		case "tarball":
+		case p.Kind == "tarball":
 			out.Line(shim.Failure, "Corrupt", p.String())
 		default:
 			out.Line(shim.Failure, "Broken", p.String())
@@ -66,6 +80,8 @@ func PrintRepair(out *shim.Logger, rep *RepairReport) {
 	var retry, kept, foreign int
 	for _, p := range rep.Left {
 		switch {
+		case p.Denied:
+			// the cause and the fix follow the errors
 		case !p.Repairable():
 			foreign++
 		case p.KeptForOffline():
@@ -78,7 +94,7 @@ func PrintRepair(out *shim.Logger, rep *RepairReport) {
 		out.Help("run `cargo-shim repair` again once the builds using these crates finish; the errors below say why each was left")
 	}
 	if kept > 0 {
-		out.Help("a truncated tarball under a healthy extraction is kept: cargo never reads it and `--offline` builds need it; the next online build through the shim downloads it again")
+		out.Help(keptHelp)
 	}
 	if foreign > 0 {
 		out.Help("a tarball with another checksum may be another registry's: check the Cargo.lock; `cargo-shim repair` keeps it")

@@ -164,7 +164,7 @@ func (r Registry) trash(p string, i Instance) error {
 	}
 	// It is proven broken and we hold its exclusive lock: delete in place.
 	if err := r.removeAll(p); err != nil {
-		return fmt.Errorf("removing broken %s of %s: %w", p, i.Crate, err)
+		return fmt.Errorf("cannot move %s of %s to the trash, aside or remove it: %w", p, i.Crate, err)
 	}
 	return nil
 }
