@@ -271,6 +271,10 @@ func (r *Run) Prepare() (pinned *lockfile.Holder, err error) {
 	if bad := r.Reg.NotReal(); len(bad) > 0 {
 		return nil, fmt.Errorf("%s is not a real directory (another uid may have replaced it with a symlink); nothing below the registry is followed", bad[0])
 	}
+	// Another release's lock layout: our locks would not exclude its runs.
+	if err := r.Reg.CheckFormat(); err != nil {
+		return nil, err
+	}
 	lockPath, lockData, err := r.planSource()
 	if err != nil || lockData == nil {
 		return nil, err
