@@ -9,8 +9,10 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/cargo-shim/cargo-shim/integration/loopback"
+	"github.com/cargo-shim/cargo-shim/shim/admin"
 )
 
 // previousRelease is the last commit of the 0.2 line on main: the shim a
@@ -127,6 +129,11 @@ func TestMixedVersionsShareARegistry(t *testing.T) {
 		}
 	}
 	assertNoFakeExtractions(t, w)
+	// Deterministic, where the races above are not: a build of either
+	// release pins its crates against the other release's gc.
+	for n, pair := range [][2]string{{prev, binDir}, {binDir, prev}} {
+		assertPinnedAcrossReleases(t, w, 100+n, pair[0], pair[1])
+	}
 	// The last word is this release's: what the previous one left, this
 	// one reads and finishes.
 	w.MustCargo(w.Home(), true, "build")
@@ -151,4 +158,29 @@ func damageOne(t *testing.T, w *World, rng *rand.Rand) string {
 		}
 	}
 	return fmt.Sprint(c.Dir())
+}
+
+// assertPinnedAcrossReleases holds a build of the release in buildBin (in
+// workspace copy n) mid-compile and runs `cargo-shim gc --max-age 0s` of the release in
+// gcBin: every crate the build uses must be kept as busy, and the build
+// must pass.
+func assertPinnedAcrossReleases(t *testing.T, w *World, n int, buildBin, gcBin string) {
+	t.Helper()
+	work := w.Workspace(n)
+	writeFile(t, filepath.Join(work, "build.rs"), gateBuildRS)
+	gate := t.TempDir()
+	held := loopback.Start(filepath.Join(buildBin, "cargo"), work, loopback.CargoEnv(w.Home(), buildBin, "SHIM_TEST_GATE="+gate), []string{"build"})
+	waitFor(t, "the held build's script to start", 5*time.Minute, func() bool {
+		_, err := os.Stat(filepath.Join(gate, "started"))
+		return err == nil
+	})
+	gc := loopback.Start(filepath.Join(gcBin, "cargo-shim"), w.Root, append(w.Env(w.Home(), true), "CARGO_SHIM_REGISTRY="+w.Shared), []string{"gc", "--max-age", "0s", "--json"}).Wait()
+	os.WriteFile(filepath.Join(gate, "go"), nil, 0o644)
+	if r := held.Wait(); r.Code != 0 {
+		t.Errorf("build by %s held while %s ran gc: %s", buildBin, gcBin, r)
+	}
+	rep := decode[admin.GCReport](t, gc)
+	if len(rep.Removed) != 0 || len(rep.Busy) != len(fixtureCrates) {
+		t.Errorf("gc of %s while a build of %s holds every crate: removed %d, busy %d, want 0 and %d: %s", gcBin, buildBin, len(rep.Removed), len(rep.Busy), len(fixtureCrates), gc)
+	}
 }
