@@ -31,7 +31,9 @@ type Command struct {
 	SubArgs      []string // arguments after the subcommand
 	Kind         Kind
 	ManifestPath string
-	Offline      bool
+	// TargetDir is --target-dir, "" when not given.
+	TargetDir string
+	Offline   bool
 	// Quiet and Verbose are cargo's -q/--quiet and -v/-vv/--verbose,
 	// before or after the subcommand.
 	Quiet   bool
@@ -130,6 +132,11 @@ func Classify(args []string) Command {
 			j++
 		case strings.HasPrefix(a, "--manifest-path="):
 			c.ManifestPath = strings.TrimPrefix(a, "--manifest-path=")
+		case a == "--target-dir" && j+1 < len(c.SubArgs):
+			c.TargetDir = c.SubArgs[j+1]
+			j++
+		case strings.HasPrefix(a, "--target-dir="):
+			c.TargetDir = strings.TrimPrefix(a, "--target-dir=")
 		case a == "-p" || a == "--package" || strings.HasPrefix(a, "--package=") || (strings.HasPrefix(a, "-p") && len(a) > 2):
 			packageFlag = true
 		case a == "--no-deps":

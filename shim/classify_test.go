@@ -124,3 +124,18 @@ func TestLookupInFirstWins(t *testing.T) {
 		t.Fatalf("A=%q AB=%q", env("A"), env("AB"))
 	}
 }
+
+// --target-dir names the dir a repair must reach (package targetdir), in
+// both spellings, and never after `--` (the program's own arguments).
+func TestClassifyTargetDir(t *testing.T) {
+	for args, want := range map[string]string{
+		"build --target-dir t1":             "t1",
+		"test --release --target-dir=/x/t2": "/x/t2",
+		"run -- --target-dir nope":          "",
+		"build":                             "",
+	} {
+		if got := Classify(strings.Fields(args)).TargetDir; got != want {
+			t.Errorf("%q: TargetDir %q, want %q", args, got, want)
+		}
+	}
+}

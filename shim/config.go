@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/cargo-shim/cargo-shim/shim/duration"
 	"github.com/cargo-shim/cargo-shim/shim/store"
 )
@@ -17,6 +19,7 @@ type Config struct {
 	RealCargo   string          // CARGO_SHIM_REAL_CARGO
 	CargoHome   string          // CARGO_HOME, else ~/.cargo
 	Registry    string          // CARGO_SHIM_REGISTRY, else $CARGO_HOME/registry
+	RegistrySet bool            // CARGO_SHIM_REGISTRY was set
 	LockTimeout time.Duration   // CARGO_SHIM_LOCK_TIMEOUT, 0 = forever
 	Strict      bool            // CARGO_SHIM_STRICT=1
 	Disable     bool            // CARGO_SHIM_DISABLE=1
@@ -36,6 +39,9 @@ type Config struct {
 	Nested     bool   // CARGO_SHIM_ACTIVE: under another shim's cargo
 	Probe      bool   // CARGO_SHIM_PROBE=1: describe the shim, run nothing
 	NetOffline bool   // CARGO_NET_OFFLINE
+	// Where cargo builds: CARGO_TARGET_DIR, CARGO_BUILD_TARGET_DIR and
+	// CARGO_BUILD_BUILD_DIR (a repair must reach the fingerprints there).
+	TargetDir, BuildTargetDir, BuildDir string
 }
 
 // Getenv looks up one variable; tests pass their own.
@@ -67,6 +73,9 @@ func LoadConfig(getenv Getenv, cwd string) (Config, error) {
 	c.Nested = getenv(ActiveEnv) != ""
 	c.Probe = getenv(ProbeEnv) == "1"
 	c.NetOffline = isTrue(getenv("CARGO_NET_OFFLINE"))
+	c.TargetDir = getenv("CARGO_TARGET_DIR")
+	c.BuildTargetDir = getenv("CARGO_BUILD_TARGET_DIR")
+	c.BuildDir = getenv("CARGO_BUILD_BUILD_DIR")
 	switch v := getenv("CARGO_SHIM_SHARE_CARGO_LOCK"); {
 	case v == "" || strings.EqualFold(v, "auto"):
 	case isTrue(v):
@@ -86,6 +95,7 @@ func LoadConfig(getenv Getenv, cwd string) (Config, error) {
 	}
 	c.CargoHome = home
 	c.Registry = getenv("CARGO_SHIM_REGISTRY")
+	c.RegistrySet = c.Registry != ""
 	if c.Registry == "" {
 		c.Registry = filepath.Join(home, "registry")
 	} else if !filepath.IsAbs(c.Registry) {
@@ -133,3 +143,32 @@ func isTrue(v string) bool {
 	}
 	return false
 }
+
+// RegistryMismatch says how CARGO_SHIM_REGISTRY contradicts the filesystem:
+// cargo reads and writes $CARGO_HOME/registry whatever the shim is told, so
+// a shim protecting another directory protects nothing, and would point
+// this home's download lock at that other registry. "" when the variable is
+// unset or names the directory $CARGO_HOME/registry resolves to (through a
+// symlink or a bind mount: same device and inode).
+func (c Config) RegistryMismatch() string {
+	if !c.RegistrySet {
+		return ""
+	}
+	home := filepath.Join(c.CargoHome, "registry")
+	var h, s unix.Stat_t
+	errH, errS := unix.Stat(home, &h), unix.Stat(c.Registry, &s)
+	if errH == nil && errS == nil && h.Dev == s.Dev && h.Ino == s.Ino {
+		return ""
+	}
+	where := home
+	switch r, err := filepath.EvalSymlinks(home); {
+	case errH != nil:
+		where += " (missing: cargo creates it)"
+	case err == nil && r != home:
+		where += " (" + r + ")"
+	}
+	return fmt.Sprintf("CARGO_SHIM_REGISTRY is %s, but cargo uses %s, another directory", c.Registry, where)
+}
+
+// RegistryFix is what to do about a mismatch.
+const RegistryFix = "unset CARGO_SHIM_REGISTRY, or mount or link the shared registry at $CARGO_HOME/registry"

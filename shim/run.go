@@ -88,6 +88,16 @@ func Main(args []string) int {
 	if asReal || cmd.Kind == PassThrough || cmd.Kind == Admin || cmd.Kind == Unplanned && cfg.ShareLock == store.ShareNever {
 		return execCargo(log, real, cmd, env, nil)
 	}
+	if msg := cfg.RegistryMismatch(); msg != "" {
+		// Before anything touches either directory: this home's links
+		// must not be pointed at a registry its cargo does not use.
+		if cfg.Strict {
+			log.Error("%s (CARGO_SHIM_STRICT is set, so cargo was not run): %s", msg, RegistryFix)
+			return exitError
+		}
+		log.Warn("%s; running cargo without the shim's protection: %s", msg, RegistryFix)
+		return execCargo(log, real, cmd, env, nil)
+	}
 	if cfgErr != nil {
 		if cfg.Strict {
 			log.Error("%v", cfgErr)
@@ -273,6 +283,10 @@ func (r *Run) Prepare() (pinned *lockfile.Holder, err error) {
 	if bad := r.Reg.NotReal(); len(bad) > 0 {
 		return nil, stage("registry", fmt.Errorf("%s is not a real directory (another uid may have replaced it with a symlink); nothing below the registry is followed", bad[0]))
 	}
+	// Another release's lock layout: our locks would not exclude its runs.
+	if err := r.Reg.CheckFormat(); err != nil {
+		return nil, err
+	}
 	lockPath, lockData, err := r.planSource()
 	if err != nil || lockData == nil {
 		return nil, stage("plan", err)
@@ -294,6 +308,7 @@ func (r *Run) Prepare() (pinned *lockfile.Holder, err error) {
 	if err := r.pinHealthy(holder, lockPaths); err != nil {
 		return nil, err
 	}
+	r.refreshTarget(lockPath)
 	return holder, nil
 }
 
@@ -549,6 +564,9 @@ func (r *Run) repairOne(i store.Instance) error {
 		return r.lockError(err)
 	case err != nil:
 		return stage("repair", fmt.Errorf("repairing %s: %w", i, err))
+	}
+	if act.Unjournaled != nil {
+		r.Log.Warn("repaired %s but could not journal it, so target dirs that compiled it are not rebuilt (cargo clean -p %s does): %v", i.Crate, i.Name, act.Unjournaled)
 	}
 	switch {
 	case act.Left:

@@ -76,6 +76,8 @@ type ctx struct {
 	Explicit bool // the registry was named (flag or CARGO_SHIM_REGISTRY)
 	// Events is the event log the store's changes go to (nil: off).
 	Events *events.Log
+	// Mismatch: CARGO_SHIM_REGISTRY contradicts $CARGO_HOME/registry.
+	Mismatch string
 	// RegErr says why Reg is not a cargo registry; a command returns it
 	// (through NeedRegistry) once its own flags are checked.
 	RegErr error
@@ -165,6 +167,9 @@ func (c *command) execute(args []string, stdout, stderr *os.File) int {
 		return 2
 	}
 	x.Explicit = *registry != "" || os.Getenv("CARGO_SHIM_REGISTRY") != ""
+	// What the drop-in would make of this environment, whatever --registry
+	// this command looks at.
+	x.Mismatch = x.Cfg.RegistryMismatch()
 	if *registry != "" {
 		x.Cfg.Registry, _ = filepath.Abs(*registry)
 	}

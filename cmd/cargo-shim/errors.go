@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/go-multierror"
 
 	"github.com/cargo-shim/cargo-shim/shim"
+	"github.com/cargo-shim/cargo-shim/shim/store/groupshare"
 )
 
 // printError writes err as cargo does: "error: what failed", then, after a
@@ -31,6 +32,14 @@ func printError(log *shim.Logger, err error) {
 		for _, m := range msgs[1:] {
 			fmt.Fprintf(log.W, "  %s\n", m)
 		}
+	}
+}
+
+// printFix follows the errors of a command that changes the registry: when
+// one was a permission failure, the fix for this uid (once).
+func printFix(log *shim.Logger, root string, err error) {
+	if h := groupshare.Hint(root, err); h != "" {
+		log.Help("permission denied: %s", h)
 	}
 }
 

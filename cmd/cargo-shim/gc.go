@@ -24,7 +24,9 @@ an old database would delete what other homes use).
 
 Durations: 90s, 10m, 72h, 30d, 2w, 1w3d. '--max-age 0' removes every
 extraction no build holds. Bytes are disk space as du counts it, each
-byte once.`,
+byte once. --dry-run takes the same steps as this uid, so it lists only
+what this uid may remove; what it may not is an error (permission denied,
+and the fix), as in the real run.`,
 		Setup: func(fs *flag.FlagSet) func(*ctx) error {
 			maxAge := durationVar(fs, "max-age", "Remove extractions unused for longer than `DURATION` (required)")
 			crateMaxAge := durationVar(fs, "crate-max-age", "Also remove .crate tarballs unused for longer than `DURATION`")
@@ -46,6 +48,7 @@ byte once.`,
 				}
 				if err != nil {
 					printError(c.Err, err)
+					printFix(c.Err, c.Reg.Root, err)
 					return errProblems
 				}
 				return nil

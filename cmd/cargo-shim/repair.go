@@ -30,7 +30,9 @@ reads it, and --offline builds need it). A tarball with another checksum
 is reported and kept.
 
 Exit status 1 when something is left broken (a kept truncated tarball is
-listed, but is not broken for cargo).`,
+listed, but is not broken for cargo). A uid that cannot write the registry
+gets the error (permission denied on the path) and the fix (cargo-shim
+init --group).`,
 		Setup: func(fs *flag.FlagSet) func(*ctx) error {
 			lockfiles := fs.StringArray("lockfile", nil, "Repair only the crates this Cargo.lock `FILE` names (repeatable)")
 			deep := fs.Bool("deep", false, "Also repair files whose content differs from the tarball")
@@ -58,6 +60,7 @@ listed, but is not broken for cargo).`,
 				}
 				if err != nil {
 					printError(c.Err, err)
+					printFix(c.Err, c.Reg.Root, err)
 				}
 				if rep.NeedsAttention() || err != nil {
 					return errProblems

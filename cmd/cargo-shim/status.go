@@ -29,7 +29,7 @@ or the registry is on a network filesystem whose locks stay on one host.`,
 				if err := c.NeedRegistry(); err != nil && c.Explicit {
 					return err
 				}
-				st := admin.Status(c.Reg, c.Cfg.CargoHome)
+				st := admin.Status(c.Reg, c.Cfg.CargoHome, c.Mismatch)
 				if c.JSON {
 					admin.WriteJSON(c.Stdout, st)
 				} else {

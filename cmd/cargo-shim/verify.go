@@ -23,7 +23,12 @@ the tarball's list). --fast checks only what every build through the
 drop-in checks; --deep also reads every tarball and compares file contents.
 
 Each problem is one line on stdout naming the crate, its version and what
-is wrong. Exit status 1 when there are problems: run 'cargo-shim repair'.`,
+is wrong. Exit status 1 when there are problems a build trips over: run
+'cargo-shim repair'. A truncated tarball under a healthy extraction is
+listed as a warning (exit status 0): cargo never reads it, --offline builds
+need it, and the next online build through the drop-in downloads it again;
+repair keeps it too. A missing extraction is not a problem: cargo unpacks
+the tarball again, or downloads the crate.`,
 		Setup: func(fs *flag.FlagSet) func(*ctx) error {
 			lockfiles := fs.StringArray("lockfile", nil, "Check only the crates this Cargo.lock `FILE` names, against its checksums (repeatable)")
 			fast := fs.Bool("fast", false, "Trust crates whose recorded stamps are unchanged, as builds do (misses files rewritten in place)")
@@ -52,7 +57,7 @@ is wrong. Exit status 1 when there are problems: run 'cargo-shim repair'.`,
 				} else {
 					admin.PrintVerify(c.Out, rep, repairCommand(c, *lockfiles, *deep))
 				}
-				if len(rep.Problems) > 0 {
+				if rep.NeedsAttention() {
 					return errProblems
 				}
 				return nil

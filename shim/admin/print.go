@@ -22,32 +22,50 @@ func WriteJSON(w io.Writer, v any) error {
 func PrintVerify(out *shim.Logger, rep *VerifyReport, next string) {
 	printProblems(out, rep.Problems)
 	n := len(rep.Problems)
-	// Green says all is well: a summary of problems is not.
-	style := shim.Done
-	if n > 0 {
-		style = shim.Failure
-	}
-	out.Line(style, "Verified", fmt.Sprintf("%s in %s (%s check): %s", plural(rep.Checked, "crate"), rep.Registry, rep.Mode, problemCount(n)))
-	repairable := 0
+	var repairable, foreign, kept int
 	for _, p := range rep.Problems {
-		if p.Repairable() {
+		switch {
+		case p.Warning:
+			kept++
+		case p.Repairable():
 			repairable++
+		default:
+			foreign++
 		}
 	}
+	// Green says all is well, yellow that only warnings are left (exit
+	// status 0): a summary of problems is red.
+	style := shim.Done
 	switch {
-	case repairable > 0:
+	case n > kept:
+		style = shim.Failure
+	case kept > 0:
+		style = shim.Warning
+	}
+	out.Line(style, "Verified", fmt.Sprintf("%s in %s (%s check): %s", plural(rep.Checked, "crate"), rep.Registry, rep.Mode, problemCount(n)))
+	if repairable > 0 {
 		out.Help("run `%s` to repair them", next)
-	case n > 0:
+	}
+	if foreign > 0 {
 		out.Help("a tarball with another checksum may be another registry's: check the Cargo.lock; `cargo-shim repair` keeps it")
+	}
+	if kept > 0 {
+		out.Help(keptHelp)
 	}
 }
 
+// keptHelp is the one rule for a truncated tarball under a healthy
+// extraction, as both verify and repair say it.
+const keptHelp = "a truncated tarball under a healthy extraction is kept (a warning, exit status 0): cargo never reads it and `--offline` builds need it; the next online build through the shim downloads it again"
+
 func printProblems(out *shim.Logger, ps []Problem) {
 	for _, p := range ps {
-		switch p.Kind {
-		case "checksum":
+		switch {
+		case p.Warning:
+			out.Line(shim.Warning, "Kept", p.String())
+		case p.Kind == "checksum":
 			out.Line(shim.Warning, "Mismatch", p.String())
-		case "tarball":
+		case p.Kind == "tarball":
 			out.Line(shim.Failure, "Corrupt", p.String())
 		default:
 			out.Line(shim.Failure, "Broken", p.String())
@@ -75,6 +93,8 @@ func PrintRepair(out *shim.Logger, rep *RepairReport) {
 	var retry, kept, foreign int
 	for _, p := range rep.Left {
 		switch {
+		case p.Denied:
+			// the cause and the fix follow the errors
 		case !p.Repairable():
 			foreign++
 		case p.KeptForOffline():
@@ -87,7 +107,7 @@ func PrintRepair(out *shim.Logger, rep *RepairReport) {
 		out.Help("run `cargo-shim repair` again once the builds using these crates finish; the errors below say why each was left")
 	}
 	if kept > 0 {
-		out.Help("a truncated tarball under a healthy extraction is kept: cargo never reads it and `--offline` builds need it; the next online build through the shim downloads it again")
+		out.Help(keptHelp)
 	}
 	if foreign > 0 {
 		out.Help("a tarball with another checksum may be another registry's: check the Cargo.lock; `cargo-shim repair` keeps it")
@@ -176,6 +196,9 @@ func printStatusLines(out *shim.Logger, st *StatusReport) {
 	shim.Fprintf(w, "locks reach hosts:  %v: %s\n", st.LocksReachOtherHosts, st.LocksNote)
 	shim.Fprintf(w, "cargo's own locks:  %s\n", st.CargoLocks)
 	shim.Fprintf(w, "cold starts:        %s\n", st.ColdStarts)
+	if st.Formats != "" {
+		shim.Fprintf(w, "formats:            %s\n", st.Formats)
+	}
 	shim.Fprintf(w, "crates:             %d extracted, %d tarballs, %d lock files\n", st.Extractions, st.Tarballs, st.LockFiles)
 	shim.Fprintf(w, "cargo's lock:       shared across homes for this CARGO_HOME: %v\n", st.CargoLockShared)
 	if st.CargoLockRoot != "" {

@@ -56,8 +56,16 @@ type StatusReport struct {
 	// registry (empty: they share it), docs/package-cache-lock.md.
 	CargoLockRoot string `json:"cargo_lock_root_unshared,omitempty"`
 	GroupStatus
-	CargoLocks string `json:"cargo_locks"`
-	ColdStarts string `json:"cold_starts"`
+	// RegistryMismatch: CARGO_SHIM_REGISTRY names another directory than
+	// the one $CARGO_HOME/registry resolves to ("" when it does not).
+	RegistryMismatch string `json:"registry_mismatch,omitempty"`
+	// Formats is what registry/.cargo-shim/format declares ("" when
+	// nothing, as on a registry only older releases used), and
+	// FormatMismatch a lock layout other than this release's.
+	Formats        string `json:"formats,omitempty"`
+	FormatMismatch string `json:"format_mismatch,omitempty"`
+	CargoLocks     string `json:"cargo_locks"`
+	ColdStarts     string `json:"cold_starts"`
 	// Attention lists what needs a person; status exits 1 when it is not
 	// empty.
 	Attention []Attention `json:"attention"`
@@ -83,6 +91,12 @@ func (st *StatusReport) attention() []Attention {
 	case st.RealCargo == "":
 		out = append(out, Attention{"no-real-cargo", "the drop-in finds no real cargo after itself on PATH", "install cargo (rustup), or set CARGO_SHIM_REAL_CARGO"})
 	}
+	if st.RegistryMismatch != "" {
+		out = append(out, Attention{"registry-mismatch", st.RegistryMismatch + ": builds through the drop-in run unprotected", shim.RegistryFix + " (an admin looking at another registry: --registry DIR)"})
+	}
+	if st.FormatMismatch != "" {
+		out = append(out, Attention{"lock-layout", st.FormatMismatch, "see docs/upgrading.md"})
+	}
 	if networkFS(st.Filesystem) && !st.LocksReachOtherHosts {
 		out = append(out, Attention{"locks-stay-on-host", st.LocksNote, "runners on other hosts are not coordinated; see docs/limitations.md"})
 	}
@@ -101,9 +115,11 @@ func networkFS(fs string) bool {
 	return strings.HasPrefix(fs, "nfs") || strings.HasPrefix(fs, "fuse")
 }
 
-// Status gathers what an operator needs to see.
-func Status(reg store.Registry, cargoHome string) *StatusReport {
-	st := &StatusReport{Version: shim.Version, Registry: reg.Root, RegistryTarget: reg.Root, Locked: []LockHolder{}}
+// Status gathers what an operator needs to see. mismatch is
+// shim.Config.RegistryMismatch of the drop-in's settings in this
+// environment.
+func Status(reg store.Registry, cargoHome, mismatch string) *StatusReport {
+	st := &StatusReport{Version: shim.Version, Registry: reg.Root, RegistryTarget: reg.Root, Locked: []LockHolder{}, RegistryMismatch: mismatch}
 	if real, err := filepath.EvalSymlinks(reg.Root); err == nil {
 		st.RegistryTarget = real
 	}
@@ -140,6 +156,7 @@ func Status(reg store.Registry, cargoHome string) *StatusReport {
 		})
 	}
 	st.Locked = lockHolders(reg)
+	st.Formats, st.FormatMismatch = formats(reg)
 	st.GroupStatus = groupStatus(reg.Root)
 	// Run as `cargo shim status`, the drop-in has set the variable itself.
 	if v := os.Getenv("CARGO_CACHE_AUTO_CLEAN_FREQUENCY"); v != "" && !(v == "never" && os.Getenv(shim.ActiveEnv) != "") {
@@ -332,4 +349,24 @@ func mergeOptions(lists ...string) string {
 		}
 	}
 	return strings.Join(out, ",")
+
+}
+
+// formats says what the registry declares, in a stable order, and whether
+// its lock layout is this release's.
+func formats(reg store.Registry) (string, string) {
+	f, err := reg.Formats()
+	if err != nil {
+		return "", err.Error()
+	}
+	var parts []string
+	for _, k := range []string{"locks", "state", "plan", "repaired"} {
+		if n, ok := f[k]; ok {
+			parts = append(parts, fmt.Sprintf("%s %d", k, n))
+		}
+	}
+	if n, ok := f["locks"]; ok && n != store.LockLayout {
+		return strings.Join(parts, ", "), fmt.Sprintf("the registry declares lock layout %d, this cargo-shim takes %d", n, store.LockLayout)
+	}
+	return strings.Join(parts, ", "), ""
 }

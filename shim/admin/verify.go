@@ -2,7 +2,9 @@ package admin
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"runtime"
 	"strings"
 	"sync"
@@ -25,6 +27,13 @@ type Problem struct {
 	// Code is Problem as a machine word (docs/admin.md: JSON output).
 	Code    string `json:"code"`
 	Problem string `json:"problem"`
+	// Warning: nothing a build trips over (a truncated tarball kept under
+	// its healthy extraction, for --offline builds); verify and repair list
+	// it and exit 0 for it.
+	Warning bool `json:"warning,omitempty"`
+	// Denied: repair was refused permission (this uid cannot write there);
+	// running it again as the same uid changes nothing.
+	Denied bool `json:"denied,omitempty"`
 
 	instance store.Instance
 }
@@ -39,9 +48,15 @@ func (p Problem) Repairable() bool { return p.Kind != "checksum" }
 
 // NeedsAttention: something is left that a build could trip over; a
 // truncated tarball kept under its healthy extraction is not.
-func (r *RepairReport) NeedsAttention() bool {
-	for _, p := range r.Left {
-		if !p.KeptForOffline() {
+func (r *RepairReport) NeedsAttention() bool { return needsAttention(r.Left) }
+
+// NeedsAttention: verify found something a build could trip over, the
+// one rule both commands' exit status follows.
+func (r *VerifyReport) NeedsAttention() bool { return needsAttention(r.Problems) }
+
+func needsAttention(ps []Problem) bool {
+	for _, p := range ps {
+		if !p.Warning {
 			return true
 		}
 	}
@@ -50,7 +65,7 @@ func (r *RepairReport) NeedsAttention() bool {
 
 // KeptForOffline: a truncated tarball that repair leaves where it is (its
 // extraction is healthy; the store's rule, see Repair).
-func (p Problem) KeptForOffline() bool { return p.Kind == "tarball" && p.Code == "truncated" }
+func (p Problem) KeptForOffline() bool { return p.Warning }
 
 // VerifyReport is `cargo-shim verify --json`.
 type VerifyReport struct {
@@ -107,7 +122,11 @@ func problemsOf(reg store.Registry, f store.Finding) []Problem {
 	tb := reg.Tarball(f.Instance)
 	switch {
 	case f.TarballCorrupt != nil:
-		out = append(out, mk("tarball", tb, "truncated", "tarball cannot be read to its end (truncated or corrupt)"))
+		p := mk("tarball", tb, "truncated", "tarball cannot be read to its end (truncated or corrupt)")
+		// Under a healthy extraction cargo never reads it and --offline
+		// builds need it: kept, replaced by the next online run.
+		p.Warning = f.ExtractionOK
+		out = append(out, p)
 	case f.TarballUnsafe != nil:
 		out = append(out, mk("tarball", tb, "unsafe", f.TarballUnsafe.Error()))
 	case f.Mismatch != "":
@@ -199,8 +218,12 @@ func Repair(ctx context.Context, reg store.Registry, targets []store.Instance, d
 		}})
 		if err != nil {
 			errs = multierror.Append(errs, fmt.Errorf("cannot repair %s: %w", i, err))
+			p.Denied = errors.Is(err, fs.ErrPermission)
 			rep.Left = append(rep.Left, p)
 			continue
+		}
+		if act.Unjournaled != nil {
+			errs = multierror.Append(errs, fmt.Errorf("repaired %s but could not journal it, so target dirs that compiled it are not rebuilt (cargo clean -p %s does): %w", i, i.Name, act.Unjournaled))
 		}
 		if act.Kind != "" {
 			rep.Repaired = append(rep.Repaired, Fixed{Crate: i.Name, Version: i.Version, Regdir: i.Regdir, Action: act.Kind, Detail: act.Detail})

@@ -3,9 +3,12 @@ package store
 import (
 	"errors"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/cargo-shim/cargo-shim/lockfile"
 	"github.com/cargo-shim/cargo-shim/shim/events"
@@ -73,6 +76,11 @@ func (r Registry) Collect(i Instance, p GCPolicy) (Removal, error) {
 	defer lk.Release()
 	rm = r.due(i, p)
 	if p.DryRun {
+		// What the real run of this uid could not remove, the dry run
+		// does not promise.
+		if err := r.removable(i, rm); err != nil {
+			return Removal{LastUse: rm.LastUse}, err
+		}
 		rm.Bytes = r.sizeOf(i, rm)
 		return rm, nil
 	}
@@ -346,4 +354,64 @@ func btoi(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// removable says whether this uid may remove what rm names, as remove
+// would: every way remove has (into the trash, aside, or in place) needs
+// to unlink the entry from its parent, which takes write and search
+// permission there and, in a sticky directory, owning it or the entry.
+func (r Registry) removable(i Instance, rm Removal) error {
+	var paths []string
+	if rm.Extraction {
+		paths = append(paths, r.Extraction(i))
+	}
+	if rm.Tarball {
+		paths = append(paths, r.Tarball(i))
+	}
+	for _, p := range paths {
+		var parent, entry unix.Stat_t
+		if err := r.lstatRaw(filepath.Dir(p), &parent); err != nil {
+			return err
+		}
+		if err := r.lstatRaw(p, &entry); err != nil {
+			return err
+		}
+		if !mayUnlink(&parent, &entry) {
+			return &fs.PathError{Op: "remove", Path: p, Err: fs.ErrPermission}
+		}
+	}
+	return nil
+}
+
+// mayUnlink is the kernel's rule for removing entry from parent, for this
+// process's effective uid and groups.
+func mayUnlink(parent, entry *unix.Stat_t) bool {
+	euid := uint32(os.Geteuid())
+	if euid == 0 {
+		return true
+	}
+	perm := parent.Mode & 0o007
+	switch {
+	case parent.Uid == euid:
+		perm = parent.Mode >> 6 & 0o007
+	case inGroup(parent.Gid):
+		perm = parent.Mode >> 3 & 0o007
+	}
+	if perm&0o3 != 0o3 {
+		return false
+	}
+	return parent.Mode&unix.S_ISVTX == 0 || parent.Uid == euid || entry.Uid == euid
+}
+
+func inGroup(gid uint32) bool {
+	if uint32(os.Getegid()) == gid {
+		return true
+	}
+	groups, _ := os.Getgroups()
+	for _, g := range groups {
+		if uint32(g) == gid {
+			return true
+		}
+	}
+	return false
 }

@@ -27,6 +27,9 @@ type Action struct {
 	// Left is set when the crate is left broken (no trusted tarball to repair
 	// from and nothing provably broken to remove).
 	Left bool
+	// Unjournaled is why the repair could not be journaled: target dirs
+	// that compiled the damage are then not rebuilt by the next runs.
+	Unjournaled error
 }
 
 // The Kind words of an Action: a stable interface (JSON, stats).
@@ -163,7 +166,7 @@ func (r Registry) trash(p string, i Instance) error {
 	}
 	// It is proven broken and we hold its exclusive lock: delete in place.
 	if err := r.removeAll(p); err != nil {
-		return fmt.Errorf("removing broken %s of %s: %w", p, i.Crate, err)
+		return fmt.Errorf("cannot move %s of %s to the trash, aside or remove it: %w", p, i.Crate, err)
 	}
 	return nil
 }
@@ -369,6 +372,11 @@ func (r Registry) RepairCrate(ctx context.Context, i Instance, o RepairOptions) 
 			reason, t0 = f.Reason, time.Now()
 			act, repairErr = r.Repair(f)
 			if repairErr == nil {
+				if journaled(act.Kind) {
+					// Before the lock is released: a run that pins i
+					// next finds the record (package shim/targetdir).
+					act.Unjournaled = r.noteRepaired(i, time.Now())
+				}
 				f = r.fullCheck(i, level, o.Offline)
 			}
 		} else if f.Verdict == Healthy && f.manifest != nil && f.TarballCorrupt == nil {

@@ -252,6 +252,10 @@ func (bn *bench) prepare(binDir string) (cleanup func(), err error) {
 			return cleanup, err
 		}
 		os.MkdirAll(filepath.Join(s.root, "home"), 0o755)
+		// The home's registry is the measured one, as on a runner: a
+		// CARGO_SHIM_REGISTRY naming another directory makes the drop-in
+		// stand aside.
+		os.Symlink(filepath.Join(s.root, "registry"), filepath.Join(s.root, "home", "registry"))
 		if _, _, err := timed(bn.shimBin, []string{"build"}, s.work, s.env(bn.binDir)); err != nil {
 			return cleanup, err
 		}
