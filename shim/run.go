@@ -104,6 +104,7 @@ func Main(args []string) int {
 // exec is Prepare, then the real cargo: with the planned set pinned, or, when
 // Prepare failed, without the shim's protection (or not at all when strict).
 func (r *Run) exec(real string, env []string) int {
+	r.real, r.env = real, env
 	r.Log.Debug("starting (%s since process start)", time.Since(processStart))
 	holder, err := r.Prepare()
 	r.Log.Debug("exec %s (%s since process start)", real, time.Since(processStart))
@@ -209,6 +210,11 @@ type Run struct {
 	shared bool
 	// rec is what this run did, for `cargo-shim stats`.
 	rec stats.Record
+	// real and env are the cargo and environment exec'd after Prepare
+	// (and run for a fetch of git sources); gitLock is the Cargo.lock
+	// that planned the git sources.
+	real, gitLock string
+	env           []string
 }
 
 // lockWait times one operation that may wait for a lock: if it says it
@@ -247,10 +253,14 @@ func (r *Run) Prepare() (pinned *lockfile.Holder, err error) {
 	if err := r.sharePackageCacheLock(); err != nil {
 		return nil, err
 	}
-	if r.Cmd.Kind != Planned || !r.registryExists() {
+	if r.Cmd.Kind != Planned {
 		return nil, nil
 	}
 	r.start = time.Now()
+	gitLocks := r.prepareGit()
+	if !r.registryExists() {
+		return r.pinGitOnly(gitLocks)
+	}
 	// Before the holder starts: it resolves lock files beneath the same
 	// descriptor (lockfile.Beneath). Nothing below the registry is followed
 	// anyway; failing open here names a replaced directory in the run's one
@@ -262,8 +272,11 @@ func (r *Run) Prepare() (pinned *lockfile.Holder, err error) {
 		return nil, fmt.Errorf("%s is not a real directory (another uid may have replaced it with a symlink); nothing below the registry is followed", bad[0])
 	}
 	lockPath, lockData, err := r.planSource()
-	if err != nil || lockData == nil {
+	if err != nil {
 		return nil, err
+	}
+	if lockData == nil {
+		return r.pinGitOnly(gitLocks)
 	}
 	// The holder starts while we plan: its start-up overlaps our work.
 	holder, err := lockfile.StartHolder(r.Self, bytes.Count(lockData, []byte("[[package]]")))
@@ -276,9 +289,10 @@ func (r *Run) Prepare() (pinned *lockfile.Holder, err error) {
 		}
 	}()
 	lockPaths, err := r.loadPlan(lockData, lockPath)
-	if err != nil || len(lockPaths) == 0 {
+	if err != nil || len(lockPaths)+len(gitLocks) == 0 {
 		return nil, err
 	}
+	lockPaths = append(lockPaths, gitLocks...)
 	if err := r.pinHealthy(holder, lockPaths); err != nil {
 		return nil, err
 	}
