@@ -6,8 +6,8 @@ import "testing"
 // git/db); a registry vector from the same hash checks the kind-byte form.
 func TestShortHashMatchesCargo(t *testing.T) {
 	for url, want := range map[string]string{
-		"git://127.0.0.1:19418/dep":   "a6e9c816bc57a81e",
-		"git://127.0.0.1:19418/inner": "315c2c3ef1eac7ee",
+		"git://127.0.0.1:19418/dep":          "a6e9c816bc57a81e",
+		"git://127.0.0.1:19418/inner":        "315c2c3ef1eac7ee",
 		"\x03sparse+http://127.0.0.1:18731/": "15e3ab1dc91626ce",
 	} {
 		if got := shortHash(url); got != want {
