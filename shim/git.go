@@ -56,7 +56,10 @@ func (r *Run) prepareGit() []string {
 		r.Log.Warn("git sources: %v; left to cargo", err)
 		return nil
 	}
-	_ = lockfile.Beneath(g.Root)
+	if err := g.Open(); err != nil {
+		r.Log.Warn("git sources: %v; left to cargo", err)
+		return nil
+	}
 	ctx, cancel := r.lockContext()
 	defer cancel()
 	opt := gitstore.Options{NoWait: r.Nested, Waiting: func(p string) {

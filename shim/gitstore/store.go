@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/cargo-shim/cargo-shim/lockfile"
 )
 
 // Store is a shared $CARGO_HOME/git directory.
@@ -118,3 +120,9 @@ func gitEnv() []string {
 	return append(env, "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null", "GIT_TERMINAL_PROMPT=0",
 		"GIT_AUTHOR_NAME=cargo-shim", "GIT_AUTHOR_EMAIL=cargo-shim@localhost", "GIT_COMMITTER_NAME=cargo-shim", "GIT_COMMITTER_EMAIL=cargo-shim@localhost")
 }
+
+// Open declares the directory to the lock package: every lock and record
+// path below it is then resolved beneath its descriptor, no link followed,
+// and the shared directories the shim creates there are sticky (no uid can
+// rename another's lock file or record). Call it before starting a holder.
+func (g Store) Open() error { return lockfile.Beneath(g.Root) }
