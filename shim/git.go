@@ -86,7 +86,45 @@ func (r *Run) prepareGit() []string {
 		}
 		r.repairGit(ctx, g, f, opt)
 	}
+	r.git, r.gitSrcs = g, srcs
 	return g.LockPaths(srcs)
+}
+
+// recheckGit runs once the holder has pinned the git locks: a checkout
+// broken between the repair and the pin (nothing the shim does changes a
+// checkout without its exclusive lock, but anyone else may) is repaired,
+// and everything pinned again, up to maxRounds times.
+func (r *Run) recheckGit(holder *lockfile.Holder, lockPaths []string) error {
+	if len(r.gitSrcs) == 0 {
+		return nil
+	}
+	ctx, cancel := r.lockContext()
+	defer cancel()
+	opt := gitstore.Options{NoWait: r.Nested}
+	for round := 0; ; round++ {
+		var broken []gitstore.Finding
+		for _, f := range r.git.CheckAll(ctx, r.gitSrcs, gitstore.Level(r.Cfg.Verify)) {
+			if f.Verdict == gitstore.Missing || f.Verdict == gitstore.Broken {
+				broken = append(broken, f)
+			}
+		}
+		if len(broken) == 0 || r.Nested {
+			return nil
+		}
+		if round == maxRounds {
+			r.Log.Warn("the shared git directory kept changing while cargo-shim repaired it; %s left as it is", broken[0].Source)
+			return nil
+		}
+		if err := holder.Release(); err != nil {
+			return err
+		}
+		for _, f := range broken {
+			r.repairGit(ctx, r.git, f, opt)
+		}
+		if err := holder.Lock(lockPaths, r.Cfg.LockTimeout, nil); err != nil {
+			return r.lockError(err)
+		}
+	}
 }
 
 func (r *Run) repairGit(ctx context.Context, g gitstore.Store, f gitstore.Finding, opt gitstore.Options) {
@@ -152,8 +190,13 @@ func (r *Run) pinGitOnly(gitLocks []string) (*lockfile.Holder, error) {
 	})
 	r.endWait(lw)
 	if err != nil {
+		err = r.lockError(err)
+	} else {
+		err = r.recheckGit(holder, gitLocks)
+	}
+	if err != nil {
 		holder.Stop()
-		return nil, r.lockError(err)
+		return nil, err
 	}
 	return holder, nil
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cargo-shim/cargo-shim/lockfile"
+	"github.com/cargo-shim/cargo-shim/shim/gitstore"
 	"github.com/cargo-shim/cargo-shim/shim/stats"
 	"github.com/cargo-shim/cargo-shim/shim/store"
 	"github.com/cargo-shim/cargo-shim/shim/store/groupshare"
@@ -215,6 +216,8 @@ type Run struct {
 	// that planned the git sources.
 	real, gitLock string
 	env           []string
+	git           gitstore.Store
+	gitSrcs       []gitstore.Source // the planned git sources
 }
 
 // lockWait times one operation that may wait for a lock: if it says it
@@ -294,6 +297,9 @@ func (r *Run) Prepare() (pinned *lockfile.Holder, err error) {
 	}
 	lockPaths = append(lockPaths, gitLocks...)
 	if err := r.pinHealthy(holder, lockPaths); err != nil {
+		return nil, err
+	}
+	if err := r.recheckGit(holder, lockPaths); err != nil {
 		return nil, err
 	}
 	return holder, nil
