@@ -106,13 +106,18 @@ func (g Store) checkCheckout(ctx context.Context, s Source, co string, t map[str
 	if h := strings.TrimSpace(string(head)); err != nil || h != s.Commit {
 		return Missing, fmt.Sprintf("HEAD of %s is %q, not %s", co, h, s.Commit)
 	}
-	subs, err := submodules(ctx, g.DB(s), s, t)
+	subs, _, err := submodules(ctx, g.DB(s), s, t)
 	if err != nil {
 		return Broken, fmt.Sprintf("cannot read the submodules of %s: %v", s, err)
 	}
+	// Submodules are compared below, each against its own db; one whose
+	// db the shim cannot name, or that .gitmodules does not list (cargo
+	// leaves it empty), is not compared.
 	skip := map[string]bool{}
-	for _, sm := range subs {
-		skip[sm.Path] = true
+	for p, e := range t {
+		if e.Mode == "160000" {
+			skip[p] = true
+		}
 	}
 	if p := compareTree(co, t, skip, deep); p != "" {
 		return Broken, p

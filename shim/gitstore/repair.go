@@ -144,9 +144,12 @@ func (g Store) checkoutInto(ctx context.Context, s Source, dir string, depth int
 	if err != nil {
 		return err
 	}
-	subs, err := submodules(ctx, g.DB(s), s, t)
+	subs, unnamed, err := submodules(ctx, g.DB(s), s, t)
 	if err != nil {
 		return err
+	}
+	if len(unnamed) > 0 {
+		return fmt.Errorf("submodule %s: its URL names no db the shim can find; left to cargo", unnamed[0])
 	}
 	for _, sm := range subs {
 		if sm.Skip {

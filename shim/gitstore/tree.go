@@ -68,20 +68,21 @@ type submodule struct {
 
 // submodules lists the gitlinks of t with their URLs from the commit's
 // .gitmodules. A gitlink .gitmodules does not name is skipped, as cargo
-// (libgit2) skips it.
-func submodules(ctx context.Context, db string, parent Source, t map[string]entry) ([]submodule, error) {
+// (libgit2) skips it. unnamed lists the gitlinks whose URL the shim cannot
+// turn into a db (scp-like, or relative to a parent URL it does not know).
+func submodules(ctx context.Context, db string, parent Source, t map[string]entry) (subs []submodule, unnamed []string, err error) {
 	var links []string
 	for p, e := range t {
 		if e.Mode == "160000" {
 			links = append(links, p)
 		}
 	}
-	if len(links) == 0 {
-		return nil, nil
+	if _, ok := t[".gitmodules"]; !ok || len(links) == 0 {
+		return nil, nil, nil
 	}
 	out, err := gitOut(ctx, "", "--git-dir="+db, "config", "-z", "--blob", parent.Commit+":.gitmodules", "--get-regexp", `^submodule\..*\.(path|url|update)$`)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	byName := map[string]map[string]string{}
 	for _, rec := range bytes.Split(out, []byte{0}) {
@@ -95,7 +96,6 @@ func submodules(ctx context.Context, db string, parent Source, t map[string]entr
 		}
 		byName[name][key] = v
 	}
-	var subs []submodule
 	for _, kv := range byName {
 		p := kv["path"]
 		e, ok := t[p]
@@ -103,12 +103,16 @@ func submodules(ctx context.Context, db string, parent Source, t map[string]entr
 			continue
 		}
 		s, ok := ParseSource(parent.Name+"/"+p, "git+"+absoluteSubmoduleURL(parent.URL, kv["url"])+"#"+e.Oid)
-		if !ok {
-			return nil, fmt.Errorf("submodule %s: URL %q is not one the shim can name", p, kv["url"])
+		switch {
+		case kv["update"] == "none":
+			subs = append(subs, submodule{Path: p, Skip: true})
+		case !ok:
+			unnamed = append(unnamed, p)
+		default:
+			subs = append(subs, submodule{Path: p, Src: s})
 		}
-		subs = append(subs, submodule{Path: p, Src: s, Skip: kv["update"] == "none"})
 	}
-	return subs, nil
+	return subs, unnamed, nil
 }
 
 // absoluteSubmoduleURL is cargo's absolute_submodule_url: "./" and "../"
