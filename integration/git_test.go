@@ -375,3 +375,51 @@ func killThenRerun(t *testing.T, w *GitWorld, viaShim bool) int {
 	}
 	return failed
 }
+
+// Rule: the admin command covers git checkouts: verify reports a damaged
+// checkout (exit 1) and changes nothing; repair rebuilds it from its db
+// under its lock; then verify passes and plain cargo builds.
+func TestGitAdminVerifyRepair(t *testing.T) {
+	w := NewGitWorld(t)
+	home, work := w.Home(), w.Workspace()
+	if r := w.Build(work, home, true).Wait(); r.Code != 0 {
+		t.Fatalf("warm-up: %s", r)
+	}
+	// The admin command works on a registry; the git directory beside it
+	// is covered too.
+	if err := os.MkdirAll(filepath.Join(home, "registry", ".cargo-shim"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	admin := func(args ...string) loopback.Result {
+		return loopback.Start(filepath.Join(binDir, "cargo-shim"), work, loopback.CargoEnv(home, ""), args).Wait()
+	}
+	lib := filepath.Join(w.Checkout("gbranch"), "src/lib.rs")
+	if err := os.Remove(lib); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(w.Checkout("gbuild"), "build.rs")); err != nil {
+		t.Fatal(err)
+	}
+	r := admin("verify")
+	if r.Code != 1 || !strings.Contains(r.Stdout, "git gbranch-") || !strings.Contains(r.Stdout, "git gbuild-") {
+		t.Fatalf("verify after damage: %s", r)
+	}
+	t.Logf("verify after damage:\n%s", r.Stdout)
+	if _, err := os.Lstat(lib); err == nil {
+		t.Fatal("verify changed the checkout")
+	}
+	if r := admin("status"); !strings.Contains(r.Stdout, "git:") {
+		t.Errorf("status has no git line: %s", r)
+	}
+	r = admin("repair")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "Rebuilt") {
+		t.Fatalf("repair: %s", r)
+	}
+	t.Logf("repair:\n%s", r.Stdout)
+	if r := admin("verify", "--lockfile", filepath.Join(work, "Cargo.lock")); r.Code != 0 {
+		t.Fatalf("verify after repair: %s", r)
+	}
+	if r := w.Build(work, home, false).Wait(); r.Code != 0 {
+		t.Fatalf("plain cargo after repair: %s", r)
+	}
+}

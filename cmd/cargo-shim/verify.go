@@ -45,12 +45,20 @@ is wrong. Exit status 1 when there are problems: run 'cargo-shim repair'.`,
 					return err
 				}
 				rep := admin.Verify(c.Reg, targets, level, progress("Checking"))
+				if dir := admin.GitDirOf(c.Reg); dir != "" {
+					if rep.Git, err = admin.VerifyGit(dir, *lockfiles, level); err != nil {
+						return err
+					}
+				}
 				if c.JSON {
 					admin.WriteJSON(c.Stdout, rep)
 				} else {
 					admin.PrintVerify(c.Out, rep, repairCommand(c, *lockfiles, *deep))
+					if rep.Git != nil {
+						admin.PrintGit(c.Out, rep.Git, "Verified")
+					}
 				}
-				if len(rep.Problems) > 0 {
+				if len(rep.Problems) > 0 || rep.Git != nil && len(rep.Git.Problems) > 0 {
 					return errProblems
 				}
 				return nil

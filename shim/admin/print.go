@@ -165,6 +165,9 @@ func PrintStatus(out *shim.Logger, st *StatusReport) {
 		}
 		fmt.Fprintln(w)
 	}
+	if st.Git != nil {
+		printGitStatus(w, st.Git)
+	}
 	for _, a := range st.Attention {
 		out.Warn("%s", a.Detail)
 		out.Help("%s", a.Help)
