@@ -27,6 +27,8 @@ type GitWorld struct {
 	Shared string // the shared git/ directory
 	homes  int
 	gitEnv []string
+	// Env is added to every cargo run's environment.
+	Env []string
 }
 
 // gitDeps are the workspace's dependencies: name, and how Cargo.toml names
@@ -192,7 +194,7 @@ func (w *GitWorld) Build(dir, home string, viaShim bool, args ...string) *loopba
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	env := loopback.CargoEnv(home, shimDir, "CARGO_TARGET_DIR="+target)
+	env := loopback.CargoEnv(home, shimDir, append([]string{"CARGO_TARGET_DIR=" + target}, w.Env...)...)
 	return loopback.Start(bin, dir, env, append([]string{"build"}, args...))
 }
 

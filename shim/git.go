@@ -51,6 +51,10 @@ func (r *Run) prepareGit() []string {
 	if len(srcs) == 0 {
 		return nil
 	}
+	if _, err := exec.LookPath("git"); err != nil {
+		r.Log.Warn("git dependencies are not checked: the git command is not on PATH (%v)", err)
+		return nil
+	}
 	g := gitstore.Store{Root: filepath.Join(r.Cfg.CargoHome, "git")}
 	if err := os.MkdirAll(g.Root, 0o755); err != nil {
 		r.Log.Warn("git sources: %v; left to cargo", err)
@@ -79,6 +83,11 @@ func (r *Run) prepareGit() []string {
 			r.Log.Warn("fetching git dependencies: %v", err)
 		}
 		findings = g.CheckAll(ctx, srcs, gitstore.Level(r.Cfg.Verify))
+		for _, f := range findings {
+			if ran && f.Verdict == gitstore.NeedsFetch {
+				r.Log.Warn("git dependency %s: still not in %s after cargo fetch; left to cargo", f.Source, g.DB(f.Source))
+			}
+		}
 	}
 	for _, f := range findings {
 		if f.Verdict != gitstore.Missing && f.Verdict != gitstore.Broken {

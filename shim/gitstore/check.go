@@ -102,7 +102,10 @@ func (g Store) checkCheckout(ctx context.Context, s Source, co string, t map[str
 	if fi, err := os.Lstat(filepath.Join(co, ".cargo-ok")); err != nil || !fi.Mode().IsRegular() {
 		return Missing, filepath.Join(co, ".cargo-ok") + " is missing (an interrupted checkout)"
 	}
-	head, err := gitOut(ctx, "", "--git-dir="+filepath.Join(co, ".git"), "rev-parse", "--verify", "-q", "HEAD")
+	// HEAD^{commit}: the commit object must be readable from the
+	// checkout's own .git (its pack is hard-linked to the db's: a truncated
+	// one makes cargo re-clone the checkout in place, under running builds).
+	head, err := gitOut(ctx, "", "--git-dir="+filepath.Join(co, ".git"), "rev-parse", "--verify", "-q", "HEAD^{commit}")
 	if h := strings.TrimSpace(string(head)); err != nil || h != s.Commit {
 		return Missing, fmt.Sprintf("HEAD of %s is %q, not %s", co, h, s.Commit)
 	}

@@ -21,7 +21,6 @@ func (g Store) FetchMissing(ctx context.Context, srcs []Source, opt Options, fet
 		paths = append(paths, g.CheckoutLock(s), g.DBLock(s))
 	}
 	paths = lockfile.SortPaths(paths)
-
 	modes := make([]lockfile.Mode, len(paths))
 	for n := range modes {
 		modes[n] = lockfile.Exclusive
@@ -31,10 +30,17 @@ func (g Store) FetchMissing(ctx context.Context, srcs []Source, opt Options, fet
 		return false, err
 	}
 	defer releaseAll(held)
+	if g.allFetched(ctx, srcs) {
+		return false, nil
+	}
+	return true, fetch()
+}
+
+func (g Store) allFetched(ctx context.Context, srcs []Source) bool {
 	for _, s := range srcs {
 		if _, err := tree(ctx, g.DB(s), s.Commit); err != nil {
-			return true, fetch()
+			return false
 		}
 	}
-	return false, nil
+	return true
 }
