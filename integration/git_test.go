@@ -324,6 +324,11 @@ func TestGitOfflineRepairFromDB(t *testing.T) {
 		t.Fatal(err)
 	}
 	plain := w.Build(work, home, false, "--offline").Wait()
+	// A registry beside git/: the git locks are pinned with the registry's
+	// plan (an empty one here) instead of alone.
+	if err := os.MkdirAll(filepath.Join(home, "registry", "index"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	r := w.Build(work, home, true, "--offline").Wait()
 	t.Logf("offline after damage: plain cargo exit %d (%s)", plain.Code, lastLines(plain.Stderr, 1))
 	if r.Code != 0 {
