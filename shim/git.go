@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"time"
 
 	"github.com/cargo-shim/cargo-shim/lockfile"
 	"github.com/cargo-shim/cargo-shim/shim/gitstore"
@@ -71,11 +72,16 @@ func (r *Run) prepareGit() []string {
 	}}
 	findings := g.CheckAll(ctx, srcs, gitstore.Level(r.Cfg.Verify))
 	var needFetch []gitstore.Source
+	fast := 0
 	for _, f := range findings {
+		if f.Fast {
+			fast++
+		}
 		if f.Verdict == gitstore.NeedsFetch {
 			needFetch = append(needFetch, f.Source)
 		}
 	}
+	r.Log.Debug("git: %d sources checked, %d by their stamp record (%s)", len(srcs), fast, time.Since(r.start))
 	if len(needFetch) > 0 && !r.Offline && !r.Nested {
 		ran, err := g.FetchMissing(ctx, needFetch, opt, r.cargoFetch)
 		r.Log.Debug("git: %d sources need a fetch; cargo fetch ran: %v (%v)", len(needFetch), ran, err)
