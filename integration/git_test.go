@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cargo-shim/cargo-shim/integration/loopback"
+	"github.com/cargo-shim/cargo-shim/lockfile"
 )
 
 // GitWorld is a git daemon on 127.0.0.1 serving five dependencies (a
@@ -429,4 +431,41 @@ func TestGitAdminVerifyRepair(t *testing.T) {
 	if r := w.Build(work, home, false).Wait(); r.Code != 0 {
 		t.Fatalf("plain cargo after repair: %s", r)
 	}
+}
+
+// Rule: a checkout a build holds (its lock shared) is never changed: a
+// runner that finds it damaged waits for the lock, and rebuilds it only
+// once the build is done.
+func TestGitRepairWaitsForTheBuildUsingIt(t *testing.T) {
+	w := NewGitWorld(t)
+	home, work := w.Home(), w.Workspace()
+	if r := w.Build(work, home, true).Wait(); r.Code != 0 {
+		t.Fatalf("warm-up: %s", r)
+	}
+	locks, _ := filepath.Glob(filepath.Join(w.Shared, ".cargo-shim", "locks", "checkouts", "gbranch-*", "*.lock"))
+	if len(locks) != 1 {
+		t.Fatalf("gbranch checkout locks: %v", locks)
+	}
+	held, err := lockfile.Acquire(context.Background(), locks[0], lockfile.Shared, lockfile.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lib := filepath.Join(w.Checkout("gbranch"), "src/lib.rs")
+	if err := os.Remove(lib); err != nil {
+		t.Fatal(err)
+	}
+	p := w.Build(w.Workspace(), w.Home(), true)
+	time.Sleep(3 * time.Second) // the other runner is at work; whatever it does, it must not touch the checkout
+	if _, err := os.Lstat(lib); err == nil {
+		t.Fatal("the checkout in use was changed")
+	}
+	held.Release()
+	r := p.Wait()
+	if r.Code != 0 {
+		t.Fatalf("build after the lock was released: %s", r)
+	}
+	if _, err := os.Lstat(lib); err != nil {
+		t.Fatalf("not repaired once free: %v", err)
+	}
+	t.Logf("waiting runner said: %s", lastLines(r.Stderr, 3))
 }
