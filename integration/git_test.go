@@ -469,3 +469,51 @@ func TestGitRepairWaitsForTheBuildUsingIt(t *testing.T) {
 	}
 	t.Logf("waiting runner said: %s", lastLines(r.Stderr, 3))
 }
+
+// Rule: gc removes git checkouts no build has used for --max-age, never
+// one a build holds (taken without waiting: kept), keeps the dbs, and a
+// later build gets its checkouts back from them without network.
+func TestGitGCKeepsCheckoutInUse(t *testing.T) {
+	w := NewGitWorld(t)
+	home, work := w.Home(), w.Workspace()
+	if r := w.Build(work, home, true).Wait(); r.Code != 0 {
+		t.Fatalf("warm-up: %s", r)
+	}
+	if err := os.MkdirAll(filepath.Join(home, "registry", ".cargo-shim"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	locks, _ := filepath.Glob(filepath.Join(w.Shared, ".cargo-shim", "locks", "checkouts", "gbranch-*", "*.lock"))
+	if len(locks) != 1 {
+		t.Fatalf("gbranch checkout locks: %v", locks)
+	}
+	held, err := lockfile.Acquire(context.Background(), locks[0], lockfile.Shared, lockfile.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inUse := w.Checkout("gbranch")
+	gc := func(args ...string) loopback.Result {
+		return loopback.Start(filepath.Join(binDir, "cargo-shim"), work, loopback.CargoEnv(home, ""), append([]string{"gc"}, args...)).Wait()
+	}
+	if r := gc("--max-age", "0", "--dry-run"); r.Code != 0 || !strings.Contains(r.Stdout, "Removable") {
+		t.Fatalf("dry run: %s", r)
+	}
+	if m, _ := filepath.Glob(filepath.Join(w.Shared, "checkouts", "*", "*")); len(m) != len(gitDeps) {
+		t.Fatalf("the dry run removed checkouts: %v", m)
+	}
+	r := gc("--max-age", "0")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "Kept") {
+		t.Fatalf("gc: %s", r)
+	}
+	t.Logf("gc:\n%s", r.Stdout)
+	held.Release()
+	m, _ := filepath.Glob(filepath.Join(w.Shared, "checkouts", "*", "*"))
+	if len(m) != 1 || m[0] != inUse {
+		t.Fatalf("after gc, checkouts %v; want only the one in use, %s", m, inUse)
+	}
+	if d, _ := filepath.Glob(filepath.Join(w.Shared, "db", "*")); len(d) < len(gitDeps) {
+		t.Fatalf("gc removed dbs: %v", d)
+	}
+	if r := w.Build(work, home, true, "--offline").Wait(); r.Code != 0 {
+		t.Fatalf("offline build after gc: %s", r)
+	}
+}

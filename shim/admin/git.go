@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/hashicorp/go-multierror"
 	"golang.org/x/sys/unix"
@@ -221,4 +222,67 @@ func printGitStatus(w io.Writer, st *GitStatus) {
 		}
 		fmt.Fprintln(w)
 	}
+}
+
+// GitGCReport is the git part of `cargo-shim gc` (JSON field "git").
+type GitGCReport struct {
+	Dir       string     `json:"dir"`
+	Removed   []GitGCRow `json:"removed"`
+	Busy      []GitGCRow `json:"busy"`
+	Leftovers int        `json:"leftovers_removed"`
+	Freed     int64      `json:"freed_bytes"`
+}
+
+// GitGCRow is one checkout removed (or removable) or kept because in use.
+type GitGCRow struct {
+	Source   string    `json:"source"`
+	Commit   string    `json:"commit"`
+	Path     string    `json:"path"`
+	LastUsed time.Time `json:"last_used"`
+	Bytes    int64     `json:"bytes"`
+}
+
+// GitGC removes the checkouts in dir no build has used for maxAge, each
+// under its exclusive lock taken without waiting (in use: kept), and the
+// leftovers of killed repairs. Dbs are kept: a removed checkout is rebuilt
+// from its db without network.
+func GitGC(dir string, maxAge time.Duration, dry bool, now time.Time) (*GitGCReport, error) {
+	g := gitstore.Store{Root: dir}
+	if err := g.Open(); err != nil {
+		return nil, err
+	}
+	srcs, _ := g.Discover()
+	rep := &GitGCReport{Dir: dir, Removed: []GitGCRow{}, Busy: []GitGCRow{}}
+	var errs *multierror.Error
+	for _, s := range srcs {
+		rm, err := g.Collect(s, now.Add(-maxAge), dry)
+		row := GitGCRow{Source: s.Ident, Commit: s.Commit, Path: rm.Path, LastUsed: rm.LastUsed, Bytes: rm.Bytes}
+		switch {
+		case err != nil:
+			errs = multierror.Append(errs, fmt.Errorf("git %s: %w", rm.Path, err))
+		case rm.Busy:
+			rep.Busy = append(rep.Busy, row)
+		case rm.Removed:
+			rep.Removed = append(rep.Removed, row)
+			rep.Freed += rm.Bytes
+		}
+	}
+	n, b := g.Leftovers(now, dry)
+	rep.Leftovers, rep.Freed = n, rep.Freed+b
+	return rep, errs.ErrorOrNil()
+}
+
+// PrintGitGC prints a git gc report after the registry's.
+func PrintGitGC(out *shim.Logger, rep *GitGCReport, dry bool) {
+	verb := "Removed"
+	if dry {
+		verb = "Removable"
+	}
+	for _, r := range rep.Removed {
+		out.Line(shim.Done, verb, fmt.Sprintf("git checkout %s (%s, last used %s)", r.Path, human(r.Bytes), ago(r.LastUsed)))
+	}
+	for _, r := range rep.Busy {
+		out.Line(shim.Warning, "Kept", fmt.Sprintf("git checkout %s: in use by a running build", r.Path))
+	}
+	out.Line(shim.Done, "Collected", fmt.Sprintf("%s from %s in %s, %d leftovers of killed repairs", human(rep.Freed), plural(len(rep.Removed), "git checkout"), rep.Dir, rep.Leftovers))
 }
