@@ -442,14 +442,7 @@ func TestGitRepairWaitsForTheBuildUsingIt(t *testing.T) {
 	if r := w.Build(work, home, true).Wait(); r.Code != 0 {
 		t.Fatalf("warm-up: %s", r)
 	}
-	locks, _ := filepath.Glob(filepath.Join(w.Shared, ".cargo-shim", "locks", "checkouts", "gbranch-*", "*.lock"))
-	if len(locks) != 1 {
-		t.Fatalf("gbranch checkout locks: %v", locks)
-	}
-	held, err := lockfile.Acquire(context.Background(), locks[0], lockfile.Shared, lockfile.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	held := w.HoldCheckout("gbranch")
 	lib := filepath.Join(w.Checkout("gbranch"), "src/lib.rs")
 	if err := os.Remove(lib); err != nil {
 		t.Fatal(err)
@@ -482,14 +475,7 @@ func TestGitGCKeepsCheckoutInUse(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(home, "registry", ".cargo-shim"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	locks, _ := filepath.Glob(filepath.Join(w.Shared, ".cargo-shim", "locks", "checkouts", "gbranch-*", "*.lock"))
-	if len(locks) != 1 {
-		t.Fatalf("gbranch checkout locks: %v", locks)
-	}
-	held, err := lockfile.Acquire(context.Background(), locks[0], lockfile.Shared, lockfile.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	held := w.HoldCheckout("gbranch")
 	inUse := w.Checkout("gbranch")
 	gc := func(args ...string) loopback.Result {
 		return loopback.Start(filepath.Join(binDir, "cargo-shim"), work, loopback.CargoEnv(home, ""), append([]string{"gc"}, args...)).Wait()
@@ -516,4 +502,19 @@ func TestGitGCKeepsCheckoutInUse(t *testing.T) {
 	if r := w.Build(work, home, true, "--offline").Wait(); r.Code != 0 {
 		t.Fatalf("offline build after gc: %s", r)
 	}
+}
+
+// HoldCheckout takes the shared lock of dependency name's checkout, as a
+// running build's holder does.
+func (w *GitWorld) HoldCheckout(name string) *lockfile.Lock {
+	w.t.Helper()
+	locks, _ := filepath.Glob(filepath.Join(w.Shared, ".cargo-shim", "locks", "checkouts", name+"-*", "*.lock"))
+	if len(locks) != 1 {
+		w.t.Fatalf("%s checkout locks: %v", name, locks)
+	}
+	held, err := lockfile.Acquire(context.Background(), locks[0], lockfile.Shared, lockfile.Options{})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return held
 }

@@ -183,13 +183,8 @@ func (g Store) swapIn(tmp, co string) error {
 	if err != nil {
 		return err
 	}
-	// tmp is now the old checkout.
-	if err := lockfile.MkdirShared(g.TrashDir()); err != nil {
-		return nil // the deferred RemoveAll of tmp removes it
-	}
-	old := filepath.Join(g.TrashDir(), fmt.Sprintf("%s.%s.%d.%d", filepath.Base(filepath.Dir(co)), filepath.Base(co), time.Now().UnixNano(), os.Getpid()))
-	if os.Rename(tmp, old) == nil {
-		_ = os.RemoveAll(old)
-	}
+	// tmp is now the old checkout; the deferred RemoveAll in rebuild
+	// removes it if it cannot go to the trash.
+	_ = g.toTrash(tmp)
 	return nil
 }
