@@ -15,6 +15,7 @@ import (
 
 	"github.com/cargo-shim/cargo-shim/lockfile"
 	"github.com/cargo-shim/cargo-shim/shim/events"
+	"github.com/cargo-shim/cargo-shim/shim/gitstore"
 	"github.com/cargo-shim/cargo-shim/shim/stats"
 	"github.com/cargo-shim/cargo-shim/shim/store"
 	"github.com/cargo-shim/cargo-shim/shim/store/groupshare"
@@ -119,6 +120,7 @@ func Main(args []string) int {
 // exec is Prepare, then the real cargo: with the planned set pinned, or, when
 // Prepare failed, without the shim's protection (or not at all when strict).
 func (r *Run) exec(real string, env []string) int {
+	r.real, r.env = real, env
 	r.Log.Debug("starting (%s since process start)", time.Since(processStart))
 	holder, err := r.Prepare()
 	r.Log.Debug("exec %s (%s since process start)", real, time.Since(processStart))
@@ -226,6 +228,13 @@ type Run struct {
 	rec stats.Record
 	// events is the event log (nil: none).
 	events *events.Log
+	// real and env are the cargo and environment exec'd after Prepare
+	// (and run for a fetch of git sources); gitLock is the Cargo.lock
+	// that planned the git sources.
+	real, gitLock string
+	env           []string
+	git           gitstore.Store
+	gitSrcs       []gitstore.Source // the planned git sources
 }
 
 // lockWait times one operation that may wait for a lock: if it says it
@@ -276,10 +285,14 @@ func (r *Run) Prepare() (pinned *lockfile.Holder, err error) {
 	if err := r.sharePackageCacheLock(opened); err != nil {
 		return nil, err
 	}
-	if r.Cmd.Kind != Planned || !opened {
+	if r.Cmd.Kind != Planned {
 		return nil, nil
 	}
 	r.start = time.Now()
+	gitLocks := r.prepareGit()
+	if !opened {
+		return r.pinGitOnly(gitLocks)
+	}
 	if bad := r.Reg.NotReal(); len(bad) > 0 {
 		return nil, stage("registry", fmt.Errorf("%s is not a real directory (another uid may have replaced it with a symlink); nothing below the registry is followed", bad[0]))
 	}
@@ -288,8 +301,11 @@ func (r *Run) Prepare() (pinned *lockfile.Holder, err error) {
 		return nil, err
 	}
 	lockPath, lockData, err := r.planSource()
-	if err != nil || lockData == nil {
+	if err != nil {
 		return nil, stage("plan", err)
+	}
+	if lockData == nil {
+		return r.pinGitOnly(gitLocks)
 	}
 	// The holder starts while we plan: its start-up overlaps our work.
 	holder, err := lockfile.StartHolder(r.Self, bytes.Count(lockData, []byte("[[package]]")))
@@ -302,10 +318,14 @@ func (r *Run) Prepare() (pinned *lockfile.Holder, err error) {
 		}
 	}()
 	lockPaths, err := r.loadPlan(lockData, lockPath)
-	if err != nil || len(lockPaths) == 0 {
+	if err != nil || len(lockPaths)+len(gitLocks) == 0 {
 		return nil, stage("plan", err)
 	}
+	lockPaths = append(lockPaths, gitLocks...)
 	if err := r.pinHealthy(holder, lockPaths); err != nil {
+		return nil, err
+	}
+	if err := r.recheckGit(holder, lockPaths); err != nil {
 		return nil, err
 	}
 	r.refreshTarget(lockPath)

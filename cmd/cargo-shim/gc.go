@@ -5,6 +5,7 @@ package main
 import (
 	"time"
 
+	"github.com/hashicorp/go-multierror"
 	flag "github.com/spf13/pflag"
 
 	"github.com/cargo-shim/cargo-shim/shim/admin"
@@ -39,12 +40,21 @@ and the fix), as in the real run.`,
 					return err
 				}
 				stop := working("Collecting")
-				rep, err := admin.GC(c.Reg, admin.GCOptions{MaxAge: maxAge.d, CrateMaxAge: crateMaxAge.d, Tarballs: crateMaxAge.set, DryRun: *dry}, time.Now())
+				now := time.Now()
+				rep, err := admin.GC(c.Reg, admin.GCOptions{MaxAge: maxAge.d, CrateMaxAge: crateMaxAge.d, Tarballs: crateMaxAge.set, DryRun: *dry}, now)
+				if dir := admin.GitDirOf(c.Reg); dir != "" {
+					var gerr error
+					rep.Git, gerr = admin.GitGC(dir, maxAge.d, *dry, now)
+					err = multierror.Append(err, gerr).ErrorOrNil()
+				}
 				stop()
 				if c.JSON {
 					admin.WriteJSON(c.Stdout, rep)
 				} else {
 					admin.PrintGC(c.Out, rep)
+					if rep.Git != nil {
+						admin.PrintGitGC(c.Out, rep.Git, *dry)
+					}
 				}
 				if err != nil {
 					printError(c.Err, err)

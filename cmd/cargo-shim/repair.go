@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/hashicorp/go-multierror"
 	flag "github.com/spf13/pflag"
 
 	"github.com/cargo-shim/cargo-shim/shim"
@@ -53,16 +54,28 @@ init --group).`,
 				rep, err := admin.Repair(ctx, c.Reg, targets, *deep, func(i store.Instance, what store.WaitFor) {
 					c.Err.Line(shim.Note, "Blocking", fmt.Sprintf("waiting for lock on %s %s (in use by a running build)", what, i.Crate))
 				}, progress("Checking"))
+				gitLeft := false
+				if dir := admin.GitDirOf(c.Reg); dir != "" {
+					var gerr error
+					rep.Git, gerr = admin.RepairGit(ctx, dir, *lockfiles, func(p string) {
+						c.Err.Line(shim.Note, "Blocking", "waiting for lock on git checkout "+p+" (in use by a running build)")
+					})
+					err = multierror.Append(err, gerr).ErrorOrNil()
+					gitLeft = rep.Git != nil && len(rep.Git.Problems) > 0
+				}
 				if c.JSON {
 					admin.WriteJSON(c.Stdout, rep)
 				} else {
 					admin.PrintRepair(c.Out, rep)
+					if rep.Git != nil {
+						admin.PrintGit(c.Out, rep.Git, "Checked")
+					}
 				}
 				if err != nil {
 					printError(c.Err, err)
 					printFix(c.Err, c.Reg.Root, err)
 				}
-				if rep.NeedsAttention() || err != nil {
+				if rep.NeedsAttention() || gitLeft || err != nil {
 					return errProblems
 				}
 				return nil

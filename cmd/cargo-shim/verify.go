@@ -52,12 +52,20 @@ the tarball again, or downloads the crate.`,
 					return err
 				}
 				rep := admin.Verify(c.Reg, targets, level, progress("Checking"))
+				if dir := admin.GitDirOf(c.Reg); dir != "" {
+					if rep.Git, err = admin.VerifyGit(dir, *lockfiles, level); err != nil {
+						return err
+					}
+				}
 				if c.JSON {
 					admin.WriteJSON(c.Stdout, rep)
 				} else {
 					admin.PrintVerify(c.Out, rep, repairCommand(c, *lockfiles, *deep))
+					if rep.Git != nil {
+						admin.PrintGit(c.Out, rep.Git, "Verified")
+					}
 				}
-				if rep.NeedsAttention() {
+				if rep.NeedsAttention() || rep.Git != nil && len(rep.Git.Problems) > 0 {
 					return errProblems
 				}
 				return nil

@@ -51,6 +51,8 @@ type GCReport struct {
 	// ColdBuild: a build on crates not in the registry yet was running, so
 	// no crate was removed.
 	ColdBuild bool `json:"cold_build_running"`
+	// Git is the git directory beside the registry, when there is one.
+	Git *GitGCReport `json:"git,omitempty"`
 }
 
 // GC is the lock-aware replacement for a TTL reaper and cargo's auto-GC:

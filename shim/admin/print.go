@@ -214,6 +214,9 @@ func printStatusLines(out *shim.Logger, st *StatusReport) {
 		}
 		fmt.Fprintln(w)
 	}
+	if st.Git != nil {
+		printGitStatus(w, st.Git)
+	}
 }
 
 func human(n int64) string {

@@ -65,7 +65,9 @@ type StatusReport struct {
 	Formats        string `json:"formats,omitempty"`
 	FormatMismatch string `json:"format_mismatch,omitempty"`
 	CargoLocks     string `json:"cargo_locks"`
-	ColdStarts     string `json:"cold_starts"`
+	// Git is the git directory beside the registry, when there is one.
+	Git        *GitStatus `json:"git,omitempty"`
+	ColdStarts string     `json:"cold_starts"`
 	// Attention lists what needs a person; status exits 1 when it is not
 	// empty.
 	Attention []Attention `json:"attention"`
@@ -157,6 +159,9 @@ func Status(reg store.Registry, cargoHome, mismatch string) *StatusReport {
 	}
 	st.Locked = lockHolders(reg)
 	st.Formats, st.FormatMismatch = formats(reg)
+	if dir := GitDirOf(reg); dir != "" {
+		st.Git = gitStatus(dir)
+	}
 	st.GroupStatus = groupStatus(reg.Root)
 	// Run as `cargo shim status`, the drop-in has set the variable itself.
 	if v := os.Getenv("CARGO_CACHE_AUTO_CLEAN_FREQUENCY"); v != "" && !(v == "never" && os.Getenv(shim.ActiveEnv) != "") {
@@ -273,11 +278,37 @@ func lockHolders(reg store.Registry) []LockHolder {
 		}
 	}
 	out := []LockHolder{}
+	for _, l := range procFlocks() {
+		i, ok := files[key{l.maj, l.min, l.ino}]
+		if !ok {
+			continue
+		}
+		h := LockHolder{Crate: i.Name, Version: i.Version, Regdir: i.Regdir, Mode: l.mode, Pid: l.pid, Command: cmdline(l.pid)}
+		if h.Command == "cargo-shim-holder" {
+			h.ForPid = parentOf(l.pid)
+			h.ForCommand = cmdline(h.ForPid)
+		}
+		out = append(out, h)
+	}
+	return out
+}
+
+// flockLine is one flock(2) lock of /proc/locks.
+type flockLine struct {
+	maj, min uint32
+	ino      uint64
+	pid      int
+	mode     string // "shared" or "exclusive"
+}
+
+// procFlocks lists the flock locks held now on this host.
+func procFlocks() []flockLine {
 	f, err := os.Open("/proc/locks")
 	if err != nil {
-		return out
+		return nil
 	}
 	defer f.Close()
+	var out []flockLine
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
@@ -291,21 +322,12 @@ func lockHolders(reg store.Registry) []LockHolder {
 		maj, _ := strconv.ParseUint(dev[0], 16, 32)
 		min, _ := strconv.ParseUint(dev[1], 16, 32)
 		ino, _ := strconv.ParseUint(dev[2], 10, 64)
-		i, ok := files[key{uint32(maj), uint32(min), ino}]
-		if !ok {
-			continue
-		}
 		pid, _ := strconv.Atoi(fields[4])
 		mode := "shared"
 		if fields[3] == "WRITE" {
 			mode = "exclusive"
 		}
-		h := LockHolder{Crate: i.Name, Version: i.Version, Regdir: i.Regdir, Mode: mode, Pid: pid, Command: cmdline(pid)}
-		if h.Command == "cargo-shim-holder" {
-			h.ForPid = parentOf(pid)
-			h.ForCommand = cmdline(h.ForPid)
-		}
-		out = append(out, h)
+		out = append(out, flockLine{uint32(maj), uint32(min), ino, pid, mode})
 	}
 	return out
 }

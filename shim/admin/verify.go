@@ -75,6 +75,8 @@ type VerifyReport struct {
 	Deep     bool      `json:"deep"`
 	Checked  int       `json:"checked"`
 	Problems []Problem `json:"problems"`
+	// Git is the git directory beside the registry, when there is one.
+	Git *GitReport `json:"git,omitempty"`
 }
 
 // ModeName is a check level's word in reports and flags.
@@ -167,6 +169,8 @@ type RepairReport struct {
 	Checked  int       `json:"checked"`
 	Repaired []Fixed   `json:"repaired"`
 	Left     []Problem `json:"left"`
+	// Git is the git directory beside the registry, when there is one.
+	Git *GitReport `json:"git,omitempty"`
 }
 
 // Fixed is one repair done.

@@ -98,3 +98,20 @@ func FindCargoLock(cwd, manifestPath string) string {
 		dir = parent
 	}
 }
+
+// GitPackages returns the (name, source) pairs of Cargo.lock's git packages
+// ("git+URL...#commit"), read with the same bounded reader as the registry
+// ones; package gitstore interprets them.
+func GitPackages(data []byte, name string) ([][2]string, error) {
+	lf, err := decodeCargoLock(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	var out [][2]string
+	for _, p := range lf.Packages {
+		if strings.HasPrefix(p.Source, "git+") {
+			out = append(out, [2]string{p.Name, p.Source})
+		}
+	}
+	return out, nil
+}
