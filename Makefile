@@ -10,7 +10,7 @@ DATE    ?= $(shell git log -1 --format=%cs 2>/dev/null)
 PKG     := github.com/cargo-shim/cargo-shim/shim
 LDFLAGS := -s -w -X $(PKG).Version=$(VERSION) -X $(PKG).Commit=$(COMMIT) -X $(PKG).Date=$(DATE)
 
-.PHONY: build test fuzz multihost demo chaos bench install clean
+.PHONY: build test fuzz multihost demo chaos bench bench-userfacing install clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/cargo ./cmd/cargo
@@ -45,6 +45,12 @@ chaos:
 
 bench: build
 	$(GO) run ./integration/cmd/bench
+
+# Only the user-facing rows of BENCHMARKS.md (plain vs drop-in no-op cargo
+# check at 24/100/400 crates, the process floor, syscalls per crate), 9
+# interleaved runs, spliced into BENCHMARKS.md: a few minutes.
+bench-userfacing: build
+	$(GO) run ./integration/cmd/bench -userfacing only
 
 # The drop-in goes into a directory of its own, so that putting it first on
 # PATH shadows cargo and nothing else.
