@@ -47,7 +47,7 @@ bench: build
 	$(GO) run ./integration/cmd/bench
 
 # Only the user-facing rows of BENCHMARKS.md (plain vs drop-in no-op cargo
-# check at 24/100/400 crates, the process floor, syscalls per crate), 9
+# check at 24/100/400 crates, the process floor, syscalls per crate), 15
 # interleaved runs, spliced into BENCHMARKS.md: a few minutes.
 bench-userfacing: build
 	$(GO) run ./integration/cmd/bench -userfacing only

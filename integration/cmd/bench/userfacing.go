@@ -129,8 +129,11 @@ func (u *userFacing) measureChecks() error {
 	}
 	for r := 0; r < u.runs; r++ {
 		for _, n := range userfacingSizes {
-			for k, bin := range []string{cargo, u.shimBin} {
-				env := []([]string){plainEnv, shimEnv}[k]
+			// Plain first in even rounds, the drop-in first in odd ones:
+			// whatever the order favours cancels out.
+			for i := 0; i < 2; i++ {
+				k := (i + r) % 2
+				bin, env := []string{cargo, u.shimBin}[k], [][]string{plainEnv, shimEnv}[k]
 				d, _, err := timed(bin, []string{"check"}, works[n], env)
 				if err != nil {
 					return err
@@ -183,17 +186,23 @@ func warmNoop(cargo, shimBin, work string, plainEnv, shimEnv []string) error {
 
 // floorSrc is the floor as a process: what a warm run of this design must
 // do and nothing else. It reads its list ("d <dir>" to lstat, "l <file>" to
-// open and share-lock), keeps every lock's descriptor (so its descriptor
-// table grows as the shim's does), and execs /bin/true.
+// open and share-lock), keeps every lock's descriptor, and execs /bin/true.
+// It is started with its descriptor table already sized for the locks
+// (timedPadded), as the drop-in starts its holder.
 const floorSrc = `package main
 
 import (
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 )
 
 func main() {
+	if len(os.Args) > 2 {
+		pad, _ := strconv.Atoi(os.Args[2])
+		syscall.Close(pad) // only there to size the descriptor table
+	}
 	data, err := os.ReadFile(os.Args[1])
 	if err != nil {
 		os.Exit(2)
@@ -283,8 +292,9 @@ func (u *userFacing) measureFloor() error {
 			dir  string
 			env  []string
 			into *[]time.Duration
-		}{{"/bin/true", nil, u.tmp, os.Environ(), &trueRuns}, {u.shimBin, []string{"build"}, scen[400].work, scen[400].env(u.binDir), &shimRuns}, {floorBin, []string{lists[400]}, u.tmp, os.Environ(), &floorRuns}} {
-			d, _, err := timed(m.bin, m.args, m.dir, m.env)
+			pad  int
+		}{{"/bin/true", nil, u.tmp, os.Environ(), &trueRuns, 0}, {u.shimBin, []string{"build"}, scen[400].work, scen[400].env(u.binDir), &shimRuns, 0}, {floorBin, []string{lists[400], strconv.Itoa(3 + 400 + 32)}, u.tmp, os.Environ(), &floorRuns, 400 + 32}} {
+			d, _, err := timedPadded(m.bin, m.args, m.dir, m.env, m.pad)
 			if err != nil {
 				return err
 			}
@@ -304,7 +314,7 @@ func (u *userFacing) measureStrace(floorBin string, scen map[int]*scenario, list
 		return nil
 	}
 	var err error
-	if _, u.trueSyscalls, _, err = straceCount("/bin/true", nil, u.tmp, os.Environ()); err != nil {
+	if _, u.trueSyscalls, _, err = straceCount("/bin/true", nil, u.tmp, os.Environ(), 0); err != nil {
 		return err
 	}
 	for _, n := range []int{24, 400} {
@@ -313,8 +323,9 @@ func (u *userFacing) measureStrace(floorBin string, scen map[int]*scenario, list
 			args      []string
 			dir       string
 			env       []string
-		}{{"drop-in", u.shimBin, []string{"build"}, scen[n].work, scen[n].env(u.binDir)}, {"floor process", floorBin, []string{lists[n]}, u.tmp, os.Environ()}} {
-			_, total, top, err := straceCount(m.bin, m.args, m.dir, m.env)
+			pad       int
+		}{{"drop-in", u.shimBin, []string{"build"}, scen[n].work, scen[n].env(u.binDir), 0}, {"floor process", floorBin, []string{lists[n], strconv.Itoa(3 + n + 32)}, u.tmp, os.Environ(), n + 32}} {
+			_, total, top, err := straceCount(m.bin, m.args, m.dir, m.env, m.pad)
 			if err != nil {
 				return err
 			}
@@ -326,10 +337,10 @@ func (u *userFacing) measureStrace(floorBin string, scen map[int]*scenario, list
 
 // straceCount runs bin under `strace -f -c` and returns the summary's
 // total and its five most frequent syscalls.
-func straceCount(bin string, args []string, dir string, env []string) (out string, total int, top string, err error) {
+func straceCount(bin string, args []string, dir string, env []string, pad int) (out string, total int, top string, err error) {
 	f := filepath.Join(os.TempDir(), fmt.Sprintf("bench-strace-%d", time.Now().UnixNano()))
 	defer os.Remove(f)
-	if _, _, err := timed("strace", append([]string{"-f", "-c", "-S", "calls", "-o", f, bin}, args...), dir, env); err != nil {
+	if _, _, err := timedPadded("strace", append([]string{"-f", "-c", "-S", "calls", "-o", f, bin}, args...), dir, env, pad); err != nil {
 		return "", 0, "", err
 	}
 	data, err := os.ReadFile(f)
