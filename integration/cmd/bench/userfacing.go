@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -33,8 +34,9 @@ const (
 )
 
 type checkRow struct {
-	crates       int
-	plain, viaSh time.Duration
+	crates             int
+	plain, viaSh       time.Duration
+	plainMin, viaShMin time.Duration // the fastest run: the least disturbed by load
 }
 
 type straceRow struct {
@@ -49,6 +51,7 @@ type userFacing struct {
 	loadBefore, loadAfter      string
 	checks                     []checkRow
 	trueMed, shim400, floor400 time.Duration
+	floorUnsized               time.Duration // the floor process without a sized table
 	floorDirs                  int
 	strace                     []straceRow
 	straceSkip                 string
@@ -143,7 +146,7 @@ func (u *userFacing) measureChecks() error {
 		}
 	}
 	for _, n := range userfacingSizes {
-		u.checks = append(u.checks, checkRow{crates: n, plain: median(samples[n][0]), viaSh: median(samples[n][1])})
+		u.checks = append(u.checks, checkRow{crates: n, plain: median(samples[n][0]), viaSh: median(samples[n][1]), plainMin: slices.Min(samples[n][0]), viaShMin: slices.Min(samples[n][1])})
 	}
 	return nil
 }
@@ -284,7 +287,7 @@ func (u *userFacing) measureFloor() error {
 			return err
 		}
 	}
-	var trueRuns, shimRuns, floorRuns []time.Duration
+	var trueRuns, shimRuns, floorRuns, unsizedRuns []time.Duration
 	for r := 0; r < u.runs; r++ {
 		for _, m := range []struct {
 			bin  string
@@ -293,7 +296,7 @@ func (u *userFacing) measureFloor() error {
 			env  []string
 			into *[]time.Duration
 			pad  int
-		}{{"/bin/true", nil, u.tmp, os.Environ(), &trueRuns, 0}, {u.shimBin, []string{"build"}, scen[400].work, scen[400].env(u.binDir), &shimRuns, 0}, {floorBin, []string{lists[400], strconv.Itoa(3 + 400 + 32)}, u.tmp, os.Environ(), &floorRuns, 400 + 32}} {
+		}{{"/bin/true", nil, u.tmp, os.Environ(), &trueRuns, 0}, {u.shimBin, []string{"build"}, scen[400].work, scen[400].env(u.binDir), &shimRuns, 0}, {floorBin, []string{lists[400], strconv.Itoa(3 + 400 + 32)}, u.tmp, os.Environ(), &floorRuns, 400 + 32}, {floorBin, []string{lists[400]}, u.tmp, os.Environ(), &unsizedRuns, 0}} {
 			d, _, err := timedPadded(m.bin, m.args, m.dir, m.env, m.pad)
 			if err != nil {
 				return err
@@ -301,7 +304,7 @@ func (u *userFacing) measureFloor() error {
 			*m.into = append(*m.into, d)
 		}
 	}
-	u.trueMed, u.shim400, u.floor400 = median(trueRuns), median(shimRuns), median(floorRuns)
+	u.trueMed, u.shim400, u.floor400, u.floorUnsized = median(trueRuns), median(shimRuns), median(floorRuns), median(unsizedRuns)
 	return u.measureStrace(floorBin, scen, lists)
 }
 
