@@ -11,7 +11,7 @@ LDFLAGS := -s -w -X $(PKG).Commit=$(COMMIT) -X $(PKG).Date=$(DATE)
 # The release architectures of `make dist`.
 DIST_ARCHES := amd64 arm64
 
-.PHONY: build test fuzz multihost demo chaos bench install clean dist release
+.PHONY: build test fuzz multihost demo chaos bench bench-userfacing install clean dist release
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/cargo ./cmd/cargo
@@ -46,6 +46,12 @@ chaos:
 
 bench: build
 	$(GO) run ./integration/cmd/bench
+
+# Only the user-facing rows of BENCHMARKS.md (plain vs drop-in no-op cargo
+# check at 24/100/400 crates, the process floor, syscalls per crate), 15
+# interleaved runs, spliced into BENCHMARKS.md: a few minutes.
+bench-userfacing: build
+	$(GO) run ./integration/cmd/bench -userfacing only
 
 # The drop-in goes into a directory of its own, so that putting it first on
 # PATH shadows cargo and nothing else. WITH_SYSTEMD=1 also installs the gc
