@@ -192,6 +192,8 @@ func RunHolder() int {
 	in := bufio.NewReader(os.Stdin)
 	out := os.Stdout
 	var held *Set
+	var note heldNote
+	defer note.remove()
 	for {
 		line, err := in.ReadString('\n')
 		if err != nil {
@@ -230,11 +232,14 @@ func RunHolder() int {
 				}
 				held = s
 				fmt.Fprintln(out, "ok")
+				note.publish()
 			case errors.Is(err, context.DeadlineExceeded) && errors.As(err, &pe):
 				fmt.Fprintf(out, "timeout %s\n", pe.Path)
 			default:
 				fmt.Fprintf(out, "error %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
 			}
+		case "note":
+			note.dir, note.name, note.text = splitNote(arg)
 		case "beneath":
 			// No answer: a root that cannot be opened makes its locks fail.
 			_ = Beneath(arg)
@@ -253,6 +258,42 @@ func RunHolder() int {
 		default:
 			fmt.Fprintf(out, "error unknown command %q\n", verb)
 		}
+	}
+}
+
+// Note asks the holder to publish text as a holder note named name in dir
+// (see PublishNote) once it holds locks, and to remove it when it exits.
+func (h *Holder) Note(dir, name, text string) {
+	if strings.ContainsAny(dir+name+text, "\n\x00") || strings.Contains(dir+name, "\t") {
+		return
+	}
+	// A few hundred bytes: the pipe buffer takes them without blocking.
+	fmt.Fprintf(h.cmd, "note %s\t%s\t%s\n", dir, name, text)
+}
+
+func splitNote(arg string) (dir, name, text string) {
+	dir, rest, _ := strings.Cut(arg, "\t")
+	name, text, _ = strings.Cut(rest, "\t")
+	return dir, name, text
+}
+
+// heldNote is the holder's own note: published once, removed at exit.
+type heldNote struct {
+	dir, name, text string
+	f               *os.File
+}
+
+func (n *heldNote) publish() {
+	if n.f != nil || n.name == "" {
+		return
+	}
+	n.f, _ = PublishNote(n.dir, n.name, n.text)
+}
+
+func (n *heldNote) remove() {
+	if n.f != nil {
+		RemoveNote(n.f, n.dir, n.name)
+		n.f = nil
 	}
 }
 
