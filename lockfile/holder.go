@@ -239,7 +239,7 @@ func RunHolder() int {
 				fmt.Fprintf(out, "error %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
 			}
 		case "note":
-			note.dir, note.name, note.text = splitNote(arg)
+			note.dir, note.note, note.ok = splitNote(arg)
 		case "beneath":
 			// No answer: a root that cannot be opened makes its locks fail.
 			_ = Beneath(arg)
@@ -261,38 +261,38 @@ func RunHolder() int {
 	}
 }
 
-// Note asks the holder to publish text as a holder note named name in dir
-// (see PublishNote) once it holds locks, and to remove it when it exits.
-func (h *Holder) Note(dir, name, text string) {
-	if strings.ContainsAny(dir+name+text, "\n\x00") || strings.Contains(dir+name, "\t") {
-		return
+// Note asks the holder to publish n in dir (see PublishNote) once it holds
+// locks, and to remove it when it exits.
+func (h *Holder) Note(dir string, n Note) {
+	if !strings.ContainsAny(dir, "\n\t") {
+		// A few hundred bytes: the pipe buffer takes them without blocking.
+		fmt.Fprintf(h.cmd, "note %s\t%s\n", dir, n.Name()+NoteSuffix)
 	}
-	// A few hundred bytes: the pipe buffer takes them without blocking.
-	fmt.Fprintf(h.cmd, "note %s\t%s\t%s\n", dir, name, text)
 }
 
-func splitNote(arg string) (dir, name, text string) {
-	dir, rest, _ := strings.Cut(arg, "\t")
-	name, text, _ = strings.Cut(rest, "\t")
-	return dir, name, text
+func splitNote(arg string) (string, Note, bool) {
+	dir, name, _ := strings.Cut(arg, "\t")
+	n, ok := ParseNote(name)
+	return dir, n, ok
 }
 
 // heldNote is the holder's own note: published once, removed at exit.
 type heldNote struct {
-	dir, name, text string
-	f               *os.File
+	dir  string
+	note Note
+	ok   bool
+	f    *os.File
 }
 
 func (n *heldNote) publish() {
-	if n.f != nil || n.name == "" {
-		return
+	if n.f == nil && n.ok {
+		n.f, _ = PublishNote(n.dir, n.note)
 	}
-	n.f, _ = PublishNote(n.dir, n.name, n.text)
 }
 
 func (n *heldNote) remove() {
 	if n.f != nil {
-		RemoveNote(n.f, n.dir, n.name)
+		RemoveNote(n.f, n.dir, n.note)
 		n.f = nil
 	}
 }

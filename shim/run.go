@@ -105,7 +105,10 @@ func Main(args []string) int {
 // Prepare failed, without the shim's protection (or not at all when strict).
 func (r *Run) exec(real string, env []string) int {
 	r.Log.Debug("starting (%s since process start)", time.Since(processStart))
+	r.note = selfNote(r.Cmd, time.Now())
+	stop := r.watchStall()
 	holder, err := r.Prepare()
+	stop()
 	r.Log.Debug("exec %s (%s since process start)", real, time.Since(processStart))
 	switch {
 	case err != nil && r.Cfg.Strict:
@@ -209,6 +212,9 @@ type Run struct {
 	shared bool
 	// rec is what this run did, for `cargo-shim stats`.
 	rec stats.Record
+	// note is this run's holder note; waited: a waiting message was shown.
+	note   lockfile.Note
+	waited atomic.Bool
 }
 
 // lockWait times one operation that may wait for a lock: if it says it
@@ -270,6 +276,7 @@ func (r *Run) Prepare() (pinned *lockfile.Holder, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot start the lock holder: %w", err)
 	}
+	holder.Note(r.Reg.HoldersDir(), r.note)
 	defer func() {
 		if pinned == nil {
 			holder.Stop()
@@ -458,7 +465,7 @@ func (r *Run) waitingFor(w *lockWait) func(path string) {
 			return
 		}
 		name := r.crateOfLock(path)
-		r.Log.Status("Blocking", fmt.Sprintf("waiting for lock on crate %s (held by another runner)", name))
+		r.Log.Status("Blocking", fmt.Sprintf("waiting for lock on crate %s (%s)", name, r.heldBy("held by another runner")))
 	}
 }
 
@@ -503,9 +510,9 @@ func (r *Run) repairOne(i store.Instance) error {
 	act, _, err := r.Reg.RepairCrate(ctx, i, store.RepairOptions{NoWait: r.Nested, Offline: r.Offline, Waiting: func(what store.WaitFor) {
 		lw.waited.Store(true)
 		if what == store.WaitCrate {
-			r.Log.Status("Blocking", fmt.Sprintf("waiting for lock on crate %s (in use by another runner)", i.Crate))
+			r.Log.Status("Blocking", fmt.Sprintf("waiting for lock on crate %s (%s)", i.Crate, r.heldBy("in use by another runner")))
 		} else {
-			r.Log.Status("Blocking", "waiting for file lock on package cache (another runner is downloading)")
+			r.Log.Status("Blocking", "waiting for file lock on package cache ("+r.heldBy("another runner is downloading")+")")
 		}
 	}})
 	r.endWait(lw)
@@ -540,7 +547,7 @@ func (r *Run) quiesce(fn func()) error {
 	defer r.endWait(lw)
 	return r.Reg.Quiesce(ctx, func() {
 		lw.waited.Store(true)
-		r.Log.Status("Blocking", "waiting for file lock on package cache (another runner is downloading)")
+		r.Log.Status("Blocking", "waiting for file lock on package cache ("+r.heldBy("another runner is downloading")+")")
 	}, fn)
 }
 

@@ -1,0 +1,85 @@
+package integration
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// EngineEnv names the engine `make multihost` runs on and its directory
+// ("cephfs DIR"): the dead-host tests kill one client through the engine's
+// script (integration/multihost/ENGINE kill b DIR) and mount it again after.
+const EngineEnv = "CARGO_SHIM_TEST_MULTIHOST_ENGINE"
+
+// engineCtl runs the engine's script with verb and client; it skips the
+// test when the engine cannot kill a client.
+func engineCtl(t *testing.T) func(verb, client string) {
+	e := strings.Fields(os.Getenv(EngineEnv))
+	if len(e) != 2 || e[0] != "cephfs" {
+		t.Skipf("needs %s=\"cephfs DIR\" (make multihost): only that engine kills a client", EngineEnv)
+	}
+	return func(verb, client string) {
+		out, err := exec.Command(filepath.Join("multihost", e[0]), verb, client, e[1]).CombinedOutput()
+		if err != nil {
+			t.Fatalf("multihost/%s %s %s: %v\n%s", e[0], verb, client, err, out)
+		}
+	}
+}
+
+// A host dies (kill -9 of its ceph-fuse) while its build holds every crate
+// shared. A runner on the other host that must repair one of those crates
+// waits only until the filesystem evicts the dead host, says whom it waits
+// for (the dead run's pid, from its holder note) and what bounds the wait,
+// then repairs and builds. (It may block before it reaches flat's lock: on
+// CephFS a file the dead host made cannot be looked up until the MDS evicts
+// that host; then it says so.)
+func TestMultihostHostDiesHoldingLocks(t *testing.T) {
+	needHosts(t)
+	ctl := engineCtl(t)
+	w := NewWorld(t)
+	w.Warm() // home 1: host B
+	// Host A has used the registry since (home 2): CephFS makes any lookup
+	// of what a host created and still caches wait for that host, and, once
+	// it died, for its eviction. A host that dies in the middle of its
+	// build, not seconds after creating the registry's directories, leaves
+	// only its locks and its note behind.
+	w.MustCargo(w.Home(), true, "build")
+	held, open := w.StartHeldBuild()
+	// Registered after NewWorld's cleanups: runs before them, so the
+	// world's files can be removed through a live mount.
+	t.Cleanup(func() {
+		ctl("remount", "b")
+		open()
+		held.KillGroup()
+		held.Wait()
+	})
+	rm(t, filepath.Join(w.Extraction("flat-1.0.0"), "lib.rs")) // through A
+	ctl("kill", "b")
+	killed := time.Now()
+	r := w.Cargo(w.Home(), true, []string{"build"}) // home 4: host A
+	t.Logf("the runner on A finished %s after B's ceph-fuse was killed", time.Since(killed).Round(time.Second))
+	if r.Code != 0 {
+		t.Fatalf("the runner on the surviving host failed: %s", r)
+	}
+	// It waits either for flat's lock or, stuck in a lookup of a file the
+	// dead host made, for the filesystem; either way it says for whom.
+	holder := "pid " + strconv.Itoa(held.Cmd.Process.Pid) + " on host "
+	named := false
+	for _, l := range strings.Split(r.Stderr, "\n") {
+		if strings.Contains(l, "Blocking") {
+			t.Logf("its waiting message: %s", strings.TrimSpace(l))
+			named = named || strings.Contains(l, holder) && strings.Contains(l, "session_timeout")
+		}
+	}
+	if !named {
+		t.Errorf("no waiting message names the dead host's run (%s...) and what bounds the wait:\n%s", holder, r.Stderr)
+	}
+	if !strings.Contains(r.Stderr, "Repairing flat v1.0.0") {
+		t.Errorf("flat was not repaired:\n%s", r.Stderr)
+	}
+	w.AssertHealthy()
+}
