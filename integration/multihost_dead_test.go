@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"github.com/cargo-shim/cargo-shim/shim/admin"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -82,4 +83,32 @@ func TestMultihostHostDiesHoldingLocks(t *testing.T) {
 		t.Errorf("flat was not repaired:\n%s", r.Stderr)
 	}
 	w.AssertHealthy()
+}
+
+// status measures what flock does on the registry instead of quoting the
+// documentation: through a second mount of the filesystem (another client),
+// an exclusive flock here excludes a shared one there. On CephFS it names
+// the session timeout that bounds a wait for a dead host's locks, read from
+// the cluster.
+func TestMultihostStatusMeasuresLockReach(t *testing.T) {
+	needHosts(t)
+	w := NewWorld(t)
+	w.Warm()
+	w.MustCargo(w.Home(), true, "build")
+	cmd := exec.Command(filepath.Join(binDir, "cargo-shim"), "status", "--json")
+	cmd.Env = append(w.Env(w.Home(), true), "CARGO_SHIM_REGISTRY="+w.Shared)
+	e := strings.Fields(os.Getenv(EngineEnv))
+	if len(e) == 2 && e[0] == "cephfs" {
+		cmd.Env = append(cmd.Env, "CEPH_CONF="+filepath.Join(e[1], "ceph.conf"))
+	}
+	out, _ := cmd.Output() // exit 1: attention items (no shim on PATH)
+	st := decode[admin.StatusReport](t, Result{Stdout: string(out)})
+	p := st.LockProbe
+	t.Logf("%s: %s; %s", st.Filesystem, p, st.EvictionBound)
+	if p.OtherMount == "" || !p.ExcludesOtherMount || !p.ReleasedOtherMount || !p.ExcludesHere || !st.LocksReachOtherHosts {
+		t.Errorf("status on %s did not measure exclusion across the two mounts: %+v (reach %v: %s)", st.Filesystem, p, st.LocksReachOtherHosts, st.LocksNote)
+	}
+	if len(e) == 2 && e[0] == "cephfs" && !strings.Contains(st.EvictionBound, "session_timeout 30 s") {
+		t.Errorf("status on CephFS does not name the cluster's session timeout (30 s): %q", st.EvictionBound)
+	}
 }

@@ -40,6 +40,12 @@ type StatusReport struct {
 	MountOptions         string       `json:"mount_options"`
 	LocksReachOtherHosts bool         `json:"locks_reach_other_hosts"`
 	LocksNote            string       `json:"locks_note"`
+	// LockProbe is flock measured in the registry (ProbeFlock); when it
+	// could try a second mount, it decides LocksReachOtherHosts.
+	LockProbe LockProbe `json:"lock_probe"`
+	// EvictionBound says how long the locks of a host that died outlive it
+	// (CephFS: the MDS's session_timeout), where that is known.
+	EvictionBound string `json:"eviction_bound,omitempty"`
 	Extractions          int          `json:"extractions"`
 	Tarballs             int          `json:"tarballs"`
 	LockFiles            int          `json:"lock_files"`
@@ -119,6 +125,14 @@ func Status(reg store.Registry, cargoHome string) *StatusReport {
 	st.Filesystem, st.MountOptions = filesystemOf(reg.Root)
 	lr := LocksOn(st.Filesystem, st.MountOptions)
 	st.LocksReachOtherHosts, st.LocksNote, st.CargoLocks, st.ColdStarts = lr.Reach, lr.Note, lr.CargoLocks, lr.ColdStarts
+	st.LockProbe = LockProbe{Error: "no " + reg.ShimDir() + " yet"}
+	if fi, err := os.Lstat(reg.ShimDir()); err == nil && fi.IsDir() {
+		st.LockProbe = ProbeFlock(reg.ShimDir())
+	}
+	if reach, note, ok := st.LockProbe.Reach(); ok {
+		st.LocksReachOtherHosts, st.LocksNote = reach, note+"; "+lr.Note
+	}
+	st.EvictionBound = evictionNote(st.Filesystem)
 	for _, d := range reg.Regdirs() {
 		st.Extractions += countEntries(reg, filepath.Join(reg.Root, "src", d), func(e os.DirEntry) bool {
 			return e.IsDir() && !strings.HasPrefix(e.Name(), ".")
