@@ -31,26 +31,20 @@ type LockHolder struct {
 
 // StatusReport is `cargo-shim status --json`.
 type StatusReport struct {
-	Version              string `json:"version"`
-	PathCargo            string `json:"path_cargo"`
-	PathCargoIsShim      bool   `json:"path_cargo_is_shim"`
-	RealCargo            string `json:"real_cargo"`
-	Registry             string `json:"registry"`
-	Filesystem           string `json:"filesystem"`
-	MountOptions         string `json:"mount_options"`
-	LocksReachOtherHosts bool   `json:"locks_reach_other_hosts"`
-	LocksNote            string `json:"locks_note"`
-	// LockProbe is flock measured in the registry (ProbeFlock); when it
-	// could try a second mount, it decides LocksReachOtherHosts.
-	LockProbe LockProbe `json:"lock_probe"`
-	// EvictionBound says how long the locks of a host that died outlive it
-	// (CephFS: the MDS's session_timeout), where that is known.
-	EvictionBound string       `json:"eviction_bound,omitempty"`
-	Extractions   int          `json:"extractions"`
-	Tarballs      int          `json:"tarballs"`
-	LockFiles     int          `json:"lock_files"`
-	Locked        []LockHolder `json:"locked"`
-	CargoAutoGC   string       `json:"cargo_auto_gc"`
+	Version              string       `json:"version"`
+	PathCargo            string       `json:"path_cargo"`
+	PathCargoIsShim      bool         `json:"path_cargo_is_shim"`
+	RealCargo            string       `json:"real_cargo"`
+	Registry             string       `json:"registry"`
+	Filesystem           string       `json:"filesystem"`
+	MountOptions         string       `json:"mount_options"`
+	LocksReachOtherHosts bool         `json:"locks_reach_other_hosts"`
+	LocksNote            string       `json:"locks_note"`
+	Extractions          int          `json:"extractions"`
+	Tarballs             int          `json:"tarballs"`
+	LockFiles            int          `json:"lock_files"`
+	Locked               []LockHolder `json:"locked"`
+	CargoAutoGC          string       `json:"cargo_auto_gc"`
 	// CargoAutoGCMode is CargoAutoGC as a word: "off" (the shim turns it
 	// off) or "user" (CARGO_CACHE_AUTO_CLEAN_FREQUENCY is set).
 	CargoAutoGCMode string `json:"cargo_auto_gc_mode"`
@@ -61,6 +55,13 @@ type StatusReport struct {
 	// Attention lists what needs a person; status exits 1 when it is not
 	// empty.
 	Attention []Attention `json:"attention"`
+
+	// LockProbe is flock measured in the registry (ProbeFlock); when it
+	// could try a second mount, it decides LocksReachOtherHosts.
+	LockProbe LockProbe `json:"lock_probe"`
+	// EvictionBound says how long the locks of a host that died outlive it
+	// (CephFS: the MDS's session_timeout), where that is known.
+	EvictionBound string `json:"eviction_bound,omitempty"`
 }
 
 // Attention is one thing status found wrong: Code is a machine word
