@@ -112,3 +112,37 @@ func TestMultihostStatusMeasuresLockReach(t *testing.T) {
 		t.Errorf("status on CephFS does not name the cluster's session timeout (30 s): %q", st.EvictionBound)
 	}
 }
+
+// Cold starts on two hosts, plain cargo beside the shim in the same run: K
+// runners at once on an empty registry (downloads slowed, so that they
+// overlap), each round in a fresh world, half the runners on each mount.
+// Every run through the shim must pass; plain cargo's failures are counted
+// and logged (they are a race: the rate is reported, not asserted).
+func TestMultihostColdStartsBesidePlainCargo(t *testing.T) {
+	needHosts(t)
+	k, rounds := runnerCount(), 3
+	failed, runs := map[bool]int{}, map[bool]int{}
+	for round := 0; round < rounds; round++ {
+		for _, viaShim := range []bool{false, true} {
+			w := NewWorld(t)
+			w.Lock()
+			w.Reg.SetDownloadDelay(100 * time.Millisecond)
+			procs := make([]*Proc, k)
+			for n := range procs {
+				procs[n] = w.Start(w.Workspace(n), w.Home(), viaShim, []string{"build"})
+			}
+			for n, p := range procs {
+				runs[viaShim]++
+				if r := p.Wait(); r.Code != 0 {
+					failed[viaShim]++
+					if viaShim {
+						t.Errorf("round %d: runner %d through the shim failed on a cold registry: %s", round, n, r)
+					} else {
+						t.Logf("round %d: plain runner %d: %s", round, n, firstLine(r.Stderr, "error"))
+					}
+				}
+			}
+		}
+	}
+	t.Logf("cold starts on two hosts: plain cargo failed %d of %d runs, through the shim %d of %d", failed[false], runs[false], failed[true], runs[true])
+}
