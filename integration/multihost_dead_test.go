@@ -108,6 +108,10 @@ func TestMultihostStatusMeasuresLockReach(t *testing.T) {
 	if p.OtherMount == "" || !p.ExcludesOtherMount || !p.ReleasedOtherMount || !p.ExcludesHere || !st.LocksReachOtherHosts {
 		t.Errorf("status on %s did not measure exclusion across the two mounts: %+v (reach %v: %s)", st.Filesystem, p, st.LocksReachOtherHosts, st.LocksNote)
 	}
+	// The second mount must be the other client, not this one again.
+	if other := multihostMounts()[1]; !strings.HasPrefix(p.OtherMount, other+"/") {
+		t.Errorf("the probe's second mount %q is not the other client's (%s)", p.OtherMount, other)
+	}
 	if len(e) == 2 && e[0] == "cephfs" && !strings.Contains(st.EvictionBound, "session_timeout 30 s") {
 		t.Errorf("status on CephFS does not name the cluster's session timeout (30 s): %q", st.EvictionBound)
 	}
