@@ -58,6 +58,18 @@ func TestMultihostHostDiesHoldingLocks(t *testing.T) {
 		held.KillGroup()
 		held.Wait()
 	})
+	// The held build's holder publishes its note once cargo has run a
+	// while (a no-op build is over before): the host dies after that.
+	holder := "pid " + strconv.Itoa(held.Cmd.Process.Pid) + " on host "
+	waitFor(t, "the held build's holder note", 2*time.Minute, func() bool {
+		ents, _ := os.ReadDir(filepath.Join(w.Shared, ".cargo-shim", "holders"))
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), strconv.Itoa(held.Cmd.Process.Pid)+"@") {
+				return true
+			}
+		}
+		return false
+	})
 	rm(t, filepath.Join(w.Extraction("flat-1.0.0"), "lib.rs")) // through A
 	ctl("kill", "b")
 	killed := time.Now()
@@ -68,7 +80,6 @@ func TestMultihostHostDiesHoldingLocks(t *testing.T) {
 	}
 	// It waits either for flat's lock or, stuck in a lookup of a file the
 	// dead host made, for the filesystem; either way it says for whom.
-	holder := "pid " + strconv.Itoa(held.Cmd.Process.Pid) + " on host "
 	named := false
 	for _, l := range strings.Split(r.Stderr, "\n") {
 		if strings.Contains(l, "Blocking") {

@@ -232,7 +232,6 @@ func RunHolder() int {
 				}
 				held = s
 				fmt.Fprintln(out, "ok")
-				note.publish()
 			case errors.Is(err, context.DeadlineExceeded) && errors.As(err, &pe):
 				fmt.Fprintf(out, "timeout %s\n", pe.Path)
 			default:
@@ -253,7 +252,10 @@ func RunHolder() int {
 			if held != nil {
 				held.Touch(time.Now(), time.Hour)
 			}
-			waitForExit(parent)
+			// The note is for runners that wait while cargo runs: a
+			// no-op build is over before it would help, and on a network
+			// filesystem making and removing it costs its own round trips.
+			waitForExit(parent, noteAfter, note.publish)
 			return 0
 		default:
 			fmt.Fprintf(out, "error unknown command %q\n", verb)
@@ -297,10 +299,14 @@ func (n *heldNote) remove() {
 	}
 }
 
-// waitForExit returns when process pid, our parent, has exited. A pidfd
+// noteAfter is how long cargo runs before the holder publishes its note.
+const noteAfter = 2 * time.Second
+
+// waitForExit returns when process pid, our parent, has exited, calling
+// meanwhile, once it has run for after, at once without a pidfd. A pidfd
 // wakes us exactly at exit; after opening it, the parent check rules out a
 // recycled pid (had the parent already died we would have been reparented).
-func waitForExit(pid int) {
+func waitForExit(pid int, after time.Duration, meanwhile func()) {
 	fd, err := unix.PidfdOpen(pid, 0)
 	if err == nil {
 		defer unix.Close(fd)
@@ -308,8 +314,14 @@ func waitForExit(pid int) {
 			return
 		}
 		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		timeout := int(after.Milliseconds())
 		for {
-			_, err := unix.Poll(fds, -1)
+			n, err := unix.Poll(fds, timeout)
+			if err == nil && n == 0 {
+				meanwhile()
+				timeout = -1
+				continue
+			}
 			if err == nil {
 				return
 			}
@@ -319,6 +331,7 @@ func waitForExit(pid int) {
 		}
 	}
 	// Kernels without pidfd (< 5.3): poll for reparenting.
+	meanwhile()
 	for os.Getppid() == pid {
 		time.Sleep(100 * time.Millisecond)
 	}
