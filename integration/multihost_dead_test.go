@@ -54,6 +54,14 @@ func TestMultihostHostDiesHoldingLocks(t *testing.T) {
 	// world's files can be removed through a live mount.
 	t.Cleanup(func() {
 		ctl("remount", "b")
+		// The next test starts once the new client sees A's files.
+		probe := filepath.Join(multihostMounts()[0], "remount-probe-"+strconv.Itoa(os.Getpid()))
+		os.WriteFile(probe, nil, 0o644)
+		waitFor(t, "the remounted client to see the other's files", time.Minute, func() bool {
+			_, err := os.Stat(filepath.Join(multihostMounts()[1], filepath.Base(probe)))
+			return err == nil
+		})
+		os.Remove(probe)
 		open()
 		held.KillGroup()
 		held.Wait()

@@ -41,6 +41,7 @@ type LockProbe struct {
 	OtherMount         string `json:"other_mount,omitempty"`
 	ExcludesOtherMount bool   `json:"excludes_other_mount,omitempty"`
 	ReleasedOtherMount bool   `json:"released_other_mount,omitempty"`
+	OtherMountError    string `json:"other_mount_error,omitempty"`
 	Error              string `json:"error,omitempty"`
 }
 
@@ -81,7 +82,8 @@ func ProbeFlock(dir string) LockProbe {
 	}
 	o, err := os.OpenFile(filepath.Join(other, name), os.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return p // not the same directory after all
+		p.OtherMountError = err.Error() // not the same directory after all, or not answering
+		return p
 	}
 	defer o.Close()
 	p.OtherMount = other
@@ -119,6 +121,8 @@ func (p LockProbe) String() string {
 		yesNo(p.SharedOnReadOnly), yesNo(p.ExclusiveOnReadOnly), yesNo(p.ExclusiveOnReadWrite), yesNo(p.ExcludesHere))
 	if p.OtherMount != "" {
 		s += fmt.Sprintf(", excludes through %s %s", p.OtherMount, yesNo(p.ExcludesOtherMount && p.ReleasedOtherMount))
+	} else if p.OtherMountError != "" {
+		s += " (a second mount of this filesystem is here, but the scratch file did not open through it: " + p.OtherMountError + ")"
 	} else {
 		s += " (no second mount of this filesystem here to test other clients)"
 	}
