@@ -192,6 +192,8 @@ func RunHolder() int {
 	in := bufio.NewReader(os.Stdin)
 	out := os.Stdout
 	var held *Set
+	var note heldNote
+	defer note.remove()
 	for {
 		line, err := in.ReadString('\n')
 		if err != nil {
@@ -235,6 +237,8 @@ func RunHolder() int {
 			default:
 				fmt.Fprintf(out, "error %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
 			}
+		case "note":
+			note.dir, note.note, note.ok = splitNote(arg)
 		case "beneath":
 			// No answer: a root that cannot be opened makes its locks fail.
 			_ = Beneath(arg)
@@ -248,7 +252,10 @@ func RunHolder() int {
 			if held != nil {
 				held.Touch(time.Now(), time.Hour)
 			}
-			waitForExit(parent)
+			// The note is for runners that wait while cargo runs: a
+			// no-op build is over before it would help, and on a network
+			// filesystem making and removing it costs its own round trips.
+			waitForExit(parent, noteAfter, note.publish)
 			return 0
 		default:
 			fmt.Fprintf(out, "error unknown command %q\n", verb)
@@ -256,10 +263,50 @@ func RunHolder() int {
 	}
 }
 
-// waitForExit returns when process pid, our parent, has exited. A pidfd
+// Note asks the holder to publish n in dir (see PublishNote) once it holds
+// locks, and to remove it when it exits.
+func (h *Holder) Note(dir string, n Note) {
+	if !strings.ContainsAny(dir, "\n\t") {
+		// A few hundred bytes: the pipe buffer takes them without blocking.
+		fmt.Fprintf(h.cmd, "note %s\t%s\n", dir, n.Name()+NoteSuffix)
+	}
+}
+
+func splitNote(arg string) (string, Note, bool) {
+	dir, name, _ := strings.Cut(arg, "\t")
+	n, ok := ParseNote(name)
+	return dir, n, ok
+}
+
+// heldNote is the holder's own note: published once, removed at exit.
+type heldNote struct {
+	dir  string
+	note Note
+	ok   bool
+	f    *os.File
+}
+
+func (n *heldNote) publish() {
+	if n.f == nil && n.ok {
+		n.f, _ = PublishNote(n.dir, n.note)
+	}
+}
+
+func (n *heldNote) remove() {
+	if n.f != nil {
+		RemoveNote(n.f, n.dir, n.note)
+		n.f = nil
+	}
+}
+
+// noteAfter is how long cargo runs before the holder publishes its note.
+const noteAfter = 2 * time.Second
+
+// waitForExit returns when process pid, our parent, has exited, calling
+// meanwhile, once it has run for after, at once without a pidfd. A pidfd
 // wakes us exactly at exit; after opening it, the parent check rules out a
 // recycled pid (had the parent already died we would have been reparented).
-func waitForExit(pid int) {
+func waitForExit(pid int, after time.Duration, meanwhile func()) {
 	fd, err := unix.PidfdOpen(pid, 0)
 	if err == nil {
 		defer unix.Close(fd)
@@ -267,8 +314,14 @@ func waitForExit(pid int) {
 			return
 		}
 		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		timeout := int(after.Milliseconds())
 		for {
-			_, err := unix.Poll(fds, -1)
+			n, err := unix.Poll(fds, timeout)
+			if err == nil && n == 0 {
+				meanwhile()
+				timeout = -1
+				continue
+			}
 			if err == nil {
 				return
 			}
@@ -278,6 +331,7 @@ func waitForExit(pid int) {
 		}
 	}
 	// Kernels without pidfd (< 5.3): poll for reparenting.
+	meanwhile()
 	for os.Getppid() == pid {
 		time.Sleep(100 * time.Millisecond)
 	}

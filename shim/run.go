@@ -122,7 +122,10 @@ func Main(args []string) int {
 func (r *Run) exec(real string, env []string) int {
 	r.real, r.env = real, env
 	r.Log.Debug("starting (%s since process start)", time.Since(processStart))
+	r.note = selfNote(r.Cmd, time.Now())
+	stop := r.watchStall()
 	holder, err := r.Prepare()
+	stop()
 	r.Log.Debug("exec %s (%s since process start)", real, time.Since(processStart))
 	switch {
 	case err != nil && r.Cfg.Strict:
@@ -235,6 +238,9 @@ type Run struct {
 	env           []string
 	git           gitstore.Store
 	gitSrcs       []gitstore.Source // the planned git sources
+	// note is this run's holder note; waited: a waiting message was shown.
+	note   lockfile.Note
+	waited atomic.Bool
 }
 
 // lockWait times one operation that may wait for a lock: if it says it
@@ -312,6 +318,7 @@ func (r *Run) Prepare() (pinned *lockfile.Holder, err error) {
 	if err != nil {
 		return nil, stage("holder", fmt.Errorf("cannot start the lock holder: %w", err))
 	}
+	holder.Note(r.Reg.HoldersDir(), r.note)
 	defer func() {
 		if pinned == nil {
 			holder.Stop()
@@ -524,7 +531,7 @@ func (r *Run) waitingFor(w *lockWait) func(path string) {
 			return
 		}
 		name := r.crateOfLock(path)
-		r.Log.Status("Blocking", fmt.Sprintf("waiting for lock on crate %s (held by another runner)", name))
+		r.Log.Status("Blocking", fmt.Sprintf("waiting for lock on crate %s (%s)", name, r.heldBy("held by another runner")))
 	}
 }
 
@@ -570,9 +577,9 @@ func (r *Run) repairOne(i store.Instance) error {
 		lw.waited.Store(true)
 		lw.on.Store(&waitOn{what: waitWord(what), why: "before repairing", i: i})
 		if what == store.WaitCrate {
-			r.Log.Status("Blocking", fmt.Sprintf("waiting for lock on crate %s (in use by another runner)", i.Crate))
+			r.Log.Status("Blocking", fmt.Sprintf("waiting for lock on crate %s (%s)", i.Crate, r.heldBy("in use by another runner")))
 		} else {
-			r.Log.Status("Blocking", "waiting for file lock on package cache (another runner is downloading)")
+			r.Log.Status("Blocking", "waiting for file lock on package cache ("+r.heldBy("another runner is downloading")+")")
 		}
 	}})
 	r.endWait(lw)
@@ -611,7 +618,7 @@ func (r *Run) quiesce(fn func()) error {
 	return r.Reg.Quiesce(ctx, func() {
 		lw.waited.Store(true)
 		lw.on.Store(&waitOn{what: "package-cache", why: "another runner was downloading"})
-		r.Log.Status("Blocking", "waiting for file lock on package cache (another runner is downloading)")
+		r.Log.Status("Blocking", "waiting for file lock on package cache ("+r.heldBy("another runner is downloading")+")")
 	}, fn)
 }
 

@@ -33,9 +33,9 @@ func LocksOn(fs, opts string) LockReach {
 	case fs == "fuse.glusterfs" || fs == "glusterfs":
 		return LockReach{true, "GlusterFS: flock is arbitrated by the bricks' locks translator for every client (tested: two clients)" + fuseUnlisted, cargoLocks, dedupAll}
 	case fs == "ceph":
-		return LockReach{true, "CephFS: flock is arbitrated by the MDS for every client (not tested here)", cargoLocks, dedupAll}
+		return LockReach{true, "CephFS: flock is arbitrated by the MDS for every client (tested through ceph-fuse, two clients; the kernel client is not tested)", cargoLocks, dedupAll}
 	case fs == "fuse.ceph-fuse" || fs == "fuse.ceph":
-		return LockReach{true, "CephFS through ceph-fuse: flock is arbitrated by the MDS for every client (not tested here)" + fuseUnlisted, cargoLocks, dedupAll}
+		return LockReach{true, "CephFS through ceph-fuse: flock is arbitrated by the MDS for every client (tested: two clients)" + fuseUnlisted, cargoLocks, dedupAll}
 	case fs == "nfs" || fs == "nfs4":
 		return nfsLocks(fs, opts)
 	case strings.HasPrefix(fs, "fuse"):

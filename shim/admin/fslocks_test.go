@@ -33,3 +33,15 @@ func TestLocksOn(t *testing.T) {
 		}
 	}
 }
+
+// On a local filesystem the probe measures every lock it tries, and finds
+// no second client to try.
+func TestProbeFlockLocal(t *testing.T) {
+	p := ProbeFlock(t.TempDir())
+	if p.Error != "" || !p.SharedOnReadOnly || !p.ExclusiveOnReadOnly || !p.ExclusiveOnReadWrite || !p.ExcludesHere {
+		t.Errorf("probe on a local directory: %+v", p)
+	}
+	if _, _, ok := p.Reach(); ok && p.OtherMount == "" {
+		t.Errorf("a verdict on other hosts without a second mount: %+v", p)
+	}
+}

@@ -194,6 +194,10 @@ func printStatusLines(out *shim.Logger, st *StatusReport) {
 	}
 	shim.Fprintf(w, "filesystem:         %s (%s)\n", st.Filesystem, st.MountOptions)
 	shim.Fprintf(w, "locks reach hosts:  %v: %s\n", st.LocksReachOtherHosts, st.LocksNote)
+	shim.Fprintf(w, "flock measured:     %s\n", st.LockProbe)
+	if st.EvictionBound != "" {
+		shim.Fprintf(w, "a host that died:   %s\n", st.EvictionBound)
+	}
 	shim.Fprintf(w, "cargo's own locks:  %s\n", st.CargoLocks)
 	shim.Fprintf(w, "cold starts:        %s\n", st.ColdStarts)
 	if st.Formats != "" {

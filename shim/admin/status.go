@@ -71,6 +71,13 @@ type StatusReport struct {
 	// Attention lists what needs a person; status exits 1 when it is not
 	// empty.
 	Attention []Attention `json:"attention"`
+
+	// LockProbe is flock measured in the registry (ProbeFlock); when it
+	// could try a second mount, it decides LocksReachOtherHosts.
+	LockProbe LockProbe `json:"lock_probe"`
+	// EvictionBound says how long the locks of a host that died outlive it
+	// (CephFS: the MDS's session_timeout), where that is known.
+	EvictionBound string `json:"eviction_bound,omitempty"`
 }
 
 // Attention is one thing status found wrong: Code is a machine word
@@ -146,6 +153,14 @@ func Status(reg store.Registry, cargoHome, mismatch string) *StatusReport {
 	st.Filesystem, st.MountOptions = filesystemOf(reg.Root)
 	lr := LocksOn(st.Filesystem, st.MountOptions)
 	st.LocksReachOtherHosts, st.LocksNote, st.CargoLocks, st.ColdStarts = lr.Reach, lr.Note, lr.CargoLocks, lr.ColdStarts
+	st.LockProbe = LockProbe{Error: "no " + reg.ShimDir() + " yet"}
+	if fi, err := os.Lstat(reg.ShimDir()); err == nil && fi.IsDir() {
+		st.LockProbe = ProbeFlock(reg.ShimDir())
+	}
+	if reach, note, ok := st.LockProbe.Reach(); ok {
+		st.LocksReachOtherHosts, st.LocksNote = reach, note+"; "+lr.Note
+	}
+	st.EvictionBound = evictionNote(st.Filesystem)
 	for _, d := range reg.Regdirs() {
 		st.Extractions += countEntries(reg, filepath.Join(reg.Root, "src", d), func(e os.DirEntry) bool {
 			return e.IsDir() && !strings.HasPrefix(e.Name(), ".")
@@ -193,61 +208,8 @@ func countEntries(reg store.Registry, dir string, keep func(os.DirEntry) bool) i
 	return n
 }
 
-var fsNames = map[int64]string{
-	0xEF53: "ext4", 0x58465342: "xfs", 0x9123683E: "btrfs", 0x01021994: "tmpfs",
-	0x794C7630: "overlay", 0x6969: "nfs", 0x00C36400: "ceph", 0x65735546: "fuse",
-	0x2FC12FC1: "zfs", 0xFE534D42: "smb2", 0xFF534D42: "cifs", 0x5346544E: "ntfs",
-	0x47504653: "gpfs", 0x0BD00BD0: "lustre",
-}
-
-// filesystemOf names the filesystem holding p and its mount's options (from
-// /proc/self/mountinfo, longest mount point containing p).
-func filesystemOf(p string) (string, string) {
-	var sfs unix.Statfs_t
-	name := "unknown"
-	if err := unix.Statfs(p, &sfs); err == nil {
-		if n, ok := fsNames[int64(sfs.Type)]; ok {
-			name = n
-		} else {
-			name = fmt.Sprintf("0x%x", sfs.Type)
-		}
-	}
-	real, err := filepath.EvalSymlinks(p)
-	if err != nil {
-		real = p
-	}
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return name, ""
-	}
-	defer f.Close()
-	best, opts := "", ""
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		sep := -1
-		for k, x := range fields {
-			if x == "-" {
-				sep = k
-				break
-			}
-		}
-		if len(fields) < 6 || sep < 0 || sep+3 >= len(fields) {
-			continue
-		}
-		mp := fields[4]
-		if (real == mp || strings.HasPrefix(real, strings.TrimSuffix(mp, "/")+"/")) && len(mp) > len(best) {
-			best = mp
-			opts = mergeOptions(fields[5], fields[sep+3])
-			// The mount's own type is the more exact: fuse.glusterfs
-			// rather than fuse, nfs4 rather than nfs.
-			if fields[sep+1] != "" {
-				name = fields[sep+1]
-			}
-		}
-	}
-	return name, opts
-}
+// filesystemOf names the filesystem holding p and its mount's options.
+func filesystemOf(p string) (string, string) { return store.FilesystemOf(p) }
 
 // lockHolders reads /proc/locks and names the crate of each lock on a lock
 // file of this registry.
@@ -354,24 +316,6 @@ func parentOf(pid int) int {
 		}
 	}
 	return 0
-}
-
-// mergeOptions joins a mount's per-mount options and its superblock
-// options, each option once ("rw,relatime" and "rw,discard" give
-// "rw,relatime,discard").
-func mergeOptions(lists ...string) string {
-	seen := map[string]bool{}
-	var out []string
-	for _, l := range lists {
-		for _, o := range strings.Split(l, ",") {
-			if o != "" && !seen[o] {
-				seen[o] = true
-				out = append(out, o)
-			}
-		}
-	}
-	return strings.Join(out, ",")
-
 }
 
 // formats says what the registry declares, in a stable order, and whether

@@ -60,6 +60,10 @@ func (i Instance) String() string { return i.Crate.String() + " (" + i.Regdir + 
 
 func (r Registry) ShimDir() string { return filepath.Join(r.Root, ".cargo-shim") }
 
+// HoldersDir holds the notes of the runs that hold locks now
+// (lockfile.PublishNote): who a waiting runner waits for.
+func (r Registry) HoldersDir() string { return filepath.Join(r.ShimDir(), "holders") }
+
 // Extraction is where cargo unpacks the crate.
 func (r Registry) Extraction(i Instance) string {
 	return filepath.Join(r.Root, "src", i.Regdir, i.Dir())

@@ -14,23 +14,39 @@ import (
 	"github.com/cargo-shim/cargo-shim/lockfile"
 )
 
-// The GlusterFS rows: the same drop-in, its registry on a loopback
-// GlusterFS volume in the strict profile (no client caching: every lookup,
-// stat, open and flock is a round trip to the brick, as between hosts that
-// must agree at once), measured against plain cargo in the same run.
+// The network filesystem rows: the same drop-in, its registry on a
+// loopback GlusterFS volume in the strict profile (no client caching: every
+// lookup, stat, open and flock is a round trip to the brick, as between
+// hosts that must agree at once) or on a loopback CephFS through ceph-fuse,
+// measured against plain cargo in the same run.
 
-// glusterScript is the repository's own volume script, relative to the
-// module root `make bench` runs in.
-const glusterScript = "integration/multihost/glusterfs"
+// engine is one network filesystem the bench measures on: the
+// repository's own script (relative to the module root `make bench` runs
+// in) makes and removes it, as `make multihost` does.
+type engine struct {
+	mode         *string // the flag: auto, off, only, check
+	name, script string
+	up           []string // arguments of `script up` before the directory
+	title, desc  string   // the BENCHMARKS.md section
+}
 
-// glusterUp makes the volume under dir. skip is the reason it cannot be
-// made here (not root, no FUSE, no packages); down undoes it.
-func glusterUp(dir string) (mountA string, down func(), skip string, err error) {
-	script, err := filepath.Abs(glusterScript)
+var (
+	glusterEngine = engine{name: "GlusterFS", script: "integration/multihost/glusterfs", up: []string{"strict"},
+		title: "On GlusterFS (loopback volume, strict profile: no client caching)",
+		desc:  "The registry on a GlusterFS volume served on 127.0.0.1 through FUSE, as `make multihost` uses it; every lookup, stat, open and flock is a round trip to the brick."}
+	cephEngine = engine{name: "CephFS", script: "integration/multihost/cephfs",
+		title: "On CephFS (loopback cluster, ceph-fuse)",
+		desc:  "The registry on CephFS served by a one-node Ceph 16 cluster on 127.0.0.1 (mon, mgr, an OSD in RAM, MDS) and mounted through ceph-fuse, as `make multihost` uses it; the client caches what the MDS grants it capabilities for, and every flock is a round trip to the MDS."}
+)
+
+// engineUp makes e under dir. skip is the reason it cannot be made here
+// (not root, no FUSE, no packages); down undoes it.
+func engineUp(e engine, dir string) (mountA string, down func(), skip string, err error) {
+	script, err := filepath.Abs(e.script)
 	if err != nil {
 		return "", nil, "", err
 	}
-	cmd := exec.Command(script, "up", "strict", dir)
+	cmd := exec.Command(script, append(append([]string{"up"}, e.up...), dir)...)
 	var errb strings.Builder
 	cmd.Stderr = &errb
 	out, err := cmd.Output()
@@ -51,7 +67,7 @@ func glusterUp(dir string) (mountA string, down func(), skip string, err error) 
 	return mounts[0], down, "", nil
 }
 
-type glusterResult struct {
+type engineResult struct {
 	skip                 string
 	trueMed, shim400     time.Duration
 	floorDirs, floorLock time.Duration // sequential, in-process
@@ -62,24 +78,24 @@ type glusterResult struct {
 	checkRuns            int
 }
 
-// benchGluster measures on the volume: 400 planned crates with /bin/true
-// as cargo, the floor of what a check does there, and a warm no-op `cargo
-// check` of a real 24-crate workspace, plain and through the shim.
-func benchGluster(tmp, binDir string, runs int) (*glusterResult, error) {
-	mountA, down, skip, err := glusterUp(filepath.Join(tmp, "gluster"))
+// benchEngine measures on e: 400 planned crates with /bin/true as cargo,
+// the floor of what a check does there, and a warm no-op `cargo check` of a
+// real 24-crate workspace, plain and through the shim.
+func benchEngine(e engine, tmp, binDir string, runs int) (*engineResult, error) {
+	mountA, down, skip, err := engineUp(e, filepath.Join(tmp, strings.ToLower(e.name)))
 	if err != nil || skip != "" {
-		return &glusterResult{skip: skip}, err
+		return &engineResult{skip: skip}, err
 	}
 	defer down()
-	res := &glusterResult{}
+	res := &engineResult{}
 	shimBin := filepath.Join(binDir, "cargo")
-	if *gluster == "check" {
+	if *e.mode == "check" {
 		res.checkRuns = runs
 		res.plainCheck, res.shimChk, res.checkCrates, err = noopCheck(tmp, mountA, shimBin, runs)
 		return res, err
 	}
 	root := filepath.Join(mountA, "r400")
-	fmt.Println("generating a 400-crate registry on GlusterFS...")
+	fmt.Printf("generating a 400-crate registry on %s...\n", e.name)
 	crates, err := genRegistryPar(root, 400, 16)
 	if err != nil {
 		return nil, err
@@ -107,8 +123,8 @@ func benchGluster(tmp, binDir string, runs int) (*glusterResult, error) {
 	res.trueMed, res.shim400 = median(trueRuns), median(s.samples)
 	reg := filepath.Join(root, "registry")
 	res.dirs = countDirs(reg, crates)
-	res.floorDirs, res.floorLock = glusterFloor(reg, crates, 1, 3)
-	res.parDirs, res.parLock = glusterFloor(reg, crates, 16, 5)
+	res.floorDirs, res.floorLock = netFloor(reg, crates, 1, 3)
+	res.parDirs, res.parLock = netFloor(reg, crates, 16, 5)
 	res.checkRuns = max(5, runs/3)
 	res.plainCheck, res.shimChk, res.checkCrates, err = noopCheck(tmp, mountA, shimBin, res.checkRuns)
 	return res, err
@@ -141,10 +157,10 @@ func countDirs(reg string, crates []crateInfo) int {
 	return n
 }
 
-// glusterFloor times, in this process with workers goroutines, one lstat
+// netFloor times, in this process with workers goroutines, one lstat
 // of every directory of the planned crates, and one open + shared flock
 // per crate.
-func glusterFloor(reg string, crates []crateInfo, workers, runs int) (dirs, locks time.Duration) {
+func netFloor(reg string, crates []crateInfo, workers, runs int) (dirs, locks time.Duration) {
 	var dirPaths []string
 	for _, c := range crates {
 		filepath.WalkDir(filepath.Join(reg, "src", regdir, c.name+"-"+c.version), func(p string, d os.DirEntry, err error) error {
@@ -248,20 +264,20 @@ func noopCheck(tmp, mount, shimBin string, runs int) (plain, viaShim time.Durati
 	return median(ps), median(ss), len(crates), nil
 }
 
-// writeGluster renders the GlusterFS section of BENCHMARKS.md.
-func writeGluster(b *strings.Builder, g *glusterResult, runs int) {
-	fmt.Fprintf(b, "\n## On GlusterFS (loopback volume, strict profile: no client caching)\n\n")
+// writeEngine renders e's section of BENCHMARKS.md.
+func writeEngine(b *strings.Builder, e engine, g *engineResult, runs int) {
+	fmt.Fprintf(b, "\n## %s\n\n", e.title)
 	if g.skip != "" {
 		fmt.Fprintf(b, "Skipped on this machine: %s.\n", g.skip)
 		return
 	}
-	if *gluster == "check" {
+	if *e.mode == "check" {
 		fmt.Fprintf(b, "Warm no-op `cargo check` of %d registry crates, medians of %d interleaved runs: plain cargo %s, through the shim %s (%.2fx; %s).\n",
 			g.checkCrates, g.checkRuns, ms(g.plainCheck), ms(g.shimChk), float64(g.shimChk)/float64(g.plainCheck), verdict(float64(g.shimChk) <= 1.3*float64(g.plainCheck), "<= 1.3x plain cargo"))
 		return
 	}
 	ov := g.shim400 - g.trueMed
-	fmt.Fprintf(b, "The registry on a GlusterFS volume served on 127.0.0.1 through FUSE, as `make multihost` uses it; every lookup, stat, open and flock is a round trip to the brick. Medians of %d interleaved runs (%d for cargo check).\n\n", runs, g.checkRuns)
+	fmt.Fprintf(b, "%s Medians of %d interleaved runs (%d for cargo check).\n\n", e.desc, runs, g.checkRuns)
 	fmt.Fprintf(b, "| what | median | budget |\n|---|---|---|\n")
 	fmt.Fprintf(b, "| warm no-op `cargo check`, %d registry crates, plain cargo | %s | |\n", g.checkCrates, ms(g.plainCheck))
 	fmt.Fprintf(b, "| the same through the shim | %s (%.2fx) | %s |\n", ms(g.shimChk), float64(g.shimChk)/float64(g.plainCheck), verdict(float64(g.shimChk) <= 1.3*float64(g.plainCheck), "<= 1.3x plain cargo"))
@@ -270,26 +286,26 @@ func writeGluster(b *strings.Builder, g *glusterResult, runs int) {
 	fmt.Fprintf(b, "| lstat of every directory | %s | %s |\n| open + shared flock of one file per crate | %s | %s |\n", ms(g.floorDirs), ms(g.parDirs), ms(g.floorLock), ms(g.parLock))
 	fmt.Fprintf(b, "\nThe drop-in at 400 crates costs %.2fx the parallel floor of directories + locks. ", float64(ov)/float64(g.parDirs+g.parLock))
 	if ov > 50*time.Millisecond {
-		fmt.Fprintf(b, "The 50 ms budget is below that floor here: a check that looks at each directory once and pins each crate cannot be cheaper than those round trips on two cores that also run the GlusterFS client and brick.")
+		fmt.Fprintf(b, "The 50 ms budget is below that floor here: a check that looks at each directory once and pins each crate cannot be cheaper than those round trips on two cores that also run the %s client and server.", e.name)
 	}
 	b.WriteString("\n")
 }
 
-// runGlusterOnly measures and writes the GlusterFS section alone.
-func runGlusterOnly(runs int, out, binDir string) error {
+// runEngineOnly measures and writes e's section alone.
+func runEngineOnly(e engine, runs int, out, binDir string) error {
 	binDir, _ = filepath.Abs(binDir)
 	tmp, err := os.MkdirTemp("", "cargo-shim-bench-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	g, err := benchGluster(tmp, binDir, runs)
+	g, err := benchEngine(e, tmp, binDir, runs)
 	if err != nil {
 		return err
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "# Benchmarks (GlusterFS only)\n\nWritten by `bench -glusterfs %s` on %s.\n", *gluster, time.Now().UTC().Format("2006-01-02 15:04 UTC"))
-	writeGluster(&b, g, runs)
+	fmt.Fprintf(&b, "# Benchmarks (%s only)\n\nWritten by `bench -%s %s` on %s.\n", e.name, strings.ToLower(e.name), *e.mode, time.Now().UTC().Format("2006-01-02 15:04 UTC"))
+	writeEngine(&b, e, g, runs)
 	fmt.Print(b.String())
 	return os.WriteFile(out, []byte(b.String()), 0o644)
 }

@@ -25,7 +25,7 @@ import (
 
 const regdir = "127.0.0.1-00bench00bench00"
 
-var keep, gluster, userfacing *string
+var keep, userfacing *string
 
 type crateInfo struct {
 	name, version, sum string
@@ -36,12 +36,15 @@ func main() {
 	out := flag.String("out", "BENCHMARKS.md", "report file")
 	binDir := flag.String("bin", "bin", "directory with cargo and cargo-shim")
 	keep = flag.String("keep", "", "generate the registries into this directory and keep them")
-	gluster = flag.String("glusterfs", "auto", "GlusterFS rows: auto (when a loopback volume can be made), off, only, check (only the no-op cargo check)")
+	glusterEngine.mode = flag.String("glusterfs", "auto", "GlusterFS rows: auto (when a loopback volume can be made), off, only, check (only the no-op cargo check)")
+	cephEngine.mode = flag.String("cephfs", "auto", "CephFS rows: auto (when a loopback cluster can be made), off, only, check (only the no-op cargo check)")
 	userfacing = flag.String("userfacing", "on", "user-facing rows (plain vs shim no-op cargo check at 24/100/400 crates, process floor, syscalls): on, off, only (these rows alone, spliced into -out; 15 runs unless -runs is given)")
 	flag.Parse()
 	runBench := run
-	if *gluster == "only" || *gluster == "check" {
-		runBench = runGlusterOnly
+	for _, e := range []engine{glusterEngine, cephEngine} {
+		if *e.mode == "only" || *e.mode == "check" {
+			runBench = func(runs int, out, binDir string) error { return runEngineOnly(e, runs, out, binDir) }
+		}
 	}
 	if *userfacing == "only" {
 		runBench = runUserFacingOnly
@@ -207,12 +210,15 @@ func run(runs int, out, binDir string) error {
 	var b strings.Builder
 	bn.writeOverhead(&b)
 	bn.writeRest(&b, noop)
-	if *gluster != "off" {
-		g, err := benchGluster(bn.tmp, bn.binDir, runs)
+	for _, e := range []engine{glusterEngine, cephEngine} {
+		if *e.mode == "off" {
+			continue
+		}
+		g, err := benchEngine(e, bn.tmp, bn.binDir, runs)
 		if err != nil {
 			return err
 		}
-		writeGluster(&b, g, runs)
+		writeEngine(&b, e, g, runs)
 	}
 	if *userfacing != "off" {
 		u, err := benchUserFacing(bn.tmp, bn.binDir, runs)
