@@ -127,6 +127,9 @@ func (r *Run) installSource(a installArgs) (name string, data []byte) {
 		return "", nil
 	}
 	name = "the crates of cargo install " + strings.Join(a.crates, " ")
+	// The index cache, the tarballs and the memo are another uid's to
+	// write: they say which crates to look at, never which bytes are good.
+	r.planFrom = store.Hint
 	if data, err := r.Reg.InstallMemo(tools); err == nil {
 		return name, data
 	}

@@ -63,13 +63,25 @@ func (r Registry) topStamps() [3]stamp {
 	return out
 }
 
+// planKeyOf names the plan record of lockData: a hint's records are
+// another family, never read as a workspace's.
+func planKeyOf(lockData []byte, src Source) string {
+	if src == Hint {
+		return planKey(append([]byte("hint\x00"), lockData...))
+	}
+	return planKey(lockData)
+}
+
 // buildPlan is the slow way: parse Cargo.lock and look at the registry.
-func (r Registry) buildPlan(lockData []byte, lockPath string) (*Plan, error) {
+func (r Registry) buildPlan(lockData []byte, lockPath string, src Source) (*Plan, error) {
 	crates, skipped, err := ParseCargoLockEntries(lockData, lockPath)
 	if err != nil {
 		return nil, err
 	}
-	p := &Plan{key: planKey(lockData), crates: crates, top: r.topStamps(), stamps: map[Instance]*State{}, skipped: skipped}
+	for k := range crates {
+		crates[k].Checksum = src.sum(crates[k])
+	}
+	p := &Plan{key: planKeyOf(lockData, src), crates: crates, top: r.topStamps(), stamps: map[Instance]*State{}, skipped: skipped}
 	p.regdirs = r.Regdirs()
 	for _, d := range p.regdirs {
 		if _, err := r.lstat(filepath.Join(r.Root, "index", d)); err == nil {
@@ -87,11 +99,13 @@ func (r Registry) buildPlan(lockData []byte, lockPath string) (*Plan, error) {
 }
 
 // loadPlan reads the plan record for lockData and checks that the registry
-// still has the shape it describes. ok is false when it must be rebuilt.
-func (r Registry) loadPlan(lockData []byte) (*Plan, bool) {
-	key := planKey(lockData)
+// still has the shape it describes. ok is false when it must be rebuilt:
+// also when another uid could have written the record (it would name the
+// checksums), or when it is larger than lockData allows.
+func (r Registry) loadPlan(lockData []byte, src Source) (*Plan, bool) {
+	key := planKeyOf(lockData, src)
 	path := filepath.Join(r.PlanDir(), key)
-	f, err := r.open(path)
+	f, err := r.openTrusted(path)
 	if err != nil {
 		return nil, false
 	}
@@ -112,7 +126,7 @@ func (r Registry) loadPlan(lockData []byte) (*Plan, bool) {
 		return nil, false
 	}
 	p, err := parsePlan(data)
-	if err != nil || p.key != key || p.top != r.topStamps() {
+	if err != nil || p.key != key || p.top != r.topStamps() || !r.planBounded(p, lockData) || !p.sumsFrom(src) {
 		return nil, false
 	}
 	// A cold crate that has appeared since must be checked and pinned.
@@ -330,7 +344,7 @@ func parsePlan(data []byte) (*Plan, error) {
 	p.crates = make([]Crate, 0, ncrates)
 	for k := 0; k < ncrates && !r.bad; k++ {
 		c := Crate{Name: r.str(), Version: r.str(), Checksum: r.str()}
-		if !r.bad && (!validCrate(c) || !validSHA256(c.Checksum)) {
+		if !r.bad && (!validCrate(c) || c.Checksum != "" && !validChecksum(c.Checksum)) {
 			return nil, errBadPlan
 		}
 		p.crates = append(p.crates, c)

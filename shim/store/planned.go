@@ -13,10 +13,16 @@ import (
 // while the registry still has the shape it describes, else a plan built
 // from them (lockPath names the file in errors).
 func (r Registry) LoadPlan(lockData []byte, lockPath string) (*Plan, error) {
-	if p, ok := r.loadPlan(lockData); ok {
+	return r.LoadPlanFrom(lockData, lockPath, Workspace)
+}
+
+// LoadPlanFrom is LoadPlan for Cargo.lock bytes from src: a Hint's plan
+// carries no checksum (see trust.go).
+func (r Registry) LoadPlanFrom(lockData []byte, lockPath string, src Source) (*Plan, error) {
+	if p, ok := r.loadPlan(lockData, src); ok {
 		return p, nil
 	}
-	return r.buildPlan(lockData, lockPath)
+	return r.buildPlan(lockData, lockPath, src)
 }
 
 // Cached is true when the plan came from a plan record still valid.

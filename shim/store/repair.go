@@ -61,7 +61,7 @@ func (r Registry) Repair(f Finding) (Action, error) {
 	if f.ExtractionOK {
 		return Action{}, nil
 	}
-	if f.tarballOK && !removedTarball {
+	if f.mayExtract() && !removedTarball {
 		m, err := r.reextract(i)
 		if err != nil {
 			return Action{}, err
@@ -362,7 +362,7 @@ func (r Registry) RepairCrate(ctx context.Context, i Instance, o RepairOptions) 
 			if repairErr == nil {
 				f = r.fullCheck(i, level, o.Offline)
 			}
-		} else if f.Verdict == Healthy && f.manifest != nil && f.TarballCorrupt == nil {
+		} else if f.recordable() {
 			_ = r.recordState(i, f.manifest)
 		}
 	})

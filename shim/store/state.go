@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -66,10 +65,6 @@ type State struct {
 	Files    []FileEntry // only Path and Size are kept
 	hasFiles bool
 }
-
-// maxRecordSize bounds what a state or plan record may hold (another uid can
-// write one): 8 MiB is a state of 100,000 files or a plan of 20,000 crates.
-const maxRecordSize = 8 << 20
 
 // readRecord reads a whole record file, refusing one over the bound before
 // allocating for it.
@@ -309,7 +304,7 @@ func (r Registry) writeFileAtomic(p string, data []byte) error {
 // from a trusted tarball, or "".
 func (r Registry) RecordedSHA256(i Instance) string {
 	s, err := readState(r.StatePath(i), false)
-	if err != nil || !r.trustedRecord(r.StatePath(i)) {
+	if err != nil || !validChecksum(s.SHA256) || !r.trustedRecord(r.StatePath(i)) {
 		return ""
 	}
 	return s.SHA256
@@ -325,43 +320,8 @@ func (r Registry) RecordIfVerified(f Finding) error {
 	// checksum differs would launder it into "the known checksum".
 	// Nor with a truncated tarball kept for an offline build: its stamp in
 	// a record would let the next online run trust it instead of replacing it.
-	if f.Verdict != Healthy || !f.ExtractionOK || f.manifest == nil || !f.fresh || !f.trusted || f.Mismatch != "" || f.TarballCorrupt != nil {
+	if !f.fresh || !f.recordable() {
 		return nil
 	}
 	return r.recordState(f.Instance, f.manifest)
-}
-
-// trustedRecord reports whether the record at p can only have been written
-// by this uid or root: it is a regular file, and it and every directory from
-// the registry down to it are owned by one of them, none of those
-// directories letting another uid rename entries (group/world-writable
-// without the sticky bit). Only such a record may prove an extraction broken
-// (a file it lists is missing) or name the checksum a tarball must have.
-// Any other record can only make the shim look closer: another uid could
-// have forged it, and believing it would let that uid have a valid
-// extraction deleted.
-func (r Registry) trustedRecord(p string) bool {
-	d, rel, err := r.resolve(p)
-	if err != nil {
-		return false
-	}
-	parts := strings.Split(rel, "/")
-	euid := uint32(os.Geteuid())
-	for k := range parts {
-		var st unix.Stat_t
-		if d.LstatRaw(strings.Join(parts[:k+1], "/"), &st) != nil {
-			return false
-		}
-		if st.Uid != 0 && st.Uid != euid {
-			return false
-		}
-		want := uint32(unix.S_IFDIR)
-		if k == len(parts)-1 {
-			want = unix.S_IFREG
-		}
-		if st.Mode&unix.S_IFMT != want || want == unix.S_IFDIR && st.Mode&0o022 != 0 && st.Mode&unix.S_ISVTX == 0 {
-			return false
-		}
-	}
-	return true
 }
