@@ -40,7 +40,7 @@ func benchRegistry(b testing.TB, n int) (Registry, []byte) {
 	}
 	time.Sleep(2 * racyWindow)
 	data := []byte(lock.String())
-	p, err := reg.buildPlan(data, "Cargo.lock", Workspace)
+	p, err := reg.buildPlan(data, "Cargo.lock", Trusted)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -62,7 +62,7 @@ func BenchmarkLoadPlan400(b *testing.B) {
 	reg, data := benchRegistry(b, 400)
 	b.ResetTimer()
 	for b.Loop() {
-		if _, ok := reg.loadPlan(data, Workspace); !ok {
+		if _, ok := reg.loadPlan(data, Trusted); !ok {
 			b.Fatal("plan record not used")
 		}
 	}
@@ -80,7 +80,7 @@ func BenchmarkParseCargoLock400(b *testing.B) {
 
 func BenchmarkCheckPlanWarm400(b *testing.B) {
 	reg, data := benchRegistry(b, 400)
-	p, ok := reg.loadPlan(data, Workspace)
+	p, ok := reg.loadPlan(data, Trusted)
 	if !ok {
 		b.Fatal("no plan record")
 	}
@@ -94,7 +94,7 @@ func BenchmarkCheckPlanWarm400(b *testing.B) {
 
 func BenchmarkFastCheckOneCrate(b *testing.B) {
 	reg, data := benchRegistry(b, 1)
-	p, _ := reg.loadPlan(data, Workspace)
+	p, _ := reg.loadPlan(data, Trusted)
 	i := p.instances[0]
 	s := p.stamps[i]
 	b.ResetTimer()
@@ -107,7 +107,7 @@ func BenchmarkFastCheckOneCrate(b *testing.B) {
 
 func BenchmarkCheckPlanWarm400Serial(b *testing.B) {
 	reg, data := benchRegistry(b, 400)
-	p, _ := reg.loadPlan(data, Workspace)
+	p, _ := reg.loadPlan(data, Trusted)
 	b.ResetTimer()
 	for b.Loop() {
 		for _, i := range p.instances {

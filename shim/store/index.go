@@ -23,6 +23,9 @@ type IndexEntry struct {
 	Cksum       string `json:"cksum"`
 	Yanked      bool   `json:"yanked"`
 	RustVersion string `json:"rust_version"`
+	// Trusted: the cache file is one no less-trusted uid could have
+	// written (trust.go); else Cksum is a hint only.
+	Trusted bool `json:"-"`
 }
 
 // indexCacheVersion is the first byte of cargo's index cache files
@@ -66,6 +69,7 @@ func (r Registry) ReadIndexCache(regdir, name string) ([]IndexEntry, error) {
 		return nil, err
 	}
 	defer f.Close()
+	trusted := r.vouched(f, p)
 	in := bufio.NewReader(io.LimitReader(f, maxIndexCache+1))
 	head := make([]byte, 5)
 	if _, err := io.ReadFull(in, head); err != nil || head[0] != indexCacheVersion {
@@ -94,6 +98,7 @@ func (r Registry) ReadIndexCache(regdir, name string) ([]IndexEntry, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", p, err)
 		}
+		e.Trusted = trusted
 		out = append(out, e)
 	}
 }
@@ -206,9 +211,13 @@ func (r Registry) installMemoPath(tools []Instance) string {
 	return filepath.Join(r.PlanDir(), "install-"+hex.EncodeToString(h.Sum(nil)[:16]))
 }
 
-// InstallMemo returns what RecordInstallMemo recorded for tools.
+// InstallMemo returns what RecordInstallMemo recorded for tools, if no
+// less-trusted uid could have written it (else the tarballs are read again).
 func (r Registry) InstallMemo(tools []Instance) ([]byte, error) {
 	p := r.installMemoPath(tools)
+	if !r.trustedRecord(p) {
+		return nil, fmt.Errorf("%s: another uid could have written it; not believed", p)
+	}
 	data, err := readRegular(p, maxPackagedLock)
 	if err == nil {
 		touchHourly(p)

@@ -3,8 +3,8 @@ package store
 import (
 	"errors"
 	"os"
-	"runtime"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -22,6 +22,9 @@ func writeIndexCache(t testing.TB, reg Registry, regdir, name string, entries []
 func TestReadIndexCache(t *testing.T) {
 	reg := Registry{Root: t.TempDir()}
 	want := []IndexEntry{{Name: "Eval-Tool", Vers: "1.0.0", Cksum: strings.Repeat("ab", 32)}, {Name: "Eval-Tool", Vers: "1.1.0", Cksum: strings.Repeat("cd", 32), Yanked: true}}
+	for k := range want {
+		want[k].Trusted = true // written by this uid, in its own directories
+	}
 	writeIndexCache(t, reg, "r-1", "Eval-Tool", want)
 	if !strings.HasSuffix(reg.IndexCachePath("r-1", "Eval-Tool"), "/index/r-1/.cache/ev/al/eval-tool") {
 		t.Fatalf("path %s", reg.IndexCachePath("r-1", "Eval-Tool"))

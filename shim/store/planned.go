@@ -13,7 +13,7 @@ import (
 // while the registry still has the shape it describes, else a plan built
 // from them (lockPath names the file in errors).
 func (r Registry) LoadPlan(lockData []byte, lockPath string) (*Plan, error) {
-	return r.LoadPlanFrom(lockData, lockPath, Workspace)
+	return r.LoadPlanFrom(lockData, lockPath, Trusted)
 }
 
 // LoadPlanFrom is LoadPlan for Cargo.lock bytes from src: a Hint's plan

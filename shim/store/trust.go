@@ -12,7 +12,7 @@ import (
 //
 // Which bytes a crate must hold is named only by
 //   - the checksums of the Cargo.lock of the workspace being built (a plan
-//     of Source Workspace), and
+//     of Source Trusted), and
 //   - records no less-trusted uid could have written (trustedRecord): owned
 //     by this uid or root, as is every directory from the registry down to
 //     them, none of which lets another uid rename entries.
@@ -29,9 +29,11 @@ import (
 type Source int
 
 const (
-	// Workspace: the Cargo.lock of the workspace being built, the user's
-	// own file; its checksums are the truth.
-	Workspace Source = iota
+	// Trusted: the Cargo.lock of the workspace being built, the user's
+	// own file, or one put together only from trusted records (cargo
+	// install from an index cache and a memo trustedRecord vouches for);
+	// its checksums are the truth.
+	Trusted Source = iota
 	// Hint: bytes the shim put together from what another uid may write
 	// (cargo install's index cache, a memo): which crates to look at, no
 	// checksum of them believed.
@@ -40,7 +42,7 @@ const (
 
 // sum is the checksum of c a plan from src may carry: none from a hint.
 func (src Source) sum(c Crate) string {
-	if src != Workspace || !validChecksum(c.Checksum) {
+	if src != Trusted || !validChecksum(c.Checksum) {
 		return ""
 	}
 	return c.Checksum
@@ -64,7 +66,7 @@ func validChecksum(s string) bool { return len(s) == 64 && validSHA256(s) }
 func trustedUID(uid uint32) bool { return uid == 0 || uid == uint32(os.Geteuid()) }
 
 // knownSum is the checksum i's tarball must have: the one i carries (set
-// only from a Workspace plan), else the one a trusted state record names,
+// only from a Trusted plan), else the one a trusted state record names,
 // else "" (none known: no tarball is believed).
 func (r Registry) knownSum(i Instance) string {
 	if validChecksum(i.Checksum) {
@@ -126,18 +128,22 @@ func (r Registry) trustedIno(p string) (uint64, bool) {
 	return st.Ino, true
 }
 
-// openTrusted opens the record p only if trustedRecord vouches for it, and
-// checks that the file opened is the one vouched for.
+// openTrusted opens the record p only if trustedRecord vouches for it.
 func (r Registry) openTrusted(p string) (*os.File, error) {
 	f, err := r.open(p)
 	if err != nil {
 		return nil, err
 	}
-	var st unix.Stat_t
-	ino, ok := r.trustedIno(p)
-	if !ok || unix.Fstat(int(f.Fd()), &st) != nil || st.Ino != ino || !trustedUID(st.Uid) {
+	if !r.vouched(f, p) {
 		f.Close()
 		return nil, fmt.Errorf("%s: another uid could have written it; not believed", p)
 	}
 	return f, nil
+}
+
+// vouched: f, opened from p, is the file trustedRecord vouches for at p.
+func (r Registry) vouched(f *os.File, p string) bool {
+	var st unix.Stat_t
+	ino, ok := r.trustedIno(p)
+	return ok && unix.Fstat(int(f.Fd()), &st) == nil && st.Ino == ino && trustedUID(st.Uid)
 }
