@@ -309,3 +309,65 @@ func (w *World) hugePlan(key string, n int) []byte {
 	uv(0)
 	return b.Bytes()
 }
+
+// chmodTree makes every directory under p writable by every uid, as on a
+// fleet whose registry is world-writable.
+func chmodTree(t *testing.T, p string) {
+	t.Helper()
+	filepath.WalkDir(p, func(q string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			os.Chmod(q, 0o777)
+		}
+		return err
+	})
+}
+
+// `cargo install eval-tool` as root where the attacker rewrote the tool's
+// index-cache entry with "cksum":"" and its .crate: root's extraction of
+// the tool stays the genuine one, and so does the tool it installs.
+func TestTrustInstallEmptyIndexChecksum(t *testing.T) {
+	w := NewToolWorld(t)
+	if _, ok, why := w.Install(installForms[0], true); !ok {
+		t.Fatalf("root's first install: %s", why)
+	}
+	w.Regdir = w.findRegdir()
+	for d := w.Root; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
+		os.Chmod(d, 0o755)
+	}
+	for _, d := range []string{w.Shared, filepath.Join(w.Shared, "src", w.Regdir), filepath.Join(w.Shared, "cache", w.Regdir)} {
+		os.Chmod(d, 0o777)
+	}
+	chmodTree(t, filepath.Join(w.Shared, "index", w.Regdir, ".cache"))
+	tw := newTrustWorld(t, w.World, toolDir, "src/main.rs", "fn main() { println!(\"the attacker's tool\"); }\n")
+	idx := filepath.Join(w.Shared, "index", w.Regdir, ".cache", "ev", "al", "eval-tool")
+	w.attackWith(`sed 's/"cksum":"[0-9a-f]*"/"cksum":""/g' "$I" > "$I.new"; mv "$I.new" "$I"`, "I="+idx)
+	tw.swapTarball()
+	r, ok, why := w.Install(installForms[0], true, rootLockTimeout)
+	if !ok {
+		t.Errorf("root's install after the attack: %s\n%s", why, r)
+	}
+	tw.assertGenuine("root's install")
+}
+
+// A 64 MiB index-cache entry of NUL bytes (after cargo's version byte):
+// root's `cargo install eval-tool` reads it as a bounded stream, refuses
+// it, and ends with its peak memory far below the file's size x fields.
+func TestTrustIndexCacheOfNULs(t *testing.T) {
+	w := hostileWorld(t)
+	chmodTree(t, filepath.Join(w.Shared, "index", w.Regdir))
+	decoy, snap := w.decoy()
+	w.attackWith(`mkdir -p index/$R/.cache/ev/al; f=index/$R/.cache/ev/al/eval-tool
+		printf '\003' > $f; head -c 67108863 /dev/zero >> $f`)
+	p := w.Start(w.Root, w.Home(), true, []string{"install", "eval-tool"}, "CARGO_SHIM_REAL_CARGO=/bin/true", rootLockTimeout)
+	r := p.Wait()
+	if r.Code != 0 {
+		t.Errorf("root's cargo install: exit %d: %s", r.Code, r)
+	}
+	// ru_maxrss survives exec: it is the shim's peak as much as /bin/true's.
+	peak := p.Cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss << 10
+	t.Logf("peak RSS of root's run: %d MiB", peak>>20)
+	if peak > 256<<20 {
+		t.Errorf("peak RSS %d MiB reading a 64 MiB index-cache entry, want at most 256 MiB", peak>>20)
+	}
+	safefstest.Unchanged(t.Errorf, decoy, snap)
+}
