@@ -99,19 +99,33 @@ type Finding struct {
 	// known checksum (or none is known): the only source a repair uses.
 	tarballOK bool
 	fresh     bool // from a full check: worth recording, worth reporting
+	// exposure: root compared the contents of an extraction another uid
+	// could write; its stamps then go into the record (exposed.go).
+	exposure *exposure
+	// exposedUnverified: such an extraction with no tarball to compare.
+	exposedUnverified bool
 }
 
 // Check looks at one instance. It takes no lock; callers decide what the
 // result is worth by what they hold.
 func (r Registry) Check(i Instance, level Level, offline bool) Finding {
 	if level < Deep {
-		if st, err := readState(r.StatePath(i), level >= Files); err == nil {
-			if f, sure := r.fastCheck(i, st, level); sure {
-				return f
-			}
+		if f, sure := r.stateCheck(i, level); sure {
+			return f
 		}
 	}
 	return r.fullCheck(i, level, offline)
+}
+
+// stateCheck is the fast check from i's state record.
+func (r Registry) stateCheck(i Instance, level Level) (Finding, bool) {
+	st, err := readState(r.StatePath(i), level >= Files)
+	if err != nil {
+		return Finding{Instance: i}, false
+	}
+	// Only root's own record may vouch for an extraction another uid can write.
+	st.vouched = rootRun && len(st.Exposed) > 0 && r.trustedRecord(r.StatePath(i))
+	return r.fastCheck(i, st, level)
 }
 
 const (
@@ -165,6 +179,7 @@ func (r Registry) fastCheck(i Instance, s *State, level Level) (f Finding, sure 
 	f = Finding{Instance: i}
 	var st unix.Stat_t
 	racy := s.Recorded - racyWindow.Nanoseconds()
+	exposed := false
 	for _, d := range s.Dirs {
 		rel := i.Dir()
 		if d.Rel != "." {
@@ -178,12 +193,16 @@ func (r Registry) fastCheck(i Instance, s *State, level Level) (f Finding, sure 
 		if st.Ino != d.Ino || st.Mtim.Nano() != d.Mtime || st.Ctim.Nano() != d.Ctime || d.Ctime >= racy {
 			return f, false
 		}
+		exposed = exposed || exposedStat(&st)
 	}
 	if err := at.lstat(r, srcTree, i.Regdir, i.Dir()+"/"+markerName, &st); err != nil {
 		return f, false
 	}
 	if st.Size != int64(len(marker)) || st.Ino != s.Marker.Ino || st.Mtim.Nano() != s.Marker.Mtime {
 		return f, false
+	}
+	if rootRun && (exposed || exposedStat(&st) || len(s.Exposed) > 0) && !r.exposedUnmoved(i, s, racy) {
+		return f, false // exposed.go: root compares its contents again
 	}
 	if err := at.lstat(r, cacheTree, i.Regdir, i.Dir()+".crate", &st); err != nil {
 		if !errors.Is(err, unix.ENOENT) {
@@ -265,6 +284,9 @@ func (r Registry) fullCheck(i Instance, level Level, offline bool) Finding {
 		// Only a known-good list proves files missing: a tarball with other
 		// bytes may list other files than the extraction legitimately has.
 		r.compareFiles(&f, root, m, level)
+		if rootRun && f.Verdict != Broken {
+			r.verifyExposed(&f, root, level)
+		}
 	case hint != nil && f.Mismatch == "":
 		// A tarball of no known checksum proves nothing either way: a
 		// difference is reported and the extraction, what plain cargo

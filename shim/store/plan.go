@@ -34,7 +34,11 @@ type Plan struct {
 	// stamps are the recorded stamps of each instance, from the plan record
 	// or the per-crate state; nil when the instance has none yet.
 	stamps map[Instance]*State
-	cached bool // came from a plan record whose stamps still matched
+	// viaState: instances whose warm check is their state record's, which
+	// holds the file stamps root needs for an extraction another uid can
+	// write (exposed.go); recorded as -2.
+	viaState map[Instance]bool
+	cached   bool // came from a plan record whose stamps still matched
 	// skipped describes Cargo.lock entries whose name or version cargo
 	// would not accept; a plan with any is never recorded, so that every
 	// run warns about them.
@@ -166,6 +170,10 @@ func (r Registry) lockPaths(p *Plan) []string {
 // stamps. Integers are little-endian fixed width, strings uvarint-prefixed.
 const planMagic = "cargo-shim-plan 2\n"
 
+// viaStateRec is an instance's recorded time in a plan record when its
+// warm check reads its state record instead (Plan.viaState).
+const viaStateRec = -2
+
 type planWriter struct{ b bytes.Buffer }
 
 func (w *planWriter) u64(v uint64) {
@@ -222,6 +230,10 @@ func (r Registry) savePlan(p *Plan) error {
 		w.uv(regIdx[i.Regdir])
 		w.uv(crateIdx[i.Crate])
 		s := p.stamps[i]
+		if p.viaState[i] {
+			w.i64(viaStateRec)
+			continue
+		}
 		if s == nil {
 			w.i64(-1)
 			continue
@@ -320,7 +332,7 @@ func parsePlan(data []byte) (*Plan, error) {
 		return nil, errBadPlan
 	}
 	r := &planReader{s: string(data[len(planMagic):])}
-	p := &Plan{key: r.str(), stamps: map[Instance]*State{}}
+	p := &Plan{key: r.str(), stamps: map[Instance]*State{}, viaState: map[Instance]bool{}}
 	for n := range p.top {
 		p.top[n] = r.stamp()
 	}
@@ -384,6 +396,9 @@ func parsePlanInstances(r *planReader, p *Plan) error {
 		i := Instance{Crate: p.crates[c], Regdir: p.regdirs[d]}
 		p.instances = append(p.instances, i)
 		rec := r.i64()
+		if rec == viaStateRec {
+			p.viaState[i] = true
+		}
 		if rec < 0 {
 			continue
 		}
@@ -415,11 +430,12 @@ func parsePlanInstances(r *planReader, p *Plan) error {
 func (r Registry) savePlanFromStates(p *Plan) error {
 	// p.top stays as read before the plan was built: had a regdir appeared
 	// since, the next run must not trust this plan's list of them.
-	p.stamps = map[Instance]*State{}
+	p.stamps, p.viaState = map[Instance]*State{}, map[Instance]bool{}
 	for _, i := range p.instances {
 		if s, err := readState(r.StatePath(i), false); err == nil {
 			s.Files = nil
 			p.stamps[i] = s
+			p.viaState[i] = len(s.Exposed) > 0
 		}
 	}
 	return r.savePlan(p)

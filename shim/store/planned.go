@@ -96,6 +96,13 @@ func (r Registry) CheckPlan(p *Plan, o CheckOptions) (findings []Finding, fresh 
 	defer r.at.close()
 	lockfile.Parallel(r.workers(o), len(p.instances), func(n int) {
 		i := p.instances[n]
+		if p.viaState[i] && p.cached && o.Level == Fast {
+			if f, sure := r.stateCheck(i, Fast); sure {
+				out[n] = f
+				o.done()
+				return
+			}
+		}
 		if s := p.stamps[i]; s != nil && p.cached && o.Level == Fast {
 			if f, sure := r.fastCheck(i, s, Fast); sure {
 				out[n] = f

@@ -369,7 +369,7 @@ func (r Registry) RepairCrate(ctx context.Context, i Instance, o RepairOptions) 
 				f = r.fullCheck(i, level, o.Offline)
 			}
 		} else if f.recordable() {
-			_ = r.recordState(i, f.manifest)
+			_ = r.recordStateOf(i, f.manifest, f.exposure)
 		}
 	})
 	if err == nil {

@@ -62,8 +62,13 @@ type State struct {
 	Tarball  *stamp
 	Marker   stamp
 	Dirs     []dirStamp
+	// Exposed are the stamps of every file of an extraction a less-trusted
+	// uid could write, taken before root compared their contents with the
+	// verified tarball (trust.go): what the next root run must find unmoved.
+	Exposed  []dirStamp
 	Files    []FileEntry // only Path and Size are kept
 	hasFiles bool
+	vouched  bool // read from a record trustedRecord vouches for
 }
 
 // readRecord reads a whole record file, refusing one over the bound before
@@ -128,6 +133,13 @@ func parseState(data []byte, withFiles bool) (*State, error) {
 				err = errBadRecord
 			}
 			s.Dirs = append(s.Dirs, d)
+		case "x":
+			var d dirStamp
+			d.stamp, d.Rel, err = parseStamp(rest, true)
+			if err == nil && !validRelPath(d.Rel) {
+				err = errBadRecord
+			}
+			s.Exposed = append(s.Exposed, d)
 		case "f":
 			s.hasFiles = true
 			if !withFiles {
@@ -235,7 +247,7 @@ func (s *State) encode() []byte {
 	fmt.Fprintf(&b, "sha256 %s\nrecorded %d\n", s.SHA256, s.Recorded)
 	w := func(kind string, st stamp, rel string) {
 		fmt.Fprintf(&b, "%s %d %d %d %d", kind, st.Ino, st.Size, st.Mtime, st.Ctime)
-		if kind == "d" {
+		if kind == "d" || kind == "x" {
 			b.WriteString(" " + rel)
 		}
 		b.WriteByte('\n')
@@ -246,6 +258,9 @@ func (s *State) encode() []byte {
 	w("marker", s.Marker, "")
 	for _, d := range s.Dirs {
 		w("d", d.stamp, d.Rel)
+	}
+	for _, x := range s.Exposed { // before the "f" lines, which a fast read stops at
+		w("x", x.stamp, x.Rel)
 	}
 	for _, f := range s.Files {
 		fmt.Fprintf(&b, "f %d %s\n", f.Size, f.Path)
@@ -258,14 +273,27 @@ func (s *State) encode() []byte {
 // repairs away. Written to a temp file and renamed: concurrent readers see
 // the old or the new record, never half of one.
 func (r Registry) recordState(i Instance, m *Manifest) error {
+	return r.recordStateOf(i, m, nil)
+}
+
+// recordStateOf is recordState of an extraction whose content root compared
+// with the tarball (snap: its stamps taken before): recorded only if no
+// directory moved since, with every file's stamps.
+func (r Registry) recordStateOf(i Instance, m *Manifest, snap *exposure) error {
 	root := r.Extraction(i)
 	s := &State{SHA256: m.SHA256}
-	for _, rel := range m.Dirs {
+	for n, rel := range m.Dirs {
 		var st unix.Stat_t
 		if err := r.lstatRaw(filepath.Join(root, filepath.FromSlash(rel)), &st); err != nil {
 			return err
 		}
 		s.Dirs = append(s.Dirs, dirStamp{Rel: rel, stamp: stampOf(&st)})
+		if snap != nil && (n >= len(snap.dirs) || snap.dirs[n] != s.Dirs[n]) {
+			return fmt.Errorf("%s moved while it was verified", i)
+		}
+	}
+	if snap != nil {
+		s.Exposed = snap.files
 	}
 	var st unix.Stat_t
 	if err := r.lstatRaw(filepath.Join(root, markerName), &st); err != nil {
@@ -323,5 +351,5 @@ func (r Registry) RecordIfVerified(f Finding) error {
 	if !f.fresh || !f.recordable() {
 		return nil
 	}
-	return r.recordState(f.Instance, f.manifest)
+	return r.recordStateOf(f.Instance, f.manifest, f.exposure)
 }

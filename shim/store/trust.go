@@ -87,7 +87,7 @@ func (f Finding) mayExtract() bool {
 // Nor with a truncated tarball kept for an offline build: its stamp in a
 // record would let the next online run trust it instead of replacing it.
 func (f Finding) recordable() bool {
-	return f.Verdict == Healthy && f.ExtractionOK && f.manifest != nil && f.trusted &&
+	return f.Verdict == Healthy && f.ExtractionOK && f.manifest != nil && f.trusted && !f.exposedUnverified &&
 		f.Mismatch == "" && f.TarballCorrupt == nil && validChecksum(f.manifest.SHA256)
 }
 

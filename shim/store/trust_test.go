@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The trust rule (trust.go), one test per way round it. Each plays what
@@ -162,5 +163,62 @@ func TestPlanRecordBoundedByItsCargoLock(t *testing.T) {
 	reg.savePlan(p)
 	if got, _ := reg.LoadPlan(lock, "Cargo.lock"); got.Cached() {
 		t.Fatal("a record naming a regdir with no index was used")
+	}
+}
+
+// chownTree gives every file and directory under p to uid.
+func chownTree(p string, uid int) {
+	filepath.Walk(p, func(q string, _ os.FileInfo, err error) error {
+		if err == nil {
+			os.Lchown(q, uid, uid)
+		}
+		return err
+	})
+}
+
+// What root compiles is what the checksum names: an extraction another uid
+// owns is compared by content before root trusts it, a file rewritten in
+// place (same size, directory stamps unmoved) or a file added is found on
+// the next root run, and the repair unpacks the verified tarball.
+func TestRootComparesExposedExtraction(t *testing.T) {
+	if !rootRun {
+		t.Skip("the comparison is a root run's")
+	}
+	for _, tc := range []struct {
+		name, reason string
+		change       func(dir string)
+	}{
+		{"rewritten-in-place", "src/lib.rs differs from the tarball", func(dir string) {
+			f, _ := os.OpenFile(filepath.Join(dir, "src", "lib.rs"), os.O_WRONLY, 0)
+			f.WriteAt([]byte("pub fn ev1l() {}"), 0)
+			f.Close()
+		}},
+		{"file-added", "build.rs is not in the tarball", func(dir string) {
+			os.WriteFile(filepath.Join(dir, "build.rs"), []byte("fn main() {}"), 0o644)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			reg, i, m := extracted(t, []entry{{name: "fnv-1.0.7/Cargo.toml", body: "[package]\n"}, {name: "fnv-1.0.7/src/lib.rs", body: "pub fn genuine() {}"}})
+			i.Checksum = m.SHA256
+			chownTree(reg.Extraction(i), 65534)
+			time.Sleep(2 * racyWindow)
+			if f := reg.Check(i, Fast, false); f.Verdict != Healthy || f.exposure == nil {
+				t.Fatalf("first look: %v %q exposure=%v", f.Verdict, f.Reason, f.exposure != nil)
+			} else if err := reg.RecordIfVerified(f); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(2 * racyWindow)
+			if f := reg.Check(i, Fast, false); f.Verdict != Healthy || f.fresh {
+				t.Fatalf("unmoved: want healthy from root's record, got %v fresh=%v", f.Verdict, f.fresh)
+			}
+			tc.change(reg.Extraction(i))
+			if f := reg.Check(i, Fast, false); f.Verdict != Broken || !strings.HasPrefix(f.Reason, tc.reason) {
+				t.Fatalf("after the change: %v %q, want broken: %s", f.Verdict, f.Reason, tc.reason)
+			}
+			if act, _, err := reg.RepairCrate(context.Background(), i, RepairOptions{}); err != nil || act.Kind != ActReextracted {
+				t.Fatalf("repair: %+v %v", act, err)
+			}
+			assertGenuine(t, reg, i)
+		})
 	}
 }
