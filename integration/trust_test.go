@@ -371,3 +371,26 @@ func TestTrustIndexCacheOfNULs(t *testing.T) {
 	}
 	safefstest.Unchanged(t.Errorf, decoy, snap)
 }
+
+// An extraction the attacker owns (it re-made root's extraction as its own
+// copy, identical at first) is compared with the verified tarball before
+// root trusts it; a later in-place rewrite of one file (same size, no
+// directory stamp moves) is caught on root's next run, which unpacks the
+// verified tarball again: root never compiles the attacker's lib.rs.
+func TestTrustAttackerOwnedExtraction(t *testing.T) {
+	tw := newTrustWorld(t, hostileWorld(t), "flat-1.0.0", "lib.rs", evilFlat)
+	tw.attackWith(`cd src/$R; mv $C .csi17-old; cp -r .csi17-old $C`, "C="+tw.crate)
+	tw.rootBuild()
+	tw.assertGenuine("root's first build on the attacker's copy")
+	genuine := "pub fn flat() -> u32 { 1 }\n"
+	evil := "pub fn flat() -> u32 { 9 }\n" // same size: only the content differs
+	if tw.genuine["lib.rs"] != genuine {
+		t.Fatalf("fixture: lib.rs is %q", tw.genuine["lib.rs"])
+	}
+	tw.attackWith(`printf '%s' "$E" > src/$R/$C/lib.rs`, "C="+tw.crate, "E="+evil)
+	r := tw.rootBuild()
+	tw.assertGenuine("root's build after the in-place rewrite")
+	if !strings.Contains(r.Stderr, "Repairing flat v1.0.0 (lib.rs differs from the tarball)") {
+		t.Errorf("the rewrite was not reported:\n%s", r.Stderr)
+	}
+}
