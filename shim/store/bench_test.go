@@ -18,6 +18,14 @@ import (
 // plan record, and returns it with its Cargo.lock bytes.
 func benchRegistry(b testing.TB, n int) (Registry, []byte) {
 	b.Helper()
+	return benchRegistryOf(b, n, false)
+}
+
+// benchRegistryOf is benchRegistry; exposed gives every extraction to
+// another uid (65534) before it is checked: what a root run then compares
+// by content once and lstats file by file on every warm run (exposed.go).
+func benchRegistryOf(b testing.TB, n int, exposed bool) (Registry, []byte) {
+	b.Helper()
 	root := b.TempDir()
 	reg := Registry{Root: root}
 	const regdir = "127.0.0.1-0123456789abcdef"
@@ -35,6 +43,9 @@ func benchRegistry(b testing.TB, n int) (Registry, []byte) {
 		os.WriteFile(reg.Tarball(i), tb, 0o644)
 		if _, err := extract(reg.Tarball(i), c, reg.Extraction(i)); err != nil {
 			b.Fatal(err)
+		}
+		if exposed {
+			chownTree(reg.Extraction(i), 65534)
 		}
 		fmt.Fprintf(&lock, "\n[[package]]\nname = %q\nversion = \"1.0.0\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\nchecksum = %q\n", c.Name, c.Checksum)
 	}
@@ -83,6 +94,26 @@ func BenchmarkCheckPlanWarm400(b *testing.B) {
 	p, ok := reg.loadPlan(data, Trusted)
 	if !ok {
 		b.Fatal("no plan record")
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		if _, fresh := reg.CheckPlan(p, CheckOptions{}); fresh {
+			b.Fatal("warm check fell back to a full check")
+		}
+	}
+}
+
+// BenchmarkCheckPlanWarm400Exposed is BenchmarkCheckPlanWarm400 as root
+// when another uid owns every extraction: each file's stamps are lstat'd
+// against root's record, no content is read (nothing moved).
+func BenchmarkCheckPlanWarm400Exposed(b *testing.B) {
+	if !rootRun {
+		b.Skip("the comparison is a root run's")
+	}
+	reg, data := benchRegistryOf(b, 400, true)
+	p, ok := reg.loadPlan(data, Trusted)
+	if !ok || len(p.viaState) != 400 {
+		b.Fatal("no plan record, or not through the state records")
 	}
 	b.ResetTimer()
 	for b.Loop() {
