@@ -104,7 +104,9 @@ func readState(p string, withFiles bool) (*State, error) {
 func parseState(data []byte, withFiles bool) (*State, error) {
 	s := &State{}
 	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	// Grown as lines need, up to 1 MiB: a warm root run reads one record
+	// per exposed extraction, each of a few KB.
+	sc.Buffer(nil, 1<<20)
 	if !sc.Scan() || sc.Text() != stateHeader {
 		return nil, errors.New("not a cargo-shim state record")
 	}
