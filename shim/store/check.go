@@ -96,7 +96,7 @@ type Finding struct {
 	manifest *Manifest
 	trusted  bool // manifest is known good: from a verified tarball or a state recorded from one
 	// tarballOK: the .crate on disk was read to its end and its sha256 is the
-	// known checksum (or none is known): the only source a repair uses.
+	// trusted checksum (trust.go): the only source a repair uses.
 	tarballOK bool
 	fresh     bool // from a full check: worth recording, worth reporting
 	// exposure: root compared the contents of an extraction another uid
