@@ -73,6 +73,13 @@ type groupInstallStep struct {
 	damage        *installDamage
 	crate         string
 	first, second installForm
+	// noTrustedSum: the crate's checksum comes only from the index cache,
+	// which every group member can write (a group-shared registry's
+	// directories are group-writable). By the trust rule (docs/trust.md)
+	// the shim then reports the damage, naming the file, and leaves the
+	// extraction; cargo fails on it as plain cargo does, and the operator
+	// removes the extraction, as the warning says.
+	noTrustedSum bool
 }
 
 func installDamageNamed(name string) *installDamage {
@@ -91,7 +98,7 @@ func groupInstallSteps() []groupInstallStep {
 	return []groupInstallStep{
 		{first: reg, second: path},
 		{damage: installDamageNamed("flat-lib-removed"), crate: "flat-1.0.0", first: path, second: reg},
-		{damage: installDamageNamed("tool-extraction-damaged"), crate: toolDir, first: reg, second: path},
+		{damage: installDamageNamed("tool-extraction-damaged"), crate: toolDir, first: reg, second: path, noTrustedSum: true},
 	}
 }
 
@@ -123,6 +130,16 @@ func (g *groupInstall) run(reg string, viaShim, memberFirst bool) (runs, failed 
 			r, ok, why := g.install(asMember, f, reg, viaShim)
 			name := fmt.Sprintf("%s: %s form as %s", stepName(s), f.name, uidName(asMember))
 			switch {
+			case s.noTrustedSum && viaShim && k == 0:
+				failed++
+				want := regexp.MustCompile(`eval-tool v1\.0\.0: \S+/src/main\.rs: differs from its tarball, whose checksum nothing trusted names \(src/main\.rs missing\); left as it is`)
+				if ok || !want.MatchString(r.Stderr) {
+					t.Errorf("%s: want the damage reported and left (no trusted checksum), got ok=%v:\n%s", name, ok, r.Stderr)
+				}
+				os.RemoveAll(filepath.Join(reg, "src", g.Regdir, s.crate)) // the operator's fix
+				if _, ok, why := g.install(asMember, f, reg, viaShim); !ok {
+					t.Errorf("%s, once the operator removed the extraction: %s", name, why)
+				}
 			case !ok && viaShim:
 				failed++
 				t.Errorf("%s through the shim: %s\n%s", name, why, r)

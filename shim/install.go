@@ -116,17 +116,27 @@ func (r *Run) installSource(a installArgs) (name string, data []byte) {
 		return "", nil
 	}
 	var tools []store.Instance
+	trusted := true
 	for _, spec := range a.crates {
 		name, version, _ := strings.Cut(spec, "@")
 		if version == "" {
 			version = a.version
 		}
-		tools = append(tools, r.chooseTools(name, version)...)
+		chosen, ok := r.chooseTools(name, version)
+		tools, trusted = append(tools, chosen...), trusted && ok
 	}
 	if len(tools) == 0 {
 		return "", nil
 	}
 	name = "the crates of cargo install " + strings.Join(a.crates, " ")
+	// The tools' checksums come from index-cache files, the deps' from
+	// Cargo.locks packaged in tarballs of those checksums: trusted only
+	// when no less-trusted uid could have written those files, else they
+	// say which crates to look at, never which bytes are good.
+	r.planFrom = store.Hint
+	if trusted {
+		r.planFrom = store.Trusted
+	}
 	if data, err := r.Reg.InstallMemo(tools); err == nil {
 		return name, data
 	}
@@ -141,14 +151,15 @@ func (r *Run) installSource(a installArgs) (name string, data []byte) {
 }
 
 // chooseTools is one crate of an install: the version cargo will pick in
-// each registry whose cached index lists it.
-func (r *Run) chooseTools(name, version string) []store.Instance {
+// each registry whose cached index lists it; trusted is false when an index
+// file that chose one could have been written by a less-trusted uid.
+func (r *Run) chooseTools(name, version string) (out []store.Instance, trusted bool) {
 	req, err := installReq(version)
 	if err != nil {
 		r.Log.Debug("cargo install %s: cannot read version %q (%v); not planned", name, version, err)
-		return nil
+		return nil, true
 	}
-	var out []store.Instance
+	trusted = true
 	for _, d := range r.Reg.Regdirs() {
 		entries, err := r.Reg.ReadIndexCache(d, name)
 		if err != nil {
@@ -166,11 +177,12 @@ func (r *Run) chooseTools(name, version string) []store.Instance {
 			r.Log.Debug("cargo install %s: %s needs rust %s; an older cargo picks an older version, which is not planned", name, e.Vers, e.RustVersion)
 		}
 		out = append(out, store.Instance{Crate: store.Crate{Name: e.Name, Version: e.Vers, Checksum: e.Cksum}, Regdir: d})
+		trusted = trusted && e.Trusted
 	}
 	if len(out) == 0 {
 		r.Log.Debug("cargo install %s: cannot tell which version cargo will install (no cached index lists it); not planned", name)
 	}
-	return out
+	return out, trusted
 }
 
 // packagedCrates are the tools and the crates of the Cargo.lock packaged in

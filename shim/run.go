@@ -220,8 +220,11 @@ type Run struct {
 	Offline bool
 	Group   groupshare.State // whether the registry is group-shared
 
-	plan  *store.Plan
-	start time.Time
+	plan *store.Plan
+	// planFrom: where the plan's Cargo.lock bytes came from; cargo
+	// install's, put together from the index cache, are a store.Hint.
+	planFrom store.Source
+	start    time.Time
 	// shareErr is reported after Prepare, unless a failure that stopped the
 	// run is reported instead: one warning line per run, not two.
 	shareErr error
@@ -390,7 +393,7 @@ func (r *Run) sharePackageCacheLock(opened bool) error {
 
 // loadPlan is step 2: the plan, and the lock paths that pin it.
 func (r *Run) loadPlan(lockData []byte, lockPath string) ([]string, error) {
-	p, err := r.Reg.LoadPlan(lockData, lockPath)
+	p, err := r.Reg.LoadPlanFrom(lockData, lockPath, r.planFrom)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read the planned crates: %w", err)
 	}
@@ -557,6 +560,9 @@ func (r *Run) reportFindings(out []store.Finding) {
 	for _, f := range out {
 		if f.Mismatch != "" && f.Fresh() {
 			r.Log.Warn("%s: sha256 of %s is %s, Cargo.lock says %s; kept (it may come from another registry)", f.Crate, r.Reg.Tarball(f.Instance), f.Mismatch, f.Checksum)
+		}
+		if f.Unverified != "" && f.Fresh() {
+			r.Log.Warn("%s: %s: %s", f.Crate, f.Path, f.Unverified)
 		}
 		if f.TarballUnsafe != nil && f.Fresh() {
 			r.Log.Warn("%s: %v", f.Crate, f.TarballUnsafe)

@@ -43,8 +43,10 @@ func (p Problem) String() string {
 }
 
 // Repairable says whether `cargo-shim repair` can do anything about p: a
-// tarball with another checksum may be another registry's, and is kept.
-func (p Problem) Repairable() bool { return p.Kind != "checksum" }
+// tarball with another checksum may be another registry's, and is kept;
+// an extraction that differs from a tarball no trusted checksum names is
+// what cargo compiles, and is kept too (the store's trust rule).
+func (p Problem) Repairable() bool { return p.Kind != "checksum" && p.Code != "unverified-difference" }
 
 // NeedsAttention: something is left that a build could trip over; a
 // truncated tarball kept under its healthy extraction is not.
@@ -134,6 +136,10 @@ func problemsOf(reg store.Registry, f store.Finding) []Problem {
 	case f.Mismatch != "":
 		out = append(out, mk("checksum", tb, "checksum-mismatch", fmt.Sprintf("tarball sha256 %s, expected %s", f.Mismatch, f.Checksum)))
 	}
+	if f.Unverified != "" {
+		// Reported, never repaired: no trusted checksum names these bytes.
+		out = append(out, mk("extraction", f.Path, "unverified-difference", f.Unverified))
+	}
 	if f.Fault == store.Damaged && f.TarballCorrupt == nil {
 		out = append(out, mk("extraction", f.Path, reasonCode(f.Reason), f.Reason))
 	}
@@ -204,7 +210,7 @@ func Repair(ctx context.Context, reg store.Registry, targets []store.Instance, d
 			continue
 		}
 		seen[i] = true
-		if p.Kind == "checksum" {
+		if !p.Repairable() {
 			// A readable tarball with another checksum may belong to
 			// another registry: reported, never removed.
 			rep.Left = append(rep.Left, p)

@@ -18,6 +18,14 @@ import (
 // plan record, and returns it with its Cargo.lock bytes.
 func benchRegistry(b testing.TB, n int) (Registry, []byte) {
 	b.Helper()
+	return benchRegistryOf(b, n, false)
+}
+
+// benchRegistryOf is benchRegistry; exposed gives every extraction to
+// another uid (65534) before it is checked: what a root run then compares
+// by content once and lstats file by file on every warm run (exposed.go).
+func benchRegistryOf(b testing.TB, n int, exposed bool) (Registry, []byte) {
+	b.Helper()
 	root := b.TempDir()
 	reg := Registry{Root: root}
 	const regdir = "127.0.0.1-0123456789abcdef"
@@ -36,11 +44,14 @@ func benchRegistry(b testing.TB, n int) (Registry, []byte) {
 		if _, err := extract(reg.Tarball(i), c, reg.Extraction(i)); err != nil {
 			b.Fatal(err)
 		}
+		if exposed {
+			chownTree(reg.Extraction(i), 65534)
+		}
 		fmt.Fprintf(&lock, "\n[[package]]\nname = %q\nversion = \"1.0.0\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\nchecksum = %q\n", c.Name, c.Checksum)
 	}
 	time.Sleep(2 * racyWindow)
 	data := []byte(lock.String())
-	p, err := reg.buildPlan(data, "Cargo.lock")
+	p, err := reg.buildPlan(data, "Cargo.lock", Trusted)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -62,7 +73,7 @@ func BenchmarkLoadPlan400(b *testing.B) {
 	reg, data := benchRegistry(b, 400)
 	b.ResetTimer()
 	for b.Loop() {
-		if _, ok := reg.loadPlan(data); !ok {
+		if _, ok := reg.loadPlan(data, Trusted); !ok {
 			b.Fatal("plan record not used")
 		}
 	}
@@ -80,7 +91,7 @@ func BenchmarkParseCargoLock400(b *testing.B) {
 
 func BenchmarkCheckPlanWarm400(b *testing.B) {
 	reg, data := benchRegistry(b, 400)
-	p, ok := reg.loadPlan(data)
+	p, ok := reg.loadPlan(data, Trusted)
 	if !ok {
 		b.Fatal("no plan record")
 	}
@@ -92,9 +103,29 @@ func BenchmarkCheckPlanWarm400(b *testing.B) {
 	}
 }
 
+// BenchmarkCheckPlanWarm400Exposed is BenchmarkCheckPlanWarm400 as root
+// when another uid owns every extraction: each file's stamps are lstat'd
+// against root's record, no content is read (nothing moved).
+func BenchmarkCheckPlanWarm400Exposed(b *testing.B) {
+	if !rootRun {
+		b.Skip("the comparison is a root run's")
+	}
+	reg, data := benchRegistryOf(b, 400, true)
+	p, ok := reg.loadPlan(data, Trusted)
+	if !ok || len(p.viaState) != 400 {
+		b.Fatal("no plan record, or not through the state records")
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		if _, fresh := reg.CheckPlan(p, CheckOptions{}); fresh {
+			b.Fatal("warm check fell back to a full check")
+		}
+	}
+}
+
 func BenchmarkFastCheckOneCrate(b *testing.B) {
 	reg, data := benchRegistry(b, 1)
-	p, _ := reg.loadPlan(data)
+	p, _ := reg.loadPlan(data, Trusted)
 	i := p.instances[0]
 	s := p.stamps[i]
 	b.ResetTimer()
@@ -107,7 +138,7 @@ func BenchmarkFastCheckOneCrate(b *testing.B) {
 
 func BenchmarkCheckPlanWarm400Serial(b *testing.B) {
 	reg, data := benchRegistry(b, 400)
-	p, _ := reg.loadPlan(data)
+	p, _ := reg.loadPlan(data, Trusted)
 	b.ResetTimer()
 	for b.Loop() {
 		for _, i := range p.instances {

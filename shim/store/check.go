@@ -87,28 +87,45 @@ type Finding struct {
 	TarballCorrupt error  // the .crate cannot be read to its end
 	TarballUnsafe  error  // the .crate cannot be used: an entry cargo-shim will not extract, or unreadable
 	Mismatch       string // the .crate's sha256, when it differs from Cargo.lock
+	// Unverified says how the extraction differs from a tarball of no
+	// known checksum: reported, never repaired (Path names the file).
+	Unverified string
 
 	// manifest is a verified description of the extraction to record, or the
 	// trusted tarball's to repair from.
 	manifest *Manifest
 	trusted  bool // manifest is known good: from a verified tarball or a state recorded from one
 	// tarballOK: the .crate on disk was read to its end and its sha256 is the
-	// known checksum (or none is known): the only source a repair uses.
+	// trusted checksum (trust.go): the only source a repair uses.
 	tarballOK bool
 	fresh     bool // from a full check: worth recording, worth reporting
+	// exposure: root compared the contents of an extraction another uid
+	// could write; its stamps then go into the record (exposed.go).
+	exposure *exposure
+	// exposedUnverified: such an extraction with no tarball to compare.
+	exposedUnverified bool
 }
 
 // Check looks at one instance. It takes no lock; callers decide what the
 // result is worth by what they hold.
 func (r Registry) Check(i Instance, level Level, offline bool) Finding {
 	if level < Deep {
-		if st, err := readState(r.StatePath(i), level >= Files); err == nil {
-			if f, sure := r.fastCheck(i, st, level); sure {
-				return f
-			}
+		if f, sure := r.stateCheck(i, level); sure {
+			return f
 		}
 	}
 	return r.fullCheck(i, level, offline)
+}
+
+// stateCheck is the fast check from i's state record.
+func (r Registry) stateCheck(i Instance, level Level) (Finding, bool) {
+	st, err := readState(r.StatePath(i), level >= Files)
+	if err != nil {
+		return Finding{Instance: i}, false
+	}
+	// Only root's own record may vouch for an extraction another uid can write.
+	st.vouched = rootRun && len(st.Exposed) > 0 && r.trustedRecord(r.StatePath(i))
+	return r.fastCheck(i, st, level)
 }
 
 const (
@@ -162,6 +179,7 @@ func (r Registry) fastCheck(i Instance, s *State, level Level) (f Finding, sure 
 	f = Finding{Instance: i}
 	var st unix.Stat_t
 	racy := s.Recorded - racyWindow.Nanoseconds()
+	exposed := false
 	for _, d := range s.Dirs {
 		rel := i.Dir()
 		if d.Rel != "." {
@@ -175,12 +193,16 @@ func (r Registry) fastCheck(i Instance, s *State, level Level) (f Finding, sure 
 		if st.Ino != d.Ino || st.Mtim.Nano() != d.Mtime || st.Ctim.Nano() != d.Ctime || d.Ctime >= racy {
 			return f, false
 		}
+		exposed = exposed || exposedStat(&st)
 	}
 	if err := at.lstat(r, srcTree, i.Regdir, i.Dir()+"/"+markerName, &st); err != nil {
 		return f, false
 	}
 	if st.Size != int64(len(marker)) || st.Ino != s.Marker.Ino || st.Mtim.Nano() != s.Marker.Mtime {
 		return f, false
+	}
+	if rootRun && (exposed || exposedStat(&st) || len(s.Exposed) > 0) && !r.exposedUnmoved(i, s, racy) {
+		return f, false // exposed.go: root compares its contents again
 	}
 	if err := at.lstat(r, cacheTree, i.Regdir, i.Dir()+".crate", &st); err != nil {
 		if !errors.Is(err, unix.ENOENT) {
@@ -214,20 +236,20 @@ func (f *Finding) brokenAs(fault Fault, reason, p string) {
 // fullCheck verifies the extraction against the tarball (or the recorded
 // file list when the tarball is gone) and reads the whole tarball.
 func (r Registry) fullCheck(i Instance, level Level, offline bool) Finding {
-	if i.Checksum == "" {
-		// Not from a Cargo.lock: the known checksum is the one recorded
-		// when it was last verified from a trusted tarball.
-		i.Checksum = r.RecordedSHA256(i)
-	}
+	// The one checksum believed: Cargo.lock's, or a trusted record's.
+	i.Checksum = r.knownSum(i)
 	f := Finding{Instance: i, fresh: true}
 	root := r.Extraction(i)
 	tb := r.Tarball(i)
 
 	m := r.readTarball(&f)
-	if m == nil || f.Mismatch != "" {
+	var hint *Manifest
+	if !f.trusted {
 		// What the extraction was verified to contain, when the tarball
-		// cannot say: gone, corrupt, or other bytes than Cargo.lock's.
-		if st, err := readState(r.StatePath(i), true); err == nil && st.hasFiles && (i.Checksum == "" || st.SHA256 == i.Checksum) && r.trustedRecord(r.StatePath(i)) {
+		// cannot say: gone, corrupt, of no known checksum, or of other
+		// bytes than the known one.
+		hint, m = m, nil
+		if st, err := readState(r.StatePath(i), true); err == nil && st.hasFiles && i.Checksum != "" && st.SHA256 == i.Checksum && r.trustedRecord(r.StatePath(i)) {
 			m = &Manifest{SHA256: st.SHA256, Files: st.Files, Dirs: dirsOf(st.Files)}
 			f.trusted = true
 		}
@@ -262,6 +284,14 @@ func (r Registry) fullCheck(i Instance, level Level, offline bool) Finding {
 		// Only a known-good list proves files missing: a tarball with other
 		// bytes may list other files than the extraction legitimately has.
 		r.compareFiles(&f, root, m, level)
+		if rootRun && f.Verdict != Broken {
+			r.verifyExposed(&f, root, level)
+		}
+	case hint != nil && f.Mismatch == "":
+		// A tarball of no known checksum proves nothing either way: a
+		// difference is reported and the extraction, what plain cargo
+		// would compile, left as it is.
+		r.reportDifference(&f, root, hint, level)
 	}
 	if f.Verdict != Broken {
 		f.ExtractionOK = true
@@ -305,12 +335,25 @@ func (r Registry) readTarball(f *Finding) *Manifest {
 		// Unreadable (permissions, I/O) is not proof of anything: it is
 		// reported and not used, and the extraction is judged alone.
 		f.TarballUnsafe = fmt.Errorf("cannot read %s: %w", tb, err)
-	case i.Checksum != "" && m.SHA256 != i.Checksum:
+	case i.Checksum == "":
+		// No known checksum: its bytes are anyone's, a hint at most.
+	case m.SHA256 != i.Checksum:
 		f.Mismatch = m.SHA256
 	default:
 		f.trusted, f.tarballOK = true, true
 	}
 	return m
+}
+
+// reportDifference compares the extraction with the file list of a tarball
+// no checksum vouches for, and only reports what differs (Unverified).
+func (r Registry) reportDifference(f *Finding, root string, hint *Manifest, level Level) {
+	probe := Finding{Instance: f.Instance}
+	r.compareFiles(&probe, root, hint, min(level, Files))
+	if probe.Verdict == Broken {
+		f.Unverified = fmt.Sprintf("differs from its tarball, whose checksum nothing trusted names (%s); left as it is", probe.Reason)
+		f.Path = probe.Path
+	}
 }
 
 // compareFiles reports the first file of m missing or of another size, naming
@@ -369,16 +412,33 @@ func (r Registry) compareContents(f *Finding, root string) {
 	}
 	for _, e := range f.manifest.Files {
 		p := filepath.Join(root, filepath.FromSlash(e.Path))
-		have, err := r.readFile(p, 0)
+		have, err := r.hashFile(p, e.Size)
 		if err != nil {
 			f.broken(e.Path+" unreadable: "+err.Error(), p)
 			return
 		}
-		if sha256.Sum256(have) != want[e.Path] {
+		if have != want[e.Path] {
 			f.broken(e.Path+" differs from the tarball", p)
 			return
 		}
 	}
+}
+
+// hashFile is the sha256 of the regular file p, read as a stream of at
+// most size+1 bytes (the size the tarball gives it): another uid's file
+// may be any size, and is never held in memory.
+func (r Registry) hashFile(p string, size int64) (sum [sha256.Size]byte, err error) {
+	f, err := r.open(p)
+	if err != nil {
+		return sum, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, io.LimitReader(f, size+1))
+	if err == nil && n != size {
+		err = fmt.Errorf("%d bytes, want %d", n, size)
+	}
+	return [sha256.Size]byte(h.Sum(nil)), err
 }
 
 // Fresh is true when the finding comes from a full check: worth reporting.

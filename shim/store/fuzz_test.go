@@ -54,6 +54,10 @@ func FuzzParseCargoLock(f *testing.F) {
 // below the extraction and encodes back to itself.
 func FuzzParseState(f *testing.F) {
 	f.Add([]byte(stateHeader+"\nsha256 \nrecorded 5\nmarker 1 7 2 3\nd 4 0 5 6 .\nd 7 0 8 9 src\nf 12 src/lib.rs\n"), true)
+	// Root's record of an extraction another uid can write: file stamps,
+	// and forged ones leaving it.
+	f.Add([]byte(stateHeader+"\nsha256 "+strings.Repeat("ab", 32)+"\nrecorded 5\nmarker 1 7 2 3\nd 4 0 5 6 .\nx 9 12 5 6 src/lib.rs\nf 12 src/lib.rs\n"), true)
+	f.Add([]byte(stateHeader+"\nsha256 \nrecorded 5\nmarker 1 7 2 3\nd 4 0 5 6 .\nx 9 12 5 6 ../../etc/passwd\n"), false)
 	f.Fuzz(func(t *testing.T, data []byte, withFiles bool) {
 		s, err := parseState(data, withFiles)
 		if err != nil {
@@ -67,6 +71,11 @@ func FuzzParseState(f *testing.F) {
 		for _, fe := range s.Files {
 			if !validRelPath(fe.Path) || fe.Size < 0 {
 				t.Fatalf("accepted file %q size %d", fe.Path, fe.Size)
+			}
+		}
+		for _, x := range s.Exposed {
+			if !validRelPath(x.Rel) {
+				t.Fatalf("accepted file stamp %q", x.Rel)
 			}
 		}
 		if !withFiles {
@@ -87,10 +96,46 @@ func FuzzParseState(f *testing.F) {
 // the record; what it accepts only names valid crates and regdirs.
 func FuzzParsePlan(f *testing.F) {
 	f.Add([]byte(planMagic))
+	// A forged record: one crate with an empty checksum, one with a
+	// malformed one, a cold crate under a regdir, an instance read through
+	// its state record (-2).
+	var w planWriter
+	w.b.WriteString(planMagic)
+	w.str("k")
+	for range 3 {
+		w.stamp(stamp{})
+	}
+	w.uv(1)
+	w.str("r")
+	w.b.WriteByte(1)
+	w.uv(2)
+	w.str("fnv")
+	w.str("1.0.7")
+	w.str("")
+	w.str("evil")
+	w.str("1.0.0")
+	w.str("AB")
+	w.uv(1)
+	w.uv(0)
+	w.uv(1)
+	w.uv(0)
+	w.uv(0)
+	w.i64(viaStateRec)
+	f.Add(w.b.Bytes())
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := parsePlan(data)
 		if err != nil {
 			return
+		}
+		for _, c := range p.crates {
+			if c.Checksum != "" && !validChecksum(c.Checksum) {
+				t.Fatalf("accepted checksum %q", c.Checksum)
+			}
+		}
+		for i := range p.viaState {
+			if !slices.Contains(p.instances, i) {
+				t.Fatalf("%s read through its state record, but not planned", i)
+			}
 		}
 		for _, i := range p.instances {
 			if !validCrate(i.Crate) || !ValidRegdir(i.Regdir) {
@@ -102,6 +147,35 @@ func FuzzParsePlan(f *testing.F) {
 				if !validRecordedDir(d.Rel, n == 0) {
 					t.Fatalf("%s: accepted directory %q", i, d.Rel)
 				}
+			}
+		}
+	})
+}
+
+// FuzzReadIndexCache: what another uid writes as cargo's index cache is
+// read as a bounded stream; every entry it returns is for the name asked,
+// with a checksum that is a sha256 (an empty or malformed one refuses the
+// file), and nothing panics.
+func FuzzReadIndexCache(f *testing.F) {
+	sum := strings.Repeat("ab", 32)
+	f.Add(EncodeIndexCache([]IndexEntry{{Name: "tool", Vers: "1.0.0", Cksum: sum}}))
+	f.Add(EncodeIndexCache([]IndexEntry{{Name: "tool", Vers: "1.0.0", Cksum: ""}}))
+	f.Add(append([]byte{indexCacheVersion}, make([]byte, 4096)...))
+	f.Add([]byte("\x03\x02\x00\x00\x00etag\x001.0.0\x00{\"name\":\"TOOL\",\"vers\":\"1.0.0\",\"cksum\":\"" + sum + "\"}\x00trailing"))
+	reg := Registry{Root: f.TempDir()}
+	p := reg.IndexCachePath("r", "tool")
+	os.MkdirAll(filepath.Dir(p), 0o755)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		entries, err := reg.ReadIndexCache("r", "tool")
+		if err != nil {
+			return
+		}
+		for _, e := range entries {
+			if !strings.EqualFold(e.Name, "tool") || !validChecksum(e.Cksum) {
+				t.Fatalf("accepted %+v", e)
 			}
 		}
 	})

@@ -1,10 +1,12 @@
 package store
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -21,16 +23,15 @@ type IndexEntry struct {
 	Cksum       string `json:"cksum"`
 	Yanked      bool   `json:"yanked"`
 	RustVersion string `json:"rust_version"`
+	// Trusted: the cache file is one no less-trusted uid could have
+	// written (trust.go); else Cksum is a hint only.
+	Trusted bool `json:"-"`
 }
 
 // indexCacheVersion is the first byte of cargo's index cache files
 // (sources/registry/index/cache.rs: CURRENT_CACHE_VERSION); a file of
 // another version is one this cargo would not read either.
 const indexCacheVersion = 3
-
-// maxIndexCache bounds what is read of one cache file: the largest crates.io
-// entries are a few MB.
-const maxIndexCache = 64 << 20
 
 // indexDepPath is the index's layout for a crate name: 1/a, 2/ab, 3/a/abc,
 // ab/cd/abcd... Cargo keys its cache by the lowercased name.
@@ -55,35 +56,90 @@ func (r Registry) IndexCachePath(regdir, name string) string {
 // ReadIndexCache returns the versions cargo's cached index of regdir lists
 // for name. The file is cargo's: a version byte, the index schema version
 // (4 bytes), the index file's version, then version and JSON line pairs,
-// each field ended by a NUL byte.
+// each field ended by a NUL byte. Another uid may write it: it is read as a
+// stream, each field and the whole bounded (bounds.go), and an entry with
+// no valid checksum makes the file refused (the install is not planned).
 func (r Registry) ReadIndexCache(regdir, name string) ([]IndexEntry, error) {
 	if !ValidName(name) {
 		return nil, fmt.Errorf("%q is not a crate name", name)
 	}
 	p := r.IndexCachePath(regdir, name)
-	data, err := readRegular(p, maxIndexCache)
+	f, err := openBelow(p) // beneath its registry: no link followed, no FIFO opened
 	if err != nil {
 		return nil, err
 	}
-	if len(data) < 5 || data[0] != indexCacheVersion {
+	defer f.Close()
+	trusted := r.vouched(f, p)
+	in := bufio.NewReader(io.LimitReader(f, maxIndexCache+1))
+	head := make([]byte, 5)
+	if _, err := io.ReadFull(in, head); err != nil || head[0] != indexCacheVersion {
 		return nil, fmt.Errorf("%s: not a cargo index cache of version %d", p, indexCacheVersion)
 	}
-	fields := bytes.Split(data[5:], []byte{0})
-	if len(fields) < 1 {
-		return nil, fmt.Errorf("%s: malformed index cache", p)
+	if _, err := indexField(in); err != nil { // the index file's version
+		return nil, fmt.Errorf("%s: %w", p, err)
 	}
 	var out []IndexEntry
-	for n := 1; n+1 < len(fields); n += 2 {
-		var e IndexEntry
-		if err := json.Unmarshal(fields[n+1], &e); err != nil {
-			return nil, fmt.Errorf("%s: version %s: %w", p, fields[n], err)
+	for {
+		vers, err := indexField(in)
+		if err == io.EOF {
+			return out, nil
 		}
-		if e.Vers != string(fields[n]) || !strings.EqualFold(e.Name, name) {
-			return nil, fmt.Errorf("%s: entry for %s %s does not match its key %s %s", p, e.Name, e.Vers, name, fields[n])
+		var line []byte
+		if err == nil {
+			line, err = indexField(in)
 		}
+		if err == nil && len(out) == maxIndexVersions {
+			err = fmt.Errorf("more than %d versions", maxIndexVersions)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+		e, err := indexEntry(vers, line, name)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+		e.Trusted = trusted
 		out = append(out, e)
 	}
-	return out, nil
+}
+
+// indexField reads one NUL-ended field of at most maxIndexField bytes; io.EOF
+// only where a field would begin.
+func indexField(in *bufio.Reader) ([]byte, error) {
+	var b []byte
+	for {
+		chunk, err := in.ReadSlice(0)
+		if len(b)+len(chunk) > maxIndexField+1 {
+			return nil, fmt.Errorf("index field longer than %d bytes", maxIndexField)
+		}
+		b = append(b, chunk...)
+		switch {
+		case err == nil:
+			return b[:len(b)-1], nil
+		case err == io.EOF && len(b) == 0:
+			return nil, io.EOF
+		case err == io.EOF:
+			return nil, errors.New("truncated index cache (larger than its bound, or a field not ended)")
+		case err != bufio.ErrBufferFull:
+			return nil, err
+		}
+	}
+}
+
+// indexEntry decodes one version's JSON line, which must be for name at
+// vers, with a checksum that names something.
+func indexEntry(vers, line []byte, name string) (IndexEntry, error) {
+	var e IndexEntry
+	if err := json.Unmarshal(line, &e); err != nil {
+		return e, fmt.Errorf("version %s: %w", Printable(string(vers)), err)
+	}
+	if e.Vers != string(vers) || !strings.EqualFold(e.Name, name) {
+		return e, fmt.Errorf("entry for %s %s does not match its key %s %s", Printable(e.Name), Printable(e.Vers), name, Printable(string(vers)))
+	}
+	if !validChecksum(e.Cksum) {
+		return e, fmt.Errorf("%s %s: checksum %q is not a sha256", name, Printable(e.Vers), Printable(e.Cksum))
+	}
+	return e, nil
 }
 
 // readRegular reads a regular file of at most limit bytes below the
@@ -106,10 +162,6 @@ func readRegular(p string, limit int64) ([]byte, error) {
 	}
 	return io.ReadAll(io.LimitReader(f, limit))
 }
-
-// maxPackagedLock bounds a packaged Cargo.lock (the largest real ones are
-// well under 1 MB).
-const maxPackagedLock = 16 << 20
 
 // PackagedLock reads the Cargo.lock that `cargo package` put into i's
 // tarball: what `cargo install --locked` builds with. It reads the tarball,
@@ -159,9 +211,13 @@ func (r Registry) installMemoPath(tools []Instance) string {
 	return filepath.Join(r.PlanDir(), "install-"+hex.EncodeToString(h.Sum(nil)[:16]))
 }
 
-// InstallMemo returns what RecordInstallMemo recorded for tools.
+// InstallMemo returns what RecordInstallMemo recorded for tools, if no
+// less-trusted uid could have written it (else the tarballs are read again).
 func (r Registry) InstallMemo(tools []Instance) ([]byte, error) {
 	p := r.installMemoPath(tools)
+	if !r.trustedRecord(p) {
+		return nil, fmt.Errorf("%s: another uid could have written it; not believed", p)
+	}
 	data, err := readRegular(p, maxPackagedLock)
 	if err == nil {
 		touchHourly(p)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -20,7 +21,10 @@ func writeIndexCache(t testing.TB, reg Registry, regdir, name string, entries []
 
 func TestReadIndexCache(t *testing.T) {
 	reg := Registry{Root: t.TempDir()}
-	want := []IndexEntry{{Name: "Eval-Tool", Vers: "1.0.0", Cksum: "ab"}, {Name: "Eval-Tool", Vers: "1.1.0", Yanked: true}}
+	want := []IndexEntry{{Name: "Eval-Tool", Vers: "1.0.0", Cksum: strings.Repeat("ab", 32)}, {Name: "Eval-Tool", Vers: "1.1.0", Cksum: strings.Repeat("cd", 32), Yanked: true}}
+	for k := range want {
+		want[k].Trusted = true // written by this uid, in its own directories
+	}
 	writeIndexCache(t, reg, "r-1", "Eval-Tool", want)
 	if !strings.HasSuffix(reg.IndexCachePath("r-1", "Eval-Tool"), "/index/r-1/.cache/ev/al/eval-tool") {
 		t.Fatalf("path %s", reg.IndexCachePath("r-1", "Eval-Tool"))
@@ -40,6 +44,52 @@ func TestReadIndexCache(t *testing.T) {
 	os.WriteFile(p, data, 0o644)
 	if _, err := reg.ReadIndexCache("r-1", "eval-tool"); err == nil {
 		t.Error("a cache of another version was read")
+	}
+}
+
+// An index-cache entry names no checksum unless it is a sha256: one that
+// is empty or malformed makes the file refused, and the install is not
+// planned from it.
+func TestReadIndexCacheRefusesBadChecksums(t *testing.T) {
+	reg := Registry{Root: t.TempDir()}
+	for _, sum := range []string{"", "ab", strings.Repeat("AB", 32), strings.Repeat("ab", 32) + "0", strings.Repeat("g", 64)} {
+		writeIndexCache(t, reg, "r-1", "tool", []IndexEntry{{Name: "tool", Vers: "1.0.0", Cksum: sum}})
+		if got, err := reg.ReadIndexCache("r-1", "tool"); err == nil {
+			t.Errorf("checksum %q accepted: %v", sum, got)
+		}
+	}
+}
+
+// The index cache is read as a bounded stream: 64 MiB of NUL bytes (an
+// empty version and an empty line, 33 million times) is refused at its
+// first entry, with memory that does not grow with the file.
+func TestReadIndexCacheNULFileIsBounded(t *testing.T) {
+	reg := Registry{Root: t.TempDir()}
+	p := reg.IndexCachePath("r-1", "tool")
+	os.MkdirAll(filepath.Dir(p), 0o755)
+	data := make([]byte, 64<<20)
+	data[0] = indexCacheVersion
+	for _, tail := range [][]byte{nil, []byte("1\x00{}")} {
+		os.WriteFile(p, append(data, tail...), 0o644)
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		_, err := reg.ReadIndexCache("r-1", "tool")
+		runtime.ReadMemStats(&after)
+		if err == nil {
+			t.Error("a NUL-filled index cache was read")
+		}
+		if n := after.TotalAlloc - before.TotalAlloc; n > 8<<20 {
+			t.Errorf("reading it allocated %d MiB", n>>20)
+		}
+	}
+	// One field as long as the whole bound: refused past maxIndexField.
+	long := append([]byte{indexCacheVersion, 2, 0, 0, 0}, make([]byte, 0, 2<<20)...)
+	long = append(long, []byte("etag\x001.0.0\x00")...)
+	long = append(long, []byte(strings.Repeat(" ", 2<<20))...)
+	os.WriteFile(p, append(long, 0), 0o644)
+	if _, err := reg.ReadIndexCache("r-1", "tool"); err == nil || !strings.Contains(err.Error(), "longer than") {
+		t.Errorf("a 2 MiB field: %v", err)
 	}
 }
 

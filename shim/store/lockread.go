@@ -19,10 +19,6 @@ import (
 // [[patch.unused]], [root]), line by line in linear time, and anything else
 // is "not a Cargo.lock cargo writes": one warning, and cargo runs as usual.
 
-// maxLockSize bounds what is read at all; Cargo.locks of thousands of
-// packages are a few hundred KB.
-const maxLockSize = 16 << 20
-
 var errLockShape = errors.New("not a Cargo.lock cargo writes")
 
 // lockPackage is one [[package]] table's keys the shim uses.

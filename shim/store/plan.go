@@ -34,7 +34,11 @@ type Plan struct {
 	// stamps are the recorded stamps of each instance, from the plan record
 	// or the per-crate state; nil when the instance has none yet.
 	stamps map[Instance]*State
-	cached bool // came from a plan record whose stamps still matched
+	// viaState: instances whose warm check is their state record's, which
+	// holds the file stamps root needs for an extraction another uid can
+	// write (exposed.go); recorded as -2.
+	viaState map[Instance]bool
+	cached   bool // came from a plan record whose stamps still matched
 	// skipped describes Cargo.lock entries whose name or version cargo
 	// would not accept; a plan with any is never recorded, so that every
 	// run warns about them.
@@ -63,13 +67,25 @@ func (r Registry) topStamps() [3]stamp {
 	return out
 }
 
+// planKeyOf names the plan record of lockData: a hint's records are
+// another family, never read as a workspace's.
+func planKeyOf(lockData []byte, src Source) string {
+	if src == Hint {
+		return planKey(append([]byte("hint\x00"), lockData...))
+	}
+	return planKey(lockData)
+}
+
 // buildPlan is the slow way: parse Cargo.lock and look at the registry.
-func (r Registry) buildPlan(lockData []byte, lockPath string) (*Plan, error) {
+func (r Registry) buildPlan(lockData []byte, lockPath string, src Source) (*Plan, error) {
 	crates, skipped, err := ParseCargoLockEntries(lockData, lockPath)
 	if err != nil {
 		return nil, err
 	}
-	p := &Plan{key: planKey(lockData), crates: crates, top: r.topStamps(), stamps: map[Instance]*State{}, skipped: skipped}
+	for k := range crates {
+		crates[k].Checksum = src.sum(crates[k])
+	}
+	p := &Plan{key: planKeyOf(lockData, src), crates: crates, top: r.topStamps(), stamps: map[Instance]*State{}, skipped: skipped}
 	p.regdirs = r.Regdirs()
 	for _, d := range p.regdirs {
 		if _, err := r.lstat(filepath.Join(r.Root, "index", d)); err == nil {
@@ -87,11 +103,13 @@ func (r Registry) buildPlan(lockData []byte, lockPath string) (*Plan, error) {
 }
 
 // loadPlan reads the plan record for lockData and checks that the registry
-// still has the shape it describes. ok is false when it must be rebuilt.
-func (r Registry) loadPlan(lockData []byte) (*Plan, bool) {
-	key := planKey(lockData)
+// still has the shape it describes. ok is false when it must be rebuilt:
+// also when another uid could have written the record (it would name the
+// checksums), or when it is larger than lockData allows.
+func (r Registry) loadPlan(lockData []byte, src Source) (*Plan, bool) {
+	key := planKeyOf(lockData, src)
 	path := filepath.Join(r.PlanDir(), key)
-	f, err := r.open(path)
+	f, err := r.openTrusted(path)
 	if err != nil {
 		return nil, false
 	}
@@ -112,7 +130,7 @@ func (r Registry) loadPlan(lockData []byte) (*Plan, bool) {
 		return nil, false
 	}
 	p, err := parsePlan(data)
-	if err != nil || p.key != key || p.top != r.topStamps() {
+	if err != nil || p.key != key || p.top != r.topStamps() || !r.planBounded(p, lockData) || !p.sumsFrom(src) {
 		return nil, false
 	}
 	// A cold crate that has appeared since must be checked and pinned.
@@ -151,6 +169,10 @@ func (r Registry) lockPaths(p *Plan) []string {
 // instance its regdir and crate indexes, recorded time (-1: no stamps) and
 // stamps. Integers are little-endian fixed width, strings uvarint-prefixed.
 const planMagic = "cargo-shim-plan 2\n"
+
+// viaStateRec is an instance's recorded time in a plan record when its
+// warm check reads its state record instead (Plan.viaState).
+const viaStateRec = -2
 
 type planWriter struct{ b bytes.Buffer }
 
@@ -208,6 +230,10 @@ func (r Registry) savePlan(p *Plan) error {
 		w.uv(regIdx[i.Regdir])
 		w.uv(crateIdx[i.Crate])
 		s := p.stamps[i]
+		if p.viaState[i] {
+			w.i64(viaStateRec)
+			continue
+		}
 		if s == nil {
 			w.i64(-1)
 			continue
@@ -306,7 +332,7 @@ func parsePlan(data []byte) (*Plan, error) {
 		return nil, errBadPlan
 	}
 	r := &planReader{s: string(data[len(planMagic):])}
-	p := &Plan{key: r.str(), stamps: map[Instance]*State{}}
+	p := &Plan{key: r.str(), stamps: map[Instance]*State{}, viaState: map[Instance]bool{}}
 	for n := range p.top {
 		p.top[n] = r.stamp()
 	}
@@ -330,7 +356,7 @@ func parsePlan(data []byte) (*Plan, error) {
 	p.crates = make([]Crate, 0, ncrates)
 	for k := 0; k < ncrates && !r.bad; k++ {
 		c := Crate{Name: r.str(), Version: r.str(), Checksum: r.str()}
-		if !r.bad && (!validCrate(c) || !validSHA256(c.Checksum)) {
+		if !r.bad && (!validCrate(c) || c.Checksum != "" && !validChecksum(c.Checksum)) {
 			return nil, errBadPlan
 		}
 		p.crates = append(p.crates, c)
@@ -370,6 +396,9 @@ func parsePlanInstances(r *planReader, p *Plan) error {
 		i := Instance{Crate: p.crates[c], Regdir: p.regdirs[d]}
 		p.instances = append(p.instances, i)
 		rec := r.i64()
+		if rec == viaStateRec {
+			p.viaState[i] = true
+		}
 		if rec < 0 {
 			continue
 		}
@@ -401,11 +430,12 @@ func parsePlanInstances(r *planReader, p *Plan) error {
 func (r Registry) savePlanFromStates(p *Plan) error {
 	// p.top stays as read before the plan was built: had a regdir appeared
 	// since, the next run must not trust this plan's list of them.
-	p.stamps = map[Instance]*State{}
+	p.stamps, p.viaState = map[Instance]*State{}, map[Instance]bool{}
 	for _, i := range p.instances {
 		if s, err := readState(r.StatePath(i), false); err == nil {
 			s.Files = nil
 			p.stamps[i] = s
+			p.viaState[i] = len(s.Exposed) > 0
 		}
 	}
 	return r.savePlan(p)

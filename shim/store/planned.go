@@ -15,10 +15,16 @@ import (
 // while the registry still has the shape it describes, else a plan built
 // from them (lockPath names the file in errors).
 func (r Registry) LoadPlan(lockData []byte, lockPath string) (*Plan, error) {
-	if p, ok := r.loadPlan(lockData); ok {
+	return r.LoadPlanFrom(lockData, lockPath, Trusted)
+}
+
+// LoadPlanFrom is LoadPlan for Cargo.lock bytes from src: a Hint's plan
+// carries no checksum (see trust.go).
+func (r Registry) LoadPlanFrom(lockData []byte, lockPath string, src Source) (*Plan, error) {
+	if p, ok := r.loadPlan(lockData, src); ok {
 		return p, nil
 	}
-	return r.buildPlan(lockData, lockPath)
+	return r.buildPlan(lockData, lockPath, src)
 }
 
 // Cached is true when the plan came from a plan record still valid.
@@ -92,6 +98,13 @@ func (r Registry) CheckPlan(p *Plan, o CheckOptions) (findings []Finding, fresh 
 	defer r.at.close()
 	lockfile.Parallel(r.workers(o), len(p.instances), func(n int) {
 		i := p.instances[n]
+		if p.viaState[i] && p.cached && o.Level == Fast {
+			if f, sure := r.stateCheck(i, Fast); sure {
+				out[n] = f
+				o.done()
+				return
+			}
+		}
 		if s := p.stamps[i]; s != nil && p.cached && o.Level == Fast {
 			if f, sure := r.fastCheck(i, s, Fast); sure {
 				out[n] = f

@@ -66,7 +66,7 @@ func (r Registry) Repair(f Finding) (Action, error) {
 	if f.ExtractionOK {
 		return Action{}, nil
 	}
-	if f.tarballOK && !removedTarball {
+	if f.mayExtract() && !removedTarball {
 		m, err := r.reextract(i)
 		if err != nil {
 			return Action{}, err
@@ -111,6 +111,12 @@ func (r Registry) reextract(i Instance) (*Manifest, error) {
 	tmp := filepath.Join(parent, leftover{kind: repairTemp, stem: i.Dir(), pid: os.Getpid()}.String())
 	r.removeAll(tmp)
 	m, err := extract(r.Tarball(i), i.Crate, tmp)
+	if err == nil && (!validChecksum(i.Checksum) || m.SHA256 != i.Checksum) {
+		// The tarball was checked before; another uid may have swapped it
+		// since. What was unpacked is what is hashed: never swap in bytes
+		// the trusted checksum does not name.
+		err = fmt.Errorf("its sha256 is now %s, not the trusted %s", m.SHA256, i.Checksum)
+	}
 	if err != nil {
 		r.removeAll(tmp)
 		return nil, fmt.Errorf("extracting %s into %s: %w", r.Tarball(i), tmp, err)
@@ -379,8 +385,8 @@ func (r Registry) RepairCrate(ctx context.Context, i Instance, o RepairOptions) 
 				}
 				f = r.fullCheck(i, level, o.Offline)
 			}
-		} else if f.Verdict == Healthy && f.manifest != nil && f.TarballCorrupt == nil {
-			_ = r.recordState(i, f.manifest)
+		} else if f.recordable() {
+			_ = r.recordStateOf(i, f.manifest, f.exposure)
 		}
 	})
 	if err == nil {

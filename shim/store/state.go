@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -63,13 +62,14 @@ type State struct {
 	Tarball  *stamp
 	Marker   stamp
 	Dirs     []dirStamp
+	// Exposed are the stamps of every file of an extraction a less-trusted
+	// uid could write, taken before root compared their contents with the
+	// verified tarball (trust.go): what the next root run must find unmoved.
+	Exposed  []dirStamp
 	Files    []FileEntry // only Path and Size are kept
 	hasFiles bool
+	vouched  bool // read from a record trustedRecord vouches for
 }
-
-// maxRecordSize bounds what a state or plan record may hold (another uid can
-// write one): 8 MiB is a state of 100,000 files or a plan of 20,000 crates.
-const maxRecordSize = 8 << 20
 
 // readRecord reads a whole record file, refusing one over the bound before
 // allocating for it.
@@ -104,7 +104,9 @@ func readState(p string, withFiles bool) (*State, error) {
 func parseState(data []byte, withFiles bool) (*State, error) {
 	s := &State{}
 	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	// Grown as lines need, up to 1 MiB: a warm root run reads one record
+	// per exposed extraction, each of a few KB.
+	sc.Buffer(nil, 1<<20)
 	if !sc.Scan() || sc.Text() != stateHeader {
 		return nil, errors.New("not a cargo-shim state record")
 	}
@@ -133,6 +135,13 @@ func parseState(data []byte, withFiles bool) (*State, error) {
 				err = errBadRecord
 			}
 			s.Dirs = append(s.Dirs, d)
+		case "x":
+			var d dirStamp
+			d.stamp, d.Rel, err = parseStamp(rest, true)
+			if err == nil && !validRelPath(d.Rel) {
+				err = errBadRecord
+			}
+			s.Exposed = append(s.Exposed, d)
 		case "f":
 			s.hasFiles = true
 			if !withFiles {
@@ -240,7 +249,7 @@ func (s *State) encode() []byte {
 	fmt.Fprintf(&b, "sha256 %s\nrecorded %d\n", s.SHA256, s.Recorded)
 	w := func(kind string, st stamp, rel string) {
 		fmt.Fprintf(&b, "%s %d %d %d %d", kind, st.Ino, st.Size, st.Mtime, st.Ctime)
-		if kind == "d" {
+		if kind == "d" || kind == "x" {
 			b.WriteString(" " + rel)
 		}
 		b.WriteByte('\n')
@@ -251,6 +260,9 @@ func (s *State) encode() []byte {
 	w("marker", s.Marker, "")
 	for _, d := range s.Dirs {
 		w("d", d.stamp, d.Rel)
+	}
+	for _, x := range s.Exposed { // before the "f" lines, which a fast read stops at
+		w("x", x.stamp, x.Rel)
 	}
 	for _, f := range s.Files {
 		fmt.Fprintf(&b, "f %d %s\n", f.Size, f.Path)
@@ -263,14 +275,27 @@ func (s *State) encode() []byte {
 // repairs away. Written to a temp file and renamed: concurrent readers see
 // the old or the new record, never half of one.
 func (r Registry) recordState(i Instance, m *Manifest) error {
+	return r.recordStateOf(i, m, nil)
+}
+
+// recordStateOf is recordState of an extraction whose content root compared
+// with the tarball (snap: its stamps taken before): recorded only if no
+// directory moved since, with every file's stamps.
+func (r Registry) recordStateOf(i Instance, m *Manifest, snap *exposure) error {
 	root := r.Extraction(i)
 	s := &State{SHA256: m.SHA256}
-	for _, rel := range m.Dirs {
+	for n, rel := range m.Dirs {
 		var st unix.Stat_t
 		if err := r.lstatRaw(filepath.Join(root, filepath.FromSlash(rel)), &st); err != nil {
 			return err
 		}
 		s.Dirs = append(s.Dirs, dirStamp{Rel: rel, stamp: stampOf(&st)})
+		if snap != nil && (n >= len(snap.dirs) || snap.dirs[n] != s.Dirs[n]) {
+			return fmt.Errorf("%s moved while it was verified", i)
+		}
+	}
+	if snap != nil {
+		s.Exposed = snap.files
 	}
 	var st unix.Stat_t
 	if err := r.lstatRaw(filepath.Join(root, markerName), &st); err != nil {
@@ -309,7 +334,7 @@ func (r Registry) writeFileAtomic(p string, data []byte) error {
 // from a trusted tarball, or "".
 func (r Registry) RecordedSHA256(i Instance) string {
 	s, err := readState(r.StatePath(i), false)
-	if err != nil || !r.trustedRecord(r.StatePath(i)) {
+	if err != nil || !validChecksum(s.SHA256) || !r.trustedRecord(r.StatePath(i)) {
 		return ""
 	}
 	return s.SHA256
@@ -325,43 +350,8 @@ func (r Registry) RecordIfVerified(f Finding) error {
 	// checksum differs would launder it into "the known checksum".
 	// Nor with a truncated tarball kept for an offline build: its stamp in
 	// a record would let the next online run trust it instead of replacing it.
-	if f.Verdict != Healthy || !f.ExtractionOK || f.manifest == nil || !f.fresh || !f.trusted || f.Mismatch != "" || f.TarballCorrupt != nil {
+	if !f.fresh || !f.recordable() {
 		return nil
 	}
-	return r.recordState(f.Instance, f.manifest)
-}
-
-// trustedRecord reports whether the record at p can only have been written
-// by this uid or root: it is a regular file, and it and every directory from
-// the registry down to it are owned by one of them, none of those
-// directories letting another uid rename entries (group/world-writable
-// without the sticky bit). Only such a record may prove an extraction broken
-// (a file it lists is missing) or name the checksum a tarball must have.
-// Any other record can only make the shim look closer: another uid could
-// have forged it, and believing it would let that uid have a valid
-// extraction deleted.
-func (r Registry) trustedRecord(p string) bool {
-	d, rel, err := r.resolve(p)
-	if err != nil {
-		return false
-	}
-	parts := strings.Split(rel, "/")
-	euid := uint32(os.Geteuid())
-	for k := range parts {
-		var st unix.Stat_t
-		if d.LstatRaw(strings.Join(parts[:k+1], "/"), &st) != nil {
-			return false
-		}
-		if st.Uid != 0 && st.Uid != euid {
-			return false
-		}
-		want := uint32(unix.S_IFDIR)
-		if k == len(parts)-1 {
-			want = unix.S_IFREG
-		}
-		if st.Mode&unix.S_IFMT != want || want == unix.S_IFDIR && st.Mode&0o022 != 0 && st.Mode&unix.S_ISVTX == 0 {
-			return false
-		}
-	}
-	return true
+	return r.recordStateOf(f.Instance, f.manifest, f.exposure)
 }

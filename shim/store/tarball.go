@@ -48,22 +48,6 @@ type Manifest struct {
 	Dirs   []string // every directory, "." first, sorted
 }
 
-// maxUnpacked mirrors cargo's cap on the decompressed tar stream (headers
-// included): max(512 MiB, 20x the compressed size).
-func maxUnpacked(compressed int64) int64 {
-	if n := compressed * 20; n > 512<<20 {
-		return n
-	}
-	return 512 << 20
-}
-
-// Limits of cargo-shim's own, far above any published crate: past them a
-// tarball is left to cargo rather than held in memory.
-const (
-	maxTarEntries = 200_000
-	maxTarPath    = 4096
-)
-
 // ReadManifest reads the whole tarball at p, checking every entry the way an
 // extraction would and hashing the raw bytes.
 func ReadManifest(p string, c Crate) (*Manifest, error) {
