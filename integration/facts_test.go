@@ -67,19 +67,26 @@ func TestFactShimExtractsLikeCargo(t *testing.T) {
 }
 
 // Section 1: rebuild detection ignores mtimes under the registry, so a
-// re-extraction does not force dependents to recompile.
+// re-extraction alone does not make cargo recompile what it compiled
+// before. This is why a repair is journaled and the shim removes the
+// fingerprints itself (TestRepairReachesTargetDir): here the repair is
+// cargo-shim's, and the build after it plain cargo's, in the same target
+// dir, which therefore keeps what it compiled.
 func TestFactRepairDoesNotForceRebuild(t *testing.T) {
 	w := NewWorld(t)
 	w.Warm()
 	home := w.Home()
 	w.MustCargo(home, true, "build")
 	rm(t, filepath.Join(w.Extraction("flat-1.0.0"), "lib.rs"))
-	r := w.MustCargo(home, true, "build")
-	if !strings.Contains(r.Stderr, "Repairing flat v1.0.0") {
-		t.Fatalf("no repair:\n%s", r.Stderr)
+	if a := w.Admin("repair"); !strings.Contains(a.Stdout+a.Stderr, "flat") {
+		t.Fatalf("no repair of flat:\n%s%s", a.Stdout, a.Stderr)
 	}
+	if _, err := os.Stat(filepath.Join(w.Extraction("flat-1.0.0"), "lib.rs")); err != nil {
+		t.Fatalf("repair left lib.rs missing: %v", err)
+	}
+	r := w.MustCargo(home, false, "build")
 	if strings.Contains(r.Stderr, "Compiling") {
-		t.Fatalf("a repair forced a rebuild:\n%s", r.Stderr)
+		t.Fatalf("plain cargo recompiled after a re-extraction (cargo now looks at registry mtimes: the journal may be unneeded):\n%s", r.Stderr)
 	}
 }
 

@@ -72,7 +72,8 @@ type Totals struct {
 	Updated time.Time `json:"updated,omitzero"`
 	// AllRuns, WarmRuns and Repairs are worked out by Read: every run
 	// counted (recorded and warm), the warm ones, and the repairs among
-	// the actions (Actions without "extracted" and "left").
+	// the actions (Actions without "extracted", "left" and "rebuilt": a
+	// target dir recompiling a repaired crate is not a repair).
 	AllRuns     int64            `json:"runs"`
 	WarmRuns    int64            `json:"warm_runs"`
 	Repairs     int64            `json:"repairs"`
@@ -180,7 +181,7 @@ func Read(root string, now time.Time) (Totals, error) {
 	t.AllRuns = t.Runs + t.WarmRuns
 	t.Repairs = 0
 	for k, n := range t.Actions {
-		if k != "extracted" && k != "left" {
+		if k != "extracted" && k != "left" && k != "rebuilt" {
 			t.Repairs += n
 		}
 	}
