@@ -79,11 +79,13 @@ func (d *Dir) Create(rel string, perm fs.FileMode) (*os.File, error) {
 	return os.NewFile(uintptr(fd), d.Join(rel)), nil
 }
 
-// OpenLock opens (creating with perm if missing) the file rel read-only, as a
-// flock target: read access is all flock needs, so any uid may lock a file
-// another uid created.
-func (d *Dir) OpenLock(rel string, perm fs.FileMode) (int, error) {
-	fd, err := d.open(rel, unix.O_RDONLY|unix.O_CREAT|unix.O_NONBLOCK, uint32(perm.Perm()))
+// OpenLock opens the file rel as a flock target, with flags: the access
+// mode (O_RDWR or O_RDONLY) and O_CREAT to create it with perm if missing.
+// O_NONBLOCK is always added, so that a FIFO planted at rel cannot block the
+// open, and anything but a regular file is refused.
+func (d *Dir) OpenLock(rel string, flags int, perm fs.FileMode) (int, error) {
+	flags &= unix.O_ACCMODE | unix.O_CREAT
+	fd, err := d.open(rel, flags|unix.O_NONBLOCK, uint32(perm.Perm()))
 	if err != nil {
 		return -1, d.pathErr("open", rel, err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cargo-shim/cargo-shim/lockfile"
 	"github.com/cargo-shim/cargo-shim/shim"
 	"github.com/cargo-shim/cargo-shim/shim/store"
 )
@@ -161,25 +162,10 @@ func countEntries(reg store.Registry, dir string, keep func(os.DirEntry) bool) i
 	return n
 }
 
-var fsNames = map[int64]string{
-	0xEF53: "ext4", 0x58465342: "xfs", 0x9123683E: "btrfs", 0x01021994: "tmpfs",
-	0x794C7630: "overlay", 0x6969: "nfs", 0x00C36400: "ceph", 0x65735546: "fuse",
-	0x2FC12FC1: "zfs", 0xFE534D42: "smb2", 0xFF534D42: "cifs", 0x5346544E: "ntfs",
-	0x47504653: "gpfs", 0x0BD00BD0: "lustre",
-}
-
 // filesystemOf names the filesystem holding p and its mount's options (from
 // /proc/self/mountinfo, longest mount point containing p).
 func filesystemOf(p string) (string, string) {
-	var sfs unix.Statfs_t
-	name := "unknown"
-	if err := unix.Statfs(p, &sfs); err == nil {
-		if n, ok := fsNames[int64(sfs.Type)]; ok {
-			name = n
-		} else {
-			name = fmt.Sprintf("0x%x", sfs.Type)
-		}
-	}
+	name := lockfile.FilesystemName(p)
 	real, err := filepath.EvalSymlinks(p)
 	if err != nil {
 		real = p
