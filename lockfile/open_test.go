@@ -23,7 +23,11 @@ import (
 func TestLockNeverReopensItsFile(t *testing.T) {
 	for name, lock := range primitives {
 		t.Run(name, func(t *testing.T) {
-			p := filepath.Join(t.TempDir(), "x.lock")
+			dir := t.TempDir()
+			if IsNFS(dir) {
+				t.Skip("on NFS the flock is itself a POSIX lock on the server: the probe cannot tell the two apart")
+			}
+			p := filepath.Join(dir, "x.lock")
 			f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o600)
 			if err != nil {
 				t.Fatal(err)
@@ -91,10 +95,13 @@ func TestReadOnlyLockFileFallback(t *testing.T) {
 	if err != nil {
 		t.Fatalf("helper: %v\n%s", err, out)
 	}
-	for _, want := range []string{"shared ok read-only", "exclusive ok read-only"} {
-		if !strings.Contains(string(out), want) {
-			t.Fatalf("helper said %q, want %q", out, want)
-		}
+	if !strings.Contains(string(out), "shared ok read-only") {
+		t.Fatalf("helper said %q, want a shared lock through a read-only descriptor", out)
+	}
+	// NFSv4 refuses the exclusive one (EBADF): then the message says why.
+	refused := strings.Contains(string(out), "exclusive refused") && strings.Contains(string(out), "0666")
+	if !strings.Contains(string(out), "exclusive ok read-only") && !(IsNFS(dir) && refused) {
+		t.Fatalf("helper said %q, want an exclusive lock (or on NFS, a refusal that says why)", out)
 	}
 }
 
@@ -103,8 +110,8 @@ func helperReadOnly() {
 	for _, m := range []Mode{Shared, Exclusive} {
 		l, err := Try(os.Getenv("LOCK_PATH"), m)
 		if err != nil {
-			fmt.Println("error", err)
-			os.Exit(1)
+			fmt.Println(m, "refused:", err)
+			continue
 		}
 		ro := "read-write"
 		if l.readOnly {

@@ -105,6 +105,7 @@ func Main(args []string) int {
 // Prepare failed, without the shim's protection (or not at all when strict).
 func (r *Run) exec(real string, env []string) int {
 	r.Log.Debug("starting (%s since process start)", time.Since(processStart))
+	r.real, r.env = real, env
 	holder, err := r.Prepare()
 	r.Log.Debug("exec %s (%s since process start)", real, time.Since(processStart))
 	switch {
@@ -209,6 +210,10 @@ type Run struct {
 	shared bool
 	// rec is what this run did, for `cargo-shim stats`.
 	rec stats.Record
+	// real and env are the cargo this run execs and its environment (for
+	// fetchCold's `cargo fetch`).
+	real string
+	env  []string
 }
 
 // lockWait times one operation that may wait for a lock: if it says it
@@ -276,6 +281,9 @@ func (r *Run) Prepare() (pinned *lockfile.Holder, err error) {
 		}
 	}()
 	lockPaths, err := r.loadPlan(lockData, lockPath)
+	if err == nil {
+		lockPaths, err = r.fetchCold(lockData, lockPath, lockPaths)
+	}
 	if err != nil || len(lockPaths) == 0 {
 		return nil, err
 	}

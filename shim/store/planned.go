@@ -150,3 +150,7 @@ func (o CheckOptions) done() {
 		o.Done()
 	}
 }
+
+// Cold is how many planned crates are in no regdir yet: cargo will
+// download and unpack them.
+func (p *Plan) Cold() int { return len(p.cold) }

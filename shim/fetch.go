@@ -1,0 +1,105 @@
+package shim
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/cargo-shim/cargo-shim/lockfile"
+)
+
+// On NFS cargo takes no lock at all: it statfs()es its lock files, sees
+// NFS_SUPER_MAGIC and skips every flock. Sharing its package-cache lock
+// then protects nothing, and K runners starting cold download and unpack
+// the same crates into the same directories at once (measured: 3 of 4 fail
+// with "File exists" or "unexpected end of file"). So where the plan has
+// cold crates and the registry is on NFS, one runner at a time runs the
+// real cargo's `cargo fetch` under the shim's own exclusive lock; the
+// others wait for it, then find the crates there and fetch nothing. The
+// lock is released before the build: no lock is held for a whole build.
+
+// fetchCold fetches the plan's cold crates under the registry's fetch lock
+// when the registry is on NFS, and returns the lock paths of the plan as it
+// is afterwards. A fetch that fails is only a warning: the build's own
+// cargo then fetches (and reports) as it would have.
+func (r *Run) fetchCold(lockData []byte, lockPath string, lockPaths []string) ([]string, error) {
+	if r.plan.Cold() == 0 || r.Nested || r.Cmd.Sub == "install" || r.real == "" || !lockfile.IsNFS(r.Reg.Root) {
+		return lockPaths, nil
+	}
+	ctx, cancel := r.lockContext()
+	defer cancel()
+	lw := newLockWait()
+	l, err := lockfile.Acquire(ctx, r.Reg.FetchLock(), lockfile.Exclusive, lockfile.Options{Waiting: func(string) {
+		lw.waited.Store(true)
+		r.Log.Status("Blocking", "waiting for another runner to fetch crates (cargo takes no lock on NFS)")
+	}})
+	r.endWait(lw)
+	if err != nil {
+		return nil, r.lockError(err)
+	}
+	defer l.Release()
+	// Another runner may have fetched them while we waited.
+	if lockPaths, err = r.loadPlan(lockData, lockPath); err != nil || r.plan.Cold() == 0 {
+		return lockPaths, err
+	}
+	t0 := time.Now()
+	if err := r.runFetch(); err != nil {
+		r.Log.Warn("cargo fetch of %d crates missing from the registry failed (%v); the build's cargo fetches them itself", r.plan.Cold(), err)
+	}
+	r.Log.Debug("fetched %d cold crates on NFS in %s", r.plan.Cold(), time.Since(t0))
+	return r.loadPlan(lockData, lockPath)
+}
+
+// runFetch runs the real cargo's `cargo fetch` for the same manifest, with
+// the command's options that decide what may be fetched and from where.
+// Its output goes to stderr: the build's stdout may be read by a program.
+func (r *Run) runFetch() error {
+	args := r.fetchArgs()
+	cmd := exec.Command(r.real, args...)
+	cmd.Dir = r.Cwd
+	cmd.Env = r.env
+	cmd.Stdout = os.Stderr
+	cmd.Stderr = os.Stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return fmt.Errorf("cargo %s: %s", strings.Join(args, " "), ee.ProcessState)
+	}
+	return err
+}
+
+// fetchArgs: +toolchain, then fetch with the manifest path, --offline,
+// --frozen, --locked, --config and -Z as the command gave them.
+func (r *Run) fetchArgs() []string {
+	var out []string
+	if r.Cmd.Toolchain != "" {
+		out = append(out, r.Cmd.Toolchain)
+	}
+	out = append(out, "fetch")
+	if r.Cmd.Quiet {
+		out = append(out, "--quiet")
+	}
+	if r.Cmd.ManifestPath != "" {
+		out = append(out, "--manifest-path", r.Cmd.ManifestPath)
+	}
+	if r.Offline {
+		out = append(out, "--offline")
+	}
+	args := r.Cmd.Args
+	for n := 0; n < len(args) && args[n] != "--"; n++ {
+		a := args[n]
+		switch {
+		case a == "--frozen" || a == "--locked":
+			out = append(out, a)
+		case (a == "--config" || a == "-Z") && n+1 < len(args):
+			out = append(out, a, args[n+1])
+			n++
+		case strings.HasPrefix(a, "--config=") || strings.HasPrefix(a, "-Z") && len(a) > 2:
+			out = append(out, a)
+		}
+	}
+	return out
+}
