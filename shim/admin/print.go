@@ -153,6 +153,9 @@ func PrintStatus(out *shim.Logger, st *StatusReport) {
 	shim.Fprintf(w, "locks reach hosts:  %v: %s\n", st.LocksReachOtherHosts, st.LocksNote)
 	shim.Fprintf(w, "cargo's own locks:  %s\n", st.CargoLocks)
 	shim.Fprintf(w, "cold starts:        %s\n", st.ColdStarts)
+	if st.LockProbe != nil {
+		shim.Fprintf(w, "locks measured:     %s\n", st.LockProbe.Summary())
+	}
 	shim.Fprintf(w, "crates:             %d extracted, %d tarballs, %d lock files\n", st.Extractions, st.Tarballs, st.LockFiles)
 	shim.Fprintf(w, "cargo's lock:       shared across homes for this CARGO_HOME: %v\n", st.CargoLockShared)
 	shim.Fprintf(w, "cargo's auto-GC:    %s\n", st.CargoAutoGC)

@@ -53,6 +53,9 @@ type StatusReport struct {
 	GroupStatus
 	CargoLocks string `json:"cargo_locks"`
 	ColdStarts string `json:"cold_starts"`
+	// LockProbe is what flock measurably does on the registry's filesystem
+	// (a scratch file in .cargo-shim/); nil when there is no registry yet.
+	LockProbe *lockfile.Probe `json:"lock_probe"`
 	// Attention lists what needs a person; status exits 1 when it is not
 	// empty.
 	Attention []Attention `json:"attention"`
@@ -80,6 +83,9 @@ func (st *StatusReport) attention() []Attention {
 	}
 	if networkFS(st.Filesystem) && !st.LocksReachOtherHosts {
 		out = append(out, Attention{"locks-stay-on-host", st.LocksNote, "runners on other hosts are not coordinated; see README: Limitations"})
+	}
+	if p := st.LockProbe; p != nil && !p.OK() {
+		out = append(out, Attention{"locks-refused", "the registry's filesystem (" + p.Filesystem + ") does not give the locks cargo-shim takes: " + p.Summary(), "see docs/nfs.md for the NFS mount options (local_lock, nolock) and lock services (rpc.statd, lockd) locks need"})
 	}
 	if st.GroupStatus.Shared && len(st.Unwritable) > 0 {
 		out = append(out, Attention{"group-cannot-write", fmt.Sprintf("the sharing group cannot write %s", strings.Join(st.Unwritable, ", ")), "run `cargo-shim init --group " + st.Group + "` again"})
@@ -120,6 +126,10 @@ func Status(reg store.Registry, cargoHome string) *StatusReport {
 	st.Filesystem, st.MountOptions = filesystemOf(reg.Root)
 	lr := LocksOn(st.Filesystem, st.MountOptions)
 	st.LocksReachOtherHosts, st.LocksNote, st.CargoLocks, st.ColdStarts = lr.Reach, lr.Note, lr.CargoLocks, lr.ColdStarts
+	if fi, err := os.Stat(reg.Root); err == nil && fi.IsDir() {
+		p := lockfile.ProbeLocks(reg.ShimDir())
+		st.LockProbe = &p
+	}
 	for _, d := range reg.Regdirs() {
 		st.Extractions += countEntries(reg, filepath.Join(reg.Root, "src", d), func(e os.DirEntry) bool {
 			return e.IsDir() && !strings.HasPrefix(e.Name(), ".")
