@@ -19,7 +19,7 @@ const (
 	cargoSkipsFS = "skipped: cargo does not lock on NFS (it takes any lock there as granted)"
 	dedupAll     = "deduplicated across hosts: cargo's lock, shared through the registry, reaches every host"
 	dedupHost    = "deduplicated among the runners of this host only"
-	dedupFetch   = "deduplicated by the shim: cargo takes no lock on NFS, so a run that finds planned crates missing runs `cargo fetch` under the shim's own exclusive lock (.cargo-shim/locks/fetch.lock) while the others wait"
+	dedupFetch   = "deduplicated across hosts by the shim: cargo takes no lock on NFS, so a run that finds planned crates missing runs `cargo fetch` under the shim's own exclusive lock (.cargo-shim/locks/fetch.lock) while the others wait"
 )
 
 // fuseUnlisted: the kernel hands a FUSE filesystem's flocks to its server
