@@ -14,10 +14,12 @@ import (
 func TestProbeLocksMeasures(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), ".cargo-shim")
 	p := ProbeLocks(dir)
-	if !p.OK() || p.ExclusiveReadOnly != "ok" {
-		t.Fatalf("probe on a local filesystem: %s", p.Summary())
+	if !p.OK() {
+		t.Fatalf("probe: %s", p.Summary())
 	}
-	if strings.Contains(p.Summary(), "refused") {
+	// NFSv4 refuses exactly one: exclusive through a read-only descriptor.
+	if nfs := IsNFS(filepath.Dir(dir)); !nfs && strings.Contains(p.Summary(), "refused") ||
+		nfs && p.ExclusiveReadOnly != "ok" && !strings.Contains(p.ExclusiveReadOnly, "EBADF") {
 		t.Fatalf("summary: %s", p.Summary())
 	}
 	ents, _ := os.ReadDir(dir)
