@@ -244,11 +244,25 @@ const wantApp = loopback.WantApp
 
 func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
+	deadline := time.Now().Add(timeout * waitScale())
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// WaitScaleEnv multiplies waitFor's deadlines, which bound how long an
+// event (a build reaching its build script) may take to happen, never what
+// a test asserts about the shim: set by the NFS suite, whose guest is
+// emulated and 10 to 50 times slower than the host.
+const WaitScaleEnv = "CARGO_SHIM_TEST_WAIT_SCALE"
+
+func waitScale() time.Duration {
+	var n int
+	if _, err := fmt.Sscan(os.Getenv(WaitScaleEnv), &n); err == nil && n > 1 {
+		return time.Duration(n)
+	}
+	return 1
 }
