@@ -19,15 +19,17 @@ import (
 // cold crates and the registry is on NFS, one runner at a time runs the
 // real cargo's `cargo fetch` under the shim's own exclusive lock; the
 // others wait for it, then find the crates there and fetch nothing. The
-// lock is released before the build: no lock is held for a whole build.
+// fetch lock is released before the build: it is never held for a build.
 
 // fetchCold fetches the plan's cold crates under the registry's fetch lock
-// when the registry is on NFS, and returns the lock paths of the plan as it
-// is afterwards. A fetch that fails is only a warning: the build's own
-// cargo then fetches (and reports) as it would have.
-func (r *Run) fetchCold(lockData []byte, lockPath string, lockPaths []string) ([]string, error) {
+// when the registry is on NFS. It runs once the planned set is pinned: the
+// cold crates' lock files (or the cold lock, on a registry with no index
+// yet) are held shared, so gc cannot remove what is fetched before the build
+// uses it. A fetch that fails is only a warning: the build's own cargo then
+// fetches (and reports) as it would have.
+func (r *Run) fetchCold(lockData []byte, lockPath string) error {
 	if r.plan.Cold() == 0 || r.Nested || r.Cmd.Sub == "install" || r.real == "" || !lockfile.IsNFS(r.Reg.Root) {
-		return lockPaths, nil
+		return nil
 	}
 	ctx, cancel := r.lockContext()
 	defer cancel()
@@ -38,19 +40,20 @@ func (r *Run) fetchCold(lockData []byte, lockPath string, lockPaths []string) ([
 	}})
 	r.endWait(lw)
 	if err != nil {
-		return nil, r.lockError(err)
+		return r.lockError(err)
 	}
 	defer l.Release()
 	// Another runner may have fetched them while we waited.
-	if lockPaths, err = r.loadPlan(lockData, lockPath); err != nil || r.plan.Cold() == 0 {
-		return lockPaths, err
+	p, err := r.Reg.LoadPlan(lockData, lockPath)
+	if err != nil || p.Cold() == 0 {
+		return err
 	}
 	t0 := time.Now()
 	if err := r.runFetch(); err != nil {
-		r.Log.Warn("cargo fetch of %d crates missing from the registry failed (%v); the build's cargo fetches them itself", r.plan.Cold(), err)
+		r.Log.Warn("cargo fetch of %d crates missing from the registry failed (%v); the build's cargo fetches them itself", p.Cold(), err)
 	}
-	r.Log.Debug("fetched %d cold crates on NFS in %s", r.plan.Cold(), time.Since(t0))
-	return r.loadPlan(lockData, lockPath)
+	r.Log.Debug("fetched %d cold crates on NFS in %s", p.Cold(), time.Since(t0))
+	return nil
 }
 
 // runFetch runs the real cargo's `cargo fetch` for the same manifest, with

@@ -281,13 +281,15 @@ func (r *Run) Prepare() (pinned *lockfile.Holder, err error) {
 		}
 	}()
 	lockPaths, err := r.loadPlan(lockData, lockPath)
-	if err == nil {
-		lockPaths, err = r.fetchCold(lockData, lockPath, lockPaths)
-	}
 	if err != nil || len(lockPaths) == 0 {
 		return nil, err
 	}
 	if err := r.pinHealthy(holder, lockPaths); err != nil {
+		return nil, err
+	}
+	// After pinning: gc removes nothing pinned, so what is fetched now
+	// stays until the build is done.
+	if err := r.fetchCold(lockData, lockPath); err != nil {
 		return nil, err
 	}
 	return holder, nil
