@@ -21,14 +21,15 @@ import (
 // others wait for it, then find the crates there and fetch nothing. The
 // fetch lock is released before the build: it is never held for a build.
 
-// fetchCold fetches the plan's cold crates under the registry's fetch lock
-// when the registry is on NFS. It runs once the planned set is pinned: the
-// cold crates' lock files (or the cold lock, on a registry with no index
-// yet) are held shared, so gc cannot remove what is fetched before the build
-// uses it. A fetch that fails is only a warning: the build's own cargo then
+// fetchCold fetches the planned crates missing from the registry under its
+// fetch lock when the registry is on NFS. It runs once the planned set is
+// pinned: the crates' lock files (or the cold lock, on a registry with no
+// index yet) are held shared, so what it finds present, or fetches, gc
+// cannot remove before the build uses it; and a crate gc removed between
+// the plan and the pin is found missing here. A fetch that fails is only a warning: the build's own cargo then
 // fetches (and reports) as it would have.
-func (r *Run) fetchCold(lockData []byte, lockPath string) error {
-	if r.plan.Cold() == 0 || r.Nested || r.Cmd.Sub == "install" || r.real == "" || !lockfile.IsNFS(r.Reg.Root) {
+func (r *Run) fetchCold() error {
+	if r.Nested || r.Cmd.Sub == "install" || r.real == "" || !lockfile.IsNFS(r.Reg.Root) || r.Reg.Missing(r.plan) == 0 {
 		return nil
 	}
 	ctx, cancel := r.lockContext()
@@ -44,15 +45,15 @@ func (r *Run) fetchCold(lockData []byte, lockPath string) error {
 	}
 	defer l.Release()
 	// Another runner may have fetched them while we waited.
-	p, err := r.Reg.LoadPlan(lockData, lockPath)
-	if err != nil || p.Cold() == 0 {
-		return err
+	missing := r.Reg.Missing(r.plan)
+	if missing == 0 {
+		return nil
 	}
 	t0 := time.Now()
 	if err := r.runFetch(); err != nil {
-		r.Log.Warn("cargo fetch of %d crates missing from the registry failed (%v); the build's cargo fetches them itself", p.Cold(), err)
+		r.Log.Warn("cargo fetch of %d crates missing from the registry failed (%v); the build's cargo fetches them itself", missing, err)
 	}
-	r.Log.Debug("fetched %d cold crates on NFS in %s", p.Cold(), time.Since(t0))
+	r.Log.Debug("fetched %d missing crates on NFS in %s", missing, time.Since(t0))
 	return nil
 }
 

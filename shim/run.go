@@ -289,7 +289,7 @@ func (r *Run) Prepare() (pinned *lockfile.Holder, err error) {
 	}
 	// After pinning: gc removes nothing pinned, so what is fetched now
 	// stays until the build is done.
-	if err := r.fetchCold(lockData, lockPath); err != nil {
+	if err := r.fetchCold(); err != nil {
 		return nil, err
 	}
 	return holder, nil
