@@ -34,9 +34,11 @@ fuzz:
 
 # The many-runners tests with runners on two "hosts": two FUSE mounts of a
 # loopback GlusterFS volume, set up and torn down here (root and FUSE needed;
-# skipped with a message otherwise).
+# skipped with a message otherwise). Then the same on real kernel NFS in a
+# QEMU guest (integration/multihost/nfs/run; skipped where QEMU cannot run).
 multihost:
 	GO=$(GO) integration/multihost/run
+	GO=$(GO) integration/multihost/nfs/run
 
 demo: build
 	$(GO) run ./integration/cmd/demo

@@ -31,7 +31,15 @@ func TestMain(m *testing.M) {
 	}
 	os.Chmod(dir, 0o755) // other runner uids run these binaries too
 	binDir = filepath.Join(dir, "bin")
+	// BinEnv: binaries built beforehand (the NFS suite runs this test
+	// binary inside an emulated VM, where go build would take minutes).
+	if pre := os.Getenv(BinEnv); pre != "" {
+		binDir = pre
+	}
 	for _, c := range []string{"cargo", "cargo-shim"} {
+		if binDir != filepath.Join(dir, "bin") {
+			break
+		}
 		build := exec.Command("go", "build", "-o", filepath.Join(binDir, c), "../cmd/"+c)
 		build.Env = append(os.Environ(), "CGO_ENABLED=0")
 		out, err := build.CombinedOutput()
@@ -44,6 +52,10 @@ func TestMain(m *testing.M) {
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
+
+// BinEnv names a directory holding cargo and cargo-shim already built from
+// this tree; the tests then build nothing.
+const BinEnv = "CARGO_SHIM_TEST_BIN"
 
 var fixtureCrates = loopback.Fixture
 
@@ -232,11 +244,25 @@ const wantApp = loopback.WantApp
 
 func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
+	deadline := time.Now().Add(timeout * waitScale())
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// WaitScaleEnv multiplies waitFor's deadlines, which bound how long an
+// event (a build reaching its build script) may take to happen, never what
+// a test asserts about the shim: set by the NFS suite, whose guest is
+// emulated and 10 to 50 times slower than the host.
+const WaitScaleEnv = "CARGO_SHIM_TEST_WAIT_SCALE"
+
+func waitScale() time.Duration {
+	var n int
+	if _, err := fmt.Sscan(os.Getenv(WaitScaleEnv), &n); err == nil && n > 1 {
+		return time.Duration(n)
+	}
+	return 1
 }

@@ -73,19 +73,20 @@ func anchor(path string) (d *safefs.Dir, rel string, ok bool, err error) {
 	return beneath.roots[best], path[len(best)+1:], true, nil
 }
 
-// openLockFile opens the lock file at path with openFlags, resolved beneath
-// its declared registry if it lies in one (ENOENT when a directory is
-// missing: lockAt makes it with mkdirShared and retries).
-func openLockFile(path string) (int, error) {
+// openLockFlags opens the lock file at path with flags (see openAttempts)
+// and O_NOFOLLOW|O_CLOEXEC|O_NONBLOCK, resolved beneath its declared
+// registry if it lies in one (ENOENT when a directory is missing: lockAt
+// makes it with mkdirShared and retries).
+func openLockFlags(path string, flags int) (int, error) {
 	d, rel, ok, err := anchor(path)
 	if err != nil {
 		return -1, err
 	}
 	if !ok {
-		fd, err := safefs.OpenLockPath(path, filePerm)
+		fd, err := safefs.OpenLockPath(path, flags, filePerm)
 		return fd, unwrapPathErr(err)
 	}
-	fd, err := d.OpenLock(rel, filePerm)
+	fd, err := d.OpenLock(rel, flags, filePerm)
 	return fd, unwrapPathErr(err)
 }
 

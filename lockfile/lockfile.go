@@ -8,11 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"syscall"
 	"time"
 
 	"github.com/cargo-shim/cargo-shim/safefs"
-	"github.com/gofrs/flock"
 	"golang.org/x/sys/unix"
 )
 
@@ -39,13 +37,15 @@ var ErrBusy = errors.New("lock is held by another process")
 // IsBusy reports whether err says the lock was held elsewhere.
 func IsBusy(err error) bool { return errors.Is(err, ErrBusy) }
 
-// Lock is one held lock: through gofrs/flock (single locks), or a raw
-// descriptor (the bulk shared pins of AcquireSet, see pin.go).
+// Lock is one held lock: a raw descriptor (see takeFD), whether taken
+// alone or in a set.
 type Lock struct {
-	f    *flock.Flock
 	fd   int
 	path string
 	mode Mode
+	// readOnly: this uid could not open the file for writing (see
+	// openLockFile); an exclusive lock may then be refused (NFSv4).
+	readOnly bool
 }
 
 // Path is the lock file's path.
@@ -59,8 +59,6 @@ func (l *Lock) Release() error {
 	switch {
 	case l == nil:
 		return nil
-	case l.f != nil:
-		return l.f.Unlock()
 	case l.fd > 0:
 		err := unix.Close(l.fd) // closing the only descriptor releases the flock
 		l.fd = -1
@@ -74,9 +72,6 @@ func (l *Lock) Release() error {
 // (another uid's file: they need ownership, now needs write access only).
 func (l *Lock) Chtimes(t time.Time) error {
 	fd := l.fd
-	if l.f != nil {
-		return &fs.PathError{Op: "futimens", Path: l.path, Err: errors.ErrUnsupported}
-	}
 	err := safefs.Futimens(fd, t, t)
 	if err != nil && time.Since(t) < time.Minute {
 		err = safefs.Futimens(fd, time.Time{}, time.Time{})
@@ -86,9 +81,6 @@ func (l *Lock) Chtimes(t time.Time) error {
 
 // Stat describes the locked file (fstat of the held descriptor).
 func (l *Lock) Stat() (fs.FileInfo, error) {
-	if l.f != nil {
-		return l.f.Stat()
-	}
 	var st unix.Stat_t
 	if err := unix.Fstat(l.fd, &st); err != nil {
 		return nil, &fs.PathError{Op: "fstat", Path: l.path, Err: err}
@@ -137,7 +129,7 @@ func acquire(ctx context.Context, path string, mode Mode, wait bool, opt Options
 	warned := false
 	delay := time.Millisecond
 	for {
-		l, err := lockAt(path, mode, takeFlock)
+		l, err := lockAt(path, mode)
 		if err == nil {
 			return l, nil
 		}
@@ -159,37 +151,6 @@ func acquire(ctx context.Context, path string, mode Mode, wait bool, opt Options
 			delay *= 2
 		}
 	}
-}
-
-// takeFlock is the gofrs/flock primitive, for single locks.
-func takeFlock(path string, mode Mode) (*Lock, heldFile, error) {
-	f := flock.New(path, flock.SetFlag(openFlags), flock.SetPermissions(filePerm))
-	var ok bool
-	var err error
-	if mode == Exclusive {
-		ok, err = f.TryLock()
-	} else {
-		ok, err = f.TryRLock()
-	}
-	if err != nil || !ok {
-		f.Close() // gofrs keeps the descriptor of a failed try open
-		if err != nil {
-			return nil, heldFile{}, unwrapPathErr(err)
-		}
-		return nil, heldFile{}, ErrBusy
-	}
-	l := &Lock{f: f, path: path, mode: mode}
-	fi, err := f.Stat()
-	if err != nil {
-		l.Release()
-		return nil, heldFile{}, err
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		l.Release()
-		return nil, heldFile{}, errors.New("no file identity")
-	}
-	return l, heldFile{dev: st.Dev, ino: st.Ino, uid: st.Uid, mode: st.Mode}, nil
 }
 
 func unwrapPathErr(err error) error {
@@ -304,7 +265,7 @@ func AcquireSet(ctx context.Context, paths []string, mode Mode, opt Options) (*S
 	if len(sorted) > 0 {
 		workers = Workers(filepath.Dir(sorted[0]))
 	}
-	Parallel(workers, len(sorted), func(n int) { got[n], errs[n] = lockAt(sorted[n], mode, takeFD) })
+	Parallel(workers, len(sorted), func(n int) { got[n], errs[n] = lockAt(sorted[n], mode) })
 	s := &Set{}
 	for n, p := range sorted {
 		if errs[n] != nil && !IsBusy(errs[n]) {

@@ -29,6 +29,8 @@ func TestMain(m *testing.M) {
 		helperHoldExec()
 	case "lock-no-hold":
 		helperLockNoHold()
+	case "readonly":
+		helperReadOnly()
 	case "umask":
 		syscall.Umask(0o077)
 		l, err := Try(os.Getenv("LOCK_PATH"), Shared)

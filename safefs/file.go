@@ -64,8 +64,9 @@ func regular(fd int, name string, forRead bool) error {
 // OpenLockPath is OpenLock for a path outside every registry (a home's own
 // cargo lock, a test's directory): the same open, by path, with O_NOFOLLOW
 // on its last component only.
-func OpenLockPath(path string, perm fs.FileMode) (int, error) {
-	fd, err := unix.Open(path, nonblockRead|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC, uint32(perm.Perm()))
+func OpenLockPath(path string, flags int, perm fs.FileMode) (int, error) {
+	flags &= unix.O_ACCMODE | unix.O_CREAT
+	fd, err := unix.Open(path, flags|unix.O_NONBLOCK|unix.O_NOFOLLOW|unix.O_CLOEXEC, uint32(perm.Perm()))
 	if err != nil {
 		return -1, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
@@ -112,11 +113,13 @@ func (d *Dir) Create(rel string, perm fs.FileMode) (*os.File, error) {
 	return os.NewFile(uintptr(fd), d.Join(rel)), nil
 }
 
-// OpenLock opens (creating with perm if missing) the file rel read-only, as a
-// flock target: read access is all flock needs, so any uid may lock a file
-// another uid created. Never blocks; anything but a regular file is refused.
-func (d *Dir) OpenLock(rel string, perm fs.FileMode) (int, error) {
-	fd, err := d.open(rel, nonblockRead|unix.O_CREAT, uint32(perm.Perm()))
+// OpenLock opens the file rel as a flock target, with flags: the access
+// mode (O_RDWR or O_RDONLY) and O_CREAT to create it with perm if missing.
+// O_NONBLOCK is always added, so that a FIFO planted at rel cannot block the
+// open, and anything but a regular file is refused.
+func (d *Dir) OpenLock(rel string, flags int, perm fs.FileMode) (int, error) {
+	flags &= unix.O_ACCMODE | unix.O_CREAT
+	fd, err := d.open(rel, flags|unix.O_NONBLOCK, uint32(perm.Perm()))
 	if err != nil {
 		return -1, d.pathErr("open", rel, err)
 	}

@@ -339,6 +339,11 @@ func (r *Run) Prepare() (pinned *lockfile.Holder, err error) {
 		return nil, err
 	}
 	r.refreshTarget(lockPath)
+	// After pinning: gc removes nothing pinned, so what is fetched now
+	// stays until the build is done.
+	if err := r.fetchCold(); err != nil {
+		return nil, err
+	}
 	return holder, nil
 }
 

@@ -19,7 +19,7 @@ const (
 	cargoSkipsFS = "skipped: cargo does not lock on NFS (it takes any lock there as granted)"
 	dedupAll     = "deduplicated across hosts: cargo's lock, shared through the registry, reaches every host"
 	dedupHost    = "deduplicated among the runners of this host only"
-	noDedup      = "not deduplicated, even on one host (cargo takes no lock); the shim's checks repair what racing downloads leave before the next build uses it"
+	dedupFetch   = "deduplicated across hosts by the shim: cargo takes no lock on NFS, so a run that finds planned crates missing runs `cargo fetch` under the shim's own exclusive lock (.cargo-shim/locks/fetch.lock) while the others wait"
 )
 
 // fuseUnlisted: the kernel hands a FUSE filesystem's flocks to its server
@@ -70,11 +70,11 @@ func nfsLocks(fs, opts string) LockReach {
 		name += "v" + vers
 	}
 	if local == "flock" || local == "all" {
-		return LockReach{false, name + " with local_lock=" + local + ": flock stays on this host; runners on other hosts are not coordinated (mount with local_lock=none)", cargoSkipsFS, noDedup}
+		return LockReach{false, name + " with local_lock=" + local + ": flock stays on this host; runners on other hosts are not coordinated (mount with local_lock=none)", cargoSkipsFS, dedupHost + " (the shim's fetch lock; cargo takes none on NFS)"}
 	}
 	how := "sent to the server"
 	if strings.HasPrefix(vers, "3") || strings.HasPrefix(vers, "2") {
 		how = "sent to the server through lockd (NLM; rpc.statd must run)"
 	}
-	return LockReach{true, name + " with local_lock=" + local + ": flock is emulated by whole-file byte-range locks " + how + " (not tested here)", cargoSkipsFS, noDedup}
+	return LockReach{true, name + " with local_lock=" + local + ": flock is emulated by whole-file byte-range locks " + how + " (tested: Linux 6.1 server and client, NFSv4.2 and NFSv3, two mounts of one export)", cargoSkipsFS, dedupFetch}
 }

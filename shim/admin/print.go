@@ -203,6 +203,9 @@ func printStatusLines(out *shim.Logger, st *StatusReport) {
 	if st.Formats != "" {
 		shim.Fprintf(w, "formats:            %s\n", st.Formats)
 	}
+	if st.LockModes != nil {
+		shim.Fprintf(w, "locks measured:     %s\n", st.LockModes.Summary())
+	}
 	shim.Fprintf(w, "crates:             %d extracted, %d tarballs, %d lock files\n", st.Extractions, st.Tarballs, st.LockFiles)
 	shim.Fprintf(w, "cargo's lock:       shared across homes for this CARGO_HOME: %v\n", st.CargoLockShared)
 	if st.CargoLockRoot != "" {

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cargo-shim/cargo-shim/lockfile"
 	"github.com/cargo-shim/cargo-shim/shim"
 	"github.com/cargo-shim/cargo-shim/shim/store"
 )
@@ -68,6 +69,10 @@ type StatusReport struct {
 	// Git is the git directory beside the registry, when there is one.
 	Git        *GitStatus `json:"git,omitempty"`
 	ColdStarts string     `json:"cold_starts"`
+	// LockModes is what flock measurably does with each open mode on the
+	// registry's filesystem (a scratch file in .cargo-shim/; nil when there
+	// is no registry yet); LockProbe, below, adds the reach across mounts.
+	LockModes *lockfile.Probe `json:"lock_modes"`
 	// Attention lists what needs a person; status exits 1 when it is not
 	// empty.
 	Attention []Attention `json:"attention"`
@@ -108,6 +113,9 @@ func (st *StatusReport) attention() []Attention {
 	}
 	if networkFS(st.Filesystem) && !st.LocksReachOtherHosts {
 		out = append(out, Attention{"locks-stay-on-host", st.LocksNote, "runners on other hosts are not coordinated; see docs/limitations.md"})
+	}
+	if p := st.LockModes; p != nil && !p.OK() {
+		out = append(out, Attention{"locks-refused", "the registry's filesystem (" + p.Filesystem + ") does not give the locks cargo-shim takes: " + p.Summary(), "see docs/nfs.md for the NFS mount options (local_lock, nolock) and lock services (rpc.statd, lockd) locks need"})
 	}
 	if st.GroupStatus.Shared && len(st.Unwritable) > 0 {
 		out = append(out, Attention{"group-cannot-write", fmt.Sprintf("the sharing group cannot write %s", strings.Join(st.Unwritable, ", ")), "run `cargo-shim init --group " + st.Group + "` again"})
@@ -161,6 +169,10 @@ func Status(reg store.Registry, cargoHome, mismatch string) *StatusReport {
 		st.LocksReachOtherHosts, st.LocksNote = reach, note+"; "+lr.Note
 	}
 	st.EvictionBound = evictionNote(st.Filesystem)
+	if fi, err := os.Stat(reg.Root); err == nil && fi.IsDir() {
+		p := lockfile.ProbeLocks(reg.ShimDir())
+		st.LockModes = &p
+	}
 	for _, d := range reg.Regdirs() {
 		st.Extractions += countEntries(reg, filepath.Join(reg.Root, "src", d), func(e os.DirEntry) bool {
 			return e.IsDir() && !strings.HasPrefix(e.Name(), ".")

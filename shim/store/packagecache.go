@@ -444,7 +444,31 @@ func CargoLockFiles(home string) []string {
 // marker-less extraction seen under it is damage, not work in progress.
 // Cargo never waits for a per-crate lock, so waiting here while holding one
 // cannot deadlock.
+//
+// On NFS cargo takes no lock at all, so the only download in flight that a
+// lock can show is the shim's own `cargo fetch` of cold crates (shim's
+// fetchCold), made under the registry's fetch lock held exclusively: there
+// the fetch lock is held shared too.
 func (r Registry) Quiesce(ctx context.Context, waiting func(), fn func()) error {
+	if !lockfile.IsNFS(r.Root) {
+		return r.quiesce(ctx, waiting, fn)
+	}
+	l, err := lockfile.Acquire(ctx, r.FetchLock(), lockfile.Shared, lockfile.Options{Waiting: func(string) {
+		if waiting != nil {
+			waiting()
+		}
+	}})
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("timed out waiting for another runner's fetch (lock %s)", r.FetchLock())
+	}
+	if err != nil {
+		return err
+	}
+	defer l.Release()
+	return r.quiesce(ctx, waiting, fn)
+}
+
+func (r Registry) quiesce(ctx context.Context, waiting func(), fn func()) error {
 	if r.CargoLock != "" {
 		return quiesceHome(ctx, r.CargoLock, waiting, fn)
 	}

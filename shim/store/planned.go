@@ -177,3 +177,27 @@ func (r Registry) InstanceOfLock(path string) (Instance, bool) {
 	}
 	return Instance{Crate: Crate{Name: name, Version: version}, Regdir: regdir}, true
 }
+
+// Cold is how many planned crates are in no regdir yet: cargo will
+// download and unpack them.
+func (p *Plan) Cold() int { return len(p.cold) }
+
+// Missing counts the planned crates that are now in no regdir, neither
+// extracted nor cached: the cold ones that are still cold, and instances
+// removed since the plan was made (gc between the plan and the pin). Called
+// with the set pinned, what it finds present stays until the build is done.
+func (r Registry) Missing(p *Plan) int {
+	regdirs := r.Regdirs()
+	n := 0
+	for _, c := range p.cold {
+		if len(r.Locate(c, regdirs)) == 0 {
+			n++
+		}
+	}
+	for _, i := range p.instances {
+		if len(r.Locate(i.Crate, []string{i.Regdir})) == 0 {
+			n++
+		}
+	}
+	return n
+}

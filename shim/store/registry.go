@@ -83,6 +83,11 @@ func (r Registry) LockPath(i Instance) string {
 // no index yet, and taken exclusively by gc before it removes any crate.
 func (r Registry) ColdLock() string { return filepath.Join(r.ShimDir(), "locks", "cold.lock") }
 
+// FetchLock is held exclusively by a run that fetches cold crates into a
+// registry on NFS, where cargo takes no lock of its own (see shim's
+// fetchCold); never held while a build runs.
+func (r Registry) FetchLock() string { return filepath.Join(r.ShimDir(), "locks", "fetch.lock") }
+
 // StatePath records what a verified extraction contains.
 func (r Registry) StatePath(i Instance) string {
 	return filepath.Join(r.ShimDir(), "state", i.Regdir, i.Dir())
