@@ -185,13 +185,23 @@ func TestGitHostileLeftoversLink(t *testing.T) {
 
 // Rule: root writes and removes a checkout's stamp record only beneath
 // git/'s descriptor: another uid's state/<ident>, a symlink to root's 0700
-// directory outside, gets no file created there by `cargo-shim verify`
-// (which records the stamps of every checkout it finds healthy), nor by
-// repair or gc.
+// directory outside, gets no file created, replaced or removed there by
+// `cargo-shim verify` (which records the stamps of every checkout it finds
+// healthy), repair, or gc (which forgets a removed checkout's record).
 func TestGitHostileStateLink(t *testing.T) {
 	w, home, work := gitHostile(t)
-	decoy, snap := w.gitDecoy("keep")
 	state := filepath.Join(w.Shared, ".cargo-shim", "state")
+	// Files in root's directory named as the records are (by commit):
+	// what a removal through the link would take.
+	records, _ := filepath.Glob(filepath.Join(state, "*", "*"))
+	names := []string{"keep"}
+	for _, r := range records {
+		names = append(names, filepath.Base(r))
+	}
+	if len(records) == 0 {
+		t.Fatal("the warm-up build recorded no stamps")
+	}
+	decoy, snap := w.gitDecoy(names...)
 	if err := os.RemoveAll(state); err != nil {
 		t.Fatal(err)
 	}
