@@ -219,3 +219,30 @@ func TestGitHostileStateLink(t *testing.T) {
 		t.Fatalf("plain cargo afterwards: %s", r)
 	}
 }
+
+// Rule: root's repair writes a rebuilt checkout only into a directory it
+// made itself (0700, O_EXCL, in git/) and swaps it in between held
+// descriptors; it never writes through another uid's checkouts/<ident>. The
+// attacker re-creates gbranch's checkouts/<ident> (gone, as after a gc)
+// with a broken checkout and, the moment root's repair first reads the
+// checkout's db (naming what it found), exchanges <ident> with its symlink
+// to root's 0700 directory holding a broken directory of the checkout's
+// name.
+func TestGitHostileRepairSwap(t *testing.T) {
+	w, home, work := gitHostile(t)
+	co := w.Checkout("gbranch")
+	ident, short := filepath.Base(filepath.Dir(co)), filepath.Base(co)
+	if err := os.RemoveAll(filepath.Dir(co)); err != nil {
+		t.Fatal(err)
+	}
+	decoy, snap := w.gitDecoy(short + "/junk")
+	w.gitAttack(`mkdir -p checkouts/`+ident+`/`+short+`; echo broken > checkouts/`+ident+`/`+short+`/junk
+		ln -s "$DECOY" checkouts/link`, decoy)
+	swapper := w.startSwapper(filepath.Join(w.Shared, "db", ident, "HEAD"), filepath.Join(w.Shared, "checkouts", ident), filepath.Join(w.Shared, "checkouts", "link"))
+	r := w.admin(home, work, "repair")
+	t.Logf("repair as root: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	if err := swapper.Wait(); err != nil {
+		t.Fatalf("the swap did not happen (the test proves nothing): %v", err)
+	}
+	safefstest.Unchanged(t.Errorf, decoy, snap)
+}
