@@ -1,7 +1,6 @@
 package gitstore
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -68,37 +67,51 @@ func (g Store) Collect(s Source, cutoff time.Time, dry bool) (Removal, error) {
 		rm.Removed = true
 		return rm, nil
 	}
+	rel, err := g.rel(rm.Path)
+	if err != nil {
+		return rm, err
+	}
 	g.ForgetStamps(s)
-	if err := g.toTrash(rm.Path); err != nil {
+	if err := g.toTrash(rel); err != nil {
 		return rm, err
 	}
 	rm.Removed = true
 	return rm, nil
 }
 
-// toTrash renames dir into the trash and removes it there.
-func (g Store) toTrash(dir string) error {
-	if err := lockfile.MkdirShared(g.TrashDir()); err != nil {
-		return err
-	}
-	old := filepath.Join(g.TrashDir(), fmt.Sprintf("%s.%s.%d.%d", filepath.Base(filepath.Dir(dir)), filepath.Base(dir), time.Now().UnixNano(), os.Getpid()))
-	if err := os.Rename(dir, old); err != nil {
-		return err
-	}
-	return os.RemoveAll(old)
-}
-
-// Leftovers removes the temporary directories of killed repairs
-// (checkouts/<ident>/.cargo-shim-tmp-*, older than an hour).
+// Leftovers removes the temporary directories of killed repairs older than
+// an hour: git/.cargo-shim-tmp-* and, from before repairs staged there,
+// checkouts/<ident>/.cargo-shim-tmp-*. Directories are listed beneath
+// git/'s descriptor; a symlink is never followed.
 func (g Store) Leftovers(now time.Time, dry bool) (n int, bytes int64) {
-	m, _ := filepath.Glob(filepath.Join(g.Root, "checkouts", "*", ".cargo-shim-tmp-*"))
-	for _, p := range m {
-		fi, err := os.Lstat(p)
-		if err != nil || !fi.IsDir() || now.Sub(fi.ModTime()) < leftoverAge || strings.ContainsRune(filepath.Base(p), '/') {
+	root, err := g.root()
+	if err != nil {
+		return 0, 0
+	}
+	defer root.Close()
+	var rels []string
+	add := func(dir string) {
+		ents, _ := root.ReadDir(dir)
+		for _, e := range ents {
+			if e.IsDir() && strings.HasPrefix(e.Name(), ".cargo-shim-tmp-") {
+				rels = append(rels, filepath.Join(dir, e.Name()))
+			}
+		}
+	}
+	add(".")
+	idents, _ := root.ReadDir("checkouts")
+	for _, e := range idents {
+		if e.IsDir() {
+			add(filepath.Join("checkouts", e.Name()))
+		}
+	}
+	for _, rel := range rels {
+		fi, err := root.Lstat(rel)
+		if err != nil || !fi.IsDir() || now.Sub(fi.ModTime()) < leftoverAge {
 			continue
 		}
-		b := diskBytes(p)
-		if dry || g.toTrash(p) == nil {
+		b := diskBytes(filepath.Join(g.Root, rel))
+		if dry || g.toTrash(rel) == nil {
 			n++
 			bytes += b
 		}

@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
+	"io/fs"
 	"path/filepath"
-	"time"
 
 	"github.com/cargo-shim/cargo-shim/lockfile"
+	"github.com/cargo-shim/cargo-shim/safefs"
 	"golang.org/x/sys/unix"
 )
 
@@ -101,36 +101,57 @@ func releaseAll(ls []*lockfile.Lock) {
 	}
 }
 
-// rebuild checks s out from its db into a temporary directory beside co,
-// verifies it, and swaps it in.
+// rebuild checks s out from its db into a stage directory of its own (see
+// stageDir), verifies it, and swaps it in between held descriptors; the old
+// checkout lands in the stage and is removed with it, beneath git/'s
+// descriptor.
 func (g Store) rebuild(ctx context.Context, s Source, co string) error {
-	if err := os.MkdirAll(filepath.Dir(co), 0o755); err != nil {
+	rel, err := g.rel(co)
+	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(filepath.Dir(co), fmt.Sprintf(".cargo-shim-tmp-%s.%d.%d", filepath.Base(co), time.Now().UnixNano(), os.Getpid()))
-	defer os.RemoveAll(tmp)
-	if err := g.checkoutInto(ctx, s, tmp, 0); err != nil {
+	root, err := g.root()
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	parent, err := root.MkdirAll(filepath.Dir(rel), 0o755)
+	if err != nil {
+		return err
+	}
+	defer parent.Close()
+	stage, name, err := g.stageDir(root)
+	if err != nil {
+		return err
+	}
+	defer stage.Close()
+	defer root.RemoveAll(name)
+	if err := g.checkoutInto(ctx, s, stage, "co", 0); err != nil {
 		return err
 	}
 	t, err := tree(ctx, g.DB(s), s.Commit)
 	if err != nil {
 		return err
 	}
-	if v, p := g.checkCheckout(ctx, s, tmp, t, true, 0); v != Healthy {
+	if v, p := g.checkCheckout(ctx, s, stage.Join("co"), t, true, 0); v != Healthy {
 		return fmt.Errorf("the rebuilt checkout does not match: %s", p)
 	}
 	g.ForgetStamps(s)
-	return g.swapIn(tmp, co)
+	return swapIn(stage, "co", parent, filepath.Base(rel))
 }
 
 // checkoutInto does what cargo's GitDatabase::copy_to does, with the git
 // CLI: a local clone of the db (objects hard-linked), the commit checked
 // out with core.autocrlf off, submodules from their own dbs, then an empty
-// .cargo-ok.
-func (g Store) checkoutInto(ctx context.Context, s Source, dir string, depth int) error {
+// .cargo-ok. Everything is written inside stage (this uid's, 0700): git is
+// given its path; what this code removes or creates there is resolved
+// beneath stage's descriptor, never through a symlink the checked-out tree
+// may hold.
+func (g Store) checkoutInto(ctx context.Context, s Source, stage *safefs.Dir, rel string, depth int) error {
 	if depth > maxDepth {
 		return fmt.Errorf("submodules nested deeper than %d", maxDepth)
 	}
+	dir := stage.Join(rel)
 	if _, err := gitOut(ctx, "", "clone", "-q", "--local", "--no-checkout", g.DB(s), dir); err != nil {
 		return err
 	}
@@ -158,33 +179,28 @@ func (g Store) checkoutInto(ctx context.Context, s Source, dir string, depth int
 		if _, err := tree(ctx, g.DB(sm.Src), sm.Src.Commit); err != nil {
 			return fmt.Errorf("submodule %s: its db %s does not hold %s (cargo fetches it, online)", sm.Path, g.DB(sm.Src), sm.Src.Commit)
 		}
-		sub := filepath.Join(dir, sm.Path)
-		if err := os.Remove(sub); err != nil && !os.IsNotExist(err) {
+		sub := rel + "/" + sm.Path
+		if err := stage.Remove(sub); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
-		if err := g.checkoutInto(ctx, sm.Src, sub, depth+1); err != nil {
+		if err := g.checkoutInto(ctx, sm.Src, stage, sub, depth+1); err != nil {
 			return fmt.Errorf("submodule %s: %w", sm.Path, err)
 		}
 	}
-	f, err := os.OpenFile(filepath.Join(dir, ".cargo-ok"), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	f, err := stage.Create(rel+"/.cargo-ok", 0o644)
 	if err != nil {
 		return err
 	}
 	return f.Close()
 }
 
-// swapIn puts tmp at co in one rename: exchanged with the old checkout,
-// which then goes to the trash, or renamed into place when there is none.
-func (g Store) swapIn(tmp, co string) error {
-	err := unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, co, unix.RENAME_EXCHANGE)
+// swapIn puts stage/tmp at parent/name in one rename: exchanged with the
+// old checkout (which is then in the stage, removed with it), or renamed
+// into place when there is none.
+func swapIn(stage *safefs.Dir, tmp string, parent *safefs.Dir, name string) error {
+	err := stage.Exchange(tmp, parent, name)
 	if errors.Is(err, unix.ENOENT) {
-		return unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, co, unix.RENAME_NOREPLACE)
+		return stage.RenameNoReplace(tmp, parent, name)
 	}
-	if err != nil {
-		return err
-	}
-	// tmp is now the old checkout; the deferred RemoveAll in rebuild
-	// removes it if it cannot go to the trash.
-	_ = g.toTrash(tmp)
-	return nil
+	return err
 }

@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/cargo-shim/cargo-shim/lockfile"
+	"github.com/cargo-shim/cargo-shim/safefs"
 )
 
 // A checkout verified in full is recorded with the stamps (inode, size,
@@ -85,25 +85,21 @@ func (g Store) recordStamps(s Source, co string) error {
 		b.WriteString(l)
 		b.WriteByte('\n')
 	}
-	p := g.StatePath(s)
-	if err := lockfile.MkdirShared(filepath.Dir(p)); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(p), ".tmp-*")
+	// Written beneath git/'s descriptor, to a fresh O_EXCL temporary file
+	// renamed over the record inside the held state directory: another uid
+	// swapping state/<ident> for a symlink makes this fail, never write
+	// elsewhere.
+	root, err := g.root()
 	if err != nil {
 		return err
 	}
-	_, err = tmp.Write(b.Bytes())
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), p)
-	}
+	defer root.Close()
+	dir, err := root.MkdirAll(filepath.Join(".cargo-shim", "state", s.Ident), safefs.Shared)
 	if err != nil {
-		os.Remove(tmp.Name())
+		return err
 	}
-	return err
+	defer dir.Close()
+	return dir.WriteFile(s.Commit, b.Bytes(), 0o600)
 }
 
 // stampsMatch reports whether s's trusted record describes co exactly as it
@@ -138,7 +134,15 @@ func (g Store) stampsMatch(s Source, co string) bool {
 }
 
 // ForgetStamps removes s's record (before a repair changes the checkout).
-func (g Store) ForgetStamps(s Source) { _ = os.Remove(g.StatePath(s)) }
+// It is unlinked beneath git/'s descriptor; no symlink is followed.
+func (g Store) ForgetStamps(s Source) {
+	root, err := g.root()
+	if err != nil {
+		return
+	}
+	defer root.Close()
+	_ = root.Remove(filepath.Join(".cargo-shim", "state", s.Ident, s.Commit))
+}
 
 func readSmall(p string) ([]byte, error) {
 	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
