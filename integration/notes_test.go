@@ -16,6 +16,48 @@ import (
 // and the holder notes. The attacker (uid 65534) writes the registry; root
 // runs through the drop-in with a real cargo.
 
+// csiToucherEnv makes this test binary, copied where uid 65534 may run
+// it, the toucher of TestHostileRepairJournalTouched.
+const csiToucherEnv = "CSI_JOURNAL_TOUCHER"
+
+func init() {
+	if dir := os.Getenv(csiToucherEnv); dir != "" {
+		for k := 0; k < 4; k++ {
+			go func() {
+				for {
+					now := time.Now()
+					os.Chtimes(dir, now, now)
+				}
+			}()
+		}
+		select {}
+	}
+}
+
+// startToucher starts, as uid 65534, four loops setting dir's times to now
+// without pause; the returned func stops them.
+func (w *World) startToucher(dir string) func() {
+	w.t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	bin := filepath.Join(w.Root, "csi-toucher")
+	if out, err := exec.Command("cp", self, bin).CombinedOutput(); err != nil {
+		w.t.Fatalf("%v: %s", err, out)
+	}
+	os.Chmod(bin, 0o755)
+	cmd := exec.Command(bin)
+	cmd.Env = []string{csiToucherEnv + "=" + dir}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: attacker, Gid: attacker}}
+	if err := cmd.Start(); err != nil {
+		w.t.Fatal(err)
+	}
+	stop := func() { cmd.Process.Kill(); cmd.Wait() }
+	w.t.Cleanup(stop)
+	return stop
+}
+
 // journalGuard is how long a root build may take while the attacker keeps
 // the repair journal fresh before the test calls it hung: generous (a warm
 // build ends in seconds), not a speed assertion. A run that waits the
@@ -31,17 +73,10 @@ func TestHostileRepairJournalTouched(t *testing.T) {
 	journal := filepath.Join(w.Shared, ".cargo-shim", "repaired")
 	os.RemoveAll(journal) // root forgets its own: the attacker makes it
 	w.mustAttack(`mkdir -m 777 -p .cargo-shim; mkdir -m 755 .cargo-shim/repaired`, "")
-	toucher := exec.Command("sh", "-c", `while :; do touch .cargo-shim/repaired; sleep 0.005; done`)
-	toucher.Dir = w.Shared
-	toucher.Env = []string{"PATH=/usr/bin:/bin"}
-	toucher.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: attacker, Gid: attacker}, Setpgid: true}
-	if err := toucher.Start(); err != nil {
-		t.Fatal(err)
-	}
-	stop := func() { syscall.Kill(-toucher.Process.Pid, syscall.SIGKILL); toucher.Wait() }
-	t.Cleanup(stop)
+	stop := w.startToucher(journal)
 	for n := 0; n < 3; n++ {
-		if r := w.runWithin(journalGuard, w.Work, w.Home(), []string{"build"}); r.Code != 0 {
+		r := w.runWithin(journalGuard, w.Work, w.Home(), []string{"build"}, "CARGO_SHIM_LOG=debug"); t.Log(r)
+		if r.Code != 0 {
 			t.Fatalf("build %d as root while uid %d touches the journal: %s", n, attacker, r)
 		}
 	}
