@@ -61,6 +61,12 @@ func flip(name, target string) {
 // fails the test if it has not ended within hangGuard.
 func (w *World) boundedRun(dir, home string, args []string, extra ...string) Result {
 	w.t.Helper()
+	return w.runWithin(hangGuard, dir, home, args, extra...)
+}
+
+// runWithin is boundedRun with guard as the hang guard.
+func (w *World) runWithin(guard time.Duration, dir, home string, args []string, extra ...string) Result {
+	w.t.Helper()
 	extra = append(extra, "CARGO_SHIM_LOCK_TIMEOUT="+openLockTimeout.String())
 	p := w.Start(dir, home, true, args, extra...)
 	done := make(chan Result, 1)
@@ -68,7 +74,7 @@ func (w *World) boundedRun(dir, home string, args []string, extra ...string) Res
 	select {
 	case r := <-done:
 		return r
-	case <-time.After(hangGuard):
+	case <-time.After(guard):
 		p.KillGroup()
 		r := <-done
 		w.t.Fatalf("cargo %v as root did not end (blocked?): %s", args, r)

@@ -1,14 +1,15 @@
 package lockfile
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/cargo-shim/cargo-shim/safefs"
 	"golang.org/x/sys/unix"
 )
 
@@ -77,28 +78,63 @@ func safeWord(s string, max int) string {
 	return string(b[:min(len(b), max)])
 }
 
+// The notes directory sits in the registry, where another uid may plant a
+// symlink at it or swap it for one between a check and a use: every note is
+// therefore made, renamed, listed and removed relative to the directory's
+// descriptor, resolved beneath the registry with no symlink followed
+// (openHolders), never by path.
+
+// openHolders opens the notes directory dir, creating it (sticky, shared)
+// when create is set. Below a declared registry it is resolved beneath it;
+// elsewhere (a registry not declared, in tests) the path itself is opened,
+// and only its own last component must not be a symlink.
+func openHolders(dir string, create bool) (*safefs.Dir, error) {
+	if d, rel, ok, err := anchor(dir); err != nil {
+		return nil, err
+	} else if ok {
+		if create {
+			if _, err := mkdirBeneath(dir); err != nil {
+				return nil, err
+			}
+		}
+		return d.OpenDir(rel)
+	}
+	if create {
+		if err := mkdirShared(dir); err != nil {
+			return nil, err
+		}
+	}
+	parent, err := safefs.OpenRoot(filepath.Dir(dir))
+	if err != nil {
+		return nil, err
+	}
+	defer parent.Close()
+	return parent.OpenDir(filepath.Base(dir))
+}
+
 // PublishNote creates n's note in dir, locked exclusively by the returned
 // file until it is closed; remove it with RemoveNote. The note appears under
 // its name only once locked (made beside it, then renamed), so a free lock
 // always means a dead holder.
 func PublishNote(dir string, n Note) (*os.File, error) {
-	if err := mkdirShared(dir); err != nil {
+	hd, err := openHolders(dir, true)
+	if err != nil {
 		return nil, err
 	}
-	if fi, err := os.Lstat(dir); err != nil || !fi.IsDir() {
-		return nil, errors.New(dir + " is not a directory")
-	}
-	tmp := filepath.Join(dir, "."+n.Name()+".tmp")
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
+	defer hd.Close()
+	tmp := "." + n.Name() + ".tmp"
+	// Read-write: on NFSv4 an exclusive flock is a POSIX write lock, which
+	// a read-only descriptor is refused (EBADF).
+	f, err := hd.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_RDWR|unix.O_NONBLOCK, 0o644)
 	if err != nil {
 		return nil, err
 	}
 	if err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err == nil {
-		err = os.Rename(tmp, filepath.Join(dir, n.Name()+NoteSuffix))
+		err = hd.Rename(tmp, hd, n.Name()+NoteSuffix)
 	}
 	if err != nil {
 		f.Close()
-		os.Remove(tmp)
+		hd.Remove(tmp)
 		return nil, err
 	}
 	return f, nil
@@ -106,7 +142,10 @@ func PublishNote(dir string, n Note) (*os.File, error) {
 
 // RemoveNote removes the note f holds, then lets go of it.
 func RemoveNote(f *os.File, dir string, n Note) {
-	os.Remove(filepath.Join(dir, n.Name()+NoteSuffix))
+	if hd, err := openHolders(dir, false); err == nil {
+		hd.Remove(n.Name() + NoteSuffix)
+		hd.Close()
+	}
 	f.Close()
 }
 
@@ -119,18 +158,25 @@ const noteProbe = 300 * time.Millisecond
 // dead holders are removed when this uid may. Only called by a runner that
 // waits.
 func LiveNotes(dir string, self Note) []Note {
-	ents, err := os.ReadDir(dir)
+	hd, err := openHolders(dir, false)
 	if err != nil {
 		return nil
 	}
+	ents, err := hd.ReadDir(".")
+	if err != nil {
+		hd.Close()
+		return nil
+	}
 	var out []Note
+	var probes sync.WaitGroup
 	for _, e := range ents {
 		n, ok := ParseNote(e.Name())
 		if !ok || e.Name() == self.Name()+NoteSuffix {
 			continue
 		}
 		alive := make(chan bool, 1)
-		go func() { alive <- noteLocked(filepath.Join(dir, e.Name())) }()
+		probes.Add(1)
+		go func() { defer probes.Done(); alive <- noteLocked(hd, e.Name()) }()
 		select {
 		case a := <-alive:
 			if !a {
@@ -140,20 +186,22 @@ func LiveNotes(dir string, self Note) []Note {
 		}
 		out = append(out, n)
 	}
+	// The descriptor outlives the probes still waiting on a dead host.
+	go func() { probes.Wait(); hd.Close() }()
 	return out
 }
 
-// noteLocked reports whether a holder holds the note at p; a free note is
-// removed (its name is unique: nobody publishes it again).
-func noteLocked(p string) bool {
-	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+// noteLocked reports whether a holder holds the note name in hd; a free note
+// is removed (its name is unique: nobody publishes it again).
+func noteLocked(hd *safefs.Dir, name string) bool {
+	f, err := hd.OpenFile(name, os.O_RDONLY, 0)
 	if err != nil {
 		return false
 	}
-	defer unix.Close(fd)
-	if unix.Flock(fd, unix.LOCK_SH|unix.LOCK_NB) != nil {
+	defer f.Close()
+	if unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB) != nil {
 		return true
 	}
-	os.Remove(p)
+	hd.Remove(name)
 	return false
 }

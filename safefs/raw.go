@@ -58,3 +58,42 @@ func (d *Dir) OpenOwn(rel string, flag int, perm fs.FileMode, lock int, st *unix
 // Euid is this process's effective uid, asked of the kernel once (the warm
 // path counts its syscalls).
 var Euid = sync.OnceValue(unix.Geteuid)
+
+// ReplaceForeign puts a fresh empty file of this uid's, mode perm, at rel
+// when what is there now is not a regular file this uid owns with one link
+// (another uid planted it first): made beside it, then renamed over it, all
+// relative to rel's directory resolved beneath d. In a sticky directory only
+// root (or the directory's owner) may rename over another uid's file; others
+// get the error. foreign is the uid whose file went (-1 when rel was this
+// uid's own, or missing: nothing done).
+func (d *Dir) ReplaceForeign(rel string, perm fs.FileMode) (foreign int, err error) {
+	pfd, name, err := d.parent(rel)
+	if err != nil {
+		return -1, d.pathErr("replace", rel, err)
+	}
+	defer unix.Close(pfd)
+	var st unix.Stat_t
+	if err := unix.Fstatat(pfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		if err == unix.ENOENT {
+			return -1, nil
+		}
+		return -1, d.pathErr("lstat", rel, err)
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFREG && int(st.Uid) == Euid() && st.Nlink == 1 {
+		return -1, nil
+	}
+	tmp, fd, err := createTemp(pfd)
+	if err != nil {
+		return -1, d.pathErr("replace", rel, err)
+	}
+	err = unix.Fchmod(fd, uint32(perm.Perm()))
+	unix.Close(fd)
+	if err == nil {
+		err = unix.Renameat(pfd, tmp, pfd, name)
+	}
+	if err != nil {
+		unix.Unlinkat(pfd, tmp, 0)
+		return -1, d.pathErr("replace", rel, err)
+	}
+	return int(st.Uid), nil
+}

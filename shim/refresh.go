@@ -20,9 +20,13 @@ func (r *Run) refreshTarget(lockPath string) {
 		return
 	}
 	t0 := time.Now()
-	stamp := r.Reg.RepairStamp()
+	stamp, settled := r.Reg.RepairStamp()
 	if stamp == "" {
 		return
+	}
+	if !settled {
+		r.Log.Debug("the repair journal keeps changing; %s is checked against it without recording its stamp", r.Reg.RepairedDir())
+		stamp = ""
 	}
 	workspace := ""
 	if r.Cmd.Sub != "install" {

@@ -3,6 +3,7 @@ package events
 import (
 	"bufio"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -110,6 +111,13 @@ func TestWriterRefusesWhatItDoesNotOwn(t *testing.T) {
 			if err := fn(p); err != nil {
 				t.Fatal(err)
 			}
+			// What was planted, held open: root replaces the name (see
+			// TestWriterReplacesPlanted), never writes into the file.
+			var theirs *os.File
+			if name == "foreign" {
+				theirs, _ = os.Open(p)
+				defer theirs.Close()
+			}
 			var failed error
 			l := ForRegistry(root, env(), "cargo")
 			l.Failed = func(err error) { failed = err }
@@ -121,11 +129,53 @@ func TestWriterRefusesWhatItDoesNotOwn(t *testing.T) {
 				t.Fatalf("wrote through a planted %s: %q", name, b)
 			}
 			if name == "foreign" {
-				if b, _ := os.ReadFile(p); string(b) != "theirs\n" {
+				if b, _ := io.ReadAll(theirs); string(b) != "theirs\n" {
 					t.Fatalf("appended to another uid's file: %q", b)
 				}
 			}
 		})
+	}
+}
+
+// Rule: a file another uid planted at root's event log name before root's
+// first event (the events directory is sticky and shared) does not lose
+// root's events for good: root renames a fresh file of its own over it,
+// says so once (debug), and appends there; the planted file is not written.
+func TestWriterReplacesPlanted(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to plant files as another uid")
+	}
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, DirRel), 0o1777)
+	p := myFile(root)
+	// Planted by uid 65534 (made here and given to it: the test's temp dir
+	// is not reachable for it).
+	if err := os.WriteFile(p, []byte("theirs\n"), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	os.Chown(p, nobody, nobody)
+	theirs, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer theirs.Close()
+	var said []error
+	l := ForRegistry(root, env(), "cargo")
+	l.Failed = func(err error) { said = append(said, err) }
+	l.Emit(Event{Kind: KindRepair, Crate: "one"})
+	l.Emit(Event{Kind: KindRepair, Crate: "two"})
+	if len(said) != 1 || !strings.Contains(said[0].Error(), "replaced") {
+		t.Fatalf("want one note of the replacement, got %v", said)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Lstat(p, &st); err != nil || st.Uid != 0 {
+		t.Fatalf("%s is not root's after the events: %v, uid %d", p, err, st.Uid)
+	}
+	if b, _ := os.ReadFile(p); strings.Count(string(b), "\n") != 2 {
+		t.Fatalf("root's log holds %q, want its 2 events", b)
+	}
+	if b, _ := io.ReadAll(theirs); string(b) != "theirs\n" {
+		t.Fatalf("wrote into the planted file: %q", b)
 	}
 }
 

@@ -132,7 +132,21 @@ func (l *Log) write(b []byte) error {
 		return err
 	}
 	defer d.Close()
-	return appendLine(d, name, b)
+	err = appendLine(d, name, b)
+	if l.file == "" && errors.Is(err, safefs.ErrNotOwn) {
+		// Another uid planted a file at this uid's name first: in the
+		// sticky events directory root may rename a fresh file of its own
+		// over it (others may not), instead of losing every event.
+		uid, rerr := d.ReplaceForeign(name, 0o644)
+		if rerr != nil {
+			return fmt.Errorf("%w (%v)", err, rerr)
+		}
+		if uid >= 0 && l.Failed != nil {
+			l.Failed(fmt.Errorf("%s: replaced a file uid %d had put at this uid's event log", d.Join(name), uid))
+		}
+		err = appendLine(d, name, b)
+	}
+	return err
 }
 
 // openDir opens (creating) the registry's events directory, resolved

@@ -83,12 +83,22 @@ func fold(d *safefs.Dir, t *Totals) {
 	cur := myWarm()
 	old := cur + ".old"
 	for try := 0; ; try++ {
-		fd, err := d.OpenOwn(old, unix.O_RDONLY, 0, unix.LOCK_EX, nil)
+		var st unix.Stat_t
+		fd, err := d.OpenOwn(old, unix.O_RDONLY, 0, unix.LOCK_EX, &st)
+		if errors.Is(err, unix.EWOULDBLOCK) && foreign(d, old) {
+			break // another uid's, flocked by it: no count of ours waits there
+		}
 		if errors.Is(err, unix.EWOULDBLOCK) && try < 1000 {
 			time.Sleep(time.Millisecond) // a writer is between open and write
 			continue
 		}
 		if errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		if errors.Is(err, safefs.ErrNotOwn) && int(st.Uid) != safefs.Euid() {
+			// Another uid planted it: it holds none of our count, and
+			// root may rename over it in the sticky directory (the rename
+			// below fails for other uids, as before).
 			break
 		}
 		if err != nil {
@@ -104,6 +114,12 @@ func fold(d *safefs.Dir, t *Totals) {
 		break
 	}
 	_ = d.Rename(cur, d, old)
+}
+
+// foreign: rel in d is there and another uid's.
+func foreign(d *safefs.Dir, rel string) bool {
+	var st unix.Stat_t
+	return d.LstatRaw(rel, &st) == nil && int(st.Uid) != safefs.Euid()
 }
 
 // warmCounted sums the warm counters in the stats directory d. A counter

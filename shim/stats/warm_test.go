@@ -116,3 +116,35 @@ func BenchmarkCountWarm(b *testing.B) {
 		}
 	}
 }
+
+// Rule: a warm.<uid>.old another uid planted (held flocked, even) does not
+// stop this uid's fold: it holds none of our count, and root renames its
+// counter over it; the counter stays under 2*foldAt and every run counts.
+func TestWarmFoldsOverPlantedOld(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to plant as another uid")
+	}
+	defer func(n int64) { foldAt = n }(foldAt)
+	foldAt = 4
+	root, d := openReg(t)
+	dir := filepath.Join(root, dirRel)
+	os.MkdirAll(dir, 0o1777)
+	old := filepath.Join(dir, myWarm()+".old")
+	os.WriteFile(old, []byte("........"), 0o666)
+	os.Chown(old, 65534, 65534)
+	held, _ := os.Open(old)
+	syscall.Flock(int(held.Fd()), syscall.LOCK_EX)
+	defer held.Close()
+	const runs = 40
+	for n := 0; n < runs; n++ {
+		if err := CountWarm(d, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(dir, myWarm())); err == nil && fi.Size() >= 2*foldAt {
+		t.Fatalf("warm counter is %d bytes: the planted .old stopped the fold", fi.Size())
+	}
+	if got, _ := Read(root, time.Now()); got.WarmRuns != runs {
+		t.Fatalf("warm runs %d, want %d", got.WarmRuns, runs)
+	}
+}

@@ -58,22 +58,34 @@ func journaled(kind string) bool {
 	return kind == ActReextracted || kind == ActExtracted || kind == ActMovedAside
 }
 
+// repairStampWaits bounds how many racy windows RepairStamp waits out: any
+// uid may touch the journal directory (it is shared, or another uid made
+// it) and keep its stamp recent forever, while the run holds its locks.
+const repairStampWaits = 3
+
 // RepairStamp is the journal directory's identity and times, one lstat: ""
 // when no repair was ever journaled. A stamp too recent to prove that no
-// later repair shares it (the rule of state records) is waited out first:
-// that happens only within racyWindow of a repair.
-func (r Registry) RepairStamp() string {
-	for {
+// later repair shares it (the rule of state records) is waited out first,
+// at most repairStampWaits racy windows; settled is false when it is still
+// too recent then: the caller syncs without recording the stamp, so the
+// next run looks again (a stamp kept recent costs rebuild checks, never a
+// wait beyond the bound).
+func (r Registry) RepairStamp() (stamp string, settled bool) {
+	for wait := 0; ; wait++ {
 		var st unix.Stat_t
 		if err := r.lstatRaw(r.RepairedDir(), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
-			return ""
+			return "", true
 		}
 		s := stampOf(&st)
-		if age := time.Since(time.Unix(0, max(s.Mtime, s.Ctime))); age >= 0 && age < racyWindow {
-			time.Sleep(racyWindow - age)
-			continue
+		stamp = fmt.Sprintf("%d %d %d %d", st.Dev, s.Ino, s.Mtime, s.Ctime)
+		age := time.Since(time.Unix(0, max(s.Mtime, s.Ctime)))
+		if age < 0 || age >= racyWindow {
+			return stamp, true
 		}
-		return fmt.Sprintf("%d %d %d %d", st.Dev, s.Ino, s.Mtime, s.Ctime)
+		if wait == repairStampWaits {
+			return stamp, false
+		}
+		time.Sleep(racyWindow - age)
 	}
 }
 

@@ -58,7 +58,9 @@ type Result struct {
 // than its repair (less Slack) is removed, and the marker is rewritten,
 // unless a profile was busy (a cargo building there holds cargo's lock;
 // the next run tries again). A dir that is missing or not cargo's is left
-// alone.
+// alone. An empty stamp is a journal still changing (another uid may keep
+// it so): the dir is synced and no marker is read or written, so the next
+// run looks again.
 func Sync(dir, stamp string, repairs func() ([]Repair, error)) (Result, error) {
 	var res Result
 	d, err := safefs.OpenRoot(dir)
@@ -69,7 +71,7 @@ func Sync(dir, stamp string, repairs func() ([]Repair, error)) (Result, error) {
 		return res, err
 	}
 	defer d.Close()
-	if seen, err := d.ReadFile(MarkerName, 4096); err == nil && string(seen) == markerHeader+"\n"+stamp+"\n" {
+	if seen, err := d.ReadFile(MarkerName, 4096); err == nil && stamp != "" && string(seen) == markerHeader+"\n"+stamp+"\n" {
 		return res, nil
 	}
 	if !isTargetDir(d) {
@@ -89,7 +91,7 @@ func Sync(dir, stamp string, repairs func() ([]Repair, error)) (Result, error) {
 			res.Busy = append(res.Busy, p)
 		}
 	}
-	if len(res.Busy) > 0 {
+	if len(res.Busy) > 0 || stamp == "" {
 		return res, nil
 	}
 	return res, d.WriteFile(MarkerName, []byte(markerHeader+"\n"+stamp+"\n"), 0o644)
