@@ -75,7 +75,8 @@ func TestHostileRepairJournalTouched(t *testing.T) {
 	w.mustAttack(`mkdir -m 777 -p .cargo-shim; mkdir -m 755 .cargo-shim/repaired`, "")
 	stop := w.startToucher(journal)
 	for n := 0; n < 3; n++ {
-		r := w.runWithin(journalGuard, w.Work, w.Home(), []string{"build"}, "CARGO_SHIM_LOG=debug"); t.Log(r)
+		r := w.runWithin(journalGuard, w.Work, w.Home(), []string{"build"}, "CARGO_SHIM_LOG=debug")
+		t.Log(r)
 		if r.Code != 0 {
 			t.Fatalf("build %d as root while uid %d touches the journal: %s", n, attacker, r)
 		}
