@@ -3,7 +3,6 @@ package integration
 import (
 	"bufio"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -147,19 +146,7 @@ func TestGitHostileCollectSwap(t *testing.T) {
 // startSwapper starts gitSwap as uid 65534 and returns once it watches.
 func (w *GitWorld) startSwapper(lock, a, b string) *exec.Cmd {
 	w.t.Helper()
-	self, err := os.Executable()
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	bin := filepath.Join(w.Root, "git-swapper")
-	in, _ := os.Open(self)
-	out, _ := os.OpenFile(bin, os.O_CREATE|os.O_WRONLY, 0o755)
-	io.Copy(out, in)
-	in.Close()
-	out.Close()
-	cmd := exec.Command(bin)
-	cmd.Env = []string{gitSwapperEnv + "=" + lock + "\n" + a + "\n" + b}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: attacker, Gid: attacker}}
+	cmd := attackerCmd(w.t, w.Root, "git-swapper", gitSwapperEnv+"="+lock+"\n"+a+"\n"+b)
 	stdout, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
 		w.t.Fatal(err)

@@ -2,7 +2,6 @@ package integration
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -254,28 +253,44 @@ func TestHostileMkdirRace(t *testing.T) {
 	safefstest.Unchanged(t.Errorf, target, before)
 }
 
+// attackerCmd is this test binary, copied to root/name (the attacker
+// cannot execute root's build cache) and set to run as uid 65534 with the
+// one variable env that makes it play an attacker's part instead of
+// running tests. Not yet started.
+func attackerCmd(t testing.TB, root, name, env string) *exec.Cmd {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(root, name)
+	if out, err := exec.Command("cp", self, bin).CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	os.Chmod(bin, 0o755)
+	cmd := exec.Command(bin)
+	cmd.Env = []string{env}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: attacker, Gid: attacker}}
+	return cmd
+}
+
+// startAttacker starts attackerCmd; the returned func (also a cleanup)
+// stops it.
+func startAttacker(t testing.TB, root, name, env string) func() {
+	t.Helper()
+	cmd := attackerCmd(t, root, name, env)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stop := func() { cmd.Process.Kill(); cmd.Wait() }
+	t.Cleanup(stop)
+	return stop
+}
+
 // startRacer starts the racer as uid 65534; the returned func stops it.
 func (w *World) startRacer(dir, target string) func() {
 	w.t.Helper()
-	self, err := os.Executable()
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	bin := filepath.Join(w.Root, "csi9-racer")
-	in, _ := os.Open(self)
-	out, _ := os.OpenFile(bin, os.O_CREATE|os.O_WRONLY, 0o755)
-	io.Copy(out, in)
-	in.Close()
-	out.Close()
-	cmd := exec.Command(bin)
-	cmd.Env = []string{csi9RacerEnv + "=" + dir + "\n" + target}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: attacker, Gid: attacker}}
-	if err := cmd.Start(); err != nil {
-		w.t.Fatal(err)
-	}
-	stop := func() { cmd.Process.Kill(); cmd.Wait() }
-	w.t.Cleanup(stop)
-	return stop
+	return startAttacker(w.t, w.Root, "csi9-racer", csi9RacerEnv+"="+dir+"\n"+target)
 }
 
 // A plan record (whose mtime each run refreshes) and a lock file replaced

@@ -2,10 +2,8 @@ package integration
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -38,24 +36,7 @@ func init() {
 // without pause; the returned func stops them.
 func (w *World) startToucher(dir string) func() {
 	w.t.Helper()
-	self, err := os.Executable()
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	bin := filepath.Join(w.Root, "csi-toucher")
-	if out, err := exec.Command("cp", self, bin).CombinedOutput(); err != nil {
-		w.t.Fatalf("%v: %s", err, out)
-	}
-	os.Chmod(bin, 0o755)
-	cmd := exec.Command(bin)
-	cmd.Env = []string{csiToucherEnv + "=" + dir}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: attacker, Gid: attacker}}
-	if err := cmd.Start(); err != nil {
-		w.t.Fatal(err)
-	}
-	stop := func() { cmd.Process.Kill(); cmd.Wait() }
-	w.t.Cleanup(stop)
-	return stop
+	return startAttacker(w.t, w.Root, "csi-toucher", csiToucherEnv+"="+dir)
 }
 
 // journalGuard is how long a root build may take while the attacker keeps

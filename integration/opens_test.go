@@ -3,7 +3,6 @@ package integration
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -281,24 +280,7 @@ func TestHostilePackageCacheFlip(t *testing.T) {
 // startFlipper starts the flipper as uid 65534; the returned func stops it.
 func (w *World) startFlipper(name, target string) func() {
 	w.t.Helper()
-	self, err := os.Executable()
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	bin := filepath.Join(w.Root, "csi17-flipper")
-	if out, err := exec.Command("cp", self, bin).CombinedOutput(); err != nil {
-		w.t.Fatalf("%v: %s", err, out)
-	}
-	os.Chmod(bin, 0o755)
-	cmd := exec.Command(bin)
-	cmd.Env = []string{csi17FlipperEnv + "=" + name + "\n" + target}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: attacker, Gid: attacker}}
-	if err := cmd.Start(); err != nil {
-		w.t.Fatal(err)
-	}
-	stop := func() { cmd.Process.Kill(); cmd.Wait() }
-	w.t.Cleanup(stop)
-	return stop
+	return startAttacker(w.t, w.Root, "csi17-flipper", csi17FlipperEnv+"="+name+"\n"+target)
 }
 
 // `cargo-shim init --group` (as root) gives a mixed-uid registry the layout
