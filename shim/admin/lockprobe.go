@@ -1,7 +1,6 @@
 package admin
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -144,64 +143,21 @@ func otherMountOf(dir string) string {
 	if err != nil {
 		return ""
 	}
-	mounts := readMountinfo()
-	var here *mountEntry
-	for k := range mounts {
-		m := &mounts[k]
-		if under(real, m.point) && (here == nil || len(m.point) > len(here.point)) {
-			here = m
-		}
-	}
-	if here == nil {
+	mounts := store.Mounts()
+	here, ok := store.MountOf(real, mounts)
+	if !ok {
 		return ""
 	}
-	rel, _ := filepath.Rel(here.point, real)
-	inFS := filepath.Join(here.root, rel)
+	rel, _ := filepath.Rel(here.Point, real)
+	inFS := filepath.Join(here.Root, rel)
 	for _, m := range mounts {
-		if m.fstype != here.fstype || m.source != here.source || m.dev == here.dev || !under(inFS, m.root) {
+		if m.FSType != here.FSType || m.Source != here.Source || m.Dev == here.Dev || !store.Under(inFS, m.Root) {
 			continue
 		}
-		r, _ := filepath.Rel(m.root, inFS)
-		return filepath.Join(m.point, r)
+		r, _ := filepath.Rel(m.Root, inFS)
+		return filepath.Join(m.Point, r)
 	}
 	return ""
-}
-
-type mountEntry struct{ dev, root, point, fstype, source string }
-
-func readMountinfo() []mountEntry {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	var out []mountEntry
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		sep := -1
-		for k, x := range fields {
-			if x == "-" {
-				sep = k
-				break
-			}
-		}
-		if sep < 6 || sep+2 >= len(fields) {
-			continue
-		}
-		out = append(out, mountEntry{dev: fields[2], root: unescape(fields[3]), point: unescape(fields[4]), fstype: fields[sep+1], source: fields[sep+2]})
-	}
-	return out
-}
-
-// unescape undoes mountinfo's octal escapes of space, tab, newline, backslash.
-func unescape(s string) string {
-	r := strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`)
-	return r.Replace(s)
-}
-
-func under(p, dir string) bool {
-	return p == dir || dir == "/" || strings.HasPrefix(p, strings.TrimSuffix(dir, "/")+"/")
 }
 
 // cephSessionTimeout says what bounds the wait for the locks of a CephFS

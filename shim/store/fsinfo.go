@@ -2,68 +2,85 @@ package store
 
 import (
 	"bufio"
-	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
-	"golang.org/x/sys/unix"
+	"github.com/cargo-shim/cargo-shim/lockfile"
 )
 
-var fsNames = map[int64]string{
-	0xEF53: "ext4", 0x58465342: "xfs", 0x9123683E: "btrfs", 0x01021994: "tmpfs",
-	0x794C7630: "overlay", 0x6969: "nfs", 0x00C36400: "ceph", 0x65735546: "fuse",
-	0x2FC12FC1: "zfs", 0xFE534D42: "smb2", 0xFF534D42: "cifs", 0x5346544E: "ntfs",
-	0x47504653: "gpfs", 0x0BD00BD0: "lustre",
-}
-
-// FilesystemOf names the filesystem holding p and its mount's options (from
-// /proc/self/mountinfo, longest mount point containing p).
+// FilesystemOf names the filesystem holding p and its mount's options: the
+// mount's own type where mountinfo gives one (fuse.glusterfs rather than
+// fuse, nfs4 rather than nfs), else what statfs says.
 func FilesystemOf(p string) (string, string) {
-	var sfs unix.Statfs_t
-	name := "unknown"
-	if err := unix.Statfs(p, &sfs); err == nil {
-		if n, ok := fsNames[int64(sfs.Type)]; ok {
-			name = n
-		} else {
-			name = fmt.Sprintf("0x%x", sfs.Type)
-		}
-	}
+	name := lockfile.FilesystemName(p)
 	real, err := filepath.EvalSymlinks(p)
 	if err != nil {
 		real = p
 	}
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
+	m, ok := MountOf(real, Mounts())
+	if !ok {
 		return name, ""
 	}
+	if m.FSType != "" {
+		name = m.FSType
+	}
+	return name, m.Options
+}
+
+// Mount is one line of /proc/self/mountinfo.
+type Mount struct {
+	Dev, Root, Point, FSType, Source string
+	// Options: the mount's and its superblock's, each once.
+	Options string
+}
+
+// Mounts reads /proc/self/mountinfo (nil when it cannot be read).
+func Mounts() []Mount {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
 	defer f.Close()
-	best, opts := "", ""
+	var out []Mount
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
-		sep := -1
-		for k, x := range fields {
-			if x == "-" {
-				sep = k
-				break
-			}
-		}
-		if len(fields) < 6 || sep < 0 || sep+3 >= len(fields) {
+		sep := slices.Index(fields, "-")
+		if sep < 6 || sep+2 >= len(fields) {
 			continue
 		}
-		mp := fields[4]
-		if (real == mp || strings.HasPrefix(real, strings.TrimSuffix(mp, "/")+"/")) && len(mp) > len(best) {
-			best = mp
-			opts = mergeOptions(fields[5], fields[sep+3])
-			// The mount's own type is the more exact: fuse.glusterfs
-			// rather than fuse, nfs4 rather than nfs.
-			if fields[sep+1] != "" {
-				name = fields[sep+1]
-			}
+		m := Mount{Dev: fields[2], Root: unescapeMount(fields[3]), Point: unescapeMount(fields[4]), FSType: fields[sep+1], Source: fields[sep+2], Options: fields[5]}
+		if sep+3 < len(fields) {
+			m.Options = mergeOptions(fields[5], fields[sep+3])
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// MountOf is the mount whose point is the longest one containing the
+// resolved path real.
+func MountOf(real string, mounts []Mount) (Mount, bool) {
+	best, ok := Mount{}, false
+	for _, m := range mounts {
+		if Under(real, m.Point) && (!ok || len(m.Point) > len(best.Point)) {
+			best, ok = m, true
 		}
 	}
-	return name, opts
+	return best, ok
+}
+
+// Under reports whether p is dir or below it.
+func Under(p, dir string) bool {
+	return p == dir || dir == "/" || strings.HasPrefix(p, strings.TrimSuffix(dir, "/")+"/")
+}
+
+// unescapeMount undoes mountinfo's octal escapes of space, tab, newline, backslash.
+func unescapeMount(s string) string {
+	r := strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`)
+	return r.Replace(s)
 }
 
 // CephFS is what FilesystemOf names CephFS mounts: the kernel client, or
