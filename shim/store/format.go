@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -76,7 +77,12 @@ func (r Registry) CheckFormat() error {
 		return err
 	}
 	if f == nil {
-		if _, err := r.lstat(r.ShimDir()); err == nil {
+		// None, or another uid's (not believed). Root's record is believed
+		// by every uid, so root replaces another's once; a non-root run
+		// leaves another runner uid's alone, or two of them would rewrite
+		// it on every run.
+		_, absent := r.lstat(r.FormatPath())
+		if _, err := r.lstat(r.ShimDir()); err == nil && (absent != nil || os.Geteuid() == 0) {
 			_ = r.writeFileAtomic(r.FormatPath(), formatRecord())
 		}
 		return nil
