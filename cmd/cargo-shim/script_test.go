@@ -167,13 +167,18 @@ func cmdAddstats(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(stats.Add(ts.MkAbs(args[0]), rec, time.Now()))
 }
 
-// holdlock PATH: take a shared lock on PATH, as a running build's holder
-// does, in this process (not the one under test) until the script ends.
+// holdlock [-x] PATH: take a shared lock on PATH, as a running build's
+// holder does (-x: exclusive, as gc removing the crate does), in this
+// process (not the one under test) until the script ends.
 func cmdHoldlock(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) != 1 {
-		ts.Fatalf("usage: holdlock PATH")
+	mode := lockfile.Shared
+	if len(args) == 2 && args[0] == "-x" {
+		mode, args = lockfile.Exclusive, args[1:]
 	}
-	lk, err := lockfile.Try(ts.MkAbs(args[0]), lockfile.Shared)
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: holdlock [-x] PATH")
+	}
+	lk, err := lockfile.Try(ts.MkAbs(args[0]), mode)
 	ts.Check(err)
 	ts.Defer(func() { lk.Release() })
 }

@@ -48,6 +48,10 @@ type GCReport struct {
 	FreedBytes      int64 `json:"freed_bytes"`
 	TrashFreedBytes int64 `json:"trash_freed_bytes"`
 	TotalFreedBytes int64 `json:"total_freed_bytes"`
+	// TrashKeptBytes: trash entries of crates a build pins, kept until
+	// the pins end (a build that pinned a crate before a repair swapped
+	// it out may still read the old directory).
+	TrashKeptBytes int64 `json:"trash_kept_bytes,omitempty"`
 	// ColdBuild: a build on crates not in the registry yet was running, so
 	// no crate was removed.
 	ColdBuild bool `json:"cold_build_running"`
@@ -66,7 +70,8 @@ func GC(reg store.Registry, o GCOptions, now time.Time) (*GCReport, error) {
 	var errs *multierror.Error
 	// What earlier runs left in the trash; what this run moves there is
 	// counted in its entry, not again when the trash is emptied.
-	rep.TrashFreedBytes = reg.TrashUsage()
+	rep.TrashKeptBytes = reg.TrashKept()
+	rep.TrashFreedBytes = reg.TrashUsage() - rep.TrashKeptBytes
 	cold, err := coldLock(reg, o.DryRun)
 	switch {
 	case lockfile.IsBusy(err):

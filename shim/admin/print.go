@@ -141,6 +141,9 @@ func PrintGC(out *shim.Logger, rep *GCReport) {
 	if len(rep.Busy) > 0 {
 		msg += fmt.Sprintf(", %s kept because in use", plural(len(rep.Busy), "crate"))
 	}
+	if rep.TrashKeptBytes > 0 {
+		msg += fmt.Sprintf(", %s of trash kept for builds still using it", human(rep.TrashKeptBytes))
+	}
 	if n := rep.LockFiles + rep.StateRecords + rep.PlanRecords; n > 0 {
 		msg += fmt.Sprintf("; %s, %s of crates no longer in the registry and %s", plural(rep.LockFiles, "lock file"), plural(rep.StateRecords, "state record"), plural(rep.PlanRecords, "unused or outdated plan record"))
 	}

@@ -2,15 +2,12 @@ package store
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/cargo-shim/cargo-shim/shim/events"
-	"github.com/cargo-shim/cargo-shim/shim/store/storetest"
 )
 
 type sink []events.Event
@@ -24,16 +21,7 @@ func (s *sink) Emit(e events.Event) { *s = append(*s, e) }
 func TestStoreEmitsEachChange(t *testing.T) {
 	var got sink
 	r := Registry{Root: t.TempDir(), Events: &got}
-	c := Crate{Name: "flat", Version: "1.0.0"}
-	tb := storetest.Files(c.Dir(), map[string]string{"Cargo.toml": "[package]\n", "lib.rs": "pub fn f() {}\n"})
-	sum := sha256.Sum256(tb)
-	c.Checksum = hex.EncodeToString(sum[:])
-	i := Instance{Crate: c, Regdir: "127.0.0.1-7a7a96776db27b19"}
-	os.MkdirAll(filepath.Dir(r.Tarball(i)), 0o755)
-	os.MkdirAll(filepath.Dir(r.Extraction(i)), 0o755)
-	if err := os.WriteFile(r.Tarball(i), tb, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	i := cachedCrate(t, r)
 	ctx := context.Background()
 	if _, _, err := r.RepairCrate(ctx, i, RepairOptions{}); err != nil {
 		t.Fatal(err)

@@ -145,7 +145,7 @@ func (r Registry) remove(i Instance, rm Removal) (Removal, error) {
 	if rm.Extraction {
 		root := r.Extraction(i)
 		n := r.DiskUsage(root) + r.Blocks(r.StatePath(i))
-		if err := r.trash(root, i); err != nil {
+		if err := r.trash(root, i, false); err != nil {
 			return done, err
 		}
 		r.unlink(r.StatePath(i))

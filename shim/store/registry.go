@@ -88,6 +88,13 @@ func (r Registry) ColdLock() string { return filepath.Join(r.ShimDir(), "locks",
 // fetchCold); never held while a build runs.
 func (r Registry) FetchLock() string { return filepath.Join(r.ShimDir(), "locks", "fetch.lock") }
 
+// RepairLock is held exclusively by a repair made while builds pin the
+// crate (they hold its lock shared, so the repair can take it only shared):
+// it keeps two such repairs from swapping the same directory at once. It is
+// taken after a crate's lock, and its holders wait for nothing but cargo's
+// downloads.
+func (r Registry) RepairLock() string { return filepath.Join(r.ShimDir(), "locks", "repair.lock") }
+
 // StatePath records what a verified extraction contains.
 func (r Registry) StatePath(i Instance) string {
 	return filepath.Join(r.ShimDir(), "state", i.Regdir, i.Dir())

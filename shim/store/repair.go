@@ -44,11 +44,27 @@ const (
 // cleanly absent so that cargo downloads it. It must run under i's exclusive
 // lock, on a Finding taken under that lock. It never removes a readable
 // tarball and never removes an extraction not proven broken.
-func (r Registry) Repair(f Finding) (Action, error) {
+func (r Registry) Repair(f Finding) (Action, error) { return r.repair(f, false) }
+
+// swappable: the repair f needs is an extraction swapped in whole, which
+// builds pinning the crate may see happen (RepairCrate).
+func (f Finding) swappable() bool {
+	return !f.ExtractionOK && f.TarballCorrupt == nil && f.mayExtract()
+}
+
+// repair is Repair; pinned, under a shared lock (RepairCrate), it only
+// swaps (swappable) and keeps every directory pinned builds may still read:
+// earlier temp dirs and trash entries of i stay for gc.
+func (r Registry) repair(f Finding, pinned bool) (Action, error) {
 	i := f.Instance
 	root := r.Extraction(i)
 	tb := r.Tarball(i)
-	r.removeTemps(i)
+	if pinned && !f.swappable() {
+		return Action{}, errNeedsExclusive
+	}
+	if !pinned {
+		r.removeTemps(i)
+	}
 
 	var removedTarball bool
 	if f.TarballCorrupt != nil {
@@ -67,7 +83,7 @@ func (r Registry) Repair(f Finding) (Action, error) {
 		return Action{}, nil
 	}
 	if f.mayExtract() && !removedTarball {
-		m, err := r.reextract(i)
+		m, err := r.reextract(i, pinned)
 		if err != nil {
 			return Action{}, err
 		}
@@ -81,7 +97,7 @@ func (r Registry) Repair(f Finding) (Action, error) {
 	// downloads (or, with a foreign tarball, unpacks) it afresh instead of
 	// trusting a marker over missing files.
 	if _, err := r.lstat(root); err == nil {
-		if err := r.trash(root, i); err != nil {
+		if err := r.trash(root, i, false); err != nil {
 			return Action{}, err
 		}
 		r.unlink(r.StatePath(i))
@@ -100,7 +116,7 @@ func (r Registry) Repair(f Finding) (Action, error) {
 // reextract unpacks the tarball into a temp dir beside the extraction and
 // swaps it in, so that the extraction path always names either the old
 // directory or a complete new one with its marker.
-func (r Registry) reextract(i Instance) (*Manifest, error) {
+func (r Registry) reextract(i Instance, pinned bool) (*Manifest, error) {
 	root := r.Extraction(i)
 	parent := filepath.Dir(root)
 	// As cargo makes it (0o777 less the umask): src/ and the regdir are
@@ -144,7 +160,7 @@ func (r Registry) reextract(i Instance) (*Manifest, error) {
 		}
 		tmp = old
 	}
-	if err := r.trash(tmp, i); err != nil {
+	if err := r.trash(tmp, i, pinned); err != nil {
 		return m, err
 	}
 	return m, nil
@@ -155,19 +171,25 @@ func (r Registry) reextract(i Instance) (*Manifest, error) {
 // Moving a directory to another parent needs write access to the directory
 // itself (its ".." changes): a root-owned leftover cannot be moved there by a
 // runner's uid. It is then renamed aside in its own parent (needs only the
-// parent) under a name cargo never reads, for gc to delete.
-func (r Registry) trash(p string, i Instance) error {
+// parent) under a name cargo never reads, for gc to delete. Pinned (a
+// repair beside builds that pin i), earlier trash entries of i are kept and
+// nothing is deleted in place: a pinned build may still read them.
+func (r Registry) trash(p string, i Instance, pinned bool) error {
 	dir := r.TrashDir()
 	now, pid := time.Now(), os.Getpid()
 	if err := r.mkdirAll(dir, safefs.Shared); err == nil {
 		name := leftover{kind: trashed, stem: i.Regdir + "." + i.Dir(), at: now, pid: pid}.String()
 		if err := r.rename(p, filepath.Join(dir, name)); err == nil {
-			r.dropOlderTrash(i, name)
+			if !pinned {
+				r.dropOlderTrash(i, name)
+			}
 			return nil
 		}
 	}
 	aside := leftover{kind: setAside, stem: i.Dir(), at: now, pid: pid}.String()
-	if err := r.rename(p, filepath.Join(filepath.Dir(p), aside)); err == nil {
+	if err := r.rename(p, filepath.Join(filepath.Dir(p), aside)); err == nil || pinned {
+		// Pinned and neither moved: it stays under its temp name, which
+		// gc deletes under i's exclusive lock.
 		return nil
 	}
 	// It is proven broken and we hold its exclusive lock: delete in place.
@@ -209,41 +231,90 @@ func (r Registry) removeTemps(i Instance) {
 }
 
 // EmptyTrash deletes trash entries older than minAge and returns the bytes
-// freed. Entries it cannot delete (another uid's read-only dirs) stay.
+// freed. Entries it cannot delete (another uid's read-only dirs) stay, as do
+// those of a crate a build pins (TrashKept).
 func (r Registry) EmptyTrash(minAge time.Duration) (freed int64, err error) {
-	if _, err := r.lstat(r.TrashDir()); errors.Is(err, fs.ErrNotExist) {
-		return 0, nil
-	}
-	// Below the registry's descriptor, no link followed: a trash replaced by
-	// a symlink fails here instead of being emptied.
-	ents, err := r.readDir(r.TrashDir())
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return 0, nil
-		}
-		return 0, err
-	}
+	ents, err := r.trashEntries(minAge)
 	for _, e := range ents {
-		p := filepath.Join(r.TrashDir(), e.Name())
-		l, ok := parseLeftover(e.Name())
-		if !ok || l.kind != trashed {
-			continue // not ours
-		}
-		// The name says when (a rename keeps the directory's old mtime).
-		if time.Since(l.at) < minAge {
+		p := filepath.Join(r.TrashDir(), e.name)
+		lk, kept := r.trashUnpinned(e)
+		if kept {
 			continue
 		}
 		n := r.DiskUsage(p)
 		t0 := time.Now()
 		if rerr := r.removeAll(p); rerr == nil {
 			freed += n
-			r.emitTrashed(l, n, t0)
+			r.emitTrashed(e.leftover, n, t0)
 		} else if err == nil {
 			err = rerr
 		}
+		lk.Release()
 	}
 	return freed, err
 }
+
+// trashEntry is one entry of the trash: its name and what it says.
+type trashEntry struct {
+	name string
+	leftover
+}
+
+// trashEntries lists the trash's entries older than minAge. Below the
+// registry's descriptor, no link followed: a trash replaced by a symlink
+// fails here instead of being emptied. No trash: nothing, no error.
+func (r Registry) trashEntries(minAge time.Duration) ([]trashEntry, error) {
+	ents, err := r.readDir(r.TrashDir())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []trashEntry
+	for _, e := range ents {
+		l, ok := parseLeftover(e.Name())
+		// The name says when (a rename keeps the directory's old mtime).
+		if ok && l.kind == trashed && time.Since(l.at) >= minAge {
+			out = append(out, trashEntry{name: e.Name(), leftover: l})
+		}
+	}
+	return out, nil
+}
+
+// trashUnpinned takes the exclusive lock of the crate a trash entry came
+// from, without waiting. kept: a build pins that crate, and may be one that
+// pinned it before a repair swapped this directory out (a build script's
+// working directory, say): the entry stays until the pins are gone.
+func (r Registry) trashUnpinned(e trashEntry) (lk *lockfile.Lock, kept bool) {
+	i, ok := e.instance()
+	if !ok {
+		return nil, false
+	}
+	if _, err := r.lstat(r.LockPath(i)); err != nil {
+		// No lock file, so no build pins i: one that pinned it before
+		// the swap holds that file, and it is removed only under i's
+		// exclusive lock. Not created here: gc would find it orphaned.
+		return nil, false
+	}
+	lk, err := lockfile.Try(r.LockPath(i), lockfile.Exclusive)
+	return lk, lockfile.IsBusy(err)
+}
+
+// TrashKept is the disk space of the trash entries EmptyTrash would keep
+// now because their crates are pinned (a dry run's prediction).
+func (r Registry) TrashKept() (n int64) {
+	ents, _ := r.trashEntries(0)
+	for _, e := range ents {
+		if lk, kept := r.trashUnpinned(e); kept {
+			n += r.DiskUsage(filepath.Join(r.TrashDir(), e.name))
+		} else {
+			lk.Release()
+		}
+	}
+	return n
+}
+
 
 // DiskUsage is what deleting p, a path below the registry, frees on disk:
 // the blocks of everything under it, directories included, as du counts
@@ -334,49 +405,108 @@ func (w WaitFor) String() string {
 // ErrInUse is returned by RepairCrate with NoWait when a build holds the crate.
 var ErrInUse = errors.New("in use by a running build")
 
-// RepairCrate is the one way to change a crate: take its exclusive lock
-// (holding no other lock), wait for downloads to settle, check again in full,
-// repair. The Finding is the check made under the lock.
+// RepairCrate is the one way to change a crate: lock it, wait for
+// downloads to settle, check again in full, repair. The Finding is the check
+// made under the lock.
+//
+// Two ways to hold a crate for a repair (docs/fleet.md, "Long jobs and
+// repairs"). Its exclusive lock, when no build pins it: every repair is
+// allowed. When builds pin it (a long `cargo run` or `cargo test` holds
+// its shared lock until cargo exits), a shared lock plus the registry's
+// repair lock: then only a repair that swaps a complete extraction in is
+// made, since the pinned builds read the path and get the new, complete
+// directory, and the old one waits in the trash until their pins end.
+// Anything that removes (a corrupt tarball, an extraction with no trusted
+// tarball) still waits for the exclusive lock.
 func (r Registry) RepairCrate(ctx context.Context, i Instance, o RepairOptions) (act Action, f Finding, err error) {
-	path := r.LockPath(i)
-	var lk *lockfile.Lock
-	var reason string
-	if o.NoWait {
-		lk, err = lockfile.Try(path, lockfile.Exclusive)
-		if lockfile.IsBusy(err) {
-			return Action{}, Finding{Instance: i}, ErrInUse
+	lk, err := lockfile.Try(r.LockPath(i), lockfile.Exclusive)
+	if lockfile.IsBusy(err) {
+		var done bool
+		if act, f, done, err = r.repairBesidePins(ctx, i, o); done || err != nil {
+			return act, f, err
 		}
-	} else {
-		lk, err = lockfile.Acquire(ctx, path, lockfile.Exclusive, lockfile.Options{Waiting: func(string) {
-			if o.Waiting != nil {
-				o.Waiting(WaitCrate)
-			}
-		}})
+		lk, err = r.takeLock(ctx, r.LockPath(i), lockfile.Exclusive, o)
 	}
 	if err != nil {
 		return Action{}, Finding{Instance: i}, err
 	}
 	defer lk.Release()
+	return r.repairLocked(ctx, i, o, false)
+}
+
+// repairBesidePins repairs i while builds pin it, when a swap does it
+// (done); otherwise it leaves i to the exclusive path. Lock order: the
+// crate's lock, then the repair lock, as everywhere; a holder of the
+// repair lock waits for nothing but cargo's downloads, so a wait for it is
+// short.
+func (r Registry) repairBesidePins(ctx context.Context, i Instance, o RepairOptions) (act Action, f Finding, done bool, err error) {
+	// Waits only while a removal or an older release's repair holds i
+	// exclusively: pins are shared.
+	pin, err := r.takeLock(ctx, r.LockPath(i), lockfile.Shared, o)
+	if err != nil {
+		return Action{}, Finding{Instance: i}, true, err
+	}
+	defer pin.Release()
+	rl, err := r.takeLock(ctx, r.RepairLock(), lockfile.Exclusive, o)
+	if err != nil {
+		return Action{}, Finding{Instance: i}, true, err
+	}
+	defer rl.Release()
+	act, f, err = r.repairLocked(ctx, i, o, true)
+	if errors.Is(err, errNeedsExclusive) {
+		return Action{}, f, false, nil
+	}
+	return act, f, true, err
+}
+
+// takeLock takes path in mode: without waiting for NoWait callers
+// (ErrInUse when it is held), else until ctx is done.
+func (r Registry) takeLock(ctx context.Context, path string, mode lockfile.Mode, o RepairOptions) (*lockfile.Lock, error) {
+	if o.NoWait {
+		lk, err := lockfile.Try(path, mode)
+		if lockfile.IsBusy(err) {
+			return nil, ErrInUse
+		}
+		return lk, err
+	}
+	return lockfile.Acquire(ctx, path, mode, lockfile.Options{Waiting: func(string) {
+		if o.Waiting != nil {
+			o.Waiting(WaitCrate)
+		}
+	}})
+}
+
+// errNeedsExclusive: the repair a crate needs removes something, which
+// builds pinning it may still read.
+var errNeedsExclusive = errors.New("this repair needs the crate's exclusive lock")
+
+// repairLocked is the check and repair under i's lock: exclusive, or shared
+// plus the repair lock (pinned).
+func (r Registry) repairLocked(ctx context.Context, i Instance, o RepairOptions, pinned bool) (act Action, f Finding, err error) {
 	var t0 time.Time
+	var reason string
 	var repairErr error
 	defer func() {
 		if err == nil && (act.Kind != "" || act.Left) {
 			r.emitRepair(i, act, reason, t0)
 		}
 	}()
+	level := Files
+	if o.Deep {
+		level = Deep
+	}
 	err = r.Quiesce(ctx, func() {
 		if o.Waiting != nil {
 			o.Waiting(WaitPackageCache)
 		}
 	}, func() {
-		level := Files
-		if o.Deep {
-			level = Deep
-		}
 		f = r.fullCheck(i, level, o.Offline)
-		if f.Verdict == Broken {
+		switch {
+		case f.Verdict == Broken && pinned && !f.swappable():
+			repairErr = errNeedsExclusive
+		case f.Verdict == Broken:
 			reason, t0 = f.Reason, time.Now()
-			act, repairErr = r.Repair(f)
+			act, repairErr = r.repair(f, pinned)
 			if repairErr == nil {
 				if journaled(act.Kind) {
 					// Before the lock is released: a run that pins i
@@ -385,7 +515,7 @@ func (r Registry) RepairCrate(ctx context.Context, i Instance, o RepairOptions) 
 				}
 				f = r.fullCheck(i, level, o.Offline)
 			}
-		} else if f.recordable() {
+		case f.recordable():
 			_ = r.recordStateOf(i, f.manifest, f.exposure)
 		}
 	})
@@ -414,15 +544,22 @@ func (r Registry) emitRepair(i Instance, act Action, reason string, t0 time.Time
 func (r Registry) emitTrashed(l leftover, bytes int64, t0 time.Time) {
 	e := events.Event{Kind: events.KindRemove, Action: "trash", Bytes: bytes, Seconds: time.Since(t0).Seconds(),
 		Reason: "trash entry from " + l.at.UTC().Format(time.RFC3339)}
-	// The stem is "<regdir>.<name>-<version>"; both halves have dots.
+	if i, ok := l.instance(); ok {
+		e.Regdir, e.Crate, e.Version = i.Regdir, i.Name, i.Version
+	}
+	r.emit(e)
+}
+
+// instance is the crate a trash entry came from. The stem is
+// "<regdir>.<name>-<version>"; both halves have dots.
+func (l leftover) instance() (Instance, bool) {
 	for k := strings.IndexByte(l.stem, '.'); k > 0; k = nextDot(l.stem, k) {
 		name, version, ok := splitNameVersion(l.stem[k+1:])
 		if ok && ValidRegdir(l.stem[:k]) && validCrate(Crate{Name: name, Version: version}) {
-			e.Regdir, e.Crate, e.Version = l.stem[:k], name, version
-			break
+			return Instance{Crate: Crate{Name: name, Version: version}, Regdir: l.stem[:k]}, true
 		}
 	}
-	r.emit(e)
+	return Instance{}, false
 }
 
 func nextDot(s string, k int) int {
