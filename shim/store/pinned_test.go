@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -35,7 +36,12 @@ func cachedCrate(t *testing.T, r Registry) Instance {
 // holds shared (released at the end of the test, or by the caller).
 func pinnedCrate(t *testing.T) (Registry, Instance, *lockfile.Lock) {
 	t.Helper()
-	r := Registry{Root: t.TempDir()}
+	return pinnedCrateIn(t, t.TempDir())
+}
+
+func pinnedCrateIn(t *testing.T, root string) (Registry, Instance, *lockfile.Lock) {
+	t.Helper()
+	r := Registry{Root: root}
 	i := cachedCrate(t, r)
 	if _, _, err := r.RepairCrate(context.Background(), i, RepairOptions{}); err != nil {
 		t.Fatal(err)
@@ -122,6 +128,44 @@ func TestRepairThatRemovesWaitsForPins(t *testing.T) {
 	pin.Release()
 	act, _, err := r.RepairCrate(context.Background(), i, RepairOptions{})
 	if err != nil || act.Kind != ActMovedAside {
+		t.Fatalf("once unpinned: %+v, %v", act, err)
+	}
+}
+
+// Rule: where the filesystem has no RENAME_EXCHANGE (GlusterFS's and NFS's
+// clients), a swap would leave a moment with no directory at the path, so
+// no repair is made beside a pin: it waits for the exclusive lock. Runs on
+// the first mount of CARGO_SHIM_TEST_MULTIHOST (make multihost).
+func TestPinnedRepairWithoutExchangeWaits(t *testing.T) {
+	mounts := strings.Fields(os.Getenv("CARGO_SHIM_TEST_MULTIHOST"))
+	if len(mounts) == 0 {
+		t.Skip("needs a filesystem without RENAME_EXCHANGE: CARGO_SHIM_TEST_MULTIHOST (make multihost)")
+	}
+	root, err := os.MkdirTemp(mounts[0], "pinned-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(root)
+	os.Mkdir(filepath.Join(root, "a"), 0o755)
+	os.Mkdir(filepath.Join(root, "b"), 0o755)
+	if unix.Renameat2(unix.AT_FDCWD, filepath.Join(root, "a"), unix.AT_FDCWD, filepath.Join(root, "b"), unix.RENAME_EXCHANGE) == nil {
+		t.Skipf("%s has RENAME_EXCHANGE", mounts[0])
+	}
+	r, i, pin := pinnedCrateIn(t, filepath.Join(root, "registry"))
+	var before unix.Stat_t
+	unix.Lstat(r.Extraction(i), &before)
+	os.Remove(filepath.Join(r.Extraction(i), "lib.rs"))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if _, _, err := r.RepairCrate(ctx, i, RepairOptions{}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("repair beside a pin without RENAME_EXCHANGE: %v, want a wait until the deadline", err)
+	}
+	var after unix.Stat_t
+	if err := unix.Lstat(r.Extraction(i), &after); err != nil || after.Ino != before.Ino {
+		t.Fatalf("the pinned extraction was replaced or moved: %v", err)
+	}
+	pin.Release()
+	if act, _, err := r.RepairCrate(context.Background(), i, RepairOptions{}); err != nil || act.Kind != ActReextracted {
 		t.Fatalf("once unpinned: %+v, %v", act, err)
 	}
 }

@@ -146,7 +146,13 @@ func (r Registry) reextract(i Instance, pinned bool) (*Manifest, error) {
 	}
 	// Atomic exchange: no moment where the path is missing. Rename needs only
 	// the parent directory, so files another uid owns do not stop it.
-	if err = r.exchange(tmp, root); err != nil {
+	if err = r.exchange(tmp, root); err != nil && pinned {
+		// Aside-then-in leaves a moment with no directory at the path,
+		// which a pinned build may read: wait for the exclusive lock.
+		r.removeAll(tmp)
+		return nil, fmt.Errorf("%w (no RENAME_EXCHANGE here: %v)", errNeedsExclusive, err)
+	}
+	if err != nil {
 		// Filesystems without RENAME_EXCHANGE: aside, then in.
 		old := filepath.Join(parent, leftover{kind: repairTemp, stem: i.Dir(), pid: os.Getpid(), old: true}.String())
 		if err := r.rename(root, old); err != nil {
