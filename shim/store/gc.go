@@ -270,6 +270,10 @@ func (r Registry) sweepUnlockable(dry bool) (n int) {
 	regdirs, _ := r.readDir(top)
 	for _, d := range regdirs {
 		if !d.IsDir() {
+			// The registry-wide ones: cold.lock, fetch.lock, repair.lock.
+			if !d.Type().IsRegular() && strings.HasSuffix(d.Name(), ".lock") && (dry || r.unlink(filepath.Join(top, d.Name())) == nil) {
+				n++
+			}
 			continue
 		}
 		ents, _ := r.readDir(filepath.Join(top, d.Name()))

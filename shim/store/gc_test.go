@@ -39,9 +39,14 @@ func TestSweepRemovesUnlockableLockFiles(t *testing.T) {
 	if err := unix.Mkfifo(pc, 0o666); err != nil {
 		t.Fatal(err)
 	}
+	// And at a registry-wide lock: a FIFO at the repair lock would stop
+	// every repair beside a pin.
+	if err := unix.Mkfifo(r.RepairLock(), 0o666); err != nil {
+		t.Fatal(err)
+	}
 	dry, _ := r.SweepOrphans(true)
-	if dry.LockFiles != base.LockFiles+3 {
-		t.Errorf("dry run counts %d lock files, want %d and the FIFO, the symlink and the package-cache FIFO", dry.LockFiles, base.LockFiles)
+	if dry.LockFiles != base.LockFiles+4 {
+		t.Errorf("dry run counts %d lock files, want %d and the FIFO, the symlink, the package-cache FIFO and the repair-lock FIFO", dry.LockFiles, base.LockFiles)
 	}
 	if _, err := os.Lstat(fifo); err != nil {
 		t.Fatalf("dry run removed the FIFO: %v", err)
@@ -49,7 +54,7 @@ func TestSweepRemovesUnlockableLockFiles(t *testing.T) {
 	if _, err := r.SweepOrphans(false); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{fifo, link, pc} {
+	for _, p := range []string{fifo, link, pc, r.RepairLock()} {
 		if _, err := os.Lstat(p); err == nil {
 			t.Errorf("%s is still there", p)
 		}
