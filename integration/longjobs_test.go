@@ -9,6 +9,7 @@ import (
 
 	"github.com/cargo-shim/cargo-shim/integration/loopback"
 	"github.com/cargo-shim/cargo-shim/shim/admin"
+	"golang.org/x/sys/unix"
 )
 
 // longMain is the fixture app, whose program (cargo run) and test (cargo
@@ -49,6 +50,7 @@ fn long() {
 func TestLongJobDoesNotBlockRepair(t *testing.T) {
 	w := NewWorld(t)
 	w.Warm()
+	exchanges := hasExchange(t, w.Shared)
 	long := w.Workspace(1)
 	writeFile(t, filepath.Join(long, "src", "main.rs"), longMain)
 	for n, job := range []string{"run", "test"} {
@@ -60,6 +62,7 @@ func TestLongJobDoesNotBlockRepair(t *testing.T) {
 			return err == nil
 		})
 		lib := filepath.Join(w.Extraction("deep-mods-2.1.0"), "src", "lib.rs")
+		dirIno := inode(t, w.Extraction("deep-mods-2.1.0"))
 		rm(t, lib)
 		t0 := time.Now()
 		// A timeout far below the long job's: waiting for it would fail.
@@ -73,7 +76,13 @@ func TestLongJobDoesNotBlockRepair(t *testing.T) {
 			t.Fatalf("cargo-shim repair beside a long cargo %s: %s", job, r)
 		}
 		rep := decode[admin.GCReport](t, w.Admin("gc", "--max-age", "30d", "--json"))
-		if rep.TrashKeptBytes == 0 || trashEntries(t, w) < 2 {
+		switch {
+		case !exchanges:
+			// Patched in place (GlusterFS, NFS): nothing went to the trash.
+			if trashEntries(t, w) != 0 || inode(t, w.Extraction("deep-mods-2.1.0")) != dirIno {
+				t.Errorf("cargo %s: without RENAME_EXCHANGE the repair must patch the pinned extraction in place", job)
+			}
+		case rep.TrashKeptBytes == 0 || trashEntries(t, w) < 2:
 			t.Errorf("gc while cargo %s pins the crate: kept %d bytes of trash, %d entries left; want the old copies kept", job, rep.TrashKeptBytes, trashEntries(t, w))
 		}
 		os.WriteFile(filepath.Join(gate, "go"), nil, 0o644)
@@ -92,4 +101,25 @@ func trashEntries(t *testing.T, w *World) int {
 	t.Helper()
 	ents, _ := os.ReadDir(filepath.Join(w.Shared, ".cargo-shim", "trash"))
 	return len(ents)
+}
+
+func inode(t *testing.T, p string) uint64 {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Lstat(p, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Ino
+}
+
+// hasExchange reports whether dir's filesystem swaps two directories
+// atomically (renameat2 RENAME_EXCHANGE).
+func hasExchange(t *testing.T, dir string) bool {
+	t.Helper()
+	a, b := filepath.Join(dir, ".xchg-a"), filepath.Join(dir, ".xchg-b")
+	os.Mkdir(a, 0o755)
+	os.Mkdir(b, 0o755)
+	defer os.Remove(a)
+	defer os.Remove(b)
+	return unix.Renameat2(unix.AT_FDCWD, a, unix.AT_FDCWD, b, unix.RENAME_EXCHANGE) == nil
 }

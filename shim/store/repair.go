@@ -148,9 +148,13 @@ func (r Registry) reextract(i Instance, pinned bool) (*Manifest, error) {
 	// the parent directory, so files another uid owns do not stop it.
 	if err = r.exchange(tmp, root); err != nil && pinned {
 		// Aside-then-in leaves a moment with no directory at the path,
-		// which a pinned build may read: wait for the exclusive lock.
+		// which a pinned build may read: patch it file by file instead.
+		perr := r.patchInPlace(tmp, root, m)
 		r.removeAll(tmp)
-		return nil, fmt.Errorf("%w (no RENAME_EXCHANGE here: %v)", errNeedsExclusive, err)
+		if perr != nil {
+			return nil, fmt.Errorf("%w (no RENAME_EXCHANGE here, and patching in place failed: %v)", errNeedsExclusive, perr)
+		}
+		return m, nil
 	}
 	if err != nil {
 		// Filesystems without RENAME_EXCHANGE: aside, then in.
