@@ -169,3 +169,34 @@ func TestPinnedRepairWithoutExchangeWaits(t *testing.T) {
 		t.Fatalf("once unpinned: %+v, %v", act, err)
 	}
 }
+
+// Rule: nothing another uid plants at the repair lock (a directory, a
+// FIFO, a symlink: nothing a lock can be taken on, and gc never clears a
+// directory there) makes a repair beside pins fail: it is then at worst
+// what it was before the repair lock existed, a wait for the crate's
+// exclusive lock, and the repair is made once the pins end.
+func TestPlantedRepairLockFallsBackToWaiting(t *testing.T) {
+	plants := map[string]func(p string) error{
+		"directory": func(p string) error { return os.Mkdir(p, 0o777) },
+		"fifo":      func(p string) error { return unix.Mkfifo(p, 0o666) },
+		"symlink":   func(p string) error { return os.Symlink("/dev/null", p) },
+	}
+	for kind, plant := range plants {
+		t.Run(kind, func(t *testing.T) {
+			r, i, pin := pinnedCrate(t)
+			os.MkdirAll(filepath.Dir(r.RepairLock()), 0o777)
+			if err := plant(r.RepairLock()); err != nil {
+				t.Fatal(err)
+			}
+			os.Lchown(r.RepairLock(), 65534, 65534)
+			os.Remove(filepath.Join(r.Extraction(i), "lib.rs"))
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			// The long job ends once the repair says it waits for it.
+			act, f, err := r.RepairCrate(ctx, i, RepairOptions{Waiting: func(WaitFor) { pin.Release() }})
+			if err != nil || act.Kind != ActReextracted || f.Verdict != Healthy {
+				t.Fatalf("repair beside a pin, a %s planted at %s: %+v, %v, %v; want it to wait for the pin and repair", kind, r.RepairLock(), act, f.Verdict, err)
+			}
+		})
+	}
+}

@@ -454,6 +454,11 @@ func (r Registry) repairBesidePins(ctx context.Context, i Instance, o RepairOpti
 	}
 	defer pin.Release()
 	rl, err := r.takeLock(ctx, r.RepairLock(), lockfile.Exclusive, o)
+	if err != nil && !errors.Is(err, ErrInUse) && ctx.Err() == nil {
+		// Nothing lockable there (another uid planted a directory, a
+		// FIFO, a link): wait for the exclusive lock, as before it existed.
+		return Action{}, Finding{Instance: i}, false, nil
+	}
 	if err != nil {
 		return Action{}, Finding{Instance: i}, true, err
 	}
