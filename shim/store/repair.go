@@ -321,7 +321,6 @@ func (r Registry) TrashKept() (n int64) {
 	return n
 }
 
-
 // DiskUsage is what deleting p, a path below the registry, frees on disk:
 // the blocks of everything under it, directories included, as du counts
 // them (no links followed), so that what gc says it freed is what du sees
