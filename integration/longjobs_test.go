@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bufio"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cargo-shim/cargo-shim/integration/loopback"
+	"github.com/cargo-shim/cargo-shim/lockfile"
 	"github.com/cargo-shim/cargo-shim/shim/admin"
 )
 
@@ -92,4 +94,41 @@ func trashEntries(t *testing.T, w *World) int {
 	t.Helper()
 	ents, _ := os.ReadDir(filepath.Join(w.Shared, ".cargo-shim", "trash"))
 	return len(ents)
+}
+
+// Rule: what uid 65534 plants at the repair lock before any repair beside
+// a pin made it (a directory, which gc never clears) never makes root's
+// repair beside a pin fail: root waits for the pin to end, as it did
+// before the repair lock existed, then repairs and builds.
+func TestHostileRepairLockPlanted(t *testing.T) {
+	w := hostileWorld(t)
+	w.MustCargo(w.Home(), true, "build") // root makes .cargo-shim/locks, sticky
+	w.mustAttack(`mkdir .cargo-shim/locks/repair.lock`, "")
+	pin, err := lockfile.Try(filepath.Join(w.Shared, ".cargo-shim", "locks", w.Regdir, "deep-mods-2.1.0.lock"), lockfile.Shared)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pin.Release()
+	rm(t, filepath.Join(w.Extraction("deep-mods-2.1.0"), "src", "lib.rs"))
+	cmd := loopback.Command(filepath.Join(binDir, "cargo"), w.Work, w.Env(w.Home(), true, "CARGO_SHIM_LOCK_TIMEOUT=5m"), []string{"build"})
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stderr)
+	var lines []string
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+		if strings.HasPrefix(strings.TrimSpace(sc.Text()), "Blocking waiting for lock on crate deep-mods") {
+			break
+		}
+	}
+	pin.Release() // the long job ends
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+	}
+	out := strings.Join(lines, "\n")
+	if err := cmd.Wait(); err != nil || !strings.Contains(out, "Repairing deep-mods") {
+		t.Fatalf("root's build beside a pin, a directory planted at the repair lock: %v; want it to wait for the pin and repair:\n%s", err, out)
+	}
 }
