@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cargo-shim/cargo-shim/lockfile"
+	"github.com/cargo-shim/cargo-shim/shim/events"
 	"github.com/cargo-shim/cargo-shim/shim/store/storetest"
 	"golang.org/x/sys/unix"
 )
@@ -198,5 +199,46 @@ func TestPlantedRepairLockFallsBackToWaiting(t *testing.T) {
 				t.Fatalf("repair beside a pin, a %s planted at %s: %+v, %v, %v; want it to wait for the pin and repair", kind, r.RepairLock(), act, f.Verdict, err)
 			}
 		})
+	}
+}
+
+// pinTry is an events sink that, when told a trash entry was deleted,
+// tries to pin the crate as a build starting then would.
+type pinTry struct {
+	t    *testing.T
+	path string
+	err  error
+}
+
+func (p *pinTry) Emit(e events.Event) {
+	if e.Action != "trash" {
+		return
+	}
+	var lk *lockfile.Lock
+	lk, p.err = lockfile.Try(p.path, lockfile.Shared)
+	lk.Release()
+}
+
+// Rule: emptying the trash never keeps a build from pinning a crate while
+// an old directory of it is deleted (a large crate takes seconds): the
+// crate's exclusive lock only proves that no build which pinned it before
+// the swap is left, and later builds read the extraction, never the trash.
+func TestEmptyTrashDoesNotHoldTheCrate(t *testing.T) {
+	r, i, pin := pinnedCrate(t)
+	os.Remove(filepath.Join(r.Extraction(i), "lib.rs"))
+	if act, _, err := r.RepairCrate(context.Background(), i, RepairOptions{NoWait: true}); err != nil || act.Kind != ActReextracted {
+		t.Fatalf("repair beside a pin: %+v, %v", act, err)
+	}
+	pin.Release()
+	sink := &pinTry{t: t, path: r.LockPath(i)}
+	r.Events = sink
+	if _, err := r.EmptyTrash(0); err != nil {
+		t.Fatal(err)
+	}
+	if n := trashCount(t, r); n != 0 {
+		t.Fatalf("%d trash entries left once unpinned", n)
+	}
+	if sink.err != nil {
+		t.Errorf("a build pinning the crate while its trash entry was deleted: %v", sink.err)
 	}
 }

@@ -247,6 +247,10 @@ func (r Registry) EmptyTrash(minAge time.Duration) (freed int64, err error) {
 		if kept {
 			continue
 		}
+		// Unpinned at this instant: every build that pinned the crate
+		// before the swap has ended, and later ones read the extraction,
+		// never the trash. Builds may pin it again while this is deleted.
+		lk.Release()
 		n := r.DiskUsage(p)
 		t0 := time.Now()
 		if rerr := r.removeAll(p); rerr == nil {
@@ -255,7 +259,6 @@ func (r Registry) EmptyTrash(minAge time.Duration) (freed int64, err error) {
 		} else if err == nil {
 			err = rerr
 		}
-		lk.Release()
 	}
 	return freed, err
 }
