@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bufio"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cargo-shim/cargo-shim/integration/loopback"
+	"github.com/cargo-shim/cargo-shim/lockfile"
 	"github.com/cargo-shim/cargo-shim/shim/admin"
 	"golang.org/x/sys/unix"
 )
@@ -122,4 +124,90 @@ func hasExchange(t *testing.T, dir string) bool {
 	defer os.Remove(a)
 	defer os.Remove(b)
 	return unix.Renameat2(unix.AT_FDCWD, a, unix.AT_FDCWD, b, unix.RENAME_EXCHANGE) == nil
+}
+
+// Rule: what uid 65534 plants at the repair lock before any repair beside
+// a pin made it (a directory, which gc never clears) never makes root's
+// repair beside a pin fail: root waits for the pin to end, as it did
+// before the repair lock existed, then repairs and builds.
+func TestHostileRepairLockPlanted(t *testing.T) {
+	w := hostileWorld(t)
+	w.MustCargo(w.Home(), true, "build") // root makes .cargo-shim/locks, sticky
+	w.mustAttack(`mkdir .cargo-shim/locks/repair.lock`, "")
+	pin, err := lockfile.Try(filepath.Join(w.Shared, ".cargo-shim", "locks", w.Regdir, "deep-mods-2.1.0.lock"), lockfile.Shared)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pin.Release()
+	rm(t, filepath.Join(w.Extraction("deep-mods-2.1.0"), "src", "lib.rs"))
+	cmd := loopback.Command(filepath.Join(binDir, "cargo"), w.Work, w.Env(w.Home(), true, "CARGO_SHIM_LOCK_TIMEOUT=5m"), []string{"build"})
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stderr)
+	var lines []string
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+		if strings.HasPrefix(strings.TrimSpace(sc.Text()), "Blocking waiting for lock on crate deep-mods") {
+			break
+		}
+	}
+	pin.Release() // the long job ends
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+	}
+	out := strings.Join(lines, "\n")
+	if err := cmd.Wait(); err != nil || !strings.Contains(out, "Repairing deep-mods") {
+		t.Fatalf("root's build beside a pin, a directory planted at the repair lock: %v; want it to wait for the pin and repair:\n%s", err, out)
+	}
+}
+
+// Rule: on a group-shared registry a member's build repairs root's
+// extraction beside root's pinned build by the swap, without waiting; the
+// old directory (root's) waits in the trash, or set aside in its regdir,
+// through the member's and root's gc while the pin lasts, and gc empties it
+// after. The group can still write everything, and every extraction is
+// valid.
+func TestMixedUidsRepairBesideRootsPin(t *testing.T) {
+	x := newMixed(t, true)
+	x.rootBuilds()
+	mHome, mWork := x.memberHome(x.m, x.Shared), x.memberWorkspace(x.m)
+	pin, err := lockfile.Try(filepath.Join(x.Shared, ".cargo-shim", "locks", x.Regdir, "flat-1.0.0.lock"), lockfile.Shared)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pin.Release()
+	old := x.Extraction("flat-1.0.0")
+	oldDir, err := os.Open(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer oldDir.Close()
+	rm(t, filepath.Join(old, "lib.rs"))
+	r := x.CargoAs(x.m, mWork, mHome, true, []string{"build"}, "CARGO_SHIM_LOCK_TIMEOUT=30s")
+	if r.Code != 0 || !strings.Contains(r.Stderr, "Repairing flat") || strings.Contains(r.Stderr, "Blocking") {
+		t.Fatalf("the member's build beside root's pin: %s", r)
+	}
+	for _, gc := range []func() Result{
+		func() Result { return x.AdminAs(x.m, mHome, "gc", "--max-age", "30d") },
+		func() Result { return x.Admin("gc", "--max-age", "30d") },
+	} {
+		if r := gc(); r.Code != 0 {
+			t.Fatalf("gc while root's pin lasts: %s", r)
+		}
+		var st unix.Stat_t
+		if err := unix.Fstatat(int(oldDir.Fd()), "Cargo.toml", &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			t.Fatalf("gc while root's pin lasts deleted what its old directory held: %v", err)
+		}
+	}
+	pin.Release()
+	if r := x.Admin("gc", "--max-age", "30d", "--json"); r.Code != 0 {
+		t.Fatalf("gc after the pin: %s", r)
+	}
+	if n := trashEntries(t, x.World); n != 0 {
+		t.Errorf("gc after the pin left %d trash entries", n)
+	}
+	x.assertGroupWritable()
+	x.AssertHealthy()
 }

@@ -99,8 +99,10 @@ func TestHostileHoldersDirSymlink(t *testing.T) {
 	for time.Now().Before(deadline) && !published() {
 		time.Sleep(100 * time.Millisecond)
 	}
-	// A damaged crate the held build pins: the waiter's repair waits for it.
-	rm(t, filepath.Join(w.Extraction("autobuild-0.2.0"), "build.rs"))
+	// A truncated tarball of a crate the held build pins: the waiter's
+	// repair removes it, so it waits for the held build (a repair by swap,
+	// as of a missing build.rs, no longer does).
+	truncate(t, w.Tarball("autobuild-0.2.0"), 100)
 	r := w.runWithin(journalGuard, waiter, w.Home(), []string{"build"}, "CARGO_SHIM_LOCK_TIMEOUT=5s")
 	if !strings.Contains(r.Stderr, "Blocking") {
 		t.Errorf("the second build did not wait for the held one (the notes were not listed): %s", r)

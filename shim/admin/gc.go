@@ -70,8 +70,9 @@ func GC(reg store.Registry, o GCOptions, now time.Time) (*GCReport, error) {
 	var errs *multierror.Error
 	// What earlier runs left in the trash; what this run moves there is
 	// counted in its entry, not again when the trash is emptied.
+	usage := reg.TrashUsage()
 	rep.TrashKeptBytes = reg.TrashKept()
-	rep.TrashFreedBytes = reg.TrashUsage() - rep.TrashKeptBytes
+	rep.TrashFreedBytes = usage - rep.TrashKeptBytes
 	cold, err := coldLock(reg, o.DryRun)
 	switch {
 	case lockfile.IsBusy(err):
@@ -108,8 +109,14 @@ func GC(reg store.Registry, o GCOptions, now time.Time) (*GCReport, error) {
 	rep.PlanRecords = plans
 	rep.FreedBytes += planBytes
 	if !o.DryRun {
+		if beforeEmptyTrash != nil {
+			beforeEmptyTrash()
+		}
 		n, err := reg.EmptyTrash(0)
-		rep.TrashFreedBytes = min(n, rep.TrashFreedBytes)
+		// Pins may have ended (or begun) while gc ran: what is kept is
+		// what the trash still holds for pinned crates now.
+		rep.TrashKeptBytes = reg.TrashKept()
+		rep.TrashFreedBytes = min(n, max(usage-rep.TrashKeptBytes, 0))
 		if err != nil {
 			errs = multierror.Append(errs, fmt.Errorf("cannot empty %s: %w", reg.TrashDir(), err))
 		}
@@ -117,6 +124,10 @@ func GC(reg store.Registry, o GCOptions, now time.Time) (*GCReport, error) {
 	rep.TotalFreedBytes = rep.FreedBytes + rep.TrashFreedBytes
 	return rep, errs.ErrorOrNil()
 }
+
+// beforeEmptyTrash, when set by a test, runs just before gc empties the
+// trash: where a build that pinned a crate when gc began may have ended.
+var beforeEmptyTrash func()
 
 // coldLock keeps builds that download crates out while gc removes any (a
 // dry run takes no lock).

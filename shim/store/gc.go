@@ -276,6 +276,13 @@ func (r Registry) sweepUnlockable(dry bool) (n int) {
 			}
 			continue
 		}
+		if r.registryLock(d.Name()) {
+			// A directory another uid made there: no regdir has the name.
+			if dry || r.removeAll(filepath.Join(top, d.Name())) == nil {
+				n++
+			}
+			continue
+		}
 		ents, _ := r.readDir(filepath.Join(top, d.Name()))
 		for _, e := range ents {
 			if e.Type().IsRegular() || e.IsDir() || !strings.HasSuffix(e.Name(), ".lock") {
@@ -297,6 +304,16 @@ func (r Registry) sweepUnlockable(dry bool) (n int) {
 		}
 	}
 	return n
+}
+
+// registryLock: name is that of a registry-wide lock file in locks/.
+func (r Registry) registryLock(name string) bool {
+	for _, p := range []string{r.ColdLock(), r.FetchLock(), r.RepairLock()} {
+		if name == filepath.Base(p) {
+			return true
+		}
+	}
+	return false
 }
 
 // removeOrphan decides again under i's exclusive lock.

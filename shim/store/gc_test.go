@@ -66,3 +66,38 @@ func TestSweepRemovesUnlockableLockFiles(t *testing.T) {
 		t.Errorf("the held lock file went: %v", err)
 	}
 }
+
+// Rule: a directory another uid made at a registry-wide lock (the repair
+// lock, before any repair beside a pin created the file) is removed by gc
+// like a FIFO there: else repairs beside pins stay off for good (they wait
+// for the exclusive lock), and builds on a new registry lock nothing.
+// Nothing it holds is followed; a dry run only counts it.
+func TestSweepRemovesDirectoryAtRegistryLock(t *testing.T) {
+	r := Registry{Root: t.TempDir()}
+	target := filepath.Join(t.TempDir(), "outside")
+	if err := os.WriteFile(target, []byte("keep"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{r.RepairLock(), r.ColdLock()} {
+		if err := os.MkdirAll(filepath.Join(p, "sub"), 0o777); err != nil {
+			t.Fatal(err)
+		}
+		os.Symlink(target, filepath.Join(p, "sub", "x.lock"))
+		os.Chown(p, 65534, 65534)
+	}
+	dry, _ := r.SweepOrphans(true)
+	if _, err := os.Lstat(r.RepairLock()); err != nil || dry.LockFiles != 2 {
+		t.Fatalf("dry run: %d lock files counted, the directory: %v; want 2, kept", dry.LockFiles, err)
+	}
+	if _, err := r.SweepOrphans(false); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{r.RepairLock(), r.ColdLock()} {
+		if _, err := os.Lstat(p); err == nil {
+			t.Errorf("the directory at %s is still there", p)
+		}
+	}
+	if b, err := os.ReadFile(target); err != nil || string(b) != "keep" {
+		t.Errorf("what a link in it named changed: %q, %v", b, err)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cargo-shim/cargo-shim/lockfile"
+	"github.com/cargo-shim/cargo-shim/shim/events"
 	"github.com/cargo-shim/cargo-shim/shim/store/storetest"
 	"golang.org/x/sys/unix"
 )
@@ -168,5 +169,77 @@ func TestPinnedRepairWithoutExchangePatchesInPlace(t *testing.T) {
 	}
 	if n := trashCount(t, r); n != 0 {
 		t.Errorf("%d trash entries after a repair in place", n)
+	}
+}
+
+// Rule: nothing another uid plants at the repair lock (a directory, a
+// FIFO, a symlink: nothing a lock can be taken on, and gc never clears a
+// directory there) makes a repair beside pins fail: it is then at worst
+// what it was before the repair lock existed, a wait for the crate's
+// exclusive lock, and the repair is made once the pins end.
+func TestPlantedRepairLockFallsBackToWaiting(t *testing.T) {
+	plants := map[string]func(p string) error{
+		"directory": func(p string) error { return os.Mkdir(p, 0o777) },
+		"fifo":      func(p string) error { return unix.Mkfifo(p, 0o666) },
+		"symlink":   func(p string) error { return os.Symlink("/dev/null", p) },
+	}
+	for kind, plant := range plants {
+		t.Run(kind, func(t *testing.T) {
+			r, i, pin := pinnedCrate(t)
+			os.MkdirAll(filepath.Dir(r.RepairLock()), 0o777)
+			if err := plant(r.RepairLock()); err != nil {
+				t.Fatal(err)
+			}
+			os.Lchown(r.RepairLock(), 65534, 65534)
+			os.Remove(filepath.Join(r.Extraction(i), "lib.rs"))
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			// The long job ends once the repair says it waits for it.
+			act, f, err := r.RepairCrate(ctx, i, RepairOptions{Waiting: func(WaitFor) { pin.Release() }})
+			if err != nil || act.Kind != ActReextracted || f.Verdict != Healthy {
+				t.Fatalf("repair beside a pin, a %s planted at %s: %+v, %v, %v; want it to wait for the pin and repair", kind, r.RepairLock(), act, f.Verdict, err)
+			}
+		})
+	}
+}
+
+// pinTry is an events sink that, when told a trash entry was deleted,
+// tries to pin the crate as a build starting then would.
+type pinTry struct {
+	t    *testing.T
+	path string
+	err  error
+}
+
+func (p *pinTry) Emit(e events.Event) {
+	if e.Action != "trash" {
+		return
+	}
+	var lk *lockfile.Lock
+	lk, p.err = lockfile.Try(p.path, lockfile.Shared)
+	lk.Release()
+}
+
+// Rule: emptying the trash never keeps a build from pinning a crate while
+// an old directory of it is deleted (a large crate takes seconds): the
+// crate's exclusive lock only proves that no build which pinned it before
+// the swap is left, and later builds read the extraction, never the trash.
+func TestEmptyTrashDoesNotHoldTheCrate(t *testing.T) {
+	r, i, pin := pinnedCrate(t)
+	os.Remove(filepath.Join(r.Extraction(i), "lib.rs"))
+	if act, _, err := r.RepairCrate(context.Background(), i, RepairOptions{NoWait: true}); err != nil || act.Kind != ActReextracted {
+		t.Fatalf("repair beside a pin: %+v, %v", act, err)
+	}
+	pin.Release()
+	sink := &pinTry{t: t, path: r.LockPath(i)}
+	r.Events = sink
+	if _, err := r.EmptyTrash(0); err != nil {
+		t.Fatal(err)
+	}
+	if n := trashCount(t, r); n != 0 {
+		t.Fatalf("%d trash entries left once unpinned", n)
+	}
+	if sink.err != nil {
+		t.Errorf("a build pinning the crate while its trash entry was deleted: %v", sink.err)
 	}
 }

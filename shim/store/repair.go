@@ -251,6 +251,10 @@ func (r Registry) EmptyTrash(minAge time.Duration) (freed int64, err error) {
 		if kept {
 			continue
 		}
+		// Unpinned at this instant: every build that pinned the crate
+		// before the swap has ended, and later ones read the extraction,
+		// never the trash. Builds may pin it again while this is deleted.
+		lk.Release()
 		n := r.DiskUsage(p)
 		t0 := time.Now()
 		if rerr := r.removeAll(p); rerr == nil {
@@ -259,7 +263,6 @@ func (r Registry) EmptyTrash(minAge time.Duration) (freed int64, err error) {
 		} else if err == nil {
 			err = rerr
 		}
-		lk.Release()
 	}
 	return freed, err
 }
@@ -457,6 +460,11 @@ func (r Registry) repairBesidePins(ctx context.Context, i Instance, o RepairOpti
 	}
 	defer pin.Release()
 	rl, err := r.takeLock(ctx, r.RepairLock(), lockfile.Exclusive, o)
+	if err != nil && !errors.Is(err, ErrInUse) && ctx.Err() == nil {
+		// Nothing lockable there (another uid planted a directory, a
+		// FIFO, a link): wait for the exclusive lock, as before it existed.
+		return Action{}, Finding{Instance: i}, false, nil
+	}
 	if err != nil {
 		return Action{}, Finding{Instance: i}, true, err
 	}
