@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/cargo-shim/cargo-shim/safefs/safefstest"
 )
 
@@ -70,41 +68,21 @@ func TestBeneathLocksTheFileAtItsPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(reg, ".cargo-shim", "locks", "rd")
-	replaceFile := func(p string) {
+	p := filepath.Join(dir, "x-1.0.0.lock")
+	replaceFile := func() {
 		os.WriteFile(p+".new", nil, 0o666)
 		os.Rename(p+".new", p)
 	}
-	replaceDir := func(p string) {
+	replaceDir := func() {
 		os.Rename(dir, dir+".old")
 		os.Mkdir(dir, 0o777)
 		os.WriteFile(p, nil, 0o666)
 	}
-	for what, replace := range map[string]func(string){"file": replaceFile, "directory": replaceDir} {
+	for what, replace := range map[string]func(){"file": replaceFile, "directory": replaceDir} {
 		for name, lock := range primitives {
 			t.Run(what+"/"+name, func(t *testing.T) {
 				os.RemoveAll(dir + ".old")
-				p := filepath.Join(dir, "x-1.0.0.lock")
-				replaced := false
-				afterLock = func(string) {
-					if !replaced {
-						replaced = true
-						replace(p)
-					}
-				}
-				l, err := lock(p, Exclusive)
-				afterLock = nil
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer l.Release()
-				var now unix.Stat_t
-				unix.Lstat(p, &now)
-				if !replaced || inoOf(t, l) != now.Ino {
-					t.Fatalf("locked a file that is no longer at %s (replaced=%v)", p, replaced)
-				}
-				if _, err := Try(p, Shared); !IsBusy(err) {
-					t.Fatalf("the file at the path is not locked: %v", err)
-				}
+				locksFileAtPath(t, lock, p, replace)
 			})
 		}
 	}
