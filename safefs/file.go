@@ -43,27 +43,32 @@ func (d *Dir) Open(rel string) (*os.File, error) {
 // warm run pins hundreds); otherwise it closes fd and says why, naming name.
 func regular(fd int, name string, forRead bool) error {
 	var st unix.Stat_t
-	return regularStat(fd, name, forRead, &st)
+	if op, err := checkRegular(fd, forRead, &st); err != nil {
+		return &fs.PathError{Op: op, Path: name, Err: err}
+	}
+	return nil
 }
 
-// regularStat is regular, leaving the fstat in st.
-func regularStat(fd int, name string, forRead bool, st *unix.Stat_t) error {
+// checkRegular is regular leaving the fstat in st, and the failed
+// operation unwrapped: the caller names the file only when it failed (a
+// warm run opens hundreds).
+func checkRegular(fd int, forRead bool, st *unix.Stat_t) (op string, err error) {
 	if err := unix.Fstat(fd, st); err != nil {
 		unix.Close(fd)
-		return &fs.PathError{Op: "fstat", Path: name, Err: err}
+		return "fstat", err
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		unix.Close(fd)
-		return &fs.PathError{Op: "open", Path: name, Err: ErrNotRegular}
+		return "open", ErrNotRegular
 	}
 	if !forRead {
-		return nil
+		return "", nil
 	}
 	if err := unix.SetNonblock(fd, false); err != nil {
 		unix.Close(fd)
-		return &fs.PathError{Op: "fcntl", Path: name, Err: err}
+		return "fcntl", err
 	}
-	return nil
+	return "", nil
 }
 
 // OpenLockPath is OpenLock for a path outside every registry (a home's own
@@ -79,8 +84,8 @@ func OpenLockPath(path string, flags int, perm fs.FileMode, st *unix.Stat_t) (in
 	if st == nil {
 		st = new(unix.Stat_t)
 	}
-	if err := regularStat(fd, path, false, st); err != nil {
-		return -1, err
+	if op, err := checkRegular(fd, false, st); err != nil {
+		return -1, &fs.PathError{Op: op, Path: path, Err: err}
 	}
 	return fd, nil
 }
@@ -137,8 +142,8 @@ func (d *Dir) OpenLock(rel string, flags int, perm fs.FileMode, st *unix.Stat_t)
 	if st == nil {
 		st = new(unix.Stat_t)
 	}
-	if err := regularStat(fd, d.Join(rel), false, st); err != nil {
-		return -1, err
+	if op, err := checkRegular(fd, false, st); err != nil {
+		return -1, &fs.PathError{Op: op, Path: d.Join(rel), Err: err}
 	}
 	return fd, nil
 }

@@ -17,10 +17,12 @@ import (
 // every other Dir method. The directories stay open until Close: a Tree is
 // for one extraction's stamps, used by one goroutine.
 type Tree struct {
-	root  int
-	name  string
-	inner [6]treeDir // the common case, without an allocation
-	dirs  []treeDir
+	root int
+	in   *Dir // for messages: the tree is name in it
+	name string
+	n    int        // directories open below the root: dirs[:n], then more
+	dirs [6]treeDir // the common case, without an allocation
+	more []treeDir
 }
 
 type treeDir struct {
@@ -28,18 +30,19 @@ type treeDir struct {
 	fd  int
 }
 
-// OpenTree opens name, one component directly below d, as a Tree.
-func (d *Dir) OpenTree(name string) (*Tree, error) {
+// OpenTree opens name, one component directly below d, into t (a Tree the
+// caller keeps, on its stack in a hot loop); Close releases it.
+func (d *Dir) OpenTree(t *Tree, name string) error {
+	*t = Tree{root: -1, in: d, name: name}
 	if !component(name) {
-		return nil, d.pathErr("open", name, fs.ErrInvalid)
+		return d.pathErr("open", name, fs.ErrInvalid)
 	}
 	fd, err := openPathDir(d.fd, name)
 	if err != nil {
-		return nil, d.pathErr("open", name, err)
+		return d.pathErr("open", name, err)
 	}
-	t := &Tree{root: fd, name: d.Join(name)}
-	t.dirs = t.inner[:0]
-	return t, nil
+	t.root = fd
+	return nil
 }
 
 // openPathDir opens the directory name in dir as an O_PATH descriptor. A
@@ -77,7 +80,12 @@ func (t *Tree) Lstat(rel string, st *unix.Stat_t) error {
 // dir is the descriptor of the directory rel below the root, opened (and
 // its parents) on first use.
 func (t *Tree) dir(rel string) (int, error) {
-	for _, d := range t.dirs {
+	for k := 0; k < t.n; k++ {
+		if t.dirs[k].rel == rel {
+			return t.dirs[k].fd, nil
+		}
+	}
+	for _, d := range t.more {
 		if d.rel == rel {
 			return d.fd, nil
 		}
@@ -97,7 +105,12 @@ func (t *Tree) dir(rel string) (int, error) {
 	if err != nil {
 		return -1, err
 	}
-	t.dirs = append(t.dirs, treeDir{rel: rel, fd: fd})
+	if t.n < len(t.dirs) {
+		t.dirs[t.n] = treeDir{rel: rel, fd: fd}
+		t.n++
+	} else {
+		t.more = append(t.more, treeDir{rel: rel, fd: fd})
+	}
 	return fd, nil
 }
 
@@ -105,18 +118,18 @@ func (t *Tree) err(op, rel string, err error) error {
 	if err == nil {
 		return nil
 	}
-	return &fs.PathError{Op: op, Path: t.name + "/" + rel, Err: err}
+	return t.in.pathErr(op, t.name+"/"+rel, err)
 }
 
 // Close releases the root and every directory opened below it.
 func (t *Tree) Close() {
-	if t == nil {
-		return
+	for k := 0; k < t.n; k++ {
+		unix.Close(t.dirs[k].fd)
 	}
-	for _, d := range t.dirs {
+	for _, d := range t.more {
 		unix.Close(d.fd)
 	}
-	t.dirs = t.dirs[:0]
+	t.n, t.more = 0, nil
 	if t.root >= 0 {
 		unix.Close(t.root)
 		t.root = -1

@@ -17,8 +17,8 @@ func TestTreeFollowsNoSymlink(t *testing.T) {
 		root, outside := layout(t)
 		d := open(root)
 		var st unix.Stat_t
-		tr, err := d.OpenTree("a")
-		if err != nil {
+		var tr Tree
+		if err := d.OpenTree(&tr, "a"); err != nil {
 			t.Fatal(err)
 		}
 		for _, rel := range []string{".", "b", "b/c", "b/c/f", "b/c/sub/g"} {
@@ -28,7 +28,7 @@ func TestTreeFollowsNoSymlink(t *testing.T) {
 		}
 		tr.Close()
 		for _, rel := range []string{"../a", "b/../b", "b//c", "b/c/..", ""} {
-			tr, _ := d.OpenTree("a")
+			d.OpenTree(&tr, "a")
 			if err := tr.Lstat(rel, &st); err == nil {
 				t.Errorf("Lstat(%q) was resolved", rel)
 			}
@@ -39,7 +39,7 @@ func TestTreeFollowsNoSymlink(t *testing.T) {
 			p := filepath.Join(root, link)
 			os.Rename(p, p+".real")
 			os.Symlink(filepath.Join(outside, link), p)
-			tr, err := d.OpenTree("a")
+			err := d.OpenTree(&tr, "a")
 			if link == "a" {
 				if err == nil {
 					t.Errorf("OpenTree followed a symlink at its root")

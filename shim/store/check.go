@@ -174,18 +174,18 @@ func (s *stater) lstat(r Registry, tree, regdir, rel string, st *unix.Stat_t) er
 // extraction opens i's extraction as a safefs.Tree: its stamps then cost
 // one fstatat each, relative to the extraction (or to a directory of it
 // held open), where a path resolved from the registry costs three.
-func (s *stater) extraction(r Registry, i Instance) (*safefs.Tree, error) {
+func (s *stater) extraction(r Registry, i Instance, t *safefs.Tree) error {
 	if s != nil {
 		if d, ok := s.dirs[[2]string{srcTree, i.Regdir}]; ok {
-			return d.OpenTree(i.Dir())
+			return d.OpenTree(t, i.Dir())
 		}
 	}
 	d, err := r.subdir(filepath.Join(r.Root, srcTree, i.Regdir))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer d.Close()
-	return d.OpenTree(i.Dir())
+	return d.OpenTree(t, i.Dir())
 }
 
 // fastCheck trusts the record while every stamp still matches it. sure is
@@ -193,8 +193,8 @@ func (s *stater) extraction(r Registry, i Instance) (*safefs.Tree, error) {
 // only ever makes the shim look closer, it never proves a crate broken.
 func (r Registry) fastCheck(i Instance, s *State, level Level) (f Finding, sure bool) {
 	f = Finding{Instance: i}
-	ext, err := r.at.extraction(r, i)
-	if err != nil {
+	var ext safefs.Tree
+	if err := r.at.extraction(r, i, &ext); err != nil {
 		// The record says it was there; only the tarball (or a record no
 		// other uid could have written) may say it must be.
 		return f, false
@@ -218,7 +218,7 @@ func (r Registry) fastCheck(i Instance, s *State, level Level) (f Finding, sure 
 	if st.Size != int64(len(marker)) || st.Ino != s.Marker.Ino || st.Mtim.Nano() != s.Marker.Mtime {
 		return f, false
 	}
-	if rootRun && (exposed || exposedStat(&st) || len(s.Exposed) > 0) && !r.exposedUnmoved(ext, s, racy) {
+	if rootRun && (exposed || exposedStat(&st) || len(s.Exposed) > 0) && !r.exposedUnmoved(&ext, s, racy) {
 		return f, false // exposed.go: root compares its contents again
 	}
 	if level >= Files {

@@ -148,16 +148,17 @@ func (r Registry) loadPlan(lockData []byte, src Source) (*Plan, bool) {
 // yet (a new or wiped one) have no regdir to be pinned under: the plan then
 // pins the cold lock, and gc removes no crate while it is held.
 func (r Registry) lockPaths(p *Plan) []string {
-	var out []string
+	out := make([]string, 0, 1+len(p.instances)+len(p.cold)*len(p.indexed))
 	if len(p.cold) > 0 && len(p.indexed) == 0 {
 		out = append(out, r.ColdLock())
 	}
+	locks := filepath.Join(r.ShimDir(), "locks")
 	for _, i := range p.instances {
-		out = append(out, r.LockPath(i))
+		out = append(out, lockPathIn(locks, i))
 	}
 	for _, c := range p.cold {
 		for _, d := range p.indexed {
-			out = append(out, r.LockPath(Instance{Crate: c, Regdir: d}))
+			out = append(out, lockPathIn(locks, Instance{Crate: c, Regdir: d}))
 		}
 	}
 	return out
