@@ -389,6 +389,11 @@ func parsePlanInstances(r *planReader, p *Plan) error {
 		return errBadPlan
 	}
 	p.instances = make([]Instance, 0, ninst)
+	// One allocation each for the states and their tarball stamps, and the
+	// map sized once: the warm path parses this record on every run.
+	p.stamps = make(map[Instance]*State, ninst)
+	states := make([]State, ninst)
+	tarballs := make([]stamp, ninst)
 	for k := 0; k < ninst && !r.bad; k++ {
 		d, c := r.uv(), r.uv()
 		if d >= len(p.regdirs) || c >= len(p.crates) {
@@ -403,11 +408,12 @@ func parsePlanInstances(r *planReader, p *Plan) error {
 		if rec < 0 {
 			continue
 		}
-		s := &State{Recorded: rec}
+		s := &states[k]
+		*s = State{Recorded: rec}
 		s.Marker = r.stamp()
 		if r.byte1() == 1 {
-			t := r.stamp()
-			s.Tarball = &t
+			tarballs[k] = r.stamp()
+			s.Tarball = &tarballs[k]
 		}
 		nd := r.uv()
 		if r.bad || nd == 0 || nd > len(r.s)/33 {
