@@ -78,9 +78,9 @@ func StartHolder(exe string, n int) (*Holder, error) {
 		copy(files, []uintptr{cmdR.Fd(), respW.Fd(), devnull.Fd()})
 		files[len(files)-1] = devnull.Fd()
 	}
-	// syscall.StartProcess, not os.StartProcess: the latter first probes
-	// pidfd support with a clone of its own, on the warm path's critical
-	// path, for a process handle the holder does not need.
+	// syscall.ForkExec, not os.StartProcess: the latter first probes pidfd
+	// support with a clone of its own, for a process handle (a pid, Kill
+	// and Wait4 are all the shim needs).
 	attr := &syscall.ProcAttr{
 		Dir:   "/",
 		Env:   []string{HolderEnv + "=1", fmt.Sprintf("%s_PAD=%d", HolderEnv, len(files)-1)},
