@@ -74,19 +74,20 @@ func anchor(path string) (d *safefs.Dir, rel string, ok bool, err error) {
 }
 
 // openLockFlags opens the lock file at path with flags (see openAttempts)
-// and O_NOFOLLOW|O_CLOEXEC|O_NONBLOCK, resolved beneath its declared
-// registry if it lies in one (ENOENT when a directory is missing: lockAt
-// makes it with mkdirShared and retries).
-func openLockFlags(path string, flags int) (int, error) {
-	d, rel, ok, err := anchor(path)
+// and O_NOFOLLOW|O_CLOEXEC|O_NONBLOCK, by its name in its directory held in
+// dirs when it lies below a declared registry (ENOENT when a directory is
+// missing: lockAt makes it with mkdirShared and retries). st receives the
+// file's status.
+func openLockFlags(path string, flags int, dirs *lockDirs, st *unix.Stat_t) (int, error) {
+	ld, name, err := dirs.get(path)
 	if err != nil {
 		return -1, err
 	}
-	if !ok {
-		fd, err := safefs.OpenLockPath(path, flags, filePerm)
+	if ld == nil {
+		fd, err := safefs.OpenLockPath(path, flags, filePerm, st)
 		return fd, unwrapPathErr(err)
 	}
-	fd, err := d.OpenLock(rel, flags, filePerm)
+	fd, err := ld.d.OpenLock(name, flags, filePerm, st)
 	return fd, unwrapPathErr(err)
 }
 
@@ -112,17 +113,130 @@ func mkdirBeneath(dir string) (ok bool, err error) {
 }
 
 // stillAt reports whether path names the held file; below a declared
-// registry the path is resolved beneath it.
-func stillAt(path string, held heldFile) bool {
-	d, rel, ok, err := anchor(path)
+// registry it is looked up by name in its directory held in dirs (whose
+// own place lockDirs.stillThere checks once the locks are taken).
+func stillAt(path string, held heldFile, dirs *lockDirs) bool {
+	ld, name, err := dirs.get(path)
 	if err != nil {
 		return false
 	}
 	var now unix.Stat_t
-	if ok {
-		err = d.LstatRaw(rel, &now)
+	if ld != nil {
+		err = ld.d.LstatRaw(name, &now)
 	} else {
 		err = unix.Lstat(path, &now)
 	}
 	return err == nil && now.Dev == held.dev && now.Ino == held.ino
+}
+
+// lockDirs holds the lock directories of one acquisition open, each
+// resolved once beneath its registry (no link followed): a lock file is then
+// opened, and looked up again after its flock, by its name alone, one
+// syscall each where resolving its whole path cost three. Once the locks are
+// taken, stillThere checks that each directory is still the one at its
+// path: together with each file's look-up by name after its flock, that is
+// the whole path naming the held file, as one look-up of the path showed.
+type lockDirs struct {
+	mu sync.Mutex
+	m  map[string]*lockDir
+}
+
+type lockDir struct {
+	d        *safefs.Dir
+	root     *safefs.Dir // the registry, and d's path relative to it
+	rel      string
+	dev, ino uint64
+}
+
+// get is path's directory held open, and path's last component; nil (and
+// no error) for a path below no declared registry.
+func (c *lockDirs) get(path string) (*lockDir, string, error) {
+	root, rel, ok, err := anchor(path)
+	if err != nil || !ok {
+		return nil, "", err
+	}
+	dir, name := ".", rel
+	if k := strings.LastIndexByte(rel, '/'); k >= 0 {
+		dir, name = rel[:k], rel[k+1:]
+	}
+	key := path[:len(path)-len(name)]
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ld := c.m[key]; ld != nil {
+		return ld, name, nil
+	}
+	d, err := root.OpenDir(dir)
+	if err != nil {
+		return nil, "", unwrapPathErr(err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(d.Fd(), &st); err != nil {
+		d.Close()
+		return nil, "", err
+	}
+	if c.m == nil {
+		c.m = map[string]*lockDir{}
+	}
+	ld := &lockDir{d: d, root: root, rel: dir, dev: st.Dev, ino: st.Ino}
+	c.m[key] = ld
+	return ld, name, nil
+}
+
+// forget drops path's directory: it was missing, and is made again.
+func (c *lockDirs) forget(path string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for key, ld := range c.m {
+		if strings.HasPrefix(path, key) && strings.IndexByte(path[len(key):], '/') < 0 {
+			ld.d.Close()
+			delete(c.m, key)
+		}
+	}
+}
+
+// stillThere reports whether every held directory is still the one at its
+// path.
+func (c *lockDirs) stillThere() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var st unix.Stat_t
+	for _, ld := range c.m {
+		if ld.root.LstatRaw(ld.rel, &st) != nil || st.Dev != ld.dev || st.Ino != ld.ino {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *lockDirs) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for key, ld := range c.m {
+		ld.d.Close()
+		delete(c.m, key)
+	}
+}
+
+// keepsMoving is how often a set is taken again because a lock directory
+// was replaced meanwhile before the acquisition gives up.
+const keepsMoving = 10
+
+// inLockDirs runs take, which takes one lock or a set with dirs, and keeps
+// what it took only if every lock directory it used is still at its path;
+// else it releases it and takes it again.
+func inLockDirs[T interface{ Release() error }](path string, take func(dirs *lockDirs) (T, error)) (T, error) {
+	for attempt := 0; ; attempt++ {
+		dirs := &lockDirs{}
+		held, err := take(dirs)
+		moved := err == nil && !dirs.stillThere()
+		dirs.close()
+		if !moved {
+			return held, err
+		}
+		held.Release()
+		if attempt == keepsMoving {
+			var none T
+			return none, &fs.PathError{Op: "lock", Path: path, Err: errors.New("lock directory keeps being replaced")}
+		}
+	}
 }

@@ -51,3 +51,39 @@ func TestLockDirSymlinkNotFollowed(t *testing.T) {
 		safefstest.Unchanged(t.Errorf, outside, before)
 	}
 }
+
+// Below a registry a lock file is opened, and looked up after its flock, by
+// name in its directory held open (lockDirs). The lock returned must still
+// be on the file the whole path names: when the lock file is replaced after
+// the flock (gc removes lock files it holds), and when its directory is
+// replaced (renamed away, a new one made at its path) after the flock, the
+// lock is taken again on the file now at the path.
+func TestBeneathLocksTheFileAtItsPath(t *testing.T) {
+	defer func() { afterLock = nil }()
+	reg := filepath.Join(t.TempDir(), "registry")
+	if err := os.MkdirAll(filepath.Join(reg, ".cargo-shim", "locks", "rd"), 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := Beneath(reg); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(reg, ".cargo-shim", "locks", "rd")
+	p := filepath.Join(dir, "x-1.0.0.lock")
+	replaceFile := func() {
+		os.WriteFile(p+".new", nil, 0o666)
+		os.Rename(p+".new", p)
+	}
+	replaceDir := func() {
+		os.Rename(dir, dir+".old")
+		os.Mkdir(dir, 0o777)
+		os.WriteFile(p, nil, 0o666)
+	}
+	for what, replace := range map[string]func(){"file": replaceFile, "directory": replaceDir} {
+		for name, lock := range primitives {
+			t.Run(what+"/"+name, func(t *testing.T) {
+				os.RemoveAll(dir + ".old")
+				locksFileAtPath(t, lock, p, replace)
+			})
+		}
+	}
+}

@@ -43,10 +43,11 @@ var afterLock func(path string)
 // lockAt takes the lock on the file at path with takeFD, then checks that the
 // path still names that file: a lock file replaced or removed between open
 // and flock would let two holders each believe they hold "the" lock.
-func lockAt(path string, mode Mode) (*Lock, error) {
+func lockAt(path string, mode Mode, dirs *lockDirs) (*Lock, error) {
 	for attempt := 0; ; attempt++ {
-		l, held, err := takeFD(path, mode)
+		l, held, err := takeFD(path, mode, dirs)
 		if errors.Is(err, fs.ErrNotExist) && attempt < 3 {
+			dirs.forget(path)
 			if mkErr := mkdirShared(filepath.Dir(path)); mkErr != nil {
 				return nil, &fs.PathError{Op: "lock", Path: path, Err: mkErr}
 			}
@@ -65,7 +66,7 @@ func lockAt(path string, mode Mode) (*Lock, error) {
 		if afterLock != nil {
 			afterLock(path)
 		}
-		if !stillAt(path, held) {
+		if !stillAt(path, held, dirs) {
 			l.Release()
 			if attempt < 10 {
 				continue

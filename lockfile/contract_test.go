@@ -50,31 +50,40 @@ func TestContractLocksTheFileAtItsPath(t *testing.T) {
 	defer func() { afterLock = nil }()
 	for name, lock := range primitives {
 		t.Run(name, func(t *testing.T) {
-			dir := t.TempDir()
-			p := filepath.Join(dir, "x.lock")
-			replaced := false
-			afterLock = func(path string) {
-				if !replaced {
-					replaced = true
-					os.WriteFile(p+".new", nil, 0o666)
-					os.Rename(p+".new", p)
-				}
-			}
-			l, err := lock(p, Exclusive)
-			afterLock = nil
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer l.Release()
-			var now unix.Stat_t
-			unix.Lstat(p, &now)
-			if !replaced || inoOf(t, l) != now.Ino {
-				t.Fatalf("locked a file that is no longer at %s (replaced=%v)", p, replaced)
-			}
-			if _, err := Try(p, Shared); !IsBusy(err) {
-				t.Fatalf("the file at the path is not locked: %v", err)
-			}
+			p := filepath.Join(t.TempDir(), "x.lock")
+			locksFileAtPath(t, lock, p, func() {
+				os.WriteFile(p+".new", nil, 0o666)
+				os.Rename(p+".new", p)
+			})
 		})
+	}
+}
+
+// locksFileAtPath locks p exclusively with lock, calling replace once
+// between the flock and the identity check, and fails unless the lock
+// returned is on the file now at p.
+func locksFileAtPath(t *testing.T, lock func(string, Mode) (*Lock, error), p string, replace func()) {
+	t.Helper()
+	replaced := false
+	afterLock = func(string) {
+		if !replaced {
+			replaced = true
+			replace()
+		}
+	}
+	l, err := lock(p, Exclusive)
+	afterLock = nil
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	var now unix.Stat_t
+	unix.Lstat(p, &now)
+	if !replaced || inoOf(t, l) != now.Ino {
+		t.Fatalf("locked a file that is no longer at %s (replaced=%v)", p, replaced)
+	}
+	if _, err := Try(p, Shared); !IsBusy(err) {
+		t.Fatalf("the file at the path is not locked: %v", err)
 	}
 }
 

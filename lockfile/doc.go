@@ -6,12 +6,13 @@
 // callers follow two rules: sets are taken in sorted order, and nobody blocks
 // on an exclusive lock while holding any other per-crate lock.
 //
-// Single locks (Try, Acquire) go through github.com/gofrs/flock. Sets
-// (AcquireSet, the drop-in's pin of hundreds of crates) use raw descriptors:
-// an *os.File costs ten syscalls per lock, a raw descriptor four (pin.go).
-// Either way one contract applies (contract.go): a lock file is opened
-// read-only with O_NOFOLLOW and O_CLOEXEC, made world-lockable whatever the
-// umask, and checked after locking to still be the file at its path.
+// Single locks (Try, Acquire) and sets (AcquireSet, the drop-in's pin of
+// hundreds of crates) share one primitive on a raw descriptor: an *os.File
+// costs ten syscalls per lock, a raw descriptor four (pin.go). One contract
+// applies (contract.go): a lock file is opened read-write where this uid may
+// (else read-only) with O_NOFOLLOW, O_CLOEXEC and O_NONBLOCK, made
+// world-lockable whatever the umask, and checked after locking to still be
+// the file at its path.
 // Parallel is the one worker pool, for AcquireSet and the registry checks.
 // The Holder keeps a set across the exec of cargo.
 //
@@ -23,4 +24,6 @@
 // before any lock, and holders declare the same), lock files and their
 // directories are resolved beneath the registry's descriptor following no
 // symlink (safefs), and missing directories are made race-free and sticky.
+// One acquisition holds each lock directory open and opens and re-checks its
+// lock files by name there (lockDirs, beneath.go).
 package lockfile

@@ -35,7 +35,7 @@ func IsHolder() bool { return os.Getenv(HolderEnv) == "1" }
 
 // Holder is the shim's handle on its holder process.
 type Holder struct {
-	proc *os.Process
+	pid  int
 	cmd  *os.File
 	resp *bufio.Reader
 }
@@ -69,13 +69,19 @@ func StartHolder(exe string, n int) (*Holder, error) {
 	defer devnull.Close()
 	defer cmdR.Close()
 	defer respW.Close()
-	files := []*os.File{cmdR, respW, devnull}
+	files := []uintptr{cmdR.Fd(), respW.Fd(), devnull.Fd()}
 	if n > 16 {
-		files = make([]*os.File, n+32)
-		copy(files, []*os.File{cmdR, respW, devnull})
-		files[len(files)-1] = devnull
+		files = make([]uintptr, n+32)
+		for k := range files {
+			files[k] = closed
+		}
+		copy(files, []uintptr{cmdR.Fd(), respW.Fd(), devnull.Fd()})
+		files[len(files)-1] = devnull.Fd()
 	}
-	attr := &os.ProcAttr{
+	// syscall.ForkExec, not os.StartProcess: the latter first probes pidfd
+	// support with a clone of its own, for a process handle (a pid, Kill
+	// and Wait4 are all the shim needs).
+	attr := &syscall.ProcAttr{
 		Dir:   "/",
 		Env:   []string{HolderEnv + "=1", fmt.Sprintf("%s_PAD=%d", HolderEnv, len(files)-1)},
 		Files: files,
@@ -83,19 +89,19 @@ func StartHolder(exe string, n int) (*Holder, error) {
 		// must not release the locks before cargo itself has exited.
 		Sys: &syscall.SysProcAttr{Setsid: true},
 	}
-	proc, err := os.StartProcess(exe, []string{"cargo-shim-holder"}, attr)
+	pid, err := syscall.ForkExec(exe, []string{"cargo-shim-holder"}, attr)
 	if err != nil && len(files) > 3 {
 		// Beyond the child's descriptor limit: start it unpadded.
 		attr.Files = files[:3]
 		attr.Env = attr.Env[:1]
-		proc, err = os.StartProcess(exe, []string{"cargo-shim-holder"}, attr)
+		pid, err = syscall.ForkExec(exe, []string{"cargo-shim-holder"}, attr)
 	}
 	if err != nil {
 		cmdW.Close()
 		respR.Close()
-		return nil, err
+		return nil, &os.PathError{Op: "fork/exec", Path: exe, Err: err}
 	}
-	h := &Holder{proc: proc, cmd: cmdW, resp: bufio.NewReader(respR)}
+	h := &Holder{pid: pid, cmd: cmdW, resp: bufio.NewReader(respR)}
 	for _, root := range beneathRoots() {
 		// A few hundred bytes: the pipe buffer takes them without blocking.
 		if !strings.ContainsAny(root, "\n") {
@@ -106,7 +112,10 @@ func StartHolder(exe string, n int) (*Holder, error) {
 }
 
 // Pid of the holder process.
-func (h *Holder) Pid() int { return h.proc.Pid }
+func (h *Holder) Pid() int { return h.pid }
+
+// closed marks a descriptor the holder starts without.
+const closed = ^uintptr(0)
 
 // Lock asks the holder to take shared locks on paths (it sorts and
 // de-duplicates them, in AcquireSet) and waits until it has them. timeout 0 waits forever. waiting is called
@@ -178,8 +187,13 @@ func (h *Holder) Hold() error {
 // Stop ends the holder, releasing whatever it holds.
 func (h *Holder) Stop() {
 	h.cmd.Close()
-	_ = h.proc.Kill()
-	_, _ = h.proc.Wait()
+	_ = syscall.Kill(h.pid, syscall.SIGKILL)
+	var ws syscall.WaitStatus
+	for {
+		if _, err := syscall.Wait4(h.pid, &ws, 0, nil); err != syscall.EINTR {
+			break
+		}
+	}
 }
 
 // RunHolder is the holder's main: it reads commands on stdin and answers on

@@ -46,6 +46,8 @@ type Lock struct {
 	// readOnly: this uid could not open the file for writing (see
 	// openLockFile); an exclusive lock may then be refused (NFSv4).
 	readOnly bool
+	// mtime (ns) when it was opened: Touch needs no second fstat.
+	mtime int64
 }
 
 // Path is the lock file's path.
@@ -122,6 +124,10 @@ func Acquire(ctx context.Context, path string, mode Mode, opt Options) (*Lock, e
 }
 
 func acquire(ctx context.Context, path string, mode Mode, wait bool, opt Options) (*Lock, error) {
+	return inLockDirs(path, func(dirs *lockDirs) (*Lock, error) { return acquireIn(ctx, path, mode, wait, opt, dirs) })
+}
+
+func acquireIn(ctx context.Context, path string, mode Mode, wait bool, opt Options, dirs *lockDirs) (*Lock, error) {
 	if opt.Patience == 0 {
 		opt.Patience = time.Second
 	}
@@ -129,7 +135,7 @@ func acquire(ctx context.Context, path string, mode Mode, wait bool, opt Options
 	warned := false
 	delay := time.Millisecond
 	for {
-		l, err := lockAt(path, mode)
+		l, err := lockAt(path, mode, dirs)
 		if err == nil {
 			return l, nil
 		}
@@ -259,13 +265,20 @@ func SortPaths(paths []string) []string {
 // locks already taken are released and none is held.
 func AcquireSet(ctx context.Context, paths []string, mode Mode, opt Options) (*Set, error) {
 	sorted := SortPaths(paths)
+	if len(sorted) == 0 {
+		return &Set{}, nil
+	}
+	return inLockDirs(sorted[0], func(dirs *lockDirs) (*Set, error) { return acquireSet(ctx, sorted, mode, opt, dirs) })
+}
+
+func acquireSet(ctx context.Context, sorted []string, mode Mode, opt Options, dirs *lockDirs) (*Set, error) {
 	got := make([]*Lock, len(sorted))
 	errs := make([]error, len(sorted))
 	workers := 0
 	if len(sorted) > 0 {
 		workers = Workers(filepath.Dir(sorted[0]))
 	}
-	Parallel(workers, len(sorted), func(n int) { got[n], errs[n] = lockAt(sorted[n], mode) })
+	Parallel(workers, len(sorted), func(n int) { got[n], errs[n] = lockAt(sorted[n], mode, dirs) })
 	s := &Set{}
 	for n, p := range sorted {
 		if errs[n] != nil && !IsBusy(errs[n]) {
@@ -274,7 +287,7 @@ func AcquireSet(ctx context.Context, paths []string, mode Mode, opt Options) (*S
 			return nil, errs[n]
 		}
 		if got[n] == nil {
-			l, err := Acquire(ctx, p, mode, opt)
+			l, err := acquireIn(ctx, p, mode, true, opt, dirs)
 			if err != nil {
 				s.locks = nonNil(got)
 				s.Release()
@@ -312,13 +325,13 @@ func (s *Set) Release() error {
 	return first
 }
 
-// Touch sets the mtime of each lock file to now when it is older than
-// minAge: the lock file's mtime is a crate's "last used" for gc, and
-// throttling keeps a warm run from writing 400 inodes every time.
+// Touch sets the mtime of each lock file to now when it was older than
+// minAge when it was locked: the lock file's mtime is a crate's "last used"
+// for gc, and throttling keeps a warm run from writing 400 inodes every time
+// (or stat-ing them again: the mtime is the one seen when it was opened).
 func (s *Set) Touch(now time.Time, minAge time.Duration) {
 	for _, l := range s.locks {
-		fi, err := l.Stat()
-		if err != nil || now.Sub(fi.ModTime()) < minAge {
+		if now.Sub(time.Unix(0, l.mtime)) < minAge {
 			continue
 		}
 		_ = l.Chtimes(now)

@@ -37,12 +37,13 @@ func writeRefused(err error) bool {
 }
 
 // openLockFile opens the lock file at path (resolved beneath its declared
-// registry if it lies in one), read-write if this uid may, else read-only.
-func openLockFile(path string) (fd int, readOnly bool, err error) {
+// registry if it lies in one), read-write if this uid may, else read-only;
+// st receives its status.
+func openLockFile(path string, dirs *lockDirs, st *unix.Stat_t) (fd int, readOnly bool, err error) {
 	last := len(openAttempts) - 1
 	for n := 0; ; n++ {
 		flags := openAttempts[n]
-		fd, err = openLockFlags(path, flags)
+		fd, err = openLockFlags(path, flags, dirs, st)
 		if err == nil || !writeRefused(err) || n == last {
 			return fd, flags&unix.O_ACCMODE == unix.O_RDONLY, err
 		}

@@ -108,11 +108,16 @@ func split(rel string) ([]string, error) {
 // open resolves rel beneath d and opens it with flags (O_CLOEXEC added,
 // and O_NOFOLLOW on the walk path). mode is used with O_CREAT only.
 func (d *Dir) open(rel string, flags int, mode uint32) (int, error) {
+	flags |= unix.O_CLOEXEC | unix.O_NOFOLLOW
+	if component(rel) {
+		// One name in d: O_NOFOLLOW refuses a symlink there, and there is
+		// no other component to resolve (a lock file in its held directory).
+		return openat(d.fd, rel, flags, mode)
+	}
 	parts, err := split(rel)
 	if err != nil {
 		return -1, err
 	}
-	flags |= unix.O_CLOEXEC | unix.O_NOFOLLOW
 	if len(parts) == 0 {
 		return unix.Openat(d.fd, ".", flags&^(unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW), 0)
 	}
@@ -130,6 +135,15 @@ func (d *Dir) open(rel string, flags int, mode uint32) (int, error) {
 			continue
 		}
 		return fd, err
+	}
+}
+
+func openat(dir int, name string, flags int, mode uint32) (int, error) {
+	for {
+		fd, err := unix.Openat(dir, name, flags, mode)
+		if err != unix.EINTR {
+			return fd, err
+		}
 	}
 }
 

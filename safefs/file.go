@@ -43,35 +43,49 @@ func (d *Dir) Open(rel string) (*os.File, error) {
 // warm run pins hundreds); otherwise it closes fd and says why, naming name.
 func regular(fd int, name string, forRead bool) error {
 	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		unix.Close(fd)
-		return &fs.PathError{Op: "fstat", Path: name, Err: err}
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		unix.Close(fd)
-		return &fs.PathError{Op: "open", Path: name, Err: ErrNotRegular}
-	}
-	if !forRead {
-		return nil
-	}
-	if err := unix.SetNonblock(fd, false); err != nil {
-		unix.Close(fd)
-		return &fs.PathError{Op: "fcntl", Path: name, Err: err}
+	if op, err := checkRegular(fd, forRead, &st); err != nil {
+		return &fs.PathError{Op: op, Path: name, Err: err}
 	}
 	return nil
 }
 
+// checkRegular is regular leaving the fstat in st, and the failed
+// operation unwrapped: the caller names the file only when it failed (a
+// warm run opens hundreds).
+func checkRegular(fd int, forRead bool, st *unix.Stat_t) (op string, err error) {
+	if err := unix.Fstat(fd, st); err != nil {
+		unix.Close(fd)
+		return "fstat", err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		unix.Close(fd)
+		return "open", ErrNotRegular
+	}
+	if !forRead {
+		return "", nil
+	}
+	if err := unix.SetNonblock(fd, false); err != nil {
+		unix.Close(fd)
+		return "fcntl", err
+	}
+	return "", nil
+}
+
 // OpenLockPath is OpenLock for a path outside every registry (a home's own
 // cargo lock, a test's directory): the same open, by path, with O_NOFOLLOW
-// on its last component only.
-func OpenLockPath(path string, flags int, perm fs.FileMode) (int, error) {
+// on its last component only. st, when not nil, receives the file's
+// status (the fstat that refused anything but a regular file).
+func OpenLockPath(path string, flags int, perm fs.FileMode, st *unix.Stat_t) (int, error) {
 	flags &= unix.O_ACCMODE | unix.O_CREAT
 	fd, err := unix.Open(path, flags|unix.O_NONBLOCK|unix.O_NOFOLLOW|unix.O_CLOEXEC, uint32(perm.Perm()))
 	if err != nil {
 		return -1, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
-	if err := regular(fd, path, false); err != nil {
-		return -1, err
+	if st == nil {
+		st = new(unix.Stat_t)
+	}
+	if op, err := checkRegular(fd, false, st); err != nil {
+		return -1, &fs.PathError{Op: op, Path: path, Err: err}
 	}
 	return fd, nil
 }
@@ -116,15 +130,20 @@ func (d *Dir) Create(rel string, perm fs.FileMode) (*os.File, error) {
 // OpenLock opens the file rel as a flock target, with flags: the access
 // mode (O_RDWR or O_RDONLY) and O_CREAT to create it with perm if missing.
 // O_NONBLOCK is always added, so that a FIFO planted at rel cannot block the
-// open, and anything but a regular file is refused.
-func (d *Dir) OpenLock(rel string, flags int, perm fs.FileMode) (int, error) {
+// open, and anything but a regular file is refused. st, when not nil,
+// receives the file's status (a warm run pins hundreds: the caller needs no
+// second fstat).
+func (d *Dir) OpenLock(rel string, flags int, perm fs.FileMode, st *unix.Stat_t) (int, error) {
 	flags &= unix.O_ACCMODE | unix.O_CREAT
 	fd, err := d.open(rel, flags|unix.O_NONBLOCK, uint32(perm.Perm()))
 	if err != nil {
 		return -1, d.pathErr("open", rel, err)
 	}
-	if err := regular(fd, d.Join(rel), false); err != nil {
-		return -1, err
+	if st == nil {
+		st = new(unix.Stat_t)
+	}
+	if op, err := checkRegular(fd, false, st); err != nil {
+		return -1, &fs.PathError{Op: op, Path: d.Join(rel), Err: err}
 	}
 	return fd, nil
 }

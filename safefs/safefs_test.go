@@ -88,12 +88,12 @@ var ops = map[string]struct {
 	"CreateF":  {"a/b/c/f", false, func(d *Dir) error { f, err := d.Create("a/b/c/f", 0o666); f.Close(); return err }},
 	"Write":    {"a/b/c/f", true, func(d *Dir) error { return d.WriteFile("a/b/c/f", []byte("x"), 0o666) }},
 	"OpenLock": {"a/b/c/f.lock", false, func(d *Dir) error {
-		fd, err := d.OpenLock("a/b/c/f.lock", unix.O_RDWR|unix.O_CREAT, 0o666)
+		fd, err := d.OpenLock("a/b/c/f.lock", unix.O_RDWR|unix.O_CREAT, 0o666, nil)
 		unix.Close(fd)
 		return err
 	}},
 	"LockF": {"a/b/c/f", false, func(d *Dir) error {
-		fd, err := d.OpenLock("a/b/c/f", unix.O_RDWR|unix.O_CREAT, 0o666)
+		fd, err := d.OpenLock("a/b/c/f", unix.O_RDWR|unix.O_CREAT, 0o666, nil)
 		unix.Close(fd)
 		return err
 	}},
@@ -207,7 +207,7 @@ func TestOpenFIFODoesNotBlock(t *testing.T) {
 		if _, err := d.Open("f"); err == nil {
 			t.Error("opened a FIFO")
 		}
-		if _, err := d.OpenLock("f", unix.O_RDWR|unix.O_CREAT, 0o666); err == nil {
+		if _, err := d.OpenLock("f", unix.O_RDWR|unix.O_CREAT, 0o666, nil); err == nil {
 			t.Error("locked a FIFO")
 		}
 		if err := d.Chtimes("f", time.Time{}, time.Time{}); err != nil {
@@ -297,7 +297,7 @@ func TestEveryOpenRefusesFIFO(t *testing.T) {
 		if _, err := d.ReadFile("f", 10); !errors.Is(err, ErrNotRegular) {
 			t.Errorf("ReadFile of a FIFO: %v", err)
 		}
-		if _, err := OpenLockPath(fifo, unix.O_RDWR|unix.O_CREAT, 0o666); !errors.Is(err, ErrNotRegular) {
+		if _, err := OpenLockPath(fifo, unix.O_RDWR|unix.O_CREAT, 0o666, nil); !errors.Is(err, ErrNotRegular) {
 			t.Errorf("OpenLockPath of a FIFO: %v", err)
 		}
 	})

@@ -22,6 +22,13 @@ func (d *Dir) Lstat(rel string) (fs.FileInfo, error) {
 // rel is a single name, else the parent resolved beneath d and an fstatat in
 // it. The returned error is the bare errno (wrapped in a PathError).
 func (d *Dir) LstatRaw(rel string, st *unix.Stat_t) error {
+	if component(rel) {
+		// The hot case, a name in d: no path to clean or split.
+		if err := unix.Fstatat(d.fd, rel, st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return d.pathErr("lstat", rel, err)
+		}
+		return nil
+	}
 	parts, err := split(rel)
 	if err != nil {
 		return d.pathErr("lstat", rel, err)

@@ -316,20 +316,19 @@ func (r *Run) Prepare() (pinned *lockfile.Holder, err error) {
 	if lockData == nil {
 		return r.pinGitOnly(gitLocks)
 	}
-	// The holder starts while we plan: its start-up overlaps our work.
-	holder, err := lockfile.StartHolder(r.Self, bytes.Count(lockData, []byte("[[package]]")))
+	started := r.startHolder(lockData)
+	lockPaths, planErr := r.loadPlan(lockData, lockPath)
+	holder, err := started()
 	if err != nil {
-		return nil, stage("holder", fmt.Errorf("cannot start the lock holder: %w", err))
+		return nil, err
 	}
-	holder.Note(r.Reg.HoldersDir(), r.note)
 	defer func() {
 		if pinned == nil {
 			holder.Stop()
 		}
 	}()
-	lockPaths, err := r.loadPlan(lockData, lockPath)
-	if err != nil || len(lockPaths)+len(gitLocks) == 0 {
-		return nil, stage("plan", err)
+	if planErr != nil || len(lockPaths)+len(gitLocks) == 0 {
+		return nil, stage("plan", planErr)
 	}
 	lockPaths = append(lockPaths, gitLocks...)
 	if err := r.pinHealthy(holder, lockPaths); err != nil {
@@ -345,6 +344,30 @@ func (r *Run) Prepare() (pinned *lockfile.Holder, err error) {
 		return nil, err
 	}
 	return holder, nil
+}
+
+// startHolder starts the lock holder while this run plans: the fork and
+// exec block only the goroutine that starts it (about a millisecond), and
+// the holder's own start-up overlaps the planning too. The function
+// returned waits for the start.
+func (r *Run) startHolder(lockData []byte) func() (*lockfile.Holder, error) {
+	type started struct {
+		h   *lockfile.Holder
+		err error
+	}
+	c := make(chan started, 1)
+	go func() {
+		h, err := lockfile.StartHolder(r.Self, bytes.Count(lockData, []byte("[[package]]")))
+		c <- started{h, err}
+	}()
+	return func() (*lockfile.Holder, error) {
+		s := <-c
+		if s.err != nil {
+			return nil, stage("holder", fmt.Errorf("cannot start the lock holder: %w", s.err))
+		}
+		s.h.Note(r.Reg.HoldersDir(), r.note)
+		return s.h, nil
+	}
 }
 
 // openRegistry is step 1: the registry held by descriptor before anything

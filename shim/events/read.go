@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -45,7 +46,9 @@ var (
 	maxTotal int64 = 64 << 20
 )
 
-var logName = regexp.MustCompile(`^([0-9]{1,10})\.jsonl(\.1)?$`)
+// logName is compiled on first use: every drop-in run (and its holder)
+// links this package, and only readers of the log match names.
+var logName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^([0-9]{1,10})\.jsonl(\.1)?$`) })
 
 // ReadRegistry reads every uid's log in the registry at root.
 func ReadRegistry(root string, since time.Time) (*Report, error) {
@@ -69,7 +72,7 @@ func ReadRegistry(root string, since time.Time) (*Report, error) {
 	defer d.Close()
 	var names []string
 	for _, e := range ents {
-		if logName.MatchString(e.Name()) {
+		if logName().MatchString(e.Name()) {
 			names = append(names, e.Name())
 		}
 	}
@@ -134,7 +137,7 @@ func (rep *Report) readOne(d *safefs.Dir, name string, since time.Time) (int64, 
 	}
 	owner := int(st.Uid)
 	nameUID := owner // an operator-named file claims no uid
-	if m := logName.FindStringSubmatch(name); m != nil {
+	if m := logName().FindStringSubmatch(name); m != nil {
 		nameUID, _ = strconv.Atoi(m[1])
 	}
 	for _, ln := range bytes.Split(buf, []byte{'\n'}) {

@@ -31,7 +31,9 @@ import (
 // foldAt bounds a warm counter's size (a variable for the tests).
 var foldAt int64 = 64 << 10
 
-var warmName = regexp.MustCompile(`^warm\.([0-9]{1,10})(\.old)?$`)
+// warmName is compiled on first use: every drop-in run (and its holder)
+// links this package, and only readers of the counters match names.
+var warmName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^warm\.([0-9]{1,10})(\.old)?$`) })
 
 var myWarm = sync.OnceValue(func() string { return "warm." + strconv.Itoa(safefs.Euid()) })
 
@@ -141,7 +143,7 @@ func warmCounted(d *safefs.Dir) int64 {
 }
 
 func ownCount(d *safefs.Dir, name string) (int64, bool) {
-	m := warmName.FindStringSubmatch(name)
+	m := warmName().FindStringSubmatch(name)
 	if m == nil {
 		return 0, false
 	}

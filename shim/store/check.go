@@ -171,55 +171,71 @@ func (s *stater) lstat(r Registry, tree, regdir, rel string, st *unix.Stat_t) er
 	return r.lstatRaw(filepath.Join(r.Root, tree, regdir, rel), st)
 }
 
+// extraction opens i's extraction as a safefs.Tree: its stamps then cost
+// one fstatat each, relative to the extraction (or to a directory of it
+// held open), where a path resolved from the registry costs three.
+func (s *stater) extraction(r Registry, i Instance, t *safefs.Tree) error {
+	if s != nil {
+		if d, ok := s.dirs[[2]string{srcTree, i.Regdir}]; ok {
+			return d.OpenTree(t, i.Dir())
+		}
+	}
+	d, err := r.subdir(filepath.Join(r.Root, srcTree, i.Regdir))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.OpenTree(t, i.Dir())
+}
+
 // fastCheck trusts the record while every stamp still matches it. sure is
 // false when something changed and only a full check can tell: a record
 // only ever makes the shim look closer, it never proves a crate broken.
 func (r Registry) fastCheck(i Instance, s *State, level Level) (f Finding, sure bool) {
-	at := r.at
 	f = Finding{Instance: i}
+	var ext safefs.Tree
+	if err := r.at.extraction(r, i, &ext); err != nil {
+		// The record says it was there; only the tarball (or a record no
+		// other uid could have written) may say it must be.
+		return f, false
+	}
+	defer ext.Close()
 	var st unix.Stat_t
 	racy := s.Recorded - racyWindow.Nanoseconds()
 	exposed := false
 	for _, d := range s.Dirs {
-		rel := i.Dir()
-		if d.Rel != "." {
-			rel += "/" + d.Rel
-		}
-		if err := at.lstat(r, srcTree, i.Regdir, rel, &st); err != nil {
-			// The record says it was there; only the tarball (or a record no
-			// other uid could have written) may say it must be.
-			return f, false
+		if err := ext.Lstat(d.Rel, &st); err != nil {
+			return f, false // as above
 		}
 		if st.Ino != d.Ino || st.Mtim.Nano() != d.Mtime || st.Ctim.Nano() != d.Ctime || d.Ctime >= racy {
 			return f, false
 		}
 		exposed = exposed || exposedStat(&st)
 	}
-	if err := at.lstat(r, srcTree, i.Regdir, i.Dir()+"/"+markerName, &st); err != nil {
+	if err := ext.Lstat(markerName, &st); err != nil {
 		return f, false
 	}
 	if st.Size != int64(len(marker)) || st.Ino != s.Marker.Ino || st.Mtim.Nano() != s.Marker.Mtime {
 		return f, false
 	}
-	if rootRun && (exposed || exposedStat(&st) || len(s.Exposed) > 0) && !r.exposedUnmoved(i, s, racy) {
+	if rootRun && (exposed || exposedStat(&st) || len(s.Exposed) > 0) && !r.exposedUnmoved(&ext, s, racy) {
 		return f, false // exposed.go: root compares its contents again
 	}
-	if err := at.lstat(r, cacheTree, i.Regdir, i.Dir()+".crate", &st); err != nil {
+	if level >= Files {
+		for _, fe := range s.Files {
+			err := ext.Lstat(fe.Path, &st)
+			if err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size != fe.Size {
+				return f, false // look closer: see above
+			}
+		}
+	}
+	if err := r.at.lstat(r, cacheTree, i.Regdir, i.Dir()+".crate", &st); err != nil {
 		if !errors.Is(err, unix.ENOENT) {
 			return f, false
 		}
 		f.TarballMissing = true
 	} else if s.Tarball == nil || stampOf(&st) != *s.Tarball || st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return f, false
-	}
-	if level >= Files {
-		prefix := i.Dir() + "/"
-		for _, fe := range s.Files {
-			err := at.lstat(r, srcTree, i.Regdir, prefix+fe.Path, &st)
-			if err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size != fe.Size {
-				return f, false // look closer: see above
-			}
-		}
 	}
 	f.ExtractionOK = true
 	return f, true

@@ -7,6 +7,8 @@ import (
 	"slices"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cargo-shim/cargo-shim/safefs"
 )
 
 // What root compiles is what the checksum names (trust.go). An extraction
@@ -122,14 +124,13 @@ func (r Registry) extraEntry(root string, m *Manifest) string {
 
 // exposedUnmoved is the warm check of an exposed extraction: the record is
 // root's own and every file's stamps are as recorded when root compared it.
-func (r Registry) exposedUnmoved(i Instance, s *State, racy int64) bool {
+func (r Registry) exposedUnmoved(ext *safefs.Tree, s *State, racy int64) bool {
 	if !s.vouched || len(s.Exposed) == 0 {
 		return false
 	}
 	var st unix.Stat_t
-	prefix := i.Dir() + "/"
 	for _, x := range s.Exposed {
-		if r.at.lstat(r, srcTree, i.Regdir, prefix+x.Rel, &st) != nil || stampOf(&st) != x.stamp || x.Ctime >= racy {
+		if ext.Lstat(x.Rel, &st) != nil || stampOf(&st) != x.stamp || x.Ctime >= racy {
 			return false
 		}
 	}

@@ -148,16 +148,17 @@ func (r Registry) loadPlan(lockData []byte, src Source) (*Plan, bool) {
 // yet (a new or wiped one) have no regdir to be pinned under: the plan then
 // pins the cold lock, and gc removes no crate while it is held.
 func (r Registry) lockPaths(p *Plan) []string {
-	var out []string
+	out := make([]string, 0, 1+len(p.instances)+len(p.cold)*len(p.indexed))
 	if len(p.cold) > 0 && len(p.indexed) == 0 {
 		out = append(out, r.ColdLock())
 	}
+	locks := filepath.Join(r.ShimDir(), "locks")
 	for _, i := range p.instances {
-		out = append(out, r.LockPath(i))
+		out = append(out, lockPathIn(locks, i))
 	}
 	for _, c := range p.cold {
 		for _, d := range p.indexed {
-			out = append(out, r.LockPath(Instance{Crate: c, Regdir: d}))
+			out = append(out, lockPathIn(locks, Instance{Crate: c, Regdir: d}))
 		}
 	}
 	return out
@@ -388,6 +389,11 @@ func parsePlanInstances(r *planReader, p *Plan) error {
 		return errBadPlan
 	}
 	p.instances = make([]Instance, 0, ninst)
+	// One allocation each for the states and their tarball stamps, and the
+	// map sized once: the warm path parses this record on every run.
+	p.stamps = make(map[Instance]*State, ninst)
+	states := make([]State, ninst)
+	tarballs := make([]stamp, ninst)
 	for k := 0; k < ninst && !r.bad; k++ {
 		d, c := r.uv(), r.uv()
 		if d >= len(p.regdirs) || c >= len(p.crates) {
@@ -402,11 +408,12 @@ func parsePlanInstances(r *planReader, p *Plan) error {
 		if rec < 0 {
 			continue
 		}
-		s := &State{Recorded: rec}
+		s := &states[k]
+		*s = State{Recorded: rec}
 		s.Marker = r.stamp()
 		if r.byte1() == 1 {
-			t := r.stamp()
-			s.Tarball = &t
+			tarballs[k] = r.stamp()
+			s.Tarball = &tarballs[k]
 		}
 		nd := r.uv()
 		if r.bad || nd == 0 || nd > len(r.s)/33 {

@@ -76,7 +76,24 @@ func (r Registry) Tarball(i Instance) string {
 
 // LockPath is the per-crate lock file, beside (not inside) what it guards.
 func (r Registry) LockPath(i Instance) string {
-	return filepath.Join(r.ShimDir(), "locks", i.Regdir, i.Dir()+".lock")
+	return lockPathIn(filepath.Join(r.ShimDir(), "locks"), i)
+}
+
+// lockPathIn is LockPath below locks, the cleaned locks directory: a plain
+// concatenation where the regdir and the crate's directory are single
+// components (a plan's are validated so), which is what filepath.Join
+// would give; a warm run builds hundreds.
+func lockPathIn(locks string, i Instance) string {
+	dir := i.Dir()
+	if component(i.Regdir) && component(dir) {
+		return locks + "/" + i.Regdir + "/" + dir + ".lock"
+	}
+	return filepath.Join(locks, i.Regdir, dir+".lock")
+}
+
+// component: a non-empty name of one path component, neither "." nor "..".
+func component(s string) bool {
+	return s != "" && s != "." && s != ".." && !strings.ContainsRune(s, '/')
 }
 
 // ColdLock is held shared by runs that download crates into a registry with

@@ -187,6 +187,18 @@ func warmNoop(cargo, shimBin, work string, plainEnv, shimEnv []string) error {
 	return nil
 }
 
+// protected fails unless a run of the drop-in in work does the shim's work
+// (a run it warns ran cargo without its protection would time nothing).
+func protected(shimBin, work string, env []string) error {
+	cmd := exec.Command(shimBin, "build")
+	cmd.Dir, cmd.Env = work, env
+	out, err := cmd.CombinedOutput()
+	if err != nil || bytes.Contains(out, []byte("without the shim's protection")) {
+		return fmt.Errorf("the drop-in in %s does not protect the run (%v): %s", work, err, out)
+	}
+	return nil
+}
+
 // floorSrc is the floor as a process: what a warm run of this design must
 // do and nothing else. It reads its list ("d <dir>" to lstat, "l <file>" to
 // open and share-lock), keeps every lock's descriptor, and execs /bin/true.
@@ -274,6 +286,10 @@ func (u *userFacing) measureFloor() error {
 		return err
 	}
 	os.MkdirAll(filepath.Join(root, "home"), 0o755)
+	// The home's registry is the shared one (as in prepare): a
+	// CARGO_SHIM_REGISTRY that is not what $CARGO_HOME/registry names makes
+	// the drop-in run cargo unprotected, and the rows would time that.
+	os.Symlink(filepath.Join(root, "registry"), filepath.Join(root, "home", "registry"))
 	scen, lists := map[int]*scenario{}, map[int]string{}
 	for _, n := range []int{24, 400} {
 		scen[n] = &scenario{root: root, work: filepath.Join(u.tmp, fmt.Sprintf("floor-ws%d", n)), crates: n}
@@ -281,6 +297,9 @@ func (u *userFacing) measureFloor() error {
 			return err
 		}
 		if _, _, err := timed(u.shimBin, []string{"build"}, scen[n].work, scen[n].env(u.binDir)); err != nil {
+			return err
+		}
+		if err := protected(u.shimBin, scen[n].work, scen[n].env(u.binDir)); err != nil {
 			return err
 		}
 		if lists[n], u.floorDirs, err = floorList(root, crates[:n]); err != nil {
