@@ -431,7 +431,7 @@ var ErrInUse = errors.New("in use by a running build")
 // Anything that removes (a corrupt tarball, an extraction with no trusted
 // tarball) still waits for the exclusive lock.
 func (r Registry) RepairCrate(ctx context.Context, i Instance, o RepairOptions) (act Action, f Finding, err error) {
-	lk, err := lockfile.Try(r.LockPath(i), lockfile.Exclusive)
+	lk, err := r.exclusiveSoon(ctx, i, o)
 	if lockfile.IsBusy(err) {
 		var done bool
 		if act, f, done, err = r.repairBesidePins(ctx, i, o); done || err != nil {
@@ -444,6 +444,29 @@ func (r Registry) RepairCrate(ctx context.Context, i Instance, o RepairOptions) 
 	}
 	defer lk.Release()
 	return r.repairLocked(ctx, i, o, false)
+}
+
+// settle is how long a repair waits for the exclusive lock before it
+// repairs beside the builds that pin the crate: a build that has just
+// ended keeps its pins until its holder sees cargo exit, and a repair
+// under the exclusive lock leaves the crate one trash entry, not one more.
+// Below the lock layer's patience, so no "Blocking" line is printed.
+const settle = 500 * time.Millisecond
+
+// exclusiveSoon takes i's exclusive lock, waiting up to settle for pins
+// that are about to end (not at all for NoWait callers); ErrBusy after.
+func (r Registry) exclusiveSoon(ctx context.Context, i Instance, o RepairOptions) (*lockfile.Lock, error) {
+	lk, err := lockfile.Try(r.LockPath(i), lockfile.Exclusive)
+	if !lockfile.IsBusy(err) || o.NoWait {
+		return lk, err
+	}
+	soon, cancel := context.WithTimeout(ctx, settle)
+	defer cancel()
+	lk, err = lockfile.Acquire(soon, r.LockPath(i), lockfile.Exclusive, lockfile.Options{})
+	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		return nil, lockfile.ErrBusy
+	}
+	return lk, err
 }
 
 // repairBesidePins repairs i while builds pin it, when a swap does it
