@@ -2,6 +2,7 @@ package gitstore
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/cargo-shim/cargo-shim/lockfile"
 )
@@ -12,9 +13,9 @@ import (
 // sharing git/ would otherwise fetch into one db at once (and delete and
 // re-create it on any failure). Under the exclusive checkout and db locks
 // of every such source, each is looked at again (another runner may have
-// fetched it meanwhile) and fetch (the real `cargo fetch`) runs only if one
-// still lacks its commit. It reports whether fetch ran; fetch's error is
-// returned as is.
+// fetched it meanwhile), a db proven damaged is rebuilt (RebuildDB), and
+// fetch (the real `cargo fetch`) runs only if one still lacks its commit. It reports whether fetch ran; fetch's error is
+// returned as is. A nil fetch only rebuilds damaged dbs.
 func (g Store) FetchMissing(ctx context.Context, srcs []Source, opt Options, fetch func() error) (bool, error) {
 	var paths []string
 	for _, s := range srcs {
@@ -33,7 +34,32 @@ func (g Store) FetchMissing(ctx context.Context, srcs []Source, opt Options, fet
 	if g.allFetched(ctx, srcs) {
 		return false, nil
 	}
+	g.rebuildDamagedDBs(ctx, srcs, opt)
+	if fetch == nil || g.allFetched(ctx, srcs) {
+		return false, nil
+	}
 	return true, fetch()
+}
+
+// rebuildDamagedDBs rebuilds, under the exclusive locks FetchMissing holds,
+// each db among srcs' that is damaged (see RebuildDB), once per db: cargo's
+// fetch would delete and re-create it, or with net.git-fetch-with-cli fail
+// on it every run. What was done or left is reported through opt.Report.
+func (g Store) rebuildDamagedDBs(ctx context.Context, srcs []Source, opt Options) {
+	done := map[string]bool{}
+	for _, s := range srcs {
+		if done[s.Ident] {
+			continue
+		}
+		done[s.Ident] = true
+		act, err := g.RebuildDB(ctx, s)
+		if err != nil {
+			act = Action{Left: true, Detail: fmt.Sprintf("%s: rebuilding its db %s: %v", s, g.DB(s), err)}
+		}
+		if (act.Verb != "" || act.Left) && opt.Report != nil {
+			opt.Report(act)
+		}
+	}
 }
 
 func (g Store) allFetched(ctx context.Context, srcs []Source) bool {
