@@ -19,7 +19,7 @@ type installArgs struct {
 	git     bool     // --git: not from a registry
 	gitURL  string   // --git's value
 	gitRef  gitstore.Ref
-	list    bool     // --list: reads nothing of the registry
+	list    bool // --list: reads nothing of the registry
 }
 
 // installValueFlags take a separate value; installOptionalValue take one
