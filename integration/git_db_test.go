@@ -64,8 +64,15 @@ func (w *GitWorld) packed(db string) string {
 	cmd := exec.Command("git", "--git-dir="+db, "repack", "-q", "-a", "-d")
 	cmd.Env = w.gitEnv
 	// A db already damaged does not repack: it is left as it is (the
-	// caller's mustBeDamaged says whether the damage is there).
-	_ = cmd.Run()
+	// caller's mustBeDamaged says whether the damage is there). Loose
+	// objects a repack leaves (git keeps some) are removed: the pack is
+	// then the only copy.
+	if cmd.Run() == nil {
+		m, _ := filepath.Glob(filepath.Join(db, "objects", "??"))
+		for _, d := range m {
+			os.RemoveAll(d)
+		}
+	}
 	return filepath.Join(db, "objects", "pack", "*.pack")
 }
 

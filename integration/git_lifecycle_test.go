@@ -3,7 +3,11 @@ package integration
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
+
+	"github.com/cargo-shim/cargo-shim/integration/loopback"
+	"github.com/cargo-shim/cargo-shim/shim/admin"
 )
 
 // gitEvents are what an admin does to a shared git/ directory while the
@@ -49,5 +53,31 @@ func TestGitHomesOutliveTheirGitDir(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Rule: cargo-shim uninstall names the shim's git/.cargo-shim (locks,
+// stamp records) and leaves it; removed by hand as the docs say, plain
+// cargo and the shim still pass.
+func TestGitUninstallNamesShimDir(t *testing.T) {
+	w := NewGitWorld(t)
+	home, work := w.Home(), w.Workspace()
+	if r := w.Build(work, home, true).Wait(); r.Code != 0 {
+		t.Fatalf("warm-up: %s", r)
+	}
+	r := loopback.Start(filepath.Join(binDir, "cargo-shim"), work, loopback.CargoEnv(home, ""), []string{"uninstall", "--json"}).Wait()
+	rep := decode[admin.UninstallReport](t, r)
+	want := filepath.Join(home, "git", ".cargo-shim")
+	if r.Code != 0 || !slices.Contains(rep.ShimDirs, want) {
+		t.Fatalf("uninstall does not name %s: %s", want, r)
+	}
+	if _, err := os.Lstat(want); err != nil {
+		t.Fatalf("uninstall removed %s: %v", want, err)
+	}
+	mustRemoveAll(t, filepath.Join(w.Shared, ".cargo-shim"))
+	for _, shim := range []bool{false, true} {
+		if r := w.Build(work, home, shim).Wait(); r.Code != 0 {
+			t.Errorf("after git/.cargo-shim was removed, shim=%v: %s", shim, r)
+		}
 	}
 }
