@@ -302,3 +302,44 @@ func TestGitDBRebuildKilledThenRerun(t *testing.T) {
 		t.Errorf("%d reruns through the shim failed", shim)
 	}
 }
+
+// Rule: runners that find one damaged db at the same moment rebuild it
+// once, under its exclusive lock, and all pass; plain cargo, whose runners
+// each delete and re-clone the db with no lock across them, is measured on
+// the same damage in the same run.
+func TestGitDamagedDBConcurrentRunners(t *testing.T) {
+	const runners, rounds = 4, 2
+	kinds := []int{0, 2} // pack truncated, HEAD removed
+	plain, shim, total := 0, 0, 0
+	for _, viaShim := range []bool{false, true} {
+		w := NewGitWorld(t)
+		if r := w.Build(w.Workspace(), w.Home(), true).Wait(); r.Code != 0 {
+			t.Fatalf("warm-up: %s", r)
+		}
+		for round := 0; round < rounds; round++ {
+			for _, k := range kinds {
+				for _, name := range []string{"gbranch", "gtag", "gsub"} {
+					if err := gitDBDamages[k].do(w, w.DB(name)); err != nil {
+						t.Fatal(err)
+					}
+					w.mustBeDamaged(w.DB(name))
+				}
+				failed := w.concurrently(runners, viaShim)
+				if viaShim {
+					shim += failed
+					total += runners
+				} else {
+					plain += failed
+				}
+				// Whatever plain cargo left is healed through the shim.
+				if r := w.Build(w.Workspace(), w.Home(), true).Wait(); r.Code != 0 {
+					t.Errorf("shim=%v: the build after the round failed: %s", viaShim, r)
+				}
+			}
+		}
+	}
+	t.Logf("damaged dbs, %d runners at once x %d: plain cargo failed %d of %d, through the shim %d of %d", runners, rounds*len(kinds), plain, total, shim, total)
+	if shim != 0 {
+		t.Errorf("%d builds through the shim failed on damaged dbs", shim)
+	}
+}

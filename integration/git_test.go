@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -28,6 +29,7 @@ type GitWorld struct {
 	Work   string // the workspace, locked
 	Shared string // the shared git/ directory
 	homes  int
+	hosts  []string // the shared git/ through each multihost mount
 	gitEnv []string
 	// Env is added to every cargo run's environment.
 	Env []string
@@ -95,10 +97,28 @@ func NewGitWorld(t *testing.T) *GitWorld {
 		t.Fatalf("generate-lockfile: %s", r)
 	}
 	w.Shared = filepath.Join(w.Root, "shared-git")
+	w.gitOnHosts()
 	if err := os.MkdirAll(w.Shared, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	return w
+}
+
+// gitOnHosts moves the shared git/ onto the multihost mounts, when there
+// are any (see MultihostEnv): runner homes then reach it, in turn, through
+// mount A or mount B.
+func (w *GitWorld) gitOnHosts() {
+	mounts := multihostMounts()
+	if len(mounts) == 0 {
+		return
+	}
+	name := filepath.Base(w.Root) + "-" + strconv.Itoa(os.Getpid())
+	for _, m := range mounts {
+		w.hosts = append(w.hosts, filepath.Join(m, "csi11-git-"+name, "git"))
+	}
+	w.Shared = w.hosts[0]
+	top := filepath.Dir(w.Shared)
+	w.t.Cleanup(func() { os.RemoveAll(top) })
 }
 
 func (w *GitWorld) URL(name string) string { return fmt.Sprintf("git://127.0.0.1:%d/%s", w.Port, name) }
@@ -167,7 +187,11 @@ func (w *GitWorld) Home() string {
 	if err := os.MkdirAll(h, 0o755); err != nil {
 		w.t.Fatal(err)
 	}
-	if err := os.Symlink(w.Shared, filepath.Join(h, "git")); err != nil {
+	shared := w.Shared
+	if len(w.hosts) > 0 {
+		shared = w.hosts[w.homes%len(w.hosts)]
+	}
+	if err := os.Symlink(shared, filepath.Join(h, "git")); err != nil {
 		w.t.Fatal(err)
 	}
 	return h
