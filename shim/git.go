@@ -208,7 +208,7 @@ func (r *Run) reportGit(act gitstore.Action) {
 func (r *Run) warnDamagedDBs(ctx context.Context, g gitstore.Store, srcs []gitstore.Source) {
 	for _, s := range srcs {
 		if why := g.DBDamage(ctx, s); why != "" {
-			r.Log.Warn("git dependency %s: %s; left as it is: --offline, and rebuilding it needs the network (a run online through cargo-shim rebuilds it)", s, why)
+			r.Log.Warn("git dependency %s: %s; left as it is: --offline, and rebuilding it needs the network (the next online run through the shim rebuilds it)", s, why)
 		}
 	}
 }
