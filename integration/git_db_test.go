@@ -343,3 +343,42 @@ func TestGitDamagedDBConcurrentRunners(t *testing.T) {
 		t.Errorf("%d builds through the shim failed on damaged dbs", shim)
 	}
 }
+
+// Rule: the admin command reports a damaged db as such (code damaged-db,
+// the db's path) and changes nothing on verify; repair rebuilds it only
+// when the URL is known (--lockfile), under its lock, then the checkout;
+// without --lockfile the db is left and reported.
+func TestGitAdminRepairsDamagedDB(t *testing.T) {
+	w := NewGitWorld(t)
+	home, work := w.Home(), w.Workspace()
+	if r := w.Build(work, home, true).Wait(); r.Code != 0 {
+		t.Fatalf("warm-up: %s", r)
+	}
+	if err := os.MkdirAll(filepath.Join(home, "registry", ".cargo-shim"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	admin := func(args ...string) loopback.Result {
+		return loopback.Start(filepath.Join(binDir, "cargo-shim"), work, loopback.CargoEnv(home, ""), args).Wait()
+	}
+	db := w.DB("gbranch")
+	if err := gitDBDamages[2].do(w, db); err != nil { // HEAD removed
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(w.Checkout("gbranch"), "src/lib.rs"))
+	lock := filepath.Join(work, "Cargo.lock")
+	before := inodeOf(t, db)
+	if r := admin("verify", "--lockfile", lock, "--json"); r.Code != 1 || !strings.Contains(r.Stdout, `"damaged-db"`) {
+		t.Fatalf("verify of a damaged db: %s", r)
+	}
+	if r := admin("repair"); r.Code != 1 || inodeOf(t, db) != before {
+		t.Fatalf("repair without --lockfile (URL unknown) must leave the db and say so: %s", r)
+	}
+	r := admin("repair", "--lockfile", lock)
+	if r.Code != 0 || !strings.Contains(r.Stdout, "git db") || inodeOf(t, db) == before {
+		t.Fatalf("repair --lockfile of a damaged db: %s", r)
+	}
+	t.Logf("repair:\n%s", r.Stdout)
+	if r := w.Build(work, home, false, "--offline").Wait(); r.Code != 0 {
+		t.Fatalf("plain cargo --offline after repair: %s", r)
+	}
+}
