@@ -7,6 +7,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 func inode(t *testing.T, p string) uint64 {
@@ -90,4 +91,28 @@ func TestRebuildDBSwapsInAFetchedDB(t *testing.T) {
 	if c := g.Resolve(ctx, s, Ref{Branch: "master"}) + g.Resolve(ctx, s, Ref{Branch: "main"}); c != s.Commit {
 		t.Fatalf("the branch resolves to %q, want %s", c, s.Commit)
 	}
+}
+
+// BenchmarkWarmCheck is the warm path of one small checkout: its stamp
+// record alone, and with the db asked for the commit (one git process),
+// as Check's fast path does.
+func BenchmarkWarmCheck(b *testing.B) {
+	g, s, co := newCheckout(b)
+	time.Sleep(2 * racyWindow)
+	if f := g.Check(context.Background(), s, Full); f.Verdict != Healthy {
+		b.Fatalf("%+v", f)
+	}
+	if !g.stampsMatch(s, co) {
+		b.Fatal("no stamp record")
+	}
+	b.Run("stamps", func(b *testing.B) {
+		for range b.N {
+			g.stampsMatch(s, co)
+		}
+	})
+	b.Run("stamps+db", func(b *testing.B) {
+		for range b.N {
+			_ = g.stampsMatch(s, co) && g.dbHolds(context.Background(), s)
+		}
+	})
 }
