@@ -90,7 +90,7 @@ func (g Store) fetchDB(ctx context.Context, s Source, dir string) error {
 		allow = append(allow, "-c", "protocol."+p+".allow=always")
 	}
 	fetch := func(refspecs ...string) error {
-		args := append(append([]string{}, allow...), "--git-dir="+dir, "fetch", "-q", "--no-tags", "--no-write-fetch-head", "--", s.URL)
+		args := append(append([]string{}, allow...), "--git-dir="+dir, "fetch", "-q", "--no-tags", "--", s.URL)
 		_, err := gitOut(ctx, "", append(args, refspecs...)...)
 		return err
 	}
