@@ -181,12 +181,39 @@ func (g Store) checkoutInto(ctx context.Context, s Source, stage *safefs.Dir, re
 }
 
 // swapIn puts stage/tmp at parent/name in one rename: exchanged with the
-// old checkout (which is then in the stage, removed with it), or renamed
-// into place when there is none.
+// old checkout or db (which is then in the stage, removed with it), or
+// renamed into place when there is none. A filesystem without renameat2's
+// flags (GlusterFS's FUSE client says EINVAL) gets two plain renames
+// between the same descriptors: the old one into the stage, the new one
+// in. The name is then absent for a moment, which no runner through the
+// shim sees (the caller holds the exclusive lock); a cargo outside the
+// shim that fills it meanwhile keeps what it made (a plain rename of a
+// directory replaces only an empty one).
 func swapIn(stage *safefs.Dir, tmp string, parent *safefs.Dir, name string) error {
 	err := stage.Exchange(tmp, parent, name)
-	if errors.Is(err, unix.ENOENT) {
-		return stage.RenameNoReplace(tmp, parent, name)
+	switch {
+	case errors.Is(err, unix.ENOENT):
+		return renameIn(stage, tmp, parent, name)
+	case noFlags(err):
+		if err := parent.Rename(name, stage, "old"); err != nil && !errors.Is(err, unix.ENOENT) {
+			return err
+		}
+		return renameIn(stage, tmp, parent, name)
 	}
 	return err
+}
+
+// renameIn renames the directory stage/tmp to parent/name, never over
+// anything but an empty directory.
+func renameIn(stage *safefs.Dir, tmp string, parent *safefs.Dir, name string) error {
+	err := stage.RenameNoReplace(tmp, parent, name)
+	if noFlags(err) {
+		return stage.Rename(tmp, parent, name)
+	}
+	return err
+}
+
+// noFlags: the filesystem does not implement renameat2's flags.
+func noFlags(err error) bool {
+	return errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EOPNOTSUPP)
 }
