@@ -193,22 +193,12 @@ func swapIn(stage *safefs.Dir, tmp string, parent *safefs.Dir, name string) erro
 	err := stage.Exchange(tmp, parent, name)
 	switch {
 	case errors.Is(err, unix.ENOENT):
-		return renameIn(stage, tmp, parent, name)
+		return renameAside(stage, tmp, parent, name)
 	case noFlags(err):
 		if err := parent.Rename(name, stage, "old"); err != nil && !errors.Is(err, unix.ENOENT) {
 			return err
 		}
-		return renameIn(stage, tmp, parent, name)
-	}
-	return err
-}
-
-// renameIn renames the directory stage/tmp to parent/name, never over
-// anything but an empty directory.
-func renameIn(stage *safefs.Dir, tmp string, parent *safefs.Dir, name string) error {
-	err := stage.RenameNoReplace(tmp, parent, name)
-	if noFlags(err) {
-		return stage.Rename(tmp, parent, name)
+		return renameAside(stage, tmp, parent, name)
 	}
 	return err
 }
