@@ -112,7 +112,7 @@ func (r *Run) fixGit(ctx context.Context, g gitstore.Store, srcs []gitstore.Sour
 		if r.Cmd.Sub == "install" {
 			fetch = nil
 		}
-		ran, err := g.FetchMissing(ctx, needFetch, opt, fetch)
+		ran, err := g.FetchMissing(ctx, srcs, needFetch, opt, fetch)
 		r.Log.Debug("git: %d sources need a fetch; cargo fetch ran: %v (%v)", len(needFetch), ran, err)
 		if err != nil && !errors.Is(err, gitstore.ErrInUse) {
 			r.Log.Warn("fetching git dependencies: %v", err)
