@@ -186,11 +186,7 @@ func TestGitDamagedDBRebuilt(t *testing.T) {
 // one is left exactly as it is, and the warning names the source and the
 // db's path.
 func TestGitDamagedDBOffline(t *testing.T) {
-	w := NewGitWorld(t)
-	home, work := w.Home(), w.Workspace()
-	if r := w.Build(work, home, true).Wait(); r.Code != 0 {
-		t.Fatalf("warm-up: %s", r)
-	}
+	w, home, work := NewWarmGitWorld(t)
 	db := w.DB("gbranch")
 	if err := gitDBDamages[0].do(w, db); err != nil {
 		t.Fatal(err)
@@ -246,11 +242,7 @@ func (w *GitWorld) Advance(work, name string) {
 // merely lacks a newly locked commit is fetched into by cargo, not
 // replaced.
 func TestGitDBKeptUnlessProvenDamaged(t *testing.T) {
-	w := NewGitWorld(t)
-	home, work := w.Home(), w.Workspace()
-	if r := w.Build(work, home, true).Wait(); r.Code != 0 {
-		t.Fatalf("warm-up: %s", r)
-	}
+	w, home, work := NewWarmGitWorld(t)
 	db := w.DB("gbranch")
 	writeFile(t, filepath.Join(db, "objects", "ab", "cdef0123456789abcdef0123456789abcdef01"), "not zlib")
 	writeFile(t, filepath.Join(db, "refs", "remotes", "origin", "odd"), "0123456789abcdef0123456789abcdef01234567\n")
@@ -349,11 +341,7 @@ func TestGitDamagedDBConcurrentRunners(t *testing.T) {
 // when the URL is known (--lockfile), under its lock, then the checkout;
 // without --lockfile the db is left and reported.
 func TestGitAdminRepairsDamagedDB(t *testing.T) {
-	w := NewGitWorld(t)
-	home, work := w.Home(), w.Workspace()
-	if r := w.Build(work, home, true).Wait(); r.Code != 0 {
-		t.Fatalf("warm-up: %s", r)
-	}
+	w, home, work := NewWarmGitWorld(t)
 	if err := os.MkdirAll(filepath.Join(home, "registry", ".cargo-shim"), 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -60,11 +60,7 @@ func TestGitHomesOutliveTheirGitDir(t *testing.T) {
 // stamp records) and leaves it; removed by hand as the docs say, plain
 // cargo and the shim still pass.
 func TestGitUninstallNamesShimDir(t *testing.T) {
-	w := NewGitWorld(t)
-	home, work := w.Home(), w.Workspace()
-	if r := w.Build(work, home, true).Wait(); r.Code != 0 {
-		t.Fatalf("warm-up: %s", r)
-	}
+	w, home, work := NewWarmGitWorld(t)
 	r := loopback.Start(filepath.Join(binDir, "cargo-shim"), work, loopback.CargoEnv(home, ""), []string{"uninstall", "--json"}).Wait()
 	rep := decode[admin.UninstallReport](t, r)
 	want := filepath.Join(home, "git", ".cargo-shim")

@@ -121,6 +121,18 @@ func (w *GitWorld) gitOnHosts() {
 	w.t.Cleanup(func() { os.RemoveAll(top) })
 }
 
+// NewWarmGitWorld is a GitWorld with one runner home and workspace that
+// have built once through the shim (every db and checkout there).
+func NewWarmGitWorld(t *testing.T) (*GitWorld, string, string) {
+	t.Helper()
+	w := NewGitWorld(t)
+	home, work := w.Home(), w.Workspace()
+	if r := w.Build(work, home, true).Wait(); r.Code != 0 {
+		t.Fatalf("warm-up: %s", r)
+	}
+	return w, home, work
+}
+
 func (w *GitWorld) URL(name string) string { return fmt.Sprintf("git://127.0.0.1:%d/%s", w.Port, name) }
 
 func (w *GitWorld) git(dir string, args ...string) string {
@@ -309,11 +321,7 @@ var gitDamages = []struct {
 // the db before cargo runs, so the build passes; plain cargo, which trusts
 // .cargo-ok and HEAD, is measured on the same damage in the same run.
 func TestGitDamageRepaired(t *testing.T) {
-	w := NewGitWorld(t)
-	home, work := w.Home(), w.Workspace()
-	if r := w.Build(work, home, true).Wait(); r.Code != 0 {
-		t.Fatalf("warm-up: %s", r)
-	}
+	w, home, work := NewWarmGitWorld(t)
 	plainFailed, shimFailed := 0, 0
 	for _, d := range gitDamages {
 		if err := d.do(w); err != nil {
@@ -338,11 +346,7 @@ func TestGitDamageRepaired(t *testing.T) {
 // Rule: with the commit in the db, an --offline build passes through the
 // shim whatever happened to the checkout: it is rebuilt without network.
 func TestGitOfflineRepairFromDB(t *testing.T) {
-	w := NewGitWorld(t)
-	home, work := w.Home(), w.Workspace()
-	if r := w.Build(work, home, true).Wait(); r.Code != 0 {
-		t.Fatalf("warm-up: %s", r)
-	}
+	w, home, work := NewWarmGitWorld(t)
 	if err := os.Remove(filepath.Join(w.Checkout("gbranch"), "src/lib.rs")); err != nil {
 		t.Fatal(err)
 	}
@@ -413,11 +417,7 @@ func killThenRerun(t *testing.T, w *GitWorld, viaShim bool) int {
 // checkout (exit 1) and changes nothing; repair rebuilds it from its db
 // under its lock; then verify passes and plain cargo builds.
 func TestGitAdminVerifyRepair(t *testing.T) {
-	w := NewGitWorld(t)
-	home, work := w.Home(), w.Workspace()
-	if r := w.Build(work, home, true).Wait(); r.Code != 0 {
-		t.Fatalf("warm-up: %s", r)
-	}
+	w, home, work := NewWarmGitWorld(t)
 	// The admin command works on a registry; the git directory beside it
 	// is covered too.
 	if err := os.MkdirAll(filepath.Join(home, "registry", ".cargo-shim"), 0o755); err != nil {
@@ -461,11 +461,7 @@ func TestGitAdminVerifyRepair(t *testing.T) {
 // runner that finds it damaged waits for the lock, and rebuilds it only
 // once the build is done.
 func TestGitRepairWaitsForTheBuildUsingIt(t *testing.T) {
-	w := NewGitWorld(t)
-	home, work := w.Home(), w.Workspace()
-	if r := w.Build(work, home, true).Wait(); r.Code != 0 {
-		t.Fatalf("warm-up: %s", r)
-	}
+	w, _, _ := NewWarmGitWorld(t)
 	held := w.HoldCheckout("gbranch")
 	lib := filepath.Join(w.Checkout("gbranch"), "src/lib.rs")
 	if err := os.Remove(lib); err != nil {
@@ -491,11 +487,7 @@ func TestGitRepairWaitsForTheBuildUsingIt(t *testing.T) {
 // one a build holds (taken without waiting: kept), keeps the dbs, and a
 // later build gets its checkouts back from them without network.
 func TestGitGCKeepsCheckoutInUse(t *testing.T) {
-	w := NewGitWorld(t)
-	home, work := w.Home(), w.Workspace()
-	if r := w.Build(work, home, true).Wait(); r.Code != 0 {
-		t.Fatalf("warm-up: %s", r)
-	}
+	w, home, work := NewWarmGitWorld(t)
 	if err := os.MkdirAll(filepath.Join(home, "registry", ".cargo-shim"), 0o755); err != nil {
 		t.Fatal(err)
 	}
