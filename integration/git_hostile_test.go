@@ -53,11 +53,7 @@ func gitSwap(lock, a, b string) int {
 // mode 01777, as a fleet shares them with a less-trusted uid, and whose
 // path uid 65534 may walk. It returns a runner home and a workspace.
 func gitHostile(t *testing.T) (*GitWorld, string, string) {
-	w := NewGitWorld(t)
-	home, work := w.Home(), w.Workspace()
-	if r := w.Build(work, home, true).Wait(); r.Code != 0 {
-		t.Fatalf("warm-up: %s", r)
-	}
+	w, home, work := NewWarmGitWorld(t)
 	// The admin command works on a registry; git/ beside it is covered too.
 	if err := os.MkdirAll(filepath.Join(home, "registry", ".cargo-shim"), 0o755); err != nil {
 		t.Fatal(err)

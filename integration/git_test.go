@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -28,6 +29,7 @@ type GitWorld struct {
 	Work   string // the workspace, locked
 	Shared string // the shared git/ directory
 	homes  int
+	hosts  []string // the shared git/ through each multihost mount
 	gitEnv []string
 	// Env is added to every cargo run's environment.
 	Env []string
@@ -95,10 +97,40 @@ func NewGitWorld(t *testing.T) *GitWorld {
 		t.Fatalf("generate-lockfile: %s", r)
 	}
 	w.Shared = filepath.Join(w.Root, "shared-git")
+	w.gitOnHosts()
 	if err := os.MkdirAll(w.Shared, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	return w
+}
+
+// gitOnHosts moves the shared git/ onto the multihost mounts, when there
+// are any (see MultihostEnv): runner homes then reach it, in turn, through
+// mount A or mount B.
+func (w *GitWorld) gitOnHosts() {
+	mounts := multihostMounts()
+	if len(mounts) == 0 {
+		return
+	}
+	name := filepath.Base(w.Root) + "-" + strconv.Itoa(os.Getpid())
+	for _, m := range mounts {
+		w.hosts = append(w.hosts, filepath.Join(m, "csi11-git-"+name, "git"))
+	}
+	w.Shared = w.hosts[0]
+	top := filepath.Dir(w.Shared)
+	w.t.Cleanup(func() { os.RemoveAll(top) })
+}
+
+// NewWarmGitWorld is a GitWorld with one runner home and workspace that
+// have built once through the shim (every db and checkout there).
+func NewWarmGitWorld(t *testing.T) (*GitWorld, string, string) {
+	t.Helper()
+	w := NewGitWorld(t)
+	home, work := w.Home(), w.Workspace()
+	if r := w.Build(work, home, true).Wait(); r.Code != 0 {
+		t.Fatalf("warm-up: %s", r)
+	}
+	return w, home, work
 }
 
 func (w *GitWorld) URL(name string) string { return fmt.Sprintf("git://127.0.0.1:%d/%s", w.Port, name) }
@@ -167,7 +199,11 @@ func (w *GitWorld) Home() string {
 	if err := os.MkdirAll(h, 0o755); err != nil {
 		w.t.Fatal(err)
 	}
-	if err := os.Symlink(w.Shared, filepath.Join(h, "git")); err != nil {
+	shared := w.Shared
+	if len(w.hosts) > 0 {
+		shared = w.hosts[w.homes%len(w.hosts)]
+	}
+	if err := os.Symlink(shared, filepath.Join(h, "git")); err != nil {
 		w.t.Fatal(err)
 	}
 	return h
@@ -285,11 +321,7 @@ var gitDamages = []struct {
 // the db before cargo runs, so the build passes; plain cargo, which trusts
 // .cargo-ok and HEAD, is measured on the same damage in the same run.
 func TestGitDamageRepaired(t *testing.T) {
-	w := NewGitWorld(t)
-	home, work := w.Home(), w.Workspace()
-	if r := w.Build(work, home, true).Wait(); r.Code != 0 {
-		t.Fatalf("warm-up: %s", r)
-	}
+	w, home, work := NewWarmGitWorld(t)
 	plainFailed, shimFailed := 0, 0
 	for _, d := range gitDamages {
 		if err := d.do(w); err != nil {
@@ -314,11 +346,7 @@ func TestGitDamageRepaired(t *testing.T) {
 // Rule: with the commit in the db, an --offline build passes through the
 // shim whatever happened to the checkout: it is rebuilt without network.
 func TestGitOfflineRepairFromDB(t *testing.T) {
-	w := NewGitWorld(t)
-	home, work := w.Home(), w.Workspace()
-	if r := w.Build(work, home, true).Wait(); r.Code != 0 {
-		t.Fatalf("warm-up: %s", r)
-	}
+	w, home, work := NewWarmGitWorld(t)
 	if err := os.Remove(filepath.Join(w.Checkout("gbranch"), "src/lib.rs")); err != nil {
 		t.Fatal(err)
 	}
@@ -389,11 +417,7 @@ func killThenRerun(t *testing.T, w *GitWorld, viaShim bool) int {
 // checkout (exit 1) and changes nothing; repair rebuilds it from its db
 // under its lock; then verify passes and plain cargo builds.
 func TestGitAdminVerifyRepair(t *testing.T) {
-	w := NewGitWorld(t)
-	home, work := w.Home(), w.Workspace()
-	if r := w.Build(work, home, true).Wait(); r.Code != 0 {
-		t.Fatalf("warm-up: %s", r)
-	}
+	w, home, work := NewWarmGitWorld(t)
 	// The admin command works on a registry; the git directory beside it
 	// is covered too.
 	if err := os.MkdirAll(filepath.Join(home, "registry", ".cargo-shim"), 0o755); err != nil {
@@ -437,11 +461,7 @@ func TestGitAdminVerifyRepair(t *testing.T) {
 // runner that finds it damaged waits for the lock, and rebuilds it only
 // once the build is done.
 func TestGitRepairWaitsForTheBuildUsingIt(t *testing.T) {
-	w := NewGitWorld(t)
-	home, work := w.Home(), w.Workspace()
-	if r := w.Build(work, home, true).Wait(); r.Code != 0 {
-		t.Fatalf("warm-up: %s", r)
-	}
+	w, _, _ := NewWarmGitWorld(t)
 	held := w.HoldCheckout("gbranch")
 	lib := filepath.Join(w.Checkout("gbranch"), "src/lib.rs")
 	if err := os.Remove(lib); err != nil {
@@ -467,11 +487,7 @@ func TestGitRepairWaitsForTheBuildUsingIt(t *testing.T) {
 // one a build holds (taken without waiting: kept), keeps the dbs, and a
 // later build gets its checkouts back from them without network.
 func TestGitGCKeepsCheckoutInUse(t *testing.T) {
-	w := NewGitWorld(t)
-	home, work := w.Home(), w.Workspace()
-	if r := w.Build(work, home, true).Wait(); r.Code != 0 {
-		t.Fatalf("warm-up: %s", r)
-	}
+	w, home, work := NewWarmGitWorld(t)
 	if err := os.MkdirAll(filepath.Join(home, "registry", ".cargo-shim"), 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,8 @@ import (
 )
 
 // gitSources is the git part of the plan: Cargo.lock's git sources. None
-// for `cargo install` (not planned yet) or without a Cargo.lock.
+// without a Cargo.lock, or for `cargo install` (whose --git source is
+// planned by installGitSources).
 func (r *Run) gitSources() []gitstore.Source {
 	if r.Cmd.Sub == "install" {
 		return nil
@@ -49,7 +50,8 @@ func (r *Run) gitSources() []gitstore.Source {
 // here stops the run: a failure is one warning and cargo does as it would.
 func (r *Run) prepareGit() []string {
 	srcs := r.gitSources()
-	if len(srcs) == 0 {
+	install := r.Cmd.Sub == "install" && parseInstallArgs(r.Cmd.SubArgs).git
+	if len(srcs) == 0 && !install {
 		return nil
 	}
 	if _, err := exec.LookPath("git"); err != nil {
@@ -69,21 +71,48 @@ func (r *Run) prepareGit() []string {
 	defer cancel()
 	opt := gitstore.Options{NoWait: r.Nested, Waiting: func(p string) {
 		r.Log.Status("Blocking", "waiting for lock on git dependency "+gitNameOf(srcs, g, p)+" (in use by another runner)")
-	}}
+	}, Report: r.reportGit}
+	if install {
+		if srcs = r.installGitSources(ctx, g, opt); len(srcs) == 0 {
+			return nil
+		}
+	}
 	findings := g.CheckAll(ctx, srcs, gitstore.Level(r.Cfg.Verify))
-	var needFetch []gitstore.Source
 	fast := 0
 	for _, f := range findings {
 		if f.Fast {
 			fast++
 		}
+	}
+	r.Log.Debug("git: %d sources checked, %d by their stamp record (%s)", len(srcs), fast, time.Since(r.start))
+	r.gitUnfetched = map[gitstore.Source]bool{}
+	for _, f := range r.fixGit(ctx, g, srcs, findings, opt) {
+		if f.Verdict == gitstore.NeedsFetch {
+			r.gitUnfetched[f.Source] = true
+		}
+	}
+	r.git, r.gitSrcs = g, srcs
+	return g.LockPaths(srcs)
+}
+
+// fixGit has cargo fetch, once across runners, what no db holds (a
+// damaged db rebuilt first), then rebuilds the missing and broken
+// checkouts from their db. It returns the findings after the fetch.
+func (r *Run) fixGit(ctx context.Context, g gitstore.Store, srcs []gitstore.Source, findings []gitstore.Finding, opt gitstore.Options) []gitstore.Finding {
+	var needFetch []gitstore.Source
+	for _, f := range findings {
 		if f.Verdict == gitstore.NeedsFetch {
 			needFetch = append(needFetch, f.Source)
 		}
 	}
-	r.Log.Debug("git: %d sources checked, %d by their stamp record (%s)", len(srcs), fast, time.Since(r.start))
 	if len(needFetch) > 0 && !r.Offline && !r.Nested {
-		ran, err := g.FetchMissing(ctx, needFetch, opt, r.cargoFetch)
+		// cargo install fetches by itself (there is no workspace to
+		// fetch for): only a damaged db is rebuilt here.
+		fetch := r.cargoFetch
+		if r.Cmd.Sub == "install" {
+			fetch = nil
+		}
+		ran, err := g.FetchMissing(ctx, srcs, needFetch, opt, fetch)
 		r.Log.Debug("git: %d sources need a fetch; cargo fetch ran: %v (%v)", len(needFetch), ran, err)
 		if err != nil && !errors.Is(err, gitstore.ErrInUse) {
 			r.Log.Warn("fetching git dependencies: %v", err)
@@ -95,14 +124,15 @@ func (r *Run) prepareGit() []string {
 			}
 		}
 	}
-	for _, f := range findings {
-		if f.Verdict != gitstore.Missing && f.Verdict != gitstore.Broken {
-			continue
-		}
-		r.repairGit(ctx, g, f, opt)
+	if len(needFetch) > 0 && r.Offline {
+		r.warnDamagedDBs(ctx, g, needFetch)
 	}
-	r.git, r.gitSrcs = g, srcs
-	return g.LockPaths(srcs)
+	for _, f := range findings {
+		if f.Verdict == gitstore.Missing || f.Verdict == gitstore.Broken {
+			r.repairGit(ctx, g, f, opt)
+		}
+	}
+	return findings
 }
 
 // recheckGit runs once the holder has pinned the git locks: a checkout
@@ -115,11 +145,16 @@ func (r *Run) recheckGit(holder *lockfile.Holder, lockPaths []string) error {
 	}
 	ctx, cancel := r.lockContext()
 	defer cancel()
-	opt := gitstore.Options{NoWait: r.Nested}
+	opt := gitstore.Options{NoWait: r.Nested, Report: r.reportGit}
 	for round := 0; ; round++ {
+		findings := r.git.CheckAll(ctx, r.gitSrcs, gitstore.Level(r.Cfg.Verify))
 		var broken []gitstore.Finding
-		for _, f := range r.git.CheckAll(ctx, r.gitSrcs, gitstore.Level(r.Cfg.Verify)) {
-			if f.Verdict == gitstore.Missing || f.Verdict == gitstore.Broken {
+		for _, f := range findings {
+			// A db gone since the fetch (removed in between) would have
+			// cargo fetch into it under shared locks only, racing other
+			// runners: it is fetched again under exclusive ones.
+			refetch := f.Verdict == gitstore.NeedsFetch && !r.gitUnfetched[f.Source] && !r.Offline
+			if f.Verdict == gitstore.Missing || f.Verdict == gitstore.Broken || refetch {
 				broken = append(broken, f)
 			}
 		}
@@ -133,9 +168,7 @@ func (r *Run) recheckGit(holder *lockfile.Holder, lockPaths []string) error {
 		if err := holder.Release(); err != nil {
 			return err
 		}
-		for _, f := range broken {
-			r.repairGit(ctx, r.git, f, opt)
-		}
+		r.fixGit(ctx, r.git, r.gitSrcs, broken, opt)
 		if err := holder.Lock(lockPaths, r.Cfg.LockTimeout, nil); err != nil {
 			return r.lockError(err)
 		}
@@ -152,12 +185,31 @@ func (r *Run) repairGit(ctx context.Context, g gitstore.Store, f gitstore.Findin
 		r.Log.Debug("%s is in use by the build that runs us; not repairing it", f.Source)
 	case err != nil:
 		r.Log.Warn("repairing git dependency %s: %v", f.Source, err)
+	default:
+		r.reportGit(act)
+	}
+}
+
+// reportGit says what a git repair did, or could not do.
+func (r *Run) reportGit(act gitstore.Action) {
+	switch {
 	case act.Left:
 		r.Log.Warn("cannot repair %s", act.Detail)
 		r.rec.Act("left")
 	case act.Verb != "":
 		r.Log.Status(act.Verb, act.Detail)
 		r.rec.Act("git")
+	}
+}
+
+// warnDamagedDBs names, for an --offline run, each db that is damaged:
+// rebuilding one needs the network, so it is left as it is and cargo
+// fails on it as it would have.
+func (r *Run) warnDamagedDBs(ctx context.Context, g gitstore.Store, srcs []gitstore.Source) {
+	for _, s := range srcs {
+		if why := g.DBDamage(ctx, s); why != "" {
+			r.Log.Warn("git dependency %s: %s; left as it is: --offline, and rebuilding it needs the network (the next online run through the shim rebuilds it)", s, why)
+		}
 	}
 }
 

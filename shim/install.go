@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/cargo-shim/cargo-shim/shim/gitstore"
 	"github.com/cargo-shim/cargo-shim/shim/store"
 )
 
@@ -16,7 +17,9 @@ type installArgs struct {
 	crates  []string // NAME or NAME@VERSION
 	version string   // --version
 	git     bool     // --git: not from a registry
-	list    bool     // --list: reads nothing of the registry
+	gitURL  string   // --git's value
+	gitRef  gitstore.Ref
+	list    bool // --list: reads nothing of the registry
 }
 
 // installValueFlags take a separate value; installOptionalValue take one
@@ -58,7 +61,13 @@ func parseInstallArgs(args []string) installArgs {
 		case "--version", "--vers":
 			a.version = value
 		case "--git":
-			a.git = true
+			a.git, a.gitURL = true, value
+		case "--branch":
+			a.gitRef.Branch = value
+		case "--tag":
+			a.gitRef.Tag = value
+		case "--rev":
+			a.gitRef.Rev = value
 		case "--list":
 			a.list = true
 		}

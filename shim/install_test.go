@@ -98,3 +98,20 @@ func TestParseInstallArgs(t *testing.T) {
 		}
 	}
 }
+
+// The git source of cargo install --git: its URL and reference.
+func TestParseInstallGitArgs(t *testing.T) {
+	cases := map[string]string{
+		"--git https://example.invalid/x.git --tag v":        "https://example.invalid/x.git branch= tag=v rev=",
+		"--git=git://h/x --branch dev tool":                  "git://h/x branch=dev tag= rev=",
+		"tool --rev 0123abc --git ssh://git@h/x --locked":    "ssh://git@h/x branch= tag= rev=0123abc",
+		"--git https://example.invalid/x --rev=deadbeef x y": "https://example.invalid/x branch= tag= rev=deadbeef",
+	}
+	for in, want := range cases {
+		a := parseInstallArgs(strings.Fields(in))
+		got := a.gitURL + " branch=" + a.gitRef.Branch + " tag=" + a.gitRef.Tag + " rev=" + a.gitRef.Rev
+		if got != want || !a.git {
+			t.Errorf("%s:\n got %s\nwant %s", in, got, want)
+		}
+	}
+}

@@ -240,7 +240,8 @@ type Run struct {
 	real, gitLock string
 	env           []string
 	git           gitstore.Store
-	gitSrcs       []gitstore.Source // the planned git sources
+	gitSrcs       []gitstore.Source        // the planned git sources
+	gitUnfetched  map[gitstore.Source]bool // still not in their db after the run's fetch
 	// note is this run's holder note; waited: a waiting message was shown.
 	note   lockfile.Note
 	waited atomic.Bool

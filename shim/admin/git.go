@@ -32,8 +32,9 @@ type GitProblem struct {
 	Commit string `json:"commit"`
 	Path   string `json:"path"`
 	// Code: "missing" (no usable checkout), "broken" (files differ from
-	// the commit), "needs-fetch" (the db lacks the commit), "unknown"
-	// (neither the db nor the checkout names its commit).
+	// the commit), "needs-fetch" (the db lacks the commit), "damaged-db"
+	// (the db lacks it because git cannot read it; Path is the db),
+	// "unknown" (neither the db nor the checkout names its commit).
 	Code    string `json:"code"`
 	Problem string `json:"problem"`
 }
@@ -98,17 +99,45 @@ func VerifyGit(dir string, lockfiles []string, level store.Level) (*GitReport, e
 		return nil, err
 	}
 	rep := &GitReport{Dir: dir, Checked: len(srcs), Problems: append([]GitProblem{}, ps...)}
-	for _, f := range g.CheckAll(context.Background(), srcs, gitstore.Level(level)) {
+	ctx := context.Background()
+	for _, f := range g.CheckAll(ctx, srcs, gitstore.Level(level)) {
 		if f.Verdict != gitstore.Healthy {
-			rep.Problems = append(rep.Problems, gitProblem(f))
+			rep.Problems = append(rep.Problems, damagedDB(ctx, g, gitProblem(f), f))
 		}
 	}
 	return rep, nil
 }
 
+// damagedDB reports a db that lacks the commit because it is damaged
+// (code "damaged-db") rather than merely not fetched yet.
+func damagedDB(ctx context.Context, g gitstore.Store, p GitProblem, f gitstore.Finding) GitProblem {
+	if f.Verdict != gitstore.NeedsFetch {
+		return p
+	}
+	if why := g.DBDamage(ctx, f.Source); why != "" {
+		p.Code, p.Path, p.Problem = "damaged-db", g.DB(f.Source), why
+	}
+	return p
+}
+
+// rebuildDB rebuilds f's damaged db from its URL (network), under the db's
+// exclusive lock; then the checkout is looked at again. A source whose URL
+// is not known (no --lockfile) is left.
+func rebuildDB(ctx context.Context, g gitstore.Store, f gitstore.Finding, opt gitstore.Options) (gitstore.Action, error) {
+	if g.DBDamage(ctx, f.Source) == "" {
+		return gitstore.Action{Left: true, Detail: f.Problem + "; cargo fetches it (online)"}, nil
+	}
+	if f.Source.URL == "" {
+		return gitstore.Action{Left: true, Detail: g.DBDamage(ctx, f.Source) + "; its URL is known with --lockfile (or a build online rebuilds it)"}, nil
+	}
+	return g.RebuildDBLocked(ctx, f.Source, opt)
+}
+
 // RepairGit rebuilds, each under its exclusive lock, the checkouts a full
 // check finds missing or broken, from their dbs (no network). A db that
-// lacks the commit is left for the next online build.
+// lacks the commit is left for the next online build, unless it is
+// damaged and its URL known (--lockfile): then it is rebuilt from the URL
+// (network) under its exclusive lock, and the checkout after it.
 func RepairGit(ctx context.Context, dir string, lockfiles []string, waiting func(path string)) (*GitReport, error) {
 	g := gitstore.Store{Root: dir}
 	if err := g.Open(); err != nil {
@@ -125,8 +154,19 @@ func RepairGit(ctx context.Context, dir string, lockfiles []string, waiting func
 		case gitstore.Healthy:
 			continue
 		case gitstore.NeedsFetch:
-			rep.Problems = append(rep.Problems, gitProblem(f))
-			continue
+			act, err := rebuildDB(ctx, g, f, gitstore.Options{Waiting: waiting})
+			if err != nil || act.Left {
+				p := damagedDB(ctx, g, gitProblem(f), f)
+				if act.Left {
+					p.Problem = act.Detail
+				}
+				rep.Problems = append(rep.Problems, p)
+				errs = multierror.Append(errs, err)
+				continue
+			}
+			if act.Verb != "" {
+				rep.Repaired = append(rep.Repaired, act.Detail)
+			}
 		}
 		act, err := g.Repair(ctx, f.Source, gitstore.Options{Waiting: waiting})
 		switch {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/cargo-shim/cargo-shim/lockfile"
 	"github.com/cargo-shim/cargo-shim/shim"
@@ -27,6 +28,11 @@ type UninstallReport struct {
 	Homes  []string         `json:"homes"`
 	DryRun bool             `json:"dry_run"`
 	Files  []UninstallEntry `json:"files"`
+	// ShimDirs are the shim's directories beside each home's shared
+	// registry and git/ (locks, records, trash): cargo reads none of them;
+	// uninstall leaves them (other runners may still use the shim) and
+	// names them for removal by hand.
+	ShimDirs []string `json:"shim_dirs"`
 }
 
 // Left counts the files that are not plain cargo files afterwards.
@@ -45,10 +51,15 @@ func (r *UninstallReport) Left() int {
 // the file it named, so that no cargo of that home is inside its lock
 // meanwhile. What the shim did not make is left alone and reported.
 func Uninstall(homes []string, dry bool) *UninstallReport {
-	rep := &UninstallReport{Homes: homes, DryRun: dry, Files: []UninstallEntry{}}
+	rep := &UninstallReport{Homes: homes, DryRun: dry, Files: []UninstallEntry{}, ShimDirs: []string{}}
 	for _, home := range homes {
 		for _, f := range store.CargoLockFiles(home) {
 			rep.Files = append(rep.Files, uninstallOne(f, dry))
+		}
+		for _, d := range []string{filepath.Join(home, "registry", ".cargo-shim"), filepath.Join(home, "git", ".cargo-shim")} {
+			if fi, err := os.Lstat(d); err == nil && fi.IsDir() {
+				rep.ShimDirs = append(rep.ShimDirs, d)
+			}
 		}
 	}
 	return rep
@@ -103,6 +114,9 @@ func PrintUninstall(log *shim.Logger, w io.Writer, rep *UninstallReport) {
 		case "busy", "left":
 			log.Status("Left", fmt.Sprintf("%s (%s): %s", e.File, e.Was, e.Detail))
 		}
+	}
+	for _, d := range rep.ShimDirs {
+		log.Status("Left", d+" (the shim's locks and records; cargo reads none: remove it once no runner uses cargo-shim)")
 	}
 	if log.Mode == shim.LogQuiet {
 		return

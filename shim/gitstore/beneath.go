@@ -65,7 +65,7 @@ func (g Store) toTrash(rel string) error {
 		return fmt.Errorf("%s: %w", parent.Join(base), safefs.ErrNotDir)
 	}
 	name := fmt.Sprintf("%s.%s.%d.%d", filepath.Base(filepath.Dir(rel)), base, time.Now().UnixNano(), os.Getpid())
-	if err := parent.RenameNoReplace(base, trash, name); err != nil {
+	if err := renameAside(parent, base, trash, name); err != nil {
 		return err
 	}
 	var moved unix.Stat_t
@@ -73,10 +73,23 @@ func (g Store) toTrash(rel string) error {
 		return err
 	}
 	if moved.Dev != found.Dev || moved.Ino != found.Ino {
-		_ = trash.RenameNoReplace(name, parent, base)
+		_ = renameAside(trash, name, parent, base)
 		return fmt.Errorf("%s: %w", parent.Join(base), errMoved)
 	}
 	return trash.RemoveAll(name)
+}
+
+// renameAside renames from/old to to/name, a name expected free (fresh in
+// the trash, just vacated, or a checkout or db to be put in place), never
+// over anything (RENAME_NOREPLACE). A filesystem without renameat2's flags
+// (GlusterFS's FUSE client) gets a plain rename, which for a directory
+// replaces at most an empty directory, and fails on anything else.
+func renameAside(from *safefs.Dir, old string, to *safefs.Dir, name string) error {
+	err := from.RenameNoReplace(old, to, name)
+	if noFlags(err) {
+		return from.Rename(old, to, name)
+	}
+	return err
 }
 
 // stageDir makes a fresh directory of this uid's, mode 0700, directly in

@@ -68,7 +68,7 @@ func (g Store) Check(ctx context.Context, s Source, lvl Level) Finding {
 	co := g.Checkout(s)
 	f := Finding{Source: s, Checkout: co}
 	deep := lvl == Deep
-	if lvl == Fast && g.stampsMatch(s, co) {
+	if lvl == Fast && g.stampsMatch(s, co) && g.dbHolds(ctx, s) {
 		f.Fast = true
 		return f
 	}
@@ -82,6 +82,17 @@ func (g Store) Check(ctx context.Context, s Source, lvl Level) Finding {
 		_ = g.recordStamps(s, co)
 	}
 	return f
+}
+
+// dbHolds: s's db opens and reads the commit object, which is what cargo
+// looks at before it trusts a checkout. Otherwise cargo fetches (deleting
+// and re-creating a damaged db, or spinning on it with
+// net.git-fetch-with-cli) outside any lock, however healthy the checkout:
+// the fast path then falls to the full check, which sends the source to
+// FetchMissing.
+func (g Store) dbHolds(ctx context.Context, s Source) bool {
+	_, err := gitOut(ctx, "", "--git-dir="+g.DB(s), "rev-parse", "--verify", "-q", s.Commit+"^{commit}")
+	return err == nil
 }
 
 // CheckAll checks every source, in parallel.

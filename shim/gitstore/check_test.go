@@ -11,7 +11,7 @@ import (
 )
 
 // gitT runs git for a test, with no user or system config.
-func gitT(t *testing.T, dir string, args ...string) string {
+func gitT(t testing.TB, dir string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command("git", args...)
 	cmd.Dir = dir
@@ -25,7 +25,7 @@ func gitT(t *testing.T, dir string, args ...string) string {
 
 // newCheckout makes a repository, a db holding its commit where cargo
 // keeps it, and the checkout rebuilt by the shim.
-func newCheckout(t *testing.T) (Store, Source, string) {
+func newCheckout(t testing.TB) (Store, Source, string) {
 	t.Helper()
 	root := t.TempDir()
 	up := filepath.Join(root, "up")

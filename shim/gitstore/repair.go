@@ -20,6 +20,8 @@ var ErrInUse = errors.New("in use by another build")
 type Options struct {
 	NoWait  bool
 	Waiting func(path string)
+	// Report is told what FetchMissing did to a damaged db, or left.
+	Report func(Action)
 }
 
 // Action is what a repair did.
@@ -102,42 +104,26 @@ func releaseAll(ls []*lockfile.Lock) {
 }
 
 // rebuild checks s out from its db into a stage directory of its own (see
-// stageDir), verifies it, and swaps it in between held descriptors; the old
-// checkout lands in the stage and is removed with it, beneath git/'s
-// descriptor.
+// stageDir), verifies it, and swaps it in (see stageAndSwap).
 func (g Store) rebuild(ctx context.Context, s Source, co string) error {
 	rel, err := g.rel(co)
 	if err != nil {
 		return err
 	}
-	root, err := g.root()
-	if err != nil {
-		return err
-	}
-	defer root.Close()
-	parent, err := root.MkdirAll(filepath.Dir(rel), 0o755)
-	if err != nil {
-		return err
-	}
-	defer parent.Close()
-	stage, name, err := g.stageDir(root)
-	if err != nil {
-		return err
-	}
-	defer stage.Close()
-	defer root.RemoveAll(name)
-	if err := g.checkoutInto(ctx, s, stage, "co", 0); err != nil {
-		return err
-	}
-	t, err := tree(ctx, g.DB(s), s.Commit)
-	if err != nil {
-		return err
-	}
-	if v, p := g.checkCheckout(ctx, s, stage.Join("co"), t, true, 0); v != Healthy {
-		return fmt.Errorf("the rebuilt checkout does not match: %s", p)
-	}
-	g.ForgetStamps(s)
-	return swapIn(stage, "co", parent, filepath.Base(rel))
+	return g.stageAndSwap(rel, func(stage *safefs.Dir, name string) error {
+		if err := g.checkoutInto(ctx, s, stage, name, 0); err != nil {
+			return err
+		}
+		t, err := tree(ctx, g.DB(s), s.Commit)
+		if err != nil {
+			return err
+		}
+		if v, p := g.checkCheckout(ctx, s, stage.Join(name), t, true, 0); v != Healthy {
+			return fmt.Errorf("the rebuilt checkout does not match: %s", p)
+		}
+		g.ForgetStamps(s)
+		return nil
+	})
 }
 
 // checkoutInto does what cargo's GitDatabase::copy_to does, with the git
@@ -195,12 +181,29 @@ func (g Store) checkoutInto(ctx context.Context, s Source, stage *safefs.Dir, re
 }
 
 // swapIn puts stage/tmp at parent/name in one rename: exchanged with the
-// old checkout (which is then in the stage, removed with it), or renamed
-// into place when there is none.
+// old checkout or db (which is then in the stage, removed with it), or
+// renamed into place when there is none. A filesystem without renameat2's
+// flags (GlusterFS's FUSE client says EINVAL) gets two plain renames
+// between the same descriptors: the old one into the stage, the new one
+// in. The name is then absent for a moment, which no runner through the
+// shim sees (the caller holds the exclusive lock); a cargo outside the
+// shim that fills it meanwhile keeps what it made (a plain rename of a
+// directory replaces only an empty one).
 func swapIn(stage *safefs.Dir, tmp string, parent *safefs.Dir, name string) error {
 	err := stage.Exchange(tmp, parent, name)
-	if errors.Is(err, unix.ENOENT) {
-		return stage.RenameNoReplace(tmp, parent, name)
+	switch {
+	case errors.Is(err, unix.ENOENT):
+		return renameAside(stage, tmp, parent, name)
+	case noFlags(err):
+		if err := parent.Rename(name, stage, "old"); err != nil && !errors.Is(err, unix.ENOENT) {
+			return err
+		}
+		return renameAside(stage, tmp, parent, name)
 	}
 	return err
+}
+
+// noFlags: the filesystem does not implement renameat2's flags.
+func noFlags(err error) bool {
+	return errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EOPNOTSUPP)
 }

@@ -130,3 +130,12 @@ func Sources(pkgs [][2]string) (out []Source, bad []string) {
 	})
 	return out, bad
 }
+
+// SourceOf is the source of a repository URL whose commit is not known yet
+// (`cargo install --git URL`): Commit is empty until the caller resolves
+// it. ok is false for a URL the shim cannot name directories for.
+func SourceOf(name, rawURL string) (Source, bool) {
+	s, ok := ParseSource(name, "git+"+rawURL+"#"+strings.Repeat("0", 40))
+	s.Commit = ""
+	return s, ok
+}

@@ -1,0 +1,117 @@
+package integration
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cargo-shim/cargo-shim/lockfile"
+)
+
+// reap is one pass of a reaper that honours the shim's locks: each
+// checkout and db whose lock it gets exclusively without waiting is
+// deleted (as an age-based cleanup of old checkouts and dbs would), the
+// lock released after. It returns how many it deleted.
+func (w *GitWorld) reap() int {
+	n := 0
+	locks, _ := filepath.Glob(filepath.Join(w.Shared, ".cargo-shim", "locks", "checkouts", "*", "*.lock"))
+	for _, l := range locks {
+		ident, commit := filepath.Base(filepath.Dir(l)), strings.TrimSuffix(filepath.Base(l), ".lock")
+		n += w.reapUnder(l, func() []string {
+			var out []string
+			m, _ := filepath.Glob(filepath.Join(w.Shared, "checkouts", ident, "*"))
+			for _, co := range m {
+				if strings.HasPrefix(commit, filepath.Base(co)) {
+					out = append(out, co)
+				}
+			}
+			return out
+		})
+	}
+	locks, _ = filepath.Glob(filepath.Join(w.Shared, ".cargo-shim", "locks", "db", "*.lock"))
+	for _, l := range locks {
+		db := filepath.Join(w.Shared, "db", strings.TrimSuffix(filepath.Base(l), ".lock"))
+		n += w.reapUnder(l, func() []string { return []string{db} })
+	}
+	return n
+}
+
+func (w *GitWorld) reapUnder(lock string, paths func() []string) int {
+	l, err := lockfile.Try(lock, lockfile.Exclusive)
+	if err != nil {
+		return 0
+	}
+	defer l.Release()
+	n := 0
+	for _, p := range paths() {
+		if _, err := os.Lstat(p); err == nil && os.RemoveAll(p) == nil {
+			n++
+		}
+	}
+	return n
+}
+
+// Rule: a reaper that honours the shim's locks may delete git checkouts
+// and dbs at any moment while builds run through the shim: no build
+// fails (a build pins what it uses; what is gone before the pin is
+// fetched or rebuilt under the exclusive locks). Plain cargo, which takes
+// no lock, is measured with the same reaper in the same run.
+func TestGitLockHonouringReaper(t *testing.T) {
+	const runners, builds = 3, 3
+	measure := func(viaShim bool) (failed int, reaped int64) {
+		w := NewGitWorld(t)
+		if r := w.Build(w.Workspace(), w.Home(), true).Wait(); r.Code != 0 {
+			t.Fatalf("warm-up: %s", r)
+		}
+		stop := make(chan struct{})
+		var n atomic.Int64
+		var reaper sync.WaitGroup
+		reaper.Add(1)
+		go func() {
+			defer reaper.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(50 * time.Millisecond):
+					n.Add(int64(w.reap()))
+				}
+			}
+		}()
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for i := 0; i < runners; i++ {
+			home, work := w.Home(), w.Workspace()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for b := 0; b < builds; b++ {
+					if r, _ := boundedWait(w.Build(work, home, viaShim)); r.Code != 0 {
+						mu.Lock()
+						failed++
+						mu.Unlock()
+						t.Logf("shim=%v: build under the reaper failed: %s", viaShim, lastLines(r.Stderr, 3))
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(stop)
+		reaper.Wait()
+		return failed, n.Load()
+	}
+	plain, plainReaped := measure(false)
+	shim, shimReaped := measure(true)
+	t.Logf("lock-honouring reaper, %d runners x %d builds: plain cargo failed %d of %d (%d deleted), through the shim %d of %d (%d deleted)",
+		runners, builds, plain, runners*builds, plainReaped, shim, runners*builds, shimReaped)
+	if shim != 0 {
+		t.Errorf("%d builds through the shim failed under a lock-honouring reaper", shim)
+	}
+	if shimReaped == 0 {
+		t.Errorf("the reaper deleted nothing: the test proves nothing")
+	}
+}
