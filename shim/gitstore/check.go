@@ -68,7 +68,7 @@ func (g Store) Check(ctx context.Context, s Source, lvl Level) Finding {
 	co := g.Checkout(s)
 	f := Finding{Source: s, Checkout: co}
 	deep := lvl == Deep
-	if lvl == Fast && g.stampsMatch(s, co) && g.dbHolds(ctx, s) {
+	if lvl == Fast && g.stampsMatch(s, co) && g.dbHoldsStamped(ctx, s) {
 		f.Fast = true
 		return f
 	}

@@ -115,4 +115,42 @@ func BenchmarkWarmCheck(b *testing.B) {
 			_ = g.stampsMatch(s, co) && g.dbHolds(context.Background(), s)
 		}
 	})
+	b.Run("stamps+db-stamps", func(b *testing.B) {
+		for range b.N {
+			_ = g.stampsMatch(s, co) && g.dbHoldsStamped(context.Background(), s)
+		}
+	})
+}
+
+// Rule: the warm path's answer to "does the db hold the commit" comes from
+// a record only while every stamp of what git read is unchanged: git is not
+// run then, and a truncated commit object or pack sends it back to git,
+// which says no.
+func TestDBStampsAnswerOnlyWhileUnchanged(t *testing.T) {
+	g, s, _ := newCheckout(t)
+	time.Sleep(2 * racyWindow)
+	ctx := context.Background()
+	if !g.dbHoldsStamped(ctx, s) {
+		t.Fatal("a healthy db does not hold its commit")
+	}
+	path := os.Getenv("PATH")
+	t.Setenv("PATH", "") // no git: only the record can answer
+	if !g.dbHoldsStamped(ctx, s) {
+		t.Fatal("an unchanged db was not answered from its record")
+	}
+	t.Setenv("PATH", path)
+	loose := filepath.Join(g.DB(s), "objects", s.Commit[:2], s.Commit[2:])
+	damaged := []string{loose}
+	if _, err := os.Lstat(loose); err != nil {
+		damaged, _ = filepath.Glob(filepath.Join(g.DB(s), "objects", "pack", "*.pack"))
+	}
+	for _, p := range damaged {
+		os.Chmod(p, 0o644)
+		if err := os.Truncate(p, 10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if g.dbHoldsStamped(ctx, s) {
+		t.Fatalf("the record vouched for a db whose commit object was truncated (%v)", damaged)
+	}
 }

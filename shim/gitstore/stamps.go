@@ -11,8 +11,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-
-	"github.com/cargo-shim/cargo-shim/safefs"
 )
 
 // A checkout verified in full is recorded with the stamps (inode, size,
@@ -85,21 +83,7 @@ func (g Store) recordStamps(s Source, co string) error {
 		b.WriteString(l)
 		b.WriteByte('\n')
 	}
-	// Written beneath git/'s descriptor, to a fresh O_EXCL temporary file
-	// renamed over the record inside the held state directory: another uid
-	// swapping state/<ident> for a symlink makes this fail, never write
-	// elsewhere.
-	root, err := g.root()
-	if err != nil {
-		return err
-	}
-	defer root.Close()
-	dir, err := root.MkdirAll(filepath.Join(".cargo-shim", "state", s.Ident), safefs.Shared)
-	if err != nil {
-		return err
-	}
-	defer dir.Close()
-	return dir.WriteFile(s.Commit, b.Bytes(), 0o600)
+	return g.writeState(s.Ident, s.Commit, b.Bytes())
 }
 
 // stampsMatch reports whether s's trusted record describes co exactly as it
