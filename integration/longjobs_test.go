@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bufio"
 	"os"
 	"path/filepath"
 	"strings"
@@ -141,24 +140,11 @@ func TestHostileRepairLockPlanted(t *testing.T) {
 	defer pin.Release()
 	rm(t, filepath.Join(w.Extraction("deep-mods-2.1.0"), "src", "lib.rs"))
 	cmd := loopback.Command(filepath.Join(binDir, "cargo"), w.Work, w.Env(w.Home(), true, "CARGO_SHIM_LOCK_TIMEOUT=5m"), []string{"build"})
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	sc := bufio.NewScanner(stderr)
-	var lines []string
-	for sc.Scan() {
-		lines = append(lines, sc.Text())
-		if strings.HasPrefix(strings.TrimSpace(sc.Text()), "Blocking waiting for lock on crate deep-mods") {
-			break
-		}
-	}
-	pin.Release() // the long job ends
-	for sc.Scan() {
-		lines = append(lines, sc.Text())
-	}
-	out := strings.Join(lines, "\n")
-	if err := cmd.Wait(); err != nil || !strings.Contains(out, "Repairing deep-mods") {
+	// The long job ends once the build says it waits for it.
+	out, err := releaseWhen(t, cmd, pin, func(line string) bool {
+		return strings.HasPrefix(strings.TrimSpace(line), "Blocking waiting for lock on crate deep-mods")
+	})
+	if err != nil || !strings.Contains(out, "Repairing deep-mods") {
 		t.Fatalf("root's build beside a pin, a directory planted at the repair lock: %v; want it to wait for the pin and repair:\n%s", err, out)
 	}
 }

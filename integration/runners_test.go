@@ -6,6 +6,7 @@ import (
 	"github.com/cargo-shim/cargo-shim/integration/loopback"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -290,6 +291,21 @@ func TestBuildWaitsForRepairOfItsCrate(t *testing.T) {
 	lock := filepath.Join(w.Shared, ".cargo-shim", "locks", w.Regdir, "flat-1.0.0.lock")
 	l := exclusiveOnceFree(t, lock)
 	cmd := loopback.Command(filepath.Join(binDir, "cargo"), w.Work, w.Env(w.Home(), true), []string{"build"})
+	out, err := releaseWhen(t, cmd, l, func(line string) bool {
+		return line == "    Blocking waiting for lock on crate flat v1.0.0 (held by another runner)"
+	})
+	if err != nil {
+		t.Fatalf("build after the repair lock was released: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "Blocking waiting for lock on crate flat v1.0.0") {
+		t.Fatalf("no waiting message:\n%s", out)
+	}
+}
+
+// releaseWhen runs cmd, releases l once a line of its stderr satisfies
+// until (or at its end), and returns all of its stderr and its exit error.
+func releaseWhen(t *testing.T, cmd *exec.Cmd, l *lockfile.Lock, until func(line string) bool) (string, error) {
+	t.Helper()
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -298,7 +314,7 @@ func TestBuildWaitsForRepairOfItsCrate(t *testing.T) {
 	var lines []string
 	for sc.Scan() {
 		lines = append(lines, sc.Text())
-		if sc.Text() == "    Blocking waiting for lock on crate flat v1.0.0 (held by another runner)" {
+		if until(sc.Text()) {
 			break
 		}
 	}
@@ -306,12 +322,8 @@ func TestBuildWaitsForRepairOfItsCrate(t *testing.T) {
 	for sc.Scan() {
 		lines = append(lines, sc.Text())
 	}
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("build after the repair lock was released: %v\n%s", err, strings.Join(lines, "\n"))
-	}
-	if !strings.Contains(strings.Join(lines, "\n"), "Blocking waiting for lock on crate flat v1.0.0") {
-		t.Fatalf("no waiting message:\n%s", strings.Join(lines, "\n"))
-	}
+	err := cmd.Wait()
+	return strings.Join(lines, "\n"), err
 }
 
 // A lock that is not released in time: one warning and cargo runs anyway;
