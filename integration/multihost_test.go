@@ -124,11 +124,21 @@ func TestMultihostGCWhileBuildsRun(t *testing.T) {
 // on the same mounts in the same run: K plain cargos (no shim) starting at
 // once on a cold shared registry, their homes alternating between the two
 // mounts. On NFS cargo takes no lock at all, so they download and unpack
-// the same crates into the same directories; how many fail is a race,
+// the same crates into the same directories; how many fail, and how many
+// crates they fetch before cargo gives up on its first error, is a race,
 // reported (docs/nfs.md), not asserted. What is asserted is what makes the
-// comparison fair: the same fixture, every crate fetched at least once.
+// comparison fair: on the same mounts, with the same fixture, one plain
+// cargo alone fetches every crate, so the failures belong to the sharing.
 func TestMultihostPlainCargoBaseline(t *testing.T) {
 	needHosts(t)
+	alone := NewWorld(t)
+	alone.Lock()
+	alone.MustCargo(alone.Home(), false, "fetch")
+	for _, c := range fixtureCrates {
+		if n := alone.Reg.Downloads()[c.Dir()]; n != 1 {
+			t.Fatalf("one plain cargo alone downloaded %s %d times, want 1", c.Dir(), n)
+		}
+	}
 	k := runnerCount()
 	w := NewWorld(t)
 	w.Lock()
@@ -146,11 +156,7 @@ func TestMultihostPlainCargoBaseline(t *testing.T) {
 	}
 	downloads := 0
 	for _, c := range fixtureCrates {
-		n := w.Reg.Downloads()[c.Dir()]
-		if n == 0 {
-			t.Errorf("%s never downloaded by %d plain cargos", c.Dir(), k)
-		}
-		downloads += n
+		downloads += w.Reg.Downloads()[c.Dir()]
 	}
 	t.Logf("plain cargo, cold start, %d runners at once over %d mounts: %d of %d failed, %d downloads of %d crates; errors: %q",
 		k, len(w.hosts), failed, k, downloads, len(fixtureCrates), errs)
