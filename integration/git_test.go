@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"os"
@@ -523,14 +522,5 @@ func TestGitGCKeepsCheckoutInUse(t *testing.T) {
 // HoldCheckout takes the shared lock of dependency name's checkout, as a
 // running build's holder does.
 func (w *GitWorld) HoldCheckout(name string) *lockfile.Lock {
-	w.t.Helper()
-	locks, _ := filepath.Glob(filepath.Join(w.Shared, ".cargo-shim", "locks", "checkouts", name+"-*", "*.lock"))
-	if len(locks) != 1 {
-		w.t.Fatalf("%s checkout locks: %v", name, locks)
-	}
-	held, err := lockfile.Acquire(context.Background(), locks[0], lockfile.Shared, lockfile.Options{})
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	return held
+	return w.holdShared(filepath.Join("checkouts", name+"-*", "*.lock"))
 }

@@ -30,7 +30,7 @@ what this uid may remove; what it may not is an error (permission denied,
 and the fix), as in the real run.`,
 		Setup: func(fs *flag.FlagSet) func(*ctx) error {
 			maxAge := durationVar(fs, "max-age", "Remove extractions unused for longer than `DURATION` (required)")
-			crateMaxAge := durationVar(fs, "crate-max-age", "Also remove .crate tarballs unused for longer than `DURATION`")
+			crateMaxAge := durationVar(fs, "crate-max-age", "Also remove .crate tarballs and unneeded git dbs unused for longer than `DURATION`")
 			dry := fs.Bool("dry-run", false, "Say what would be removed and how much it frees; remove nothing")
 			return func(c *ctx) error {
 				if !maxAge.set {
@@ -41,10 +41,11 @@ and the fix), as in the real run.`,
 				}
 				stop := working("Collecting")
 				now := time.Now()
-				rep, err := admin.GC(c.Reg, admin.GCOptions{MaxAge: maxAge.d, CrateMaxAge: crateMaxAge.d, Tarballs: crateMaxAge.set, DryRun: *dry}, now)
+				o := admin.GCOptions{MaxAge: maxAge.d, CrateMaxAge: crateMaxAge.d, Tarballs: crateMaxAge.set, DryRun: *dry}
+				rep, err := admin.GC(c.Reg, o, now)
 				if dir := admin.GitDirOf(c.Reg); dir != "" {
 					var gerr error
-					rep.Git, gerr = admin.GitGC(dir, maxAge.d, *dry, now)
+					rep.Git, gerr = admin.GitGC(dir, o, now)
 					err = multierror.Append(err, gerr).ErrorOrNil()
 				}
 				stop()

@@ -266,50 +266,105 @@ func printGitStatus(w io.Writer, st *GitStatus) {
 
 // GitGCReport is the git part of `cargo-shim gc` (JSON field "git").
 type GitGCReport struct {
-	Dir       string     `json:"dir"`
-	Removed   []GitGCRow `json:"removed"`
-	Busy      []GitGCRow `json:"busy"`
-	Leftovers int        `json:"leftovers_removed"`
-	Freed     int64      `json:"freed_bytes"`
+	Dir        string     `json:"dir"`
+	Removed    []GitGCRow `json:"removed"`
+	Busy       []GitGCRow `json:"busy"`
+	DBsRemoved []GitGCRow `json:"dbs_removed"`
+	DBsBusy    []GitGCRow `json:"dbs_busy"`
+	DBsKept    string     `json:"dbs_kept,omitempty"` // why no db was looked at
+	Leftovers  int        `json:"leftovers_removed"`
+	Freed      int64      `json:"freed_bytes"`
 }
 
-// GitGCRow is one checkout removed (or removable) or kept because in use.
+// GitGCRow is one checkout or db removed (or removable) or kept because in
+// use. A db's row has no commit.
 type GitGCRow struct {
 	Source   string    `json:"source"`
-	Commit   string    `json:"commit"`
+	Commit   string    `json:"commit,omitempty"`
 	Path     string    `json:"path"`
 	LastUsed time.Time `json:"last_used"`
 	Bytes    int64     `json:"bytes"`
 }
 
-// GitGC removes the checkouts in dir no build has used for maxAge, each
+// GitGC removes the checkouts in dir no build has used for o.MaxAge, each
 // under its exclusive lock taken without waiting (in use: kept), and the
-// leftovers of killed repairs. Dbs are kept: a removed checkout is rebuilt
-// from its db without network.
-func GitGC(dir string, maxAge time.Duration, dry bool, now time.Time) (*GitGCReport, error) {
+// leftovers of killed repairs. A db is to a checkout what a tarball is to
+// an extraction (what it comes back from without network), so dbs go only
+// when tarballs do (o.Tarballs, o.CrateMaxAge), and only once no checkout
+// of theirs is left.
+func GitGC(dir string, o GCOptions, now time.Time) (*GitGCReport, error) {
 	g := gitstore.Store{Root: dir}
 	if err := g.Open(); err != nil {
 		return nil, err
 	}
-	srcs, _ := g.Discover()
-	rep := &GitGCReport{Dir: dir, Removed: []GitGCRow{}, Busy: []GitGCRow{}}
+	srcs, unknown := g.Discover()
+	rep := &GitGCReport{Dir: dir, Removed: []GitGCRow{}, Busy: []GitGCRow{}, DBsRemoved: []GitGCRow{}, DBsBusy: []GitGCRow{}}
 	var errs *multierror.Error
+	gone := map[string]int{} // a dry run's checkouts, still there
+	var kept []gitstore.Source
 	for _, s := range srcs {
-		rm, err := g.Collect(s, now.Add(-maxAge), dry)
+		rm, err := g.Collect(s, now.Add(-o.MaxAge), o.DryRun)
 		row := GitGCRow{Source: s.Ident, Commit: s.Commit, Path: rm.Path, LastUsed: rm.LastUsed, Bytes: rm.Bytes}
+		errs = rep.add(row, rm, err, &rep.Removed, &rep.Busy, errs)
 		switch {
-		case err != nil:
-			errs = multierror.Append(errs, fmt.Errorf("git %s: %w", rm.Path, err))
-		case rm.Busy:
-			rep.Busy = append(rep.Busy, row)
-		case rm.Removed:
-			rep.Removed = append(rep.Removed, row)
-			rep.Freed += rm.Bytes
+		case rm.Removed && o.DryRun:
+			gone[s.Ident]++
+		case !rm.Removed:
+			kept = append(kept, s)
 		}
 	}
-	n, b := g.Leftovers(now, dry)
+	if o.Tarballs {
+		errs = rep.collectDBs(g, kept, unknown, gone, now.Add(-o.CrateMaxAge), o.DryRun, errs)
+	}
+	n, b := g.Leftovers(now, o.DryRun)
 	rep.Leftovers, rep.Freed = n, rep.Freed+b
 	return rep, errs.ErrorOrNil()
+}
+
+// collectDBs removes the dbs no checkout is left of and none of the kept
+// checkouts took submodules from. One checkout left whose submodules name
+// a db gc cannot identify keeps them all (reported in DBsKept).
+func (rep *GitGCReport) collectDBs(g gitstore.Store, kept []gitstore.Source, unknown []string, gone map[string]int, cutoff time.Time, dry bool, errs *multierror.Error) *multierror.Error {
+	for _, co := range unknown {
+		if _, err := os.Lstat(filepath.Join(co, ".gitmodules")); err == nil {
+			rep.DBsKept = fmt.Sprintf("%s has submodules and names no commit its db holds", co)
+			return errs
+		}
+	}
+	needed := map[string]bool{}
+	for _, s := range kept {
+		idents, unsure := g.SubmoduleDBs(context.Background(), s)
+		if unsure {
+			rep.DBsKept = fmt.Sprintf("the submodules of %s name dbs gc cannot identify", g.Checkout(s))
+			return errs
+		}
+		for _, id := range idents {
+			needed[id] = true
+		}
+	}
+	for _, ident := range g.DBIdents() {
+		if needed[ident] {
+			continue
+		}
+		rm, err := g.CollectDB(ident, g.CheckoutsLeft(ident)-gone[ident], cutoff, dry)
+		row := GitGCRow{Source: ident, Path: rm.Path, LastUsed: rm.LastUsed, Bytes: rm.Bytes}
+		errs = rep.add(row, rm, err, &rep.DBsRemoved, &rep.DBsBusy, errs)
+	}
+	return errs
+}
+
+// add files one gc decision under removed or busy, or its error.
+func (rep *GitGCReport) add(row GitGCRow, rm gitstore.Removal, err error, removed, busy *[]GitGCRow, errs *multierror.Error) *multierror.Error {
+	switch {
+	case err != nil:
+		return multierror.Append(errs, fmt.Errorf("git %s: %w", rm.Path, err))
+	case rm.Busy:
+		*busy = append(*busy, row)
+	case rm.Removed:
+		*removed = append(*removed, row)
+		rep.Freed += rm.Bytes
+	}
+	return errs
 }
 
 // PrintGitGC prints a git gc report after the registry's.
@@ -321,8 +376,21 @@ func PrintGitGC(out *shim.Logger, rep *GitGCReport, dry bool) {
 	for _, r := range rep.Removed {
 		out.Line(shim.Done, verb, fmt.Sprintf("git checkout %s (%s, last used %s)", r.Path, human(r.Bytes), ago(r.LastUsed)))
 	}
+	for _, r := range rep.DBsRemoved {
+		out.Line(shim.Done, verb, fmt.Sprintf("git db %s (%s, last used %s; no checkout of it left)", r.Path, human(r.Bytes), ago(r.LastUsed)))
+	}
 	for _, r := range rep.Busy {
 		out.Line(shim.Warning, "Kept", fmt.Sprintf("git checkout %s: in use by a running build", r.Path))
 	}
-	out.Line(shim.Done, "Collected", fmt.Sprintf("%s from %s in %s, %d leftovers of killed repairs", human(rep.Freed), plural(len(rep.Removed), "git checkout"), rep.Dir, rep.Leftovers))
+	for _, r := range rep.DBsBusy {
+		out.Line(shim.Warning, "Kept", fmt.Sprintf("git db %s: in use by a running build or fetch", r.Path))
+	}
+	if rep.DBsKept != "" {
+		out.Line(shim.Warning, "Kept", "every git db: "+rep.DBsKept)
+	}
+	what := plural(len(rep.Removed), "git checkout")
+	if len(rep.DBsRemoved) > 0 {
+		what += " and " + plural(len(rep.DBsRemoved), "git db")
+	}
+	out.Line(shim.Done, "Collected", fmt.Sprintf("%s from %s in %s, %d leftovers of killed repairs", human(rep.Freed), what, rep.Dir, rep.Leftovers))
 }
