@@ -179,27 +179,14 @@ func TestGCKeepsCratesOfRunningBuilds(t *testing.T) {
 			t.Errorf("lock holder %+v: want shared, held for cargo pid %d", h, held.Cmd.Process.Pid)
 		}
 	}
-	r := w.Admin("gc", "--max-age", "0s", "--crate-max-age", "0s", "--json")
-	rep := decode[admin.GCReport](t, r)
-	if len(rep.Busy) != len(fixtureCrates) {
-		t.Fatalf("gc while the build holds every crate: busy=%d, want %d: %s", len(rep.Busy), len(fixtureCrates), r.Stdout)
-	}
-	for _, e := range rep.Removed {
-		if e.What != "temp" {
-			t.Fatalf("gc removed %+v from under a running build", e)
-		}
-	}
-	open()
-	if r := held.Wait(); r.Code != 0 {
-		t.Fatalf("the build gc raced: %s", r)
-	}
+	w.gcBesideHeldBuild(held, open, "--max-age", "0s", "--crate-max-age", "0s", "--json")
 	// Its lock holder lets go once it sees cargo exit, a moment later on a
 	// loaded machine.
 	waitFor(t, "the build's locks to be released", time.Minute, func() bool {
 		return len(decode[admin.StatusReport](t, w.Admin("status", "--json")).Locked) == 0
 	})
 	// Dry run: says, removes nothing.
-	r = w.Admin("gc", "--max-age", "0s", "--dry-run", "--json")
+	r := w.Admin("gc", "--max-age", "0s", "--dry-run", "--json")
 	dry := decode[admin.GCReport](t, r)
 	if len(dry.Removed) != len(fixtureCrates) || dry.FreedBytes <= 0 {
 		t.Fatalf("dry run: %s", r.Stdout)
@@ -212,7 +199,7 @@ func TestGCKeepsCratesOfRunningBuilds(t *testing.T) {
 		t.Fatalf("gc --max-age 1h removed fresh crates: %+v", r.Removed)
 	}
 	r = w.Admin("gc", "--max-age", "0s", "--json")
-	rep = decode[admin.GCReport](t, r)
+	rep := decode[admin.GCReport](t, r)
 	if r.Code != 0 || len(rep.Removed) != len(fixtureCrates) || rep.FreedBytes <= 0 {
 		t.Fatalf("gc after the build: %s", r)
 	}
@@ -246,5 +233,26 @@ func TestAdminRefusesBadConfig(t *testing.T) {
 	out, _ := cmd.CombinedOutput()
 	if code := cmd.ProcessState.ExitCode(); code != 2 || !strings.Contains(string(out), "CARGO_SHIM_LOCK_TIMEOUT") {
 		t.Fatalf("exit %d, want 2 naming CARGO_SHIM_LOCK_TIMEOUT:\n%s", code, out)
+	}
+}
+
+// gcBesideHeldBuild runs gc with args while held (StartHeldBuild) pins every
+// crate, then lets the build finish: gc must find every crate busy, remove
+// nothing but temporary files, and the build must pass.
+func (w *World) gcBesideHeldBuild(held *Proc, open func(), args ...string) {
+	w.t.Helper()
+	r := w.Admin(append([]string{"gc"}, args...)...)
+	rep := decode[admin.GCReport](w.t, r)
+	if len(rep.Busy) != len(fixtureCrates) {
+		w.t.Errorf("gc %v while a build holds every crate: busy=%d, want %d: %s", args, len(rep.Busy), len(fixtureCrates), r.Stdout)
+	}
+	for _, e := range rep.Removed {
+		if e.What != "temp" {
+			w.t.Errorf("gc %v removed %+v from under a running build", args, e)
+		}
+	}
+	open()
+	if r := held.Wait(); r.Code != 0 {
+		w.t.Fatalf("the build gc raced: %s", r)
 	}
 }

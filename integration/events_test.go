@@ -156,10 +156,7 @@ func TestHostileEventLog(t *testing.T) {
 // (cargo_shim_fail_open_total{reason="lock-timeout"}).
 func TestLockWaitAndFailOpenAreRecorded(t *testing.T) {
 	w := NewWorld(t)
-	w.Warm()
-	w.MustCargo(w.Home(), true, "build")
-	lock := filepath.Join(w.Shared, ".cargo-shim", "locks", w.Regdir, "pmacro-0.1.5.lock")
-	l := exclusiveOnceFree(t, lock)
+	l := w.builtThenHeld("pmacro-0.1.5")
 	defer l.Release()
 	// The lock layer reports a wait once it has lasted a second: the
 	// timeout is past that, the event threshold (default 1s) at it.

@@ -330,10 +330,7 @@ func releaseWhen(t *testing.T, cmd *exec.Cmd, l *lockfile.Lock, until func(line 
 // strict mode makes it an error.
 func TestLockTimeoutFailsOpen(t *testing.T) {
 	w := NewWorld(t)
-	w.Warm()
-	w.MustCargo(w.Home(), true, "build")
-	lock := filepath.Join(w.Shared, ".cargo-shim", "locks", w.Regdir, "pmacro-0.1.5.lock")
-	l := exclusiveOnceFree(t, lock)
+	l := w.builtThenHeld("pmacro-0.1.5")
 	defer l.Release()
 	r := w.Cargo(w.Home(), true, []string{"build"}, "CARGO_SHIM_LOCK_TIMEOUT=300ms")
 	if r.Code != 0 || !strings.Contains(r.Stderr, "warning: cargo-shim: timed out after 300ms waiting for the lock on crate pmacro v0.1.5") {
@@ -343,6 +340,15 @@ func TestLockTimeoutFailsOpen(t *testing.T) {
 	if r.Code != 101 || !strings.Contains(r.Stderr, "error: cargo-shim: timed out") {
 		t.Fatalf("strict timeout: %s", r)
 	}
+}
+
+// builtThenHeld builds the workspace once through the shim, then holds
+// crate's lock exclusively, as a repair would.
+func (w *World) builtThenHeld(crate string) *lockfile.Lock {
+	w.t.Helper()
+	w.Warm()
+	w.MustCargo(w.Home(), true, "build")
+	return exclusiveOnceFree(w.t, filepath.Join(w.Shared, ".cargo-shim", "locks", w.Regdir, crate+".lock"))
 }
 
 // exclusiveOnceFree takes lock exclusively once the holder of the previous
