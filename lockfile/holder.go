@@ -156,14 +156,6 @@ func (h *Holder) Lock(paths []string, timeout time.Duration, waiting func(path s
 	}
 }
 
-// LockAsync is Lock in the background: the caller checks the registry while
-// the holder takes the locks. Receive from the channel before any other call.
-func (h *Holder) LockAsync(paths []string, timeout time.Duration, waiting func(path string)) <-chan error {
-	done := make(chan error, 1)
-	go func() { done <- h.Lock(paths, timeout, waiting) }()
-	return done
-}
-
 // Release asks the holder to drop every lock it holds, and waits for it.
 func (h *Holder) Release() error {
 	if _, err := io.WriteString(h.cmd, "release\n"); err != nil {

@@ -317,25 +317,25 @@ func (r *Run) Prepare() (pinned *lockfile.Holder, err error) {
 	if lockData == nil {
 		return r.pinGitOnly(gitLocks)
 	}
-	started := r.startHolder(lockData)
-	lockPaths, planErr := r.loadPlan(lockData, lockPath)
-	holder, err := started()
-	if err != nil {
-		return nil, err
-	}
+	holder := r.startHolder(lockData)
 	defer func() {
-		if pinned == nil {
-			holder.Stop()
+		if h, err := holder.get(); pinned == nil && err == nil {
+			h.Stop()
 		}
 	}()
+	lockPaths, planErr := r.loadPlan(lockData, lockPath)
 	if planErr != nil || len(lockPaths)+len(gitLocks) == 0 {
+		if _, err := holder.get(); err != nil {
+			return nil, err
+		}
 		return nil, stage("plan", planErr)
 	}
 	lockPaths = append(lockPaths, gitLocks...)
 	if err := r.pinHealthy(holder, lockPaths); err != nil {
 		return nil, err
 	}
-	if err := r.recheckGit(holder, lockPaths); err != nil {
+	h, _ := holder.get() // started: pinHealthy returned no error
+	if err := r.recheckGit(h, lockPaths); err != nil {
 		return nil, err
 	}
 	r.refreshTarget(lockPath)
@@ -344,31 +344,38 @@ func (r *Run) Prepare() (pinned *lockfile.Holder, err error) {
 	if err := r.fetchCold(); err != nil {
 		return nil, err
 	}
-	return holder, nil
+	return h, nil
 }
 
-// startHolder starts the lock holder while this run plans: the fork and
-// exec block only the goroutine that starts it (about a millisecond), and
-// the holder's own start-up overlaps the planning too. The function
-// returned waits for the start.
-func (r *Run) startHolder(lockData []byte) func() (*lockfile.Holder, error) {
-	type started struct {
-		h   *lockfile.Holder
-		err error
-	}
-	c := make(chan started, 1)
+// startHolder starts the lock holder while this run plans and checks: the
+// fork and exec block only the goroutine that starts it (a millisecond on a
+// quiet machine, measured 5 to 15 ms under load, when the check would have
+// waited for it), and the holder's own start-up overlaps the planning too.
+func (r *Run) startHolder(lockData []byte) *startingHolder {
+	s := &startingHolder{started: make(chan struct{})}
 	go func() {
-		h, err := lockfile.StartHolder(r.Self, bytes.Count(lockData, []byte("[[package]]")))
-		c <- started{h, err}
-	}()
-	return func() (*lockfile.Holder, error) {
-		s := <-c
+		defer close(s.started)
+		s.h, s.err = lockfile.StartHolder(r.Self, bytes.Count(lockData, []byte("[[package]]")))
 		if s.err != nil {
-			return nil, stage("holder", fmt.Errorf("cannot start the lock holder: %w", s.err))
+			s.err = stage("holder", fmt.Errorf("cannot start the lock holder: %w", s.err))
+			return
 		}
 		s.h.Note(r.Reg.HoldersDir(), r.note)
-		return s.h, nil
-	}
+	}()
+	return s
+}
+
+// startingHolder is the holder while it starts; get waits for the start
+// and may be called from any goroutine, any number of times.
+type startingHolder struct {
+	started chan struct{}
+	h       *lockfile.Holder
+	err     error
+}
+
+func (s *startingHolder) get() (*lockfile.Holder, error) {
+	<-s.started
+	return s.h, s.err
 }
 
 // openRegistry is step 1: the registry held by descriptor before anything
@@ -438,7 +445,7 @@ func (r *Run) loadPlan(lockData []byte, lockPath string) ([]string, error) {
 
 // pinHealthy is steps 3 to 5: pin, check, and while something is broken,
 // unpin, repair and go round again (at most maxRounds times).
-func (r *Run) pinHealthy(holder *lockfile.Holder, lockPaths []string) error {
+func (r *Run) pinHealthy(holder *startingHolder, lockPaths []string) error {
 	for round := 0; ; round++ {
 		broken, fresh, err := r.pinAndCheck(holder, lockPaths, round)
 		if err != nil {
@@ -458,7 +465,8 @@ func (r *Run) pinHealthy(holder *lockfile.Holder, lockPaths []string) error {
 		}
 		// flock cannot upgrade shared to exclusive: release everything,
 		// repair one crate at a time, then pin again and re-check.
-		if err := holder.Release(); err != nil {
+		h, _ := holder.get() // started: pinAndCheck returned no error
+		if err := h.Release(); err != nil {
 			return err
 		}
 		for _, f := range broken {
@@ -476,23 +484,19 @@ func (r *Run) pinHealthy(holder *lockfile.Holder, lockPaths []string) error {
 // atomic rename under its exclusive lock, so what this check sees is either
 // what the locks then pin, or a crate removed meanwhile, which cargo
 // downloads or extracts as usual. Later rounds follow repairs and pin first.
-func (r *Run) pinAndCheck(holder *lockfile.Holder, lockPaths []string, round int) (broken []store.Finding, fresh bool, err error) {
+func (r *Run) pinAndCheck(holder *startingHolder, lockPaths []string, round int) (broken []store.Finding, fresh bool, err error) {
 	lw := newLockWait()
-	locked := holder.LockAsync(lockPaths, r.Cfg.LockTimeout, r.waitingFor(lw))
+	locked := r.lockWhenStarted(holder, lockPaths, lw)
 	if round > 0 {
-		err := <-locked
-		r.endWait(lw)
-		if err != nil {
-			return nil, false, r.lockError(err)
+		if err := r.locked(locked, lw); err != nil {
+			return nil, false, err
 		}
 	}
 	findings, fresh := r.checkPlan(r.plan)
 	r.Log.Debug("round %d: checked, record trusted: %v (%s)", round, !fresh, time.Since(r.start))
 	if round == 0 {
-		err := <-locked
-		r.endWait(lw)
-		if err != nil {
-			return nil, false, r.lockError(err)
+		if err := r.locked(locked, lw); err != nil {
+			return nil, false, err
 		}
 		r.Log.Debug("locked (%s)", time.Since(r.start))
 	}
@@ -510,6 +514,37 @@ func (r *Run) pinAndCheck(holder *lockfile.Holder, lockPaths []string, round int
 		broken = brokenOf(r.checkAll(again))
 	})
 	return broken, fresh, stage("lock", err)
+}
+
+// lockWhenStarted asks the holder for the locks as soon as it has started,
+// in the background; receive the outcome with locked.
+func (r *Run) lockWhenStarted(holder *startingHolder, lockPaths []string, lw *lockWait) <-chan lockOutcome {
+	done := make(chan lockOutcome, 1)
+	go func() {
+		h, err := holder.get()
+		if err != nil {
+			done <- lockOutcome{start: err}
+			return
+		}
+		done <- lockOutcome{lock: h.Lock(lockPaths, r.Cfg.LockTimeout, r.waitingFor(lw))}
+	}()
+	return done
+}
+
+// lockOutcome: the holder could not start, or the locks were taken or not.
+type lockOutcome struct{ start, lock error }
+
+// locked waits for lockWhenStarted's outcome and counts the wait.
+func (r *Run) locked(c <-chan lockOutcome, lw *lockWait) error {
+	o := <-c
+	if o.start != nil {
+		return o.start
+	}
+	r.endWait(lw)
+	if o.lock != nil {
+		return r.lockError(o.lock)
+	}
+	return nil
 }
 
 // checkOptions are this run's: its level, and a debug line for a state

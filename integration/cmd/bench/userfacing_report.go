@@ -112,11 +112,14 @@ func runUserFacingOnly(runs int, out, binDir string) error {
 	if _, err := os.Stat(filepath.Join(binDir, "cargo")); err != nil {
 		return fmt.Errorf("%s missing (make build): %w", filepath.Join(binDir, "cargo"), err)
 	}
-	tmp, err := os.MkdirTemp("", "cargo-shim-bench-")
-	if err != nil {
-		return err
+	tmp := *keep
+	if tmp == "" {
+		var err error
+		if tmp, err = os.MkdirTemp("", "cargo-shim-bench-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
 	}
-	defer os.RemoveAll(tmp)
 	u, err := benchUserFacing(tmp, binDir, runs)
 	if err != nil {
 		return err
