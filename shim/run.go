@@ -349,7 +349,7 @@ func (r *Run) Prepare() (pinned *lockfile.Holder, err error) {
 
 // startHolder starts the lock holder while this run plans and checks: the
 // fork and exec block only the goroutine that starts it (a millisecond on a
-// quiet machine, measured 5 to 15 ms under load, when the check would have
+// quiet machine, measured 2 to 30 ms under load, when the check would have
 // waited for it), and the holder's own start-up overlaps the planning too.
 func (r *Run) startHolder(lockData []byte) *startingHolder {
 	s := &startingHolder{started: make(chan struct{})}
