@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cargo-shim/cargo-shim/integration/loopback"
 	"github.com/cargo-shim/cargo-shim/lockfile"
 )
 
@@ -113,5 +114,38 @@ func TestGitLockHonouringReaper(t *testing.T) {
 	}
 	if shimReaped == 0 {
 		t.Errorf("the reaper deleted nothing: the test proves nothing")
+	}
+}
+
+// Rule: runners that pin the same git sources and find, at the same
+// moment, the same checkouts missing and the same db gone all pass, none
+// waiting for another for ever: a runner waits for an exclusive git lock
+// holding no pin at all (gitstore.Pins), so two runners' shared pins never
+// each block the other's exclusive lock.
+func TestGitPinnedRunnersFixTogether(t *testing.T) {
+	const runners, rounds = 4, 2
+	w := NewGitWorld(t)
+	if r := w.Build(w.Workspace(), w.Home(), true).Wait(); r.Code != 0 {
+		t.Fatalf("warm-up: %s", r)
+	}
+	for round := 0; round < rounds; round++ {
+		if err := os.RemoveAll(filepath.Join(w.Shared, "checkouts")); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.RemoveAll(w.DB("gbranch")); err != nil {
+			t.Fatal(err)
+		}
+		procs := make([]*loopback.Proc, runners)
+		for i := range procs {
+			procs[i] = w.Build(w.Workspace(), w.Home(), true)
+		}
+		for _, p := range procs {
+			r, killed := boundedWait(p)
+			if killed {
+				t.Errorf("round %d: a build still waited after %s (deadlock?): %s", round, gitBound, lastLines(r.Stderr, 3))
+			} else if r.Code != 0 {
+				t.Errorf("round %d: build failed: %s", round, lastLines(r.Stderr, 3))
+			}
+		}
 	}
 }

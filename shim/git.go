@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/cargo-shim/cargo-shim/lockfile"
@@ -44,27 +45,22 @@ func (r *Run) gitSources() []gitstore.Source {
 }
 
 // prepareGit is the run's steps for git sources, before the registry's:
-// have cargo fetch what no db holds (once across runners), check every
-// checkout, rebuild the missing and broken ones from their db. It returns
-// the lock paths that pin the checkouts and dbs for the build. Nothing
-// here stops the run: a failure is one warning and cargo does as it would.
+// pin every planned source (checkout and db locks, shared) before looking
+// at any, then, under those pins, have cargo fetch what no db holds (once
+// across runners), check every checkout, rebuild the missing and broken
+// ones from their db. The pins stay held here until the holder has taken
+// the same locks (see gitstore.Pins): a lock-honouring reaper never finds
+// a gap between the steps. It returns the lock paths that pin the
+// checkouts and dbs for the build. Nothing here stops the run: a failure
+// is one warning and cargo does as it would.
 func (r *Run) prepareGit() []string {
 	srcs := r.gitSources()
 	install := r.Cmd.Sub == "install" && parseInstallArgs(r.Cmd.SubArgs).git
 	if len(srcs) == 0 && !install {
 		return nil
 	}
-	if _, err := exec.LookPath("git"); err != nil {
-		r.Log.Warn("git dependencies are not checked: the git command is not on PATH (%v)", err)
-		return nil
-	}
-	g := gitstore.Store{Root: filepath.Join(r.Cfg.CargoHome, "git")}
-	if err := os.MkdirAll(g.Root, 0o755); err != nil {
-		r.Log.Warn("git sources: %v; left to cargo", err)
-		return nil
-	}
-	if err := g.Open(); err != nil {
-		r.Log.Warn("git sources: %v; left to cargo", err)
+	g, ok := r.openGit()
+	if !ok {
 		return nil
 	}
 	ctx, cancel := r.lockContext()
@@ -77,6 +73,11 @@ func (r *Run) prepareGit() []string {
 			return nil
 		}
 	}
+	pins, err := g.Pin(ctx, srcs, opt.Waiting)
+	if err != nil {
+		r.Log.Warn("pinning git dependencies: %v; they are checked and pinned with the build's locks", err)
+	}
+	r.gitPins = pins
 	findings := g.CheckAll(ctx, srcs, gitstore.Level(r.Cfg.Verify))
 	fast := 0
 	for _, f := range findings {
@@ -93,6 +94,57 @@ func (r *Run) prepareGit() []string {
 	}
 	r.git, r.gitSrcs = g, srcs
 	return g.LockPaths(srcs)
+}
+
+// openGit is the shared git directory, declared to the lock package; not
+// ok (said in a warning) when git dependencies cannot be checked here.
+func (r *Run) openGit() (gitstore.Store, bool) {
+	g := gitstore.Store{Root: filepath.Join(r.Cfg.CargoHome, "git")}
+	if _, err := exec.LookPath("git"); err != nil {
+		r.Log.Warn("git dependencies are not checked: the git command is not on PATH (%v)", err)
+		return g, false
+	}
+	if err := os.MkdirAll(g.Root, 0o755); err != nil {
+		r.Log.Warn("git sources: %v; left to cargo", err)
+		return g, false
+	}
+	if err := g.Open(); err != nil {
+		r.Log.Warn("git sources: %v; left to cargo", err)
+		return g, false
+	}
+	return g, true
+}
+
+// unpinnedFor runs fix, which takes paths exclusively, with those paths
+// unpinned and every other pin held; fix hands its exclusive locks back
+// downgraded (Options.Keep). It never waits for them while pinning
+// anything (gitstore.Pins' deadlock rule). When one is busy, every pin is
+// released and taken again, which waits only for a runner fixing the
+// source (builds hold theirs shared); if the source still needs fix, fix
+// runs again waiting with nothing held, and the pins are taken again. The
+// caller looks at the sources again after.
+func (r *Run) unpinnedFor(ctx context.Context, paths []string, opt gitstore.Options, needed func() bool, fix func(gitstore.Options) error) error {
+	p := r.gitPins
+	if p == nil {
+		return fix(opt)
+	}
+	p.Unpin(paths)
+	o := opt
+	o.Keep, o.NoWait = p.Keep, true
+	err := fix(o)
+	if errors.Is(err, gitstore.ErrInUse) && !opt.NoWait {
+		p.Release()
+		if err = p.Repin(ctx, opt.Waiting); err != nil || !needed() {
+			return err
+		}
+		p.Release()
+		o.NoWait = false
+		err = fix(o)
+	}
+	if perr := p.Repin(ctx, opt.Waiting); perr != nil && err == nil {
+		err = perr
+	}
+	return err
 }
 
 // fixGit has cargo fetch, once across runners, what no db holds (a
@@ -112,7 +164,12 @@ func (r *Run) fixGit(ctx context.Context, g gitstore.Store, srcs []gitstore.Sour
 		if r.Cmd.Sub == "install" {
 			fetch = nil
 		}
-		ran, err := g.FetchMissing(ctx, srcs, needFetch, opt, fetch)
+		var ran bool
+		needed := func() bool { return anyVerdict(ctx, g, needFetch, gitstore.NeedsFetch) }
+		err := r.unpinnedFor(ctx, g.LockPaths(needFetch), opt, needed, func(o gitstore.Options) (err error) {
+			ran, err = g.FetchMissing(ctx, srcs, needFetch, o, fetch)
+			return err
+		})
 		r.Log.Debug("git: %d sources need a fetch; cargo fetch ran: %v (%v)", len(needFetch), ran, err)
 		if err != nil && !errors.Is(err, gitstore.ErrInUse) {
 			r.Log.Warn("fetching git dependencies: %v", err)
@@ -136,9 +193,9 @@ func (r *Run) fixGit(ctx context.Context, g gitstore.Store, srcs []gitstore.Sour
 }
 
 // recheckGit runs once the holder has pinned the git locks: a checkout
-// broken between the repair and the pin (nothing the shim does changes a
-// checkout without its exclusive lock, but anyone else may) is repaired,
-// and everything pinned again, up to maxRounds times.
+// broken since the repair (nothing that honours the locks changes a pinned
+// one, but anyone else may) is repaired, and everything pinned again, up
+// to maxRounds times. This process's own pins stay held meanwhile.
 func (r *Run) recheckGit(holder *lockfile.Holder, lockPaths []string) error {
 	if len(r.gitSrcs) == 0 {
 		return nil
@@ -179,7 +236,12 @@ func (r *Run) repairGit(ctx context.Context, g gitstore.Store, f gitstore.Findin
 	if f.Verdict == gitstore.Broken {
 		r.Log.Warn("git dependency %s: %s", f.Source, f.Problem)
 	}
-	act, err := g.Repair(ctx, f.Source, opt)
+	var act gitstore.Action
+	needed := func() bool { return anyVerdict(ctx, g, []gitstore.Source{f.Source}, gitstore.Missing, gitstore.Broken) }
+	err := r.unpinnedFor(ctx, []string{g.CheckoutLock(f.Source)}, opt, needed, func(o gitstore.Options) (err error) {
+		act, err = g.Repair(ctx, f.Source, o)
+		return err
+	})
 	switch {
 	case errors.Is(err, gitstore.ErrInUse):
 		r.Log.Debug("%s is in use by the build that runs us; not repairing it", f.Source)
@@ -188,6 +250,17 @@ func (r *Run) repairGit(ctx context.Context, g gitstore.Store, f gitstore.Findin
 	default:
 		r.reportGit(act)
 	}
+}
+
+// anyVerdict: a check of one of srcs (its stamp record trusted) gives one
+// of verdicts.
+func anyVerdict(ctx context.Context, g gitstore.Store, srcs []gitstore.Source, verdicts ...gitstore.Verdict) bool {
+	for _, f := range g.CheckAll(ctx, srcs, gitstore.Fast) {
+		if slices.Contains(verdicts, f.Verdict) {
+			return true
+		}
+	}
+	return false
 }
 
 // reportGit says what a git repair did, or could not do.
