@@ -118,33 +118,44 @@ func (r *Run) openGit() (gitstore.Store, bool) {
 // unpinnedFor runs fix, which takes paths exclusively, with those paths
 // unpinned and every other pin held; fix hands its exclusive locks back
 // downgraded (Options.Keep). It never waits for them while pinning
-// anything (gitstore.Pins' deadlock rule). When one is busy, every pin is
-// released and taken again, which waits only for a runner fixing the
-// source (builds hold theirs shared); if the source still needs fix, fix
-// runs again waiting with nothing held, and the pins are taken again. The
-// caller looks at the sources again after.
+// anything (gitstore.Pins' deadlock rule): fix takes them without waiting,
+// and while one is busy (another runner fixing the source, or a build
+// holding it) every pin is released, taken again after a pause (which
+// waits only for a runner that holds one exclusively, and it waits for
+// nothing), and fix is tried again unless needed says the source no
+// longer needs it. The caller looks at the sources again after.
 func (r *Run) unpinnedFor(ctx context.Context, paths []string, opt gitstore.Options, needed func() bool, fix func(gitstore.Options) error) error {
 	p := r.gitPins
 	if p == nil {
 		return fix(opt)
 	}
-	p.Unpin(paths)
 	o := opt
 	o.Keep, o.NoWait = p.Keep, true
-	err := fix(o)
-	if errors.Is(err, gitstore.ErrInUse) && !opt.NoWait {
-		p.Release()
-		if err = p.Repin(ctx, opt.Waiting); err != nil || !needed() {
+	start, delay, warned := time.Now(), 10*time.Millisecond, false
+	for {
+		p.Unpin(paths)
+		err := fix(o)
+		if !errors.Is(err, gitstore.ErrInUse) || opt.NoWait {
+			if perr := p.Repin(ctx, opt.Waiting); perr != nil && err == nil {
+				err = perr
+			}
 			return err
 		}
 		p.Release()
-		o.NoWait = false
-		err = fix(o)
+		if !warned && time.Since(start) > time.Second && opt.Waiting != nil {
+			warned = true
+			opt.Waiting(paths[0])
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 200*time.Millisecond)
+		if err := p.Repin(ctx, opt.Waiting); err != nil || !needed() {
+			return err
+		}
 	}
-	if perr := p.Repin(ctx, opt.Waiting); perr != nil && err == nil {
-		err = perr
-	}
-	return err
 }
 
 // fixGit has cargo fetch, once across runners, what no db holds (a
