@@ -117,13 +117,13 @@ func (r *Run) openGit() (gitstore.Store, bool) {
 
 // unpinnedFor runs fix, which takes paths exclusively, with those paths
 // unpinned and every other pin held; fix hands its exclusive locks back
-// downgraded (Options.Keep). It never waits for them while pinning
-// anything (gitstore.Pins' deadlock rule): fix takes them without waiting,
-// and while one is busy (another runner fixing the source, or a build
-// holding it) every pin is released, taken again after a pause (which
-// waits only for a runner that holds one exclusively, and it waits for
-// nothing), and fix is tried again unless needed says the source no
-// longer needs it. The caller looks at the sources again after.
+// downgraded (Options.Keep). It never waits while it holds a lock
+// (gitstore.Pins' deadlock rule): fix takes its locks without waiting, and
+// while one is busy (another runner fixing the source, or a build holding
+// it) every pin stays released between tries, so that waiting runners do
+// not block the one that gets to fix it; once needed says the source no
+// longer needs fix (another runner did it), the pins are taken again. The
+// caller looks at the sources again after, under the pins.
 func (r *Run) unpinnedFor(ctx context.Context, paths []string, opt gitstore.Options, needed func() bool, fix func(gitstore.Options) error) error {
 	p := r.gitPins
 	if p == nil {
@@ -131,16 +131,10 @@ func (r *Run) unpinnedFor(ctx context.Context, paths []string, opt gitstore.Opti
 	}
 	o := opt
 	o.Keep, o.NoWait = p.Keep, true
+	p.Unpin(paths)
+	err := fix(o)
 	start, delay, warned := time.Now(), 10*time.Millisecond, false
-	for {
-		p.Unpin(paths)
-		err := fix(o)
-		if !errors.Is(err, gitstore.ErrInUse) || opt.NoWait {
-			if perr := p.Repin(ctx, opt.Waiting); perr != nil && err == nil {
-				err = perr
-			}
-			return err
-		}
+	for errors.Is(err, gitstore.ErrInUse) && !opt.NoWait {
 		p.Release()
 		if !warned && time.Since(start) > time.Second && opt.Waiting != nil {
 			warned = true
@@ -152,10 +146,14 @@ func (r *Run) unpinnedFor(ctx context.Context, paths []string, opt gitstore.Opti
 		case <-time.After(delay):
 		}
 		delay = min(2*delay, 200*time.Millisecond)
-		if err := p.Repin(ctx, opt.Waiting); err != nil || !needed() {
-			return err
+		if err = nil; needed() {
+			err = fix(o)
 		}
 	}
+	if perr := p.Repin(ctx, opt.Waiting); perr != nil && err == nil {
+		err = perr
+	}
+	return err
 }
 
 // fixGit has cargo fetch, once across runners, what no db holds (a
