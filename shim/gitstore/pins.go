@@ -15,14 +15,16 @@ import (
 // lock-honouring reaper can remove nothing else while a fetch or a
 // rebuild takes its seconds.
 //
-// Deadlock rule: a runner waits for an exclusive git lock holding no lock
-// at all. Two runners pinning the same source and both wanting it
-// exclusively would otherwise each wait for the other's shared pin. So a
-// fix first tries its exclusive locks without waiting (Options.NoWait);
-// when one is busy the caller releases every pin (Release), waits through
-// the fix with nothing held, then pins again (Repin) and looks again.
-// Waiting for shared locks while holding shared ones is safe: only an
-// exclusive holder blocks them, and it waits for nothing.
+// Deadlock rule: a runner that wants an exclusive git lock never waits
+// for it while holding any lock. Two runners pinning the same source and both
+// wanting it exclusively would otherwise each wait for the other's shared
+// pin. So a fix takes its exclusive locks without waiting
+// (Options.NoWait); when one is busy the caller releases every pin
+// (Release), holds none between its tries (or it would block the runner
+// that can do the fix), and pins again (Repin) once the fix is done, by it
+// or by another runner. Waiting for shared locks while holding shared ones
+// (Pin, Repin) is safe: only an exclusive holder blocks them, and it waits
+// for nothing.
 type Pins struct {
 	paths []string
 	held  map[string]*lockfile.Lock
