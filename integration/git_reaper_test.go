@@ -95,11 +95,11 @@ func TestGitLockHonouringReaper(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				for b := 0; b < builds; b++ {
-					if r, _ := boundedWait(w.Build(work, home, viaShim)); r.Code != 0 {
+					if r, killed := boundedWait(w.Build(work, home, viaShim)); r.Code != 0 {
 						mu.Lock()
 						failed++
 						mu.Unlock()
-						t.Logf("shim=%v: build under the reaper failed: %s", viaShim, lastLines(r.Stderr, 3))
+						t.Logf("shim=%v: build under the reaper failed (killed at the %s bound: %v): %s", viaShim, gitBound, killed, lastLines(r.Stderr, 3))
 					}
 				}
 			}()
