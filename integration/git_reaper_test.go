@@ -73,7 +73,12 @@ func TestGitLockHonouringReaper(t *testing.T) {
 		}
 		stop := make(chan struct{})
 		var n atomic.Int64
-		n.Add(int64(w.reap()))
+		// The warm-up's holder may still hold its pins for a moment
+		// after its cargo exited.
+		for n.Load() == 0 {
+			n.Add(int64(w.reap()))
+			time.Sleep(10 * time.Millisecond)
+		}
 		var reaper sync.WaitGroup
 		reaper.Add(1)
 		go func() {
@@ -83,7 +88,12 @@ func TestGitLockHonouringReaper(t *testing.T) {
 				case <-stop:
 					return
 				case <-time.After(50 * time.Millisecond):
-					n.Add(int64(w.reap()))
+					// The warm-up's holder may still hold its pins for a moment
+		// after its cargo exited.
+		for n.Load() == 0 {
+			n.Add(int64(w.reap()))
+			time.Sleep(10 * time.Millisecond)
+		}
 				}
 			}
 		}()
