@@ -89,11 +89,11 @@ func TestGitLockHonouringReaper(t *testing.T) {
 					return
 				case <-time.After(50 * time.Millisecond):
 					// The warm-up's holder may still hold its pins for a moment
-		// after its cargo exited.
-		for n.Load() == 0 {
-			n.Add(int64(w.reap()))
-			time.Sleep(10 * time.Millisecond)
-		}
+					// after its cargo exited.
+					for n.Load() == 0 {
+						n.Add(int64(w.reap()))
+						time.Sleep(10 * time.Millisecond)
+					}
 				}
 			}
 		}()
