@@ -88,12 +88,7 @@ func TestGitLockHonouringReaper(t *testing.T) {
 				case <-stop:
 					return
 				case <-time.After(50 * time.Millisecond):
-					// The warm-up's holder may still hold its pins for a moment
-					// after its cargo exited.
-					for n.Load() == 0 {
-						n.Add(int64(w.reap()))
-						time.Sleep(10 * time.Millisecond)
-					}
+					n.Add(int64(w.reap()))
 				}
 			}
 		}()
