@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"time"
 
 	"github.com/cargo-shim/cargo-shim/lockfile"
@@ -117,14 +116,12 @@ func (r *Run) openGit() (gitstore.Store, bool) {
 
 // unpinnedFor runs fix, which takes paths exclusively, with those paths
 // unpinned and every other pin held; fix hands its exclusive locks back
-// downgraded (Options.Keep). It never waits while it holds a lock
-// (gitstore.Pins' deadlock rule): fix takes its locks without waiting, and
-// while one is busy (another runner fixing the source, or a build holding
-// it) every pin stays released between tries, so that waiting runners do
-// not block the one that gets to fix it; once needed says the source no
-// longer needs fix (another runner did it), the pins are taken again. The
-// caller looks at the sources again after, under the pins.
-func (r *Run) unpinnedFor(ctx context.Context, paths []string, opt gitstore.Options, needed func() bool, fix func(gitstore.Options) error) error {
+// downgraded (Options.Keep). It never waits while it holds a pin
+// (gitstore.Pins' deadlock rule): fix first takes its locks without
+// waiting; when one is busy, every pin is released, fix runs again
+// waiting (for one lock at a time, holding none), and the pins are taken
+// again. The caller looks at the sources again after, under the pins.
+func (r *Run) unpinnedFor(ctx context.Context, paths []string, opt gitstore.Options, fix func(gitstore.Options) error) error {
 	p := r.gitPins
 	if p == nil {
 		return fix(opt)
@@ -133,22 +130,10 @@ func (r *Run) unpinnedFor(ctx context.Context, paths []string, opt gitstore.Opti
 	o.Keep, o.NoWait = p.Keep, true
 	p.Unpin(paths)
 	err := fix(o)
-	start, delay, warned := time.Now(), 10*time.Millisecond, false
-	for errors.Is(err, gitstore.ErrInUse) && !opt.NoWait {
+	if errors.Is(err, gitstore.ErrInUse) && !opt.NoWait {
 		p.Release()
-		if !warned && time.Since(start) > time.Second && opt.Waiting != nil {
-			warned = true
-			opt.Waiting(paths[0])
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(delay):
-		}
-		delay = min(2*delay, 200*time.Millisecond)
-		if err = nil; needed() {
-			err = fix(o)
-		}
+		o.NoWait = false
+		err = fix(o)
 	}
 	if perr := p.Repin(ctx, opt.Waiting); perr != nil && err == nil {
 		err = perr
@@ -174,8 +159,7 @@ func (r *Run) fixGit(ctx context.Context, g gitstore.Store, srcs []gitstore.Sour
 			fetch = nil
 		}
 		var ran bool
-		needed := func() bool { return anyVerdict(ctx, g, needFetch, gitstore.NeedsFetch) }
-		err := r.unpinnedFor(ctx, g.LockPaths(needFetch), opt, needed, func(o gitstore.Options) (err error) {
+		err := r.unpinnedFor(ctx, g.LockPaths(needFetch), opt, func(o gitstore.Options) (err error) {
 			ran, err = g.FetchMissing(ctx, srcs, needFetch, o, fetch)
 			return err
 		})
@@ -246,8 +230,7 @@ func (r *Run) repairGit(ctx context.Context, g gitstore.Store, f gitstore.Findin
 		r.Log.Warn("git dependency %s: %s", f.Source, f.Problem)
 	}
 	var act gitstore.Action
-	needed := func() bool { return anyVerdict(ctx, g, []gitstore.Source{f.Source}, gitstore.Missing, gitstore.Broken) }
-	err := r.unpinnedFor(ctx, []string{g.CheckoutLock(f.Source)}, opt, needed, func(o gitstore.Options) (err error) {
+	err := r.unpinnedFor(ctx, []string{g.CheckoutLock(f.Source)}, opt, func(o gitstore.Options) (err error) {
 		act, err = g.Repair(ctx, f.Source, o)
 		return err
 	})
@@ -259,17 +242,6 @@ func (r *Run) repairGit(ctx context.Context, g gitstore.Store, f gitstore.Findin
 	default:
 		r.reportGit(act)
 	}
-}
-
-// anyVerdict: a check of one of srcs (its stamp record trusted) gives one
-// of verdicts.
-func anyVerdict(ctx context.Context, g gitstore.Store, srcs []gitstore.Source, verdicts ...gitstore.Verdict) bool {
-	for _, f := range g.CheckAll(ctx, srcs, gitstore.Fast) {
-		if slices.Contains(verdicts, f.Verdict) {
-			return true
-		}
-	}
-	return false
 }
 
 // reportGit says what a git repair did, or could not do.

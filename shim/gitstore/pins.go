@@ -20,9 +20,8 @@ import (
 // wanting it exclusively would otherwise each wait for the other's shared
 // pin. So a fix takes its exclusive locks without waiting
 // (Options.NoWait); when one is busy the caller releases every pin
-// (Release), holds none between its tries (or it would block the runner
-// that can do the fix), and pins again (Repin) once the fix is done, by it
-// or by another runner. Waiting for shared locks while holding shared ones
+// (Release), has the fix wait with none held, and pins again (Repin).
+// Waiting for shared locks while holding shared ones
 // (Pin, Repin) is safe: only an exclusive holder blocks them, and it waits
 // for nothing.
 type Pins struct {
