@@ -118,10 +118,10 @@ func (r *Run) openGit() (gitstore.Store, bool) {
 // unpinned and every other pin held; fix hands its exclusive locks back
 // downgraded (Options.Keep). It never waits while it holds a pin
 // (gitstore.Pins' deadlock rule): fix first takes its locks without
-// waiting; when one is busy, every pin is released, fix runs again
-// waiting (for one lock at a time, holding none), and the pins are taken
-// again. The caller looks at the sources again after, under the pins.
-func (r *Run) unpinnedFor(ctx context.Context, paths []string, opt gitstore.Options, fix func(gitstore.Options) error) error {
+// waiting; when one is busy, fixOnceSettled re-pins, asks needed whether
+// the fix is still needed, and only then has fix wait, holding no pin. The
+// caller looks at the sources again after, under the pins.
+func (r *Run) unpinnedFor(ctx context.Context, paths []string, opt gitstore.Options, needed func() bool, fix func(gitstore.Options) error) error {
 	p := r.gitPins
 	if p == nil {
 		return fix(opt)
@@ -131,14 +131,29 @@ func (r *Run) unpinnedFor(ctx context.Context, paths []string, opt gitstore.Opti
 	p.Unpin(paths)
 	err := fix(o)
 	if errors.Is(err, gitstore.ErrInUse) && !opt.NoWait {
-		p.Release()
-		o.NoWait = false
-		err = fix(o)
+		err = r.fixOnceSettled(ctx, opt, needed, func() error { o.NoWait = false; return fix(o) })
 	}
 	if perr := p.Repin(ctx, opt.Waiting); perr != nil && err == nil {
 		err = perr
 	}
 	return err
+}
+
+// fixOnceSettled is the busy case of unpinnedFor. The exclusive lock is
+// usually busy because another runner is fixing the same source, or has
+// fixed it and builds with it pinned: waiting for it would wait for that
+// whole build. So the pins are taken again first, with no lock held while
+// waiting (shared waits are blocked only by a fix under way), and the
+// source looked at again; only when it still needs the fix is every pin
+// released and the exclusive lock waited for.
+func (r *Run) fixOnceSettled(ctx context.Context, opt gitstore.Options, needed func() bool, fix func() error) error {
+	p := r.gitPins
+	p.Release()
+	if err := p.Repin(ctx, opt.Waiting); err == nil && !needed() {
+		return nil
+	}
+	p.Release()
+	return fix()
 }
 
 // fixGit has cargo fetch, once across runners, what no db holds (a
@@ -159,7 +174,15 @@ func (r *Run) fixGit(ctx context.Context, g gitstore.Store, srcs []gitstore.Sour
 			fetch = nil
 		}
 		var ran bool
-		err := r.unpinnedFor(ctx, g.LockPaths(needFetch), opt, func(o gitstore.Options) (err error) {
+		stillMissing := func() bool {
+			for _, s := range needFetch {
+				if g.Check(ctx, s, gitstore.Level(r.Cfg.Verify)).Verdict == gitstore.NeedsFetch {
+					return true
+				}
+			}
+			return false
+		}
+		err := r.unpinnedFor(ctx, g.LockPaths(needFetch), opt, stillMissing, func(o gitstore.Options) (err error) {
 			ran, err = g.FetchMissing(ctx, srcs, needFetch, o, fetch)
 			return err
 		})
@@ -230,7 +253,8 @@ func (r *Run) repairGit(ctx context.Context, g gitstore.Store, f gitstore.Findin
 		r.Log.Warn("git dependency %s: %s", f.Source, f.Problem)
 	}
 	var act gitstore.Action
-	err := r.unpinnedFor(ctx, []string{g.CheckoutLock(f.Source)}, opt, func(o gitstore.Options) (err error) {
+	stillBroken := func() bool { return g.Check(ctx, f.Source, gitstore.Level(r.Cfg.Verify)).Verdict != gitstore.Healthy }
+	err := r.unpinnedFor(ctx, []string{g.CheckoutLock(f.Source)}, opt, stillBroken, func(o gitstore.Options) (err error) {
 		act, err = g.Repair(ctx, f.Source, o)
 		return err
 	})
