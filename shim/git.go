@@ -131,7 +131,10 @@ func (r *Run) unpinnedFor(ctx context.Context, paths []string, opt gitstore.Opti
 	p.Unpin(paths)
 	err := fix(o)
 	if errors.Is(err, gitstore.ErrInUse) && !opt.NoWait {
-		err = r.fixOnceSettled(ctx, opt, needed, func() error { o.NoWait = false; return fix(o) })
+		// A fix that had to wait hands its locks back, not downgraded: a
+		// runner queued behind it for the same source would otherwise
+		// wait for this whole build, not for the fix.
+		err = r.fixOnceSettled(ctx, opt, needed, func() error { o.NoWait, o.Keep = false, nil; return fix(o) })
 	}
 	if perr := p.Repin(ctx, opt.Waiting); perr != nil && err == nil {
 		err = perr
