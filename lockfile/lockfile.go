@@ -337,3 +337,20 @@ func (s *Set) Touch(now time.Time, minAge time.Duration) {
 		_ = l.Chtimes(now)
 	}
 }
+
+// Downgrade turns a held exclusive lock into a shared one on the same
+// descriptor. Linux converts a flock in one step under the inode's lock
+// (and FUSE passes it on as one lock request of the same owner): no other
+// process can take the lock exclusively in between, unlike an upgrade,
+// which drops the lock and waits. Callers still look at what the lock
+// guards afterwards: a filesystem may do otherwise.
+func (l *Lock) Downgrade() error {
+	if l.mode != Exclusive {
+		return nil
+	}
+	if err := unix.Flock(l.fd, unix.LOCK_SH|unix.LOCK_NB); err != nil {
+		return &fs.PathError{Op: "downgrade", Path: l.path, Err: err}
+	}
+	l.mode = Shared
+	return nil
+}

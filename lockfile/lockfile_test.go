@@ -399,3 +399,32 @@ func TestHolderDiesWithShimBeforeHold(t *testing.T) {
 	}
 	l.Release()
 }
+
+// Rule: Downgrade turns an exclusive lock into a shared one on the same
+// descriptor, so the holder keeps a lock throughout: after it, other
+// shared locks are taken and an exclusive one is still refused.
+func TestDowngradeKeepsTheLockShared(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "x.lock")
+	l, err := Try(p, Exclusive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	if _, err := Try(p, Shared); !IsBusy(err) {
+		t.Fatalf("shared lock beside an exclusive one: %v", err)
+	}
+	if err := l.Downgrade(); err != nil {
+		t.Fatal(err)
+	}
+	if l.Mode() != Shared {
+		t.Fatalf("mode after Downgrade: %v", l.Mode())
+	}
+	s, err := Try(p, Shared)
+	if err != nil {
+		t.Fatalf("shared lock beside a downgraded one: %v", err)
+	}
+	s.Release()
+	if _, err := Try(p, Exclusive); !IsBusy(err) {
+		t.Fatalf("exclusive lock beside a downgraded one: %v", err)
+	}
+}

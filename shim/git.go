@@ -44,27 +44,22 @@ func (r *Run) gitSources() []gitstore.Source {
 }
 
 // prepareGit is the run's steps for git sources, before the registry's:
-// have cargo fetch what no db holds (once across runners), check every
-// checkout, rebuild the missing and broken ones from their db. It returns
-// the lock paths that pin the checkouts and dbs for the build. Nothing
-// here stops the run: a failure is one warning and cargo does as it would.
+// pin every planned source (checkout and db locks, shared) before looking
+// at any, then, under those pins, have cargo fetch what no db holds (once
+// across runners), check every checkout, rebuild the missing and broken
+// ones from their db. The pins stay held here until the holder has taken
+// the same locks (see gitstore.Pins): a lock-honouring reaper never finds
+// a gap between the steps. It returns the lock paths that pin the
+// checkouts and dbs for the build. Nothing here stops the run: a failure
+// is one warning and cargo does as it would.
 func (r *Run) prepareGit() []string {
 	srcs := r.gitSources()
 	install := r.Cmd.Sub == "install" && parseInstallArgs(r.Cmd.SubArgs).git
 	if len(srcs) == 0 && !install {
 		return nil
 	}
-	if _, err := exec.LookPath("git"); err != nil {
-		r.Log.Warn("git dependencies are not checked: the git command is not on PATH (%v)", err)
-		return nil
-	}
-	g := gitstore.Store{Root: filepath.Join(r.Cfg.CargoHome, "git")}
-	if err := os.MkdirAll(g.Root, 0o755); err != nil {
-		r.Log.Warn("git sources: %v; left to cargo", err)
-		return nil
-	}
-	if err := g.Open(); err != nil {
-		r.Log.Warn("git sources: %v; left to cargo", err)
+	g, ok := r.openGit()
+	if !ok {
 		return nil
 	}
 	ctx, cancel := r.lockContext()
@@ -77,6 +72,11 @@ func (r *Run) prepareGit() []string {
 			return nil
 		}
 	}
+	pins, err := g.Pin(ctx, srcs, opt.Waiting)
+	if err != nil {
+		r.Log.Warn("pinning git dependencies: %v; they are checked and pinned with the build's locks", err)
+	}
+	r.gitPins = pins
 	findings := g.CheckAll(ctx, srcs, gitstore.Level(r.Cfg.Verify))
 	fast := 0
 	for _, f := range findings {
@@ -93,6 +93,70 @@ func (r *Run) prepareGit() []string {
 	}
 	r.git, r.gitSrcs = g, srcs
 	return g.LockPaths(srcs)
+}
+
+// openGit is the shared git directory, declared to the lock package; not
+// ok (said in a warning) when git dependencies cannot be checked here.
+func (r *Run) openGit() (gitstore.Store, bool) {
+	g := gitstore.Store{Root: filepath.Join(r.Cfg.CargoHome, "git")}
+	if _, err := exec.LookPath("git"); err != nil {
+		r.Log.Warn("git dependencies are not checked: the git command is not on PATH (%v)", err)
+		return g, false
+	}
+	if err := os.MkdirAll(g.Root, 0o755); err != nil {
+		r.Log.Warn("git sources: %v; left to cargo", err)
+		return g, false
+	}
+	if err := g.Open(); err != nil {
+		r.Log.Warn("git sources: %v; left to cargo", err)
+		return g, false
+	}
+	return g, true
+}
+
+// unpinnedFor runs fix, which takes paths exclusively, with those paths
+// unpinned and every other pin held; fix hands its exclusive locks back
+// downgraded (Options.Keep). It never waits while it holds a pin
+// (gitstore.Pins' deadlock rule): fix first takes its locks without
+// waiting; when one is busy, fixOnceSettled re-pins, asks needed whether
+// the fix is still needed, and only then has fix wait, holding no pin. The
+// caller looks at the sources again after, under the pins.
+func (r *Run) unpinnedFor(ctx context.Context, paths []string, opt gitstore.Options, needed func() bool, fix func(gitstore.Options) error) error {
+	p := r.gitPins
+	if p == nil {
+		return fix(opt)
+	}
+	o := opt
+	o.Keep, o.NoWait = p.Keep, true
+	p.Unpin(paths)
+	err := fix(o)
+	if errors.Is(err, gitstore.ErrInUse) && !opt.NoWait {
+		// A fix that had to wait hands its locks back, not downgraded: a
+		// runner queued behind it for the same source would otherwise
+		// wait for this whole build, not for the fix.
+		err = r.fixOnceSettled(ctx, opt, needed, func() error { o.NoWait, o.Keep = false, nil; return fix(o) })
+	}
+	if perr := p.Repin(ctx, opt.Waiting); perr != nil && err == nil {
+		err = perr
+	}
+	return err
+}
+
+// fixOnceSettled is the busy case of unpinnedFor. The exclusive lock is
+// usually busy because another runner is fixing the same source, or has
+// fixed it and builds with it pinned: waiting for it would wait for that
+// whole build. So the pins are taken again first, with no lock held while
+// waiting (shared waits are blocked only by a fix under way), and the
+// source looked at again; only when it still needs the fix is every pin
+// released and the exclusive lock waited for.
+func (r *Run) fixOnceSettled(ctx context.Context, opt gitstore.Options, needed func() bool, fix func() error) error {
+	p := r.gitPins
+	p.Release()
+	if err := p.Repin(ctx, opt.Waiting); err == nil && !needed() {
+		return nil
+	}
+	p.Release()
+	return fix()
 }
 
 // fixGit has cargo fetch, once across runners, what no db holds (a
@@ -112,7 +176,19 @@ func (r *Run) fixGit(ctx context.Context, g gitstore.Store, srcs []gitstore.Sour
 		if r.Cmd.Sub == "install" {
 			fetch = nil
 		}
-		ran, err := g.FetchMissing(ctx, srcs, needFetch, opt, fetch)
+		var ran bool
+		stillMissing := func() bool {
+			for _, s := range needFetch {
+				if g.Check(ctx, s, gitstore.Level(r.Cfg.Verify)).Verdict == gitstore.NeedsFetch {
+					return true
+				}
+			}
+			return false
+		}
+		err := r.unpinnedFor(ctx, g.LockPaths(needFetch), opt, stillMissing, func(o gitstore.Options) (err error) {
+			ran, err = g.FetchMissing(ctx, srcs, needFetch, o, fetch)
+			return err
+		})
 		r.Log.Debug("git: %d sources need a fetch; cargo fetch ran: %v (%v)", len(needFetch), ran, err)
 		if err != nil && !errors.Is(err, gitstore.ErrInUse) {
 			r.Log.Warn("fetching git dependencies: %v", err)
@@ -136,9 +212,9 @@ func (r *Run) fixGit(ctx context.Context, g gitstore.Store, srcs []gitstore.Sour
 }
 
 // recheckGit runs once the holder has pinned the git locks: a checkout
-// broken between the repair and the pin (nothing the shim does changes a
-// checkout without its exclusive lock, but anyone else may) is repaired,
-// and everything pinned again, up to maxRounds times.
+// broken since the repair (nothing that honours the locks changes a pinned
+// one, but anyone else may) is repaired, and everything pinned again, up
+// to maxRounds times. This process's own pins stay held meanwhile.
 func (r *Run) recheckGit(holder *lockfile.Holder, lockPaths []string) error {
 	if len(r.gitSrcs) == 0 {
 		return nil
@@ -179,7 +255,12 @@ func (r *Run) repairGit(ctx context.Context, g gitstore.Store, f gitstore.Findin
 	if f.Verdict == gitstore.Broken {
 		r.Log.Warn("git dependency %s: %s", f.Source, f.Problem)
 	}
-	act, err := g.Repair(ctx, f.Source, opt)
+	var act gitstore.Action
+	stillBroken := func() bool { return g.Check(ctx, f.Source, gitstore.Level(r.Cfg.Verify)).Verdict != gitstore.Healthy }
+	err := r.unpinnedFor(ctx, []string{g.CheckoutLock(f.Source)}, opt, stillBroken, func(o gitstore.Options) (err error) {
+		act, err = g.Repair(ctx, f.Source, o)
+		return err
+	})
 	switch {
 	case errors.Is(err, gitstore.ErrInUse):
 		r.Log.Debug("%s is in use by the build that runs us; not repairing it", f.Source)

@@ -242,6 +242,7 @@ type Run struct {
 	git           gitstore.Store
 	gitSrcs       []gitstore.Source        // the planned git sources
 	gitUnfetched  map[gitstore.Source]bool // still not in their db after the run's fetch
+	gitPins       *gitstore.Pins           // the git sources pinned by this process until the holder has them
 	// note is this run's holder note; waited: a waiting message was shown.
 	note   lockfile.Note
 	waited atomic.Bool
@@ -300,6 +301,9 @@ func (r *Run) Prepare() (pinned *lockfile.Holder, err error) {
 	}
 	r.start = time.Now()
 	gitLocks := r.prepareGit()
+	// By the time Prepare returns, the holder pins the git sources too
+	// (or the run has failed).
+	defer r.gitPins.Release()
 	if !opened {
 		return r.pinGitOnly(gitLocks)
 	}

@@ -41,7 +41,7 @@ func (g Store) FetchMissing(ctx context.Context, all, srcs []Source, opt Options
 	if err != nil {
 		return false, err
 	}
-	defer releaseAll(held)
+	defer unlock(held, opt)
 	if g.allFetched(ctx, srcs) {
 		return false, nil
 	}

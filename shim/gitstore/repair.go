@@ -22,6 +22,11 @@ type Options struct {
 	Waiting func(path string)
 	// Report is told what FetchMissing did to a damaged db, or left.
 	Report func(Action)
+	// Keep, when set, is given each exclusive lock a Repair or a
+	// FetchMissing took, downgraded to shared instead of released: the
+	// caller's pin (see Pins), with no moment at which a lock-honouring
+	// reaper could take the lock between the work and the pin.
+	Keep func(*lockfile.Lock)
 }
 
 // Action is what a repair did.
@@ -43,7 +48,7 @@ func (g Store) Repair(ctx context.Context, s Source, opt Options) (Action, error
 	if err != nil {
 		return Action{}, err
 	}
-	defer releaseAll(set)
+	defer unlock(set, opt)
 	f := g.Check(ctx, s, Deep)
 	switch f.Verdict {
 	case Healthy:
@@ -92,6 +97,19 @@ func (g Store) lock(ctx context.Context, paths []string, modes []lockfile.Mode, 
 		l, err := lockfile.Acquire(ctx, paths[busy], modes[busy], lockfile.Options{Waiting: opt.Waiting})
 		if err != nil {
 			return nil, err
+		}
+		_ = l.Release()
+	}
+}
+
+// unlock ends a repair's or a fetch's locks: each exclusive one goes to
+// opt.Keep downgraded when the caller pins it; the rest are released (the
+// caller's own pins cover the shared ones).
+func unlock(ls []*lockfile.Lock, opt Options) {
+	for _, l := range ls {
+		if opt.Keep != nil && l.Mode() == lockfile.Exclusive && l.Downgrade() == nil {
+			opt.Keep(l)
+			continue
 		}
 		_ = l.Release()
 	}
