@@ -55,7 +55,7 @@ func TestGitGCRemovesDBsNothingIsRebuiltFrom(t *testing.T) {
 	if got := rowNames(done.Git.DBsBusy); strings.Join(got, " ") != "grev" {
 		t.Errorf("gc found dbs %v in use, want grev (pinned)", got)
 	}
-	left := strings.Join(rowNames(rowsOf(dbs())), " ")
+	left := strings.Join(depNames(dbs()), " ")
 	if left != "grev gsub inner" {
 		t.Errorf("dbs left after gc: %s; want grev (pinned), gsub (its checkout is held), inner (gsub's submodule)", left)
 	}
@@ -87,20 +87,20 @@ func (w *GitWorld) holdShared(pattern string) *lockfile.Lock {
 	return held
 }
 
-func rowsOf(idents []string) []admin.GitGCRow {
-	rows := make([]admin.GitGCRow, len(idents))
-	for i, id := range idents {
-		rows[i].Source = id
+// rowNames are the dependency names of rows, sorted.
+func rowNames(rows []admin.GitGCRow) []string {
+	idents := make([]string, len(rows))
+	for i, r := range rows {
+		idents[i] = r.Source
 	}
-	return rows
+	return depNames(idents)
 }
 
-// rowNames are the dependency names of rows (an ident is name-hash),
-// sorted.
-func rowNames(rows []admin.GitGCRow) []string {
+// depNames are the dependency names of idents (name-hash), sorted.
+func depNames(idents []string) []string {
 	var out []string
-	for _, r := range rows {
-		out = append(out, r.Source[:strings.LastIndexByte(r.Source, '-')])
+	for _, id := range idents {
+		out = append(out, id[:strings.LastIndexByte(id, '-')])
 	}
 	sort.Strings(out)
 	return out
