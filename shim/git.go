@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -115,12 +116,12 @@ func (r *Run) openGit() (gitstore.Store, bool) {
 }
 
 // unpinnedFor runs fix, which takes paths exclusively, with those paths
-// unpinned and every other pin held; fix hands its exclusive locks back
-// downgraded (Options.Keep). It never waits while it holds a pin
-// (gitstore.Pins' deadlock rule): fix first takes its locks without
-// waiting; when one is busy, fixOnceSettled re-pins, asks needed whether
-// the fix is still needed, and only then has fix wait, holding no pin. The
-// caller looks at the sources again after, under the pins.
+// unpinned and every other pin held; fix hands its locks back downgraded
+// (Options.Keep), so no lock-honouring reaper finds a gap between the fix
+// and the pin. It never waits while it holds a pin (gitstore.Pins'
+// deadlock rule): fix first takes its locks without waiting; when one is
+// busy, fixOnceSettled takes over. The caller looks at the sources again
+// after, under the pins.
 func (r *Run) unpinnedFor(ctx context.Context, paths []string, opt gitstore.Options, needed func() bool, fix func(gitstore.Options) error) error {
 	p := r.gitPins
 	if p == nil {
@@ -131,10 +132,10 @@ func (r *Run) unpinnedFor(ctx context.Context, paths []string, opt gitstore.Opti
 	p.Unpin(paths)
 	err := fix(o)
 	if errors.Is(err, gitstore.ErrInUse) && !opt.NoWait {
-		// A fix that had to wait hands its locks back, not downgraded: a
-		// runner queued behind it for the same source would otherwise
-		// wait for this whole build, not for the fix.
-		err = r.fixOnceSettled(ctx, opt, needed, func() error { o.NoWait, o.Keep = false, nil; return fix(o) })
+		err = r.fixOnceSettled(ctx, paths[0], opt, needed, func(slice time.Duration) error {
+			o.NoWait, o.Slice = false, slice
+			return fix(o)
+		})
 	}
 	if perr := p.Repin(ctx, opt.Waiting); perr != nil && err == nil {
 		err = perr
@@ -144,20 +145,41 @@ func (r *Run) unpinnedFor(ctx context.Context, paths []string, opt gitstore.Opti
 
 // fixOnceSettled is the busy case of unpinnedFor. The exclusive lock is
 // usually busy because another runner is fixing the same source, or has
-// fixed it and builds with it pinned: waiting for it would wait for that
-// whole build. So the pins are taken again first, with no lock held while
-// waiting (shared waits are blocked only by a fix under way), and the
-// source looked at again; only when it still needs the fix is every pin
-// released and the exclusive lock waited for.
-func (r *Run) fixOnceSettled(ctx context.Context, opt gitstore.Options, needed func() bool, fix func() error) error {
+// fixed it and builds with it pinned (its fix's locks kept): waiting for
+// the lock would wait for that whole build. So the exclusive lock is
+// waited for a short slice at a time, holding no lock; before each slice
+// the pins are taken again (a shared wait is blocked only by a fix under
+// way) and the source looked at again: once it no longer needs the fix,
+// the run goes on with it pinned.
+func (r *Run) fixOnceSettled(ctx context.Context, path string, opt gitstore.Options, needed func() bool, fix func(time.Duration) error) error {
 	p := r.gitPins
-	p.Release()
-	if err := p.Repin(ctx, opt.Waiting); err == nil && !needed() {
-		return nil
+	start, told := time.Now(), false
+	for {
+		p.Release()
+		if err := p.Repin(ctx, opt.Waiting); err != nil {
+			return err
+		}
+		if !needed() {
+			return nil
+		}
+		p.Release()
+		// Jitter: runners queued for one source do not retry in step.
+		err := fix(fixSlice + rand.N(fixSlice))
+		if !errors.Is(err, gitstore.ErrInUse) {
+			return err
+		}
+		if !told && opt.Waiting != nil && time.Since(start) >= time.Second {
+			told = true
+			opt.Waiting(path)
+		}
 	}
-	p.Release()
-	return fix()
 }
+
+// fixSlice is the shortest slice fixOnceSettled waits for an exclusive
+// lock: long enough for a fix that ends meanwhile to be taken over
+// without a second look, short enough that a runner behind another's
+// build notices soon that its source is fine.
+const fixSlice = 200 * time.Millisecond
 
 // fixGit has cargo fetch, once across runners, what no db holds (a
 // damaged db rebuilt first), then rebuilds the missing and broken

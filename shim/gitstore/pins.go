@@ -20,7 +20,8 @@ import (
 // wanting it exclusively would otherwise each wait for the other's shared
 // pin. So a fix takes its exclusive locks without waiting
 // (Options.NoWait); when one is busy the caller releases every pin
-// (Release), has the fix wait with none held, and pins again (Repin).
+// (Release), has the fix wait with none held for a slice at most
+// (Options.Slice), and pins again (Repin), keeping the fix's locks.
 // Waiting for shared locks while holding shared ones
 // (Pin, Repin) is safe: only an exclusive holder blocks them, and it waits
 // for nothing.
@@ -68,8 +69,8 @@ func (p *Pins) Unpin(paths []string) {
 	}
 }
 
-// Keep takes l, a fix's exclusive lock downgraded to shared, as the pin
-// of its path (see Options.Keep).
+// Keep takes l, a fix's lock (downgraded to shared), as the pin of its
+// path (see Options.Keep).
 func (p *Pins) Keep(l *lockfile.Lock) {
 	if old := p.held[l.Path()]; old != nil && old != l {
 		_ = old.Release()

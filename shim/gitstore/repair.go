@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"time"
 
 	"github.com/cargo-shim/cargo-shim/lockfile"
 	"github.com/cargo-shim/cargo-shim/safefs"
@@ -18,14 +19,19 @@ var ErrInUse = errors.New("in use by another build")
 
 // Options tune a repair or a fetch.
 type Options struct {
-	NoWait  bool
+	NoWait bool
+	// Slice, when set, bounds how long a busy lock is waited for: then
+	// ErrInUse. The caller looks at the source again between slices (see
+	// shim's fixOnceSettled) instead of waiting out another runner's build.
+	Slice   time.Duration
 	Waiting func(path string)
 	// Report is told what FetchMissing did to a damaged db, or left.
 	Report func(Action)
-	// Keep, when set, is given each exclusive lock a Repair or a
-	// FetchMissing took, downgraded to shared instead of released: the
+	// Keep, when set, is given each lock a Repair or a FetchMissing took,
+	// an exclusive one downgraded to shared, instead of released: the
 	// caller's pin (see Pins), with no moment at which a lock-honouring
-	// reaper could take the lock between the work and the pin.
+	// reaper could take the lock between the work and the pin (the caller
+	// may hold no pin at all then: it waited for the locks).
 	Keep func(*lockfile.Lock)
 }
 
@@ -72,6 +78,12 @@ func (g Store) lock(ctx context.Context, paths []string, modes []lockfile.Mode, 
 			return nil, err
 		}
 	}
+	wctx := ctx
+	if opt.Slice > 0 {
+		var cancel context.CancelFunc
+		wctx, cancel = context.WithTimeout(ctx, opt.Slice)
+		defer cancel()
+	}
 	for {
 		var held []*lockfile.Lock
 		busy := -1
@@ -94,7 +106,10 @@ func (g Store) lock(ctx context.Context, paths []string, modes []lockfile.Mode, 
 		if opt.NoWait {
 			return nil, ErrInUse
 		}
-		l, err := lockfile.Acquire(ctx, paths[busy], modes[busy], lockfile.Options{Waiting: opt.Waiting})
+		l, err := lockfile.Acquire(wctx, paths[busy], modes[busy], lockfile.Options{Waiting: opt.Waiting})
+		if err != nil && ctx.Err() == nil && wctx.Err() != nil {
+			return nil, ErrInUse
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -102,12 +117,12 @@ func (g Store) lock(ctx context.Context, paths []string, modes []lockfile.Mode, 
 	}
 }
 
-// unlock ends a repair's or a fetch's locks: each exclusive one goes to
-// opt.Keep downgraded when the caller pins it; the rest are released (the
-// caller's own pins cover the shared ones).
+// unlock ends a repair's or a fetch's locks: each goes to opt.Keep when
+// the caller pins it (an exclusive one downgraded first); otherwise, or
+// when a downgrade fails, it is released.
 func unlock(ls []*lockfile.Lock, opt Options) {
 	for _, l := range ls {
-		if opt.Keep != nil && l.Mode() == lockfile.Exclusive && l.Downgrade() == nil {
+		if opt.Keep != nil && (l.Mode() == lockfile.Shared || l.Downgrade() == nil) {
 			opt.Keep(l)
 			continue
 		}
