@@ -114,10 +114,12 @@ func TestGitLockHonouringReaper(t *testing.T) {
 		reaper.Wait()
 		return failed, n.Load()
 	}
+	start := time.Now()
 	plain, plainReaped := measure(false)
+	plainTook, start := time.Since(start).Round(time.Second), time.Now()
 	shim, shimReaped := measure(true)
-	t.Logf("lock-honouring reaper, %d runners x %d builds: plain cargo failed %d of %d (%d deleted), through the shim %d of %d (%d deleted)",
-		runners, builds, plain, runners*builds, plainReaped, shim, runners*builds, shimReaped)
+	t.Logf("lock-honouring reaper, %d runners x %d builds: plain cargo failed %d of %d (%d deleted, %s), through the shim %d of %d (%d deleted, %s)",
+		runners, builds, plain, runners*builds, plainReaped, plainTook, shim, runners*builds, shimReaped, time.Since(start).Round(time.Second))
 	if shim != 0 {
 		t.Errorf("%d builds through the shim failed under a lock-honouring reaper", shim)
 	}
@@ -160,5 +162,45 @@ func TestGitPinnedRunnersFixTogether(t *testing.T) {
 				t.Errorf("round %d: build failed: %s", round, lastLines(r.Stderr, 3))
 			}
 		}
+	}
+}
+
+// Rule: a runner that finds a git source broken while another build holds
+// it pinned waits for the exclusive lock only until the source is fine
+// again, not until that build ends: it waits in slices, holding no lock,
+// and between them pins and looks at the source again. A fix that had to
+// wait keeps its locks as its pins (no gap for a reaper), so a runner
+// queued behind it for the same source would otherwise wait for the
+// fixer's whole build. Here the test is that other build: it holds the
+// checkout's lock shared, the checkout moved away until the runner says
+// it waits, then put back; the lock is held until the runner ends.
+func TestGitWaiterGoesOnOnceFixed(t *testing.T) {
+	w, _, _ := NewWarmGitWorld(t)
+	co := w.Checkout("grev")
+	held := w.holdShared(filepath.Join("checkouts", filepath.Base(filepath.Dir(co)), "*.lock"))
+	defer held.Release()
+	aside := filepath.Join(filepath.Dir(w.Shared), "aside")
+	if err := os.Rename(co, aside); err != nil {
+		t.Fatal(err)
+	}
+	p := w.Build(w.Workspace(), w.Home(), true)
+	done := make(chan struct{})
+	var r loopback.Result
+	var killed bool
+	go func() { r, killed = boundedWait(p); close(done) }()
+	for waiting := false; !waiting; {
+		select {
+		case <-done:
+			t.Fatalf("the build ended before it waited for the checkout (killed: %v): %s", killed, r)
+		case <-time.After(50 * time.Millisecond):
+			waiting = strings.Contains(p.StderrSoFar(), "waiting for lock on git dependency")
+		}
+	}
+	if err := os.Rename(aside, co); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	if r.Code != 0 {
+		t.Fatalf("the build waited for the other build, not for the fix (killed at the %s bound: %v): %s", gitBound, killed, lastLines(r.Stderr, 3))
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 )
 
@@ -102,9 +103,30 @@ func wrap(bin string, env, args []string) (string, []string) {
 // CI job is), so that a kill reaches cargo, rustc and build scripts.
 type Proc struct {
 	Cmd       *exec.Cmd
-	out, errb bytes.Buffer
+	out, errb syncBuffer
 	startErr  error
 }
+
+// syncBuffer is a bytes.Buffer a test may read while the run writes it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// StderrSoFar is what the run has written to stderr until now.
+func (p *Proc) StderrSoFar() string { return p.errb.String() }
 
 // Start runs bin with args in dir.
 func Start(bin, dir string, env, args []string) *Proc {
