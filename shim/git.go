@@ -176,9 +176,9 @@ func (r *Run) fixOnceSettled(ctx context.Context, path string, opt gitstore.Opti
 }
 
 // fixSlice is the shortest slice fixOnceSettled waits for an exclusive
-// lock: long enough for a fix that ends meanwhile to be taken over
-// without a second look, short enough that a runner behind another's
-// build notices soon that its source is fine.
+// lock (the longest is twice it): each slice ends in pins and a check,
+// milliseconds each on a network filesystem, and a runner behind
+// another's build goes on at most a slice after its source is fine.
 const fixSlice = 200 * time.Millisecond
 
 // fixGit has cargo fetch, once across runners, what no db holds (a
