@@ -118,8 +118,9 @@ func (h *Holder) Start() error {
 		f.Close() // the holder has its own copies; ours would keep its pipes open
 	}
 	if err != nil {
+		// Not our end of the socket: HandOff may be sending on it. The
+		// holder's end is closed, which drops whatever was handed off.
 		h.cmd.Close()
-		unix.Close(h.sock) // drops what was handed off: nobody will hold it
 		return &os.PathError{Op: "fork/exec", Path: h.exe, Err: err}
 	}
 	return nil
