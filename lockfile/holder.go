@@ -20,13 +20,13 @@ import (
 // execs cargo in its own process, so the locks must live somewhere that (a)
 // outlives the exec, (b) is not inherited by cargo, rustc, build scripts or a
 // daemon such as sccache they start, and (c) dies with cargo. A child process
-// that takes the locks itself and exits when its parent pid — cargo after the
-// exec — exits, does all three. It takes them itself rather than inheriting
-// them from the shim because the shim, multi-threaded from its first
-// instruction, would pay an RCU grace period to grow its descriptor table for
-// hundreds of locks (see StartHolder), and gofrs/flock keeps its descriptors
-// private anyway. SIGKILL of the holder releases the locks: a lock can never
-// outlive every process that holds it.
+// that holds the locks and exits when its parent pid — cargo after the exec —
+// exits, does all three. It is not started with the shim's descriptors
+// inherited: the shim, multi-threaded from its first instruction, would pay
+// an RCU grace period to grow its descriptor table for hundreds of locks (see
+// Start). It takes the locks itself, or is handed them a batch at a time over
+// a socket (HandOff). SIGKILL of the holder releases the locks: a lock can
+// never outlive every process that holds it.
 
 // HolderEnv marks a process started as a holder.
 const HolderEnv = "CARGO_SHIM_HOLDER"
