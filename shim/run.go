@@ -230,6 +230,7 @@ type Run struct {
 	shareErr error
 	// shared: this home's cargo lock files name the registry's.
 	shared bool
+	lockRead *cargoLockRead // the Cargo.lock, read once (cargoLock)
 	// handOff: round 0 takes its locks itself and hands them to the
 	// holder (lockfile.HandOff).
 	handOff bool
