@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -30,8 +29,10 @@ import (
 // own descriptor table never grows (each growth of a multi-threaded
 // process's table waits for an RCU grace period; see Start).
 
-// handBatch is how many descriptors go in one message.
-const handBatch = 16
+// handBatch is how many descriptors go in one message; handWorkers take
+// and send batches at once. Two keep the shim's table below 64 (measured:
+// its highest descriptor at 400 crates was 54) beside the check's workers.
+const handBatch, handWorkers = 16, 2
 
 // errHolderInput: the shim's pipe or socket closed under a command.
 var errHolderInput = errors.New("holder: input ended")
@@ -51,11 +52,7 @@ func (h *Holder) HandOff(paths []string, timeout time.Duration, waiting func(pat
 	sorted := SortPaths(paths)
 	batches := (len(sorted) + handBatch - 1) / handBatch
 	got, busy := make([][]*Lock, batches), make([][]string, batches)
-	workers := 0
-	if len(sorted) > 0 {
-		workers = Workers(filepath.Dir(sorted[0]))
-	}
-	Parallel(workers, batches, func(k int) {
+	Parallel(handWorkers, batches, func(k int) {
 		batch := sorted[k*handBatch : min((k+1)*handBatch, len(sorted))]
 		got[k], busy[k] = tryShared(batch)
 		if err := h.send(k, got[k]); err != nil {
