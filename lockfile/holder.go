@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
 	"syscall"
@@ -19,13 +20,13 @@ import (
 // execs cargo in its own process, so the locks must live somewhere that (a)
 // outlives the exec, (b) is not inherited by cargo, rustc, build scripts or a
 // daemon such as sccache they start, and (c) dies with cargo. A child process
-// that takes the locks itself and exits when its parent pid — cargo after the
-// exec — exits, does all three. It takes them itself rather than inheriting
-// them from the shim because the shim, multi-threaded from its first
-// instruction, would pay an RCU grace period to grow its descriptor table for
-// hundreds of locks (see StartHolder), and gofrs/flock keeps its descriptors
-// private anyway. SIGKILL of the holder releases the locks: a lock can never
-// outlive every process that holds it.
+// that holds the locks and exits when its parent pid — cargo after the exec —
+// exits, does all three. It is not started with the shim's descriptors
+// inherited: the shim, multi-threaded from its first instruction, would pay
+// an RCU grace period to grow its descriptor table for hundreds of locks (see
+// Start). It takes the locks itself, or is handed them a batch at a time over
+// a socket (HandOff). SIGKILL of the holder releases the locks: a lock can
+// never outlive every process that holds it.
 
 // HolderEnv marks a process started as a holder.
 const HolderEnv = "CARGO_SHIM_HOLDER"
@@ -35,23 +36,36 @@ func IsHolder() bool { return os.Getenv(HolderEnv) == "1" }
 
 // Holder is the shim's handle on its holder process.
 type Holder struct {
+	exe  string
+	n    int // about how many locks it will hold
 	pid  int
 	cmd  *os.File
 	resp *bufio.Reader
+	// sock is our end of the socket locks are handed over on (HandOff);
+	// child are the holder's ends until Start has passed them on.
+	sock  int
+	child []*os.File
+	// unanswered: commands sent whose answer nobody has read yet.
+	unanswered int
 }
 
 // StartHolder starts exe (a binary whose main calls RunHolder when IsHolder)
 // as a holder that will hold about n locks. It does not wait for it to be
 // ready.
-//
-// Sizing: a multi-threaded process (every Go program) that grows its file
-// descriptor table waits for an RCU grace period each time (fs/file.c:
-// expand_fdtable calls synchronize_rcu when the table is shared); measured,
-// 400 locks took 15.8 ms in a fresh holder against 3 ms in a warm process.
-// So the holder is started with its table already large enough: an extra
-// descriptor at fd n+32 makes the child, still single-threaded before exec,
-// grow it once for free.
 func StartHolder(exe string, n int) (*Holder, error) {
+	h, err := NewHolder(exe, n)
+	if err != nil {
+		return nil, err
+	}
+	return h, h.Start()
+}
+
+// NewHolder prepares a holder without starting it: its pipes and its
+// descriptor socket exist, so commands and handed-off locks (HandOff) can be
+// queued at once while Start forks in another goroutine. Start must be
+// called, once, before anything waits for an answer.
+func NewHolder(exe string, n int) (*Holder, error) {
+	h := &Holder{exe: exe, n: n}
 	cmdR, cmdW, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -62,46 +76,20 @@ func StartHolder(exe string, n int) (*Holder, error) {
 		cmdW.Close()
 		return nil, err
 	}
-	devnull, err := os.Open(os.DevNull)
+	// SEQPACKET: each batch of descriptors arrives as one message. Ours
+	// does not block: a full socket hands the rest over by path instead.
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err == nil {
+		err = unix.SetNonblock(pair[0], true)
+	}
 	if err != nil {
+		for _, f := range []*os.File{cmdR, cmdW, respR, respW} {
+			f.Close()
+		}
 		return nil, err
 	}
-	defer devnull.Close()
-	defer cmdR.Close()
-	defer respW.Close()
-	files := []uintptr{cmdR.Fd(), respW.Fd(), devnull.Fd()}
-	if n > 16 {
-		files = make([]uintptr, n+32)
-		for k := range files {
-			files[k] = closed
-		}
-		copy(files, []uintptr{cmdR.Fd(), respW.Fd(), devnull.Fd()})
-		files[len(files)-1] = devnull.Fd()
-	}
-	// syscall.ForkExec, not os.StartProcess: the latter first probes pidfd
-	// support with a clone of its own, for a process handle (a pid, Kill
-	// and Wait4 are all the shim needs).
-	attr := &syscall.ProcAttr{
-		Dir:   "/",
-		Env:   []string{HolderEnv + "=1", fmt.Sprintf("%s_PAD=%d", HolderEnv, len(files)-1)},
-		Files: files,
-		// Its own session: a Ctrl-C or a signal to cargo's process group
-		// must not release the locks before cargo itself has exited.
-		Sys: &syscall.SysProcAttr{Setsid: true},
-	}
-	pid, err := syscall.ForkExec(exe, []string{"cargo-shim-holder"}, attr)
-	if err != nil && len(files) > 3 {
-		// Beyond the child's descriptor limit: start it unpadded.
-		attr.Files = files[:3]
-		attr.Env = attr.Env[:1]
-		pid, err = syscall.ForkExec(exe, []string{"cargo-shim-holder"}, attr)
-	}
-	if err != nil {
-		cmdW.Close()
-		respR.Close()
-		return nil, &os.PathError{Op: "fork/exec", Path: exe, Err: err}
-	}
-	h := &Holder{pid: pid, cmd: cmdW, resp: bufio.NewReader(respR)}
+	h.cmd, h.resp, h.sock = cmdW, bufio.NewReader(respR), pair[0]
+	h.child = []*os.File{cmdR, respW, os.NewFile(uintptr(pair[1]), "holder socket")}
 	for _, root := range beneathRoots() {
 		// A few hundred bytes: the pipe buffer takes them without blocking.
 		if !strings.ContainsAny(root, "\n") {
@@ -109,6 +97,65 @@ func StartHolder(exe string, n int) (*Holder, error) {
 		}
 	}
 	return h, nil
+}
+
+// Start forks and execs the holder.
+//
+// Sizing: a multi-threaded process (every Go program) that grows its file
+// descriptor table waits for an RCU grace period each time (fs/file.c:
+// expand_fdtable calls synchronize_rcu when the table is shared); measured,
+// 400 locks took 15.8 ms in a fresh holder against 3 ms in a warm process.
+// So the holder is started with its table already large enough: an extra
+// descriptor at fd n+32 makes the child, still single-threaded before exec,
+// grow it once for free.
+func (h *Holder) Start() error {
+	devnull, err := os.Open(os.DevNull)
+	if err == nil {
+		defer devnull.Close()
+		h.pid, err = h.forkExec(devnull)
+	}
+	for _, f := range h.child {
+		f.Close() // the holder has its own copies; ours would keep its pipes open
+	}
+	if err != nil {
+		// Not our end of the socket: HandOff may be sending on it. The
+		// holder's end is closed, which drops whatever was handed off.
+		h.cmd.Close()
+		return &os.PathError{Op: "fork/exec", Path: h.exe, Err: err}
+	}
+	return nil
+}
+
+func (h *Holder) forkExec(devnull *os.File) (int, error) {
+	base := []uintptr{h.child[0].Fd(), h.child[1].Fd(), devnull.Fd(), h.child[2].Fd()}
+	files := base
+	if h.n > 16 {
+		files = make([]uintptr, h.n+32)
+		for k := range files {
+			files[k] = closed
+		}
+		copy(files, base)
+		files[len(files)-1] = devnull.Fd()
+	}
+	// syscall.ForkExec, not os.StartProcess: the latter first probes pidfd
+	// support with a clone of its own, for a process handle (a pid, Kill
+	// and Wait4 are all the shim needs).
+	attr := &syscall.ProcAttr{
+		Dir: "/",
+		Env: []string{HolderEnv + "=1", fmt.Sprintf("%s_PARENT=%d", HolderEnv, os.Getpid()),
+			fmt.Sprintf("%s_PAD=%d", HolderEnv, len(files)-1)},
+		Files: files,
+		// Its own session: a Ctrl-C or a signal to cargo's process group
+		// must not release the locks before cargo itself has exited.
+		Sys: &syscall.SysProcAttr{Setsid: true},
+	}
+	pid, err := syscall.ForkExec(h.exe, []string{"cargo-shim-holder"}, attr)
+	if err != nil && len(files) > len(base) {
+		// Beyond the child's descriptor limit: start it unpadded.
+		attr.Files, attr.Env = base, attr.Env[:2]
+		pid, err = syscall.ForkExec(h.exe, []string{"cargo-shim-holder"}, attr)
+	}
+	return pid, err
 }
 
 // Pid of the holder process.
@@ -121,19 +168,44 @@ const closed = ^uintptr(0)
 // de-duplicates them, in AcquireSet) and waits until it has them. timeout 0 waits forever. waiting is called
 // with the path the holder is blocked on after about a second.
 func (h *Holder) Lock(paths []string, timeout time.Duration, waiting func(path string)) error {
+	if err := h.request(timeout, nil, paths); err != nil {
+		return err
+	}
+	return h.answer(waiting)
+}
+
+// request sends a lock command: the locks handed over already (HandOff),
+// then the paths the holder is to lock itself.
+func (h *Holder) request(timeout time.Duration, handed [][]*Lock, paths []string) error {
+	if err := h.drain(); err != nil {
+		return err
+	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "lock %d\n", timeout.Nanoseconds())
-	for _, p := range paths {
-		if strings.ContainsAny(p, "\n") {
-			return fmt.Errorf("lock path contains a newline: %q", p)
+	nHanded := len(pathsOf(handed))
+	fmt.Fprintf(&b, "lock %d %d\n", timeout.Nanoseconds(), nHanded)
+	for batch, ls := range handed {
+		for _, l := range ls {
+			fmt.Fprintf(&b, "%d %d %t %s\n", batch, l.mtime, l.readOnly, l.path)
 		}
+	}
+	for _, p := range paths {
 		b.WriteString(p)
 		b.WriteByte('\n')
 	}
 	b.WriteByte('\n')
+	for _, p := range append(paths, pathsOf(handed)...) {
+		if strings.ContainsAny(p, "\n") {
+			return fmt.Errorf("lock path contains a newline: %q", p)
+		}
+	}
 	if _, err := io.WriteString(h.cmd, b.String()); err != nil {
 		return fmt.Errorf("holder: %w", err)
 	}
+	return nil
+}
+
+// answer reads the holder's answer to one lock command.
+func (h *Holder) answer(waiting func(path string)) error {
 	for {
 		line, err := h.resp.ReadString('\n')
 		if err != nil {
@@ -156,8 +228,23 @@ func (h *Holder) Lock(paths []string, timeout time.Duration, waiting func(path s
 	}
 }
 
+// drain reads the answers HandOff did not wait for: the next command must
+// not take one of them for its own.
+func (h *Holder) drain() error {
+	for ; h.unanswered > 0; h.unanswered-- {
+		if err := h.answer(nil); err != nil {
+			h.unanswered--
+			return err
+		}
+	}
+	return nil
+}
+
 // Release asks the holder to drop every lock it holds, and waits for it.
 func (h *Holder) Release() error {
+	if err := h.drain(); err != nil {
+		return err
+	}
 	if _, err := io.WriteString(h.cmd, "release\n"); err != nil {
 		return err
 	}
@@ -173,12 +260,14 @@ func (h *Holder) Release() error {
 func (h *Holder) Hold() error {
 	_, err := io.WriteString(h.cmd, "hold\n")
 	h.cmd.Close()
+	unix.Close(h.sock) // what is queued on it stays the holder's to read
 	return err
 }
 
 // Stop ends the holder, releasing whatever it holds.
 func (h *Holder) Stop() {
 	h.cmd.Close()
+	unix.Close(h.sock)
 	_ = syscall.Kill(h.pid, syscall.SIGKILL)
 	var ws syscall.WaitStatus
 	for {
@@ -191,10 +280,19 @@ func (h *Holder) Stop() {
 // RunHolder is the holder's main: it reads commands on stdin and answers on
 // stdout. It returns the exit code.
 func RunHolder() int {
-	if pad, err := strconv.Atoi(os.Getenv(HolderEnv + "_PAD")); err == nil && pad > 2 {
+	if pad, err := strconv.Atoi(os.Getenv(HolderEnv + "_PAD")); err == nil && pad > 3 {
 		unix.Close(pad) // only there to size the descriptor table
 	}
 	parent := os.Getppid()
+	if want, err := strconv.Atoi(os.Getenv(HolderEnv + "_PARENT")); err == nil && want != parent {
+		// The shim handed its locks off, execed cargo, and cargo has
+		// exited before we started: there is nothing left to hold for,
+		// and waiting for our new parent would hold them for ever.
+		return 0
+	}
+	// The shim may exec cargo before reading our answer (HandOff): an
+	// answer to a closed pipe must fail, not kill the holder.
+	signal.Ignore(syscall.SIGPIPE)
 	in := bufio.NewReader(os.Stdin)
 	out := os.Stdout
 	var held *Set
@@ -209,27 +307,7 @@ func RunHolder() int {
 		verb, arg, _ := strings.Cut(strings.TrimSuffix(line, "\n"), " ")
 		switch verb {
 		case "lock":
-			ns, _ := strconv.ParseInt(arg, 10, 64)
-			var paths []string
-			for {
-				p, err := in.ReadString('\n')
-				if err != nil {
-					return 0
-				}
-				if p == "\n" {
-					break
-				}
-				paths = append(paths, strings.TrimSuffix(p, "\n"))
-			}
-			ctx := context.Background()
-			cancel := func() {}
-			if ns > 0 {
-				ctx, cancel = context.WithTimeout(ctx, time.Duration(ns))
-			}
-			s, err := AcquireSet(ctx, paths, Shared, Options{Waiting: func(p string) {
-				fmt.Fprintf(out, "waiting %s\n", p)
-			}})
-			cancel()
+			s, err := lockCommand(in, arg, out)
 			var pe *os.PathError
 			switch {
 			case err == nil:
@@ -238,6 +316,8 @@ func RunHolder() int {
 				}
 				held = s
 				fmt.Fprintln(out, "ok")
+			case errors.Is(err, errHolderInput):
+				return 0
 			case errors.Is(err, context.DeadlineExceeded) && errors.As(err, &pe):
 				fmt.Fprintf(out, "timeout %s\n", pe.Path)
 			default:

@@ -27,6 +27,8 @@ func TestMain(m *testing.M) {
 		helperLock()
 	case "hold-exec":
 		helperHoldExec()
+	case "handoff-exec":
+		helperHandOffExec()
 	case "lock-no-hold":
 		helperLockNoHold()
 	case "readonly":

@@ -23,12 +23,8 @@ func (r *Run) gitSources() []gitstore.Source {
 	if r.Cmd.Sub == "install" {
 		return nil
 	}
-	lockPath := store.FindCargoLock(r.Cwd, r.Cmd.ManifestPath)
-	if lockPath == "" {
-		return nil
-	}
-	data, err := os.ReadFile(lockPath)
-	if err != nil || !bytes.Contains(data, []byte(`"git+`)) {
+	lockPath, data, err := r.cargoLock(r.Cmd.ManifestPath)
+	if lockPath == "" || err != nil || !bytes.Contains(data, []byte(`"git+`)) {
 		return nil
 	}
 	pkgs, err := store.GitPackages(data, lockPath)

@@ -251,13 +251,33 @@ func (r *Run) planSource() (name string, data []byte, err error) {
 		// --path P builds P's package with its workspace's Cargo.lock.
 		manifest = filepath.Join(a.path, "Cargo.toml")
 	}
-	lockPath := store.FindCargoLock(r.Cwd, manifest)
+	lockPath, data, err := r.cargoLock(manifest)
 	if lockPath == "" {
 		return "", nil, r.checkRegistry()
 	}
-	data, err = os.ReadFile(lockPath)
 	if err != nil {
 		return "", nil, fmt.Errorf("cannot read the planned crates: %w", err)
 	}
 	return lockPath, data, nil
+}
+
+// cargoLock finds and reads the Cargo.lock of the workspace of manifest
+// (cwd's when ""), once a run: the git sources and the registry plan read
+// the same file (cargo fetch in between is run --locked).
+func (r *Run) cargoLock(manifest string) (path string, data []byte, err error) {
+	if c := r.lockRead; c != nil && c.manifest == manifest {
+		return c.path, c.data, c.err
+	}
+	c := &cargoLockRead{manifest: manifest, path: store.FindCargoLock(r.Cwd, manifest)}
+	if c.path != "" {
+		c.data, c.err = os.ReadFile(c.path)
+	}
+	r.lockRead = c
+	return c.path, c.data, c.err
+}
+
+type cargoLockRead struct {
+	manifest, path string
+	data           []byte
+	err            error
 }

@@ -219,7 +219,7 @@ func printStatusLines(out *shim.Logger, st *StatusReport) {
 	shim.Fprintf(w, "locked now:         %d\n", len(st.Locked))
 	for _, h := range st.Locked {
 		shim.Fprintf(w, "  %s v%s (%s) %s by pid %d (%s)", h.Crate, h.Version, h.Regdir, h.Mode, h.Pid, h.Command)
-		if h.ForPid != 0 {
+		if h.ForPid != 0 && h.ForPid != h.Pid {
 			shim.Fprintf(w, " for pid %d (%s)", h.ForPid, h.ForCommand)
 		}
 		fmt.Fprintln(w)

@@ -25,7 +25,10 @@ type LockHolder struct {
 	Mode    string `json:"mode"` // "shared" or "exclusive"
 	Pid     int    `json:"pid"`
 	Command string `json:"command"`
-	// For a holder process: the cargo (its parent) it holds the lock for.
+	// The process the lock is held for: a holder's parent (the cargo the
+	// shim exec'd), else the locker itself. A shim run on a local disk takes
+	// its locks itself and hands them to its holder; /proc/locks then names
+	// the run, which is its cargo since the exec.
 	ForPid     int    `json:"for_pid,omitempty"`
 	ForCommand string `json:"for_command,omitempty"`
 }
@@ -258,6 +261,7 @@ func lockHolders(reg store.Registry) []LockHolder {
 			continue
 		}
 		h := LockHolder{Crate: i.Name, Version: i.Version, Regdir: i.Regdir, Mode: l.mode, Pid: l.pid, Command: cmdline(l.pid)}
+		h.ForPid, h.ForCommand = h.Pid, h.Command
 		if h.Command == "cargo-shim-holder" {
 			h.ForPid = parentOf(l.pid)
 			h.ForCommand = cmdline(h.ForPid)
