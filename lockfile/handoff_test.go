@@ -150,5 +150,3 @@ func readUntil(t *testing.T, r *bufio.Reader, last string) string {
 		b.WriteString(line)
 	}
 }
-
-

@@ -304,18 +304,7 @@ func TestHolderKeepsLocksThroughExecUntilExit(t *testing.T) {
 	// SIGKILL the exec'd program: the holder notices and releases.
 	h.cmd.Process.Signal(syscall.SIGKILL)
 	h.cmd.Wait()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		l, err := Try(p, Exclusive)
-		if err == nil {
-			l.Release()
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("lock still held 10s after the program was killed: %v", err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitFree(t, p, "the program was killed")
 }
 
 func TestHolderReleaseFreesLocks(t *testing.T) {
@@ -363,18 +352,7 @@ func TestKilledHolderReleases(t *testing.T) {
 		t.Fatalf("before the kill: %v", err)
 	}
 	syscall.Kill(pid, syscall.SIGKILL)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		l, err := Try(p, Exclusive)
-		if err == nil {
-			l.Release()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("lock still held 10s after its holder was killed: %v", err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitFree(t, p, "its holder was killed")
 	if err := h.cmd.Process.Signal(syscall.Signal(0)); err != nil {
 		t.Fatalf("the exec'd program died with its holder: %v", err)
 	}

@@ -229,7 +229,7 @@ type Run struct {
 	// run is reported instead: one warning line per run, not two.
 	shareErr error
 	// shared: this home's cargo lock files name the registry's.
-	shared bool
+	shared   bool
 	lockRead *cargoLockRead // the Cargo.lock, read once (cargoLock)
 	// handOff: round 0 takes its locks itself and hands them to the
 	// holder (lockfile.HandOff).
