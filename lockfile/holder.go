@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -180,9 +181,14 @@ func (h *Holder) request(timeout time.Duration, handed [][]*Lock, paths []string
 	if err := h.drain(); err != nil {
 		return err
 	}
+	handedPaths := pathsOf(handed)
+	for _, p := range slices.Concat(paths, handedPaths) {
+		if strings.ContainsAny(p, "\n") {
+			return fmt.Errorf("lock path contains a newline: %q", p)
+		}
+	}
 	var b strings.Builder
-	nHanded := len(pathsOf(handed))
-	fmt.Fprintf(&b, "lock %d %d\n", timeout.Nanoseconds(), nHanded)
+	fmt.Fprintf(&b, "lock %d %d\n", timeout.Nanoseconds(), len(handedPaths))
 	for batch, ls := range handed {
 		for _, l := range ls {
 			fmt.Fprintf(&b, "%d %d %t %s\n", batch, l.mtime, l.readOnly, l.path)
@@ -193,11 +199,6 @@ func (h *Holder) request(timeout time.Duration, handed [][]*Lock, paths []string
 		b.WriteByte('\n')
 	}
 	b.WriteByte('\n')
-	for _, p := range append(paths, pathsOf(handed)...) {
-		if strings.ContainsAny(p, "\n") {
-			return fmt.Errorf("lock path contains a newline: %q", p)
-		}
-	}
 	if _, err := io.WriteString(h.cmd, b.String()); err != nil {
 		return fmt.Errorf("holder: %w", err)
 	}
