@@ -261,8 +261,8 @@ func LocalLocks(dir string) bool {
 	if unix.Statfs(dir, &sfs) != nil {
 		return false
 	}
-	switch sfs.Type {
-	case 0xEF53, 0x58465342, 0x9123683E, 0x01021994, 0x794C7630, 0x2FC12FC1: // ext2-4, xfs, btrfs, tmpfs, overlay, zfs
+	switch fsNames[int64(sfs.Type)] {
+	case "ext4", "xfs", "btrfs", "tmpfs", "overlay", "zfs": // "ext4" is ext2 and ext3 too
 		return true
 	}
 	return false
