@@ -18,8 +18,6 @@ type Dir struct {
 	fd   int
 	name string // what it was opened as, for messages only
 	walk bool   // resolve one component at a time (kernel without openat2)
-	// sealed: seen writable by none but the running uid and root (SeeSealed).
-	sealed bool
 }
 
 // resolveFlags: beneath the directory, no symlink of any kind.

@@ -146,9 +146,6 @@ func (r Registry) openStater(regdirs []string) *stater {
 	for _, d := range regdirs {
 		for _, tree := range []string{srcTree, cacheTree} {
 			if sub, err := r.subdir(filepath.Join(r.Root, tree, d)); err == nil {
-				// A regdir only trusted uids write lets each extraction's
-				// stamps resolve from it, without opening the extraction.
-				sub.SeeSealed()
 				s.dirs[[2]string{tree, d}] = sub
 			}
 		}
