@@ -37,6 +37,7 @@ type checkRow struct {
 	crates             int
 	plain, viaSh       time.Duration
 	plainMin, viaShMin time.Duration // the fastest run: the least disturbed by load
+	goExec, goTwo      time.Duration // the wrappers of wrappers.go, which do no work
 }
 
 type straceRow struct {
@@ -125,19 +126,29 @@ func (u *userFacing) measureChecks() error {
 			return err
 		}
 	}
+	goExec, err := buildGoProgram(u.tmp, "goexec", goExecSrc)
+	if err != nil {
+		return err
+	}
+	goTwo, err := buildGoProgram(u.tmp, "gotwo", goTwoSrc)
+	if err != nil {
+		return err
+	}
+	wrapEnv := append(slices.Clone(plainEnv), wrapperEnv+"="+cargo)
+	bins := []string{cargo, u.shimBin, goExec, goTwo}
+	envs := [][]string{plainEnv, shimEnv, wrapEnv, wrapEnv}
 	fmt.Printf("user-facing: %d interleaved runs of each no-op check...\n", u.runs)
-	samples := map[int]*[2][]time.Duration{}
+	samples := map[int]*[4][]time.Duration{}
 	for _, n := range userfacingSizes {
-		samples[n] = &[2][]time.Duration{}
+		samples[n] = &[4][]time.Duration{}
 	}
 	for r := 0; r < u.runs; r++ {
 		for _, n := range userfacingSizes {
-			// Plain first in even rounds, the drop-in first in odd ones:
-			// whatever the order favours cancels out.
-			for i := 0; i < 2; i++ {
-				k := (i + r) % 2
-				bin, env := []string{cargo, u.shimBin}[k], [][]string{plainEnv, shimEnv}[k]
-				d, _, err := timed(bin, []string{"check"}, works[n], env)
+			// Each round starts with the next command: whatever the order
+			// favours cancels out.
+			for i := range bins {
+				k := (i + r) % len(bins)
+				d, _, err := timed(bins[k], []string{"check"}, works[n], envs[k])
 				if err != nil {
 					return err
 				}
@@ -146,7 +157,8 @@ func (u *userFacing) measureChecks() error {
 		}
 	}
 	for _, n := range userfacingSizes {
-		u.checks = append(u.checks, checkRow{crates: n, plain: median(samples[n][0]), viaSh: median(samples[n][1]), plainMin: slices.Min(samples[n][0]), viaShMin: slices.Min(samples[n][1])})
+		s := samples[n]
+		u.checks = append(u.checks, checkRow{crates: n, plain: median(s[0]), viaSh: median(s[1]), plainMin: slices.Min(s[0]), viaShMin: slices.Min(s[1]), goExec: median(s[2]), goTwo: median(s[3])})
 	}
 	return nil
 }

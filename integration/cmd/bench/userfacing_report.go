@@ -32,9 +32,22 @@ func writeUserFacing(b *strings.Builder, u *userFacing, how string) {
 		fmt.Fprintf(b, "| %d | %s | %s | %.2f | %s | %s | %s, %s, %.2f |\n", c.crates, ms(c.plain), ms(c.viaSh), ratio, ms(added), target, ms(c.plainMin), ms(c.viaShMin), float64(c.viaShMin)/float64(c.plainMin))
 	}
 	fmt.Fprintf(b, "\nThe targets are judged on the medians; on a loaded machine the fastest runs, the least disturbed by other work, are a second view of the same comparison.\n")
+	writeWrapperFloors(b, u)
 	writeFloorRatio(b, u)
 	writeStrace(b, u)
 	b.WriteString("\n" + ufEnd + "\n")
+}
+
+// writeWrapperFloors: what a Go wrapper doing no work adds, interleaved
+// with the rows above (wrappers.go).
+func writeWrapperFloors(b *strings.Builder, u *userFacing) {
+	fmt.Fprintf(b, "\n### What a Go wrapper that does nothing adds (same runs)\n\n")
+	fmt.Fprintf(b, "Two programs built by the bench, interleaved with the rows above: one that only execs cargo (any drop-in written in Go), and one that first starts a second Go process living until cargo exits (the shape of the drop-in's lock holder: a flock must outlive the exec in a process that is not cargo, or cargo's children would inherit it). Neither checks or locks anything.\n\n")
+	fmt.Fprintf(b, "| N crates | plain | Go exec only: added, ratio | Go exec + second Go process: added, ratio | the drop-in: added, ratio | the drop-in over the second row |\n|---|---|---|---|---|---|\n")
+	for _, c := range u.checks {
+		fmt.Fprintf(b, "| %d | %s | %s, %.2f | %s, %.2f | %s, %.2f | %s |\n", c.crates, ms(c.plain), ms(c.goExec-c.plain), float64(c.goExec)/float64(c.plain),
+			ms(c.goTwo-c.plain), float64(c.goTwo)/float64(c.plain), ms(c.viaSh-c.plain), float64(c.viaSh)/float64(c.plain), ms(c.viaSh-c.goTwo))
+	}
 }
 
 func writeFloorRatio(b *strings.Builder, u *userFacing) {
