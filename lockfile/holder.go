@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -182,9 +181,11 @@ func (h *Holder) request(timeout time.Duration, handed [][]*Lock, paths []string
 		return err
 	}
 	handedPaths := pathsOf(handed)
-	for _, p := range slices.Concat(paths, handedPaths) {
-		if strings.ContainsAny(p, "\n") {
-			return fmt.Errorf("lock path contains a newline: %q", p)
+	for _, ps := range [][]string{paths, handedPaths} {
+		for _, p := range ps {
+			if strings.IndexByte(p, '\n') >= 0 {
+				return fmt.Errorf("lock path contains a newline: %q", p)
+			}
 		}
 	}
 	var b strings.Builder

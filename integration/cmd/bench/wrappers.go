@@ -8,7 +8,7 @@ package main
 // or cargo's children would inherit it). Neither checks or locks anything.
 
 // wrapperEnv names the cargo the wrappers exec.
-const wrapperEnv = "CARGO_SHIM_BENCH_REAL"
+const wrapperEnv = "BENCH_WRAPPED_CARGO"
 
 const goExecSrc = `package main
 
